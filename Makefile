@@ -1,0 +1,53 @@
+# Two commands are the whole set-up: `make lab` and `make test`. Each one creates the venv,
+# installs requirements.txt and makes sure a RabbitMQ broker answers (installing and starting
+# one if needed), so a fresh machine needs nothing else.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Extra JupyterLab options, e.g. `make lab LAB_ARGS="--no-browser --ip 127.0.0.1 --port 8899"`.
+LAB_ARGS ?=
+# JupyterLab and RabbitMQ refuse to run as root unless told; students are not root.
+ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
+PYTEST_ARGS ?=
+
+.PHONY: lab test test-package test-notebooks setup venv broker clean
+
+lab: setup
+	cd notebooks && ../$(PY) -m jupyter lab $(ROOT_ARGS) $(LAB_ARGS)
+
+test: setup
+	$(PY) -m pytest tests notebooks --nbval --nbval-current-env \
+		--sanitize-with notebooks/nbval_sanitize.cfg $(PYTEST_ARGS)
+
+test-package: setup
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+test-notebooks: setup
+	$(PY) -m pytest notebooks --nbval --nbval-current-env \
+		--sanitize-with notebooks/nbval_sanitize.cfg $(PYTEST_ARGS)
+
+setup: venv broker
+
+# The venv is rebuilt when PYTHON names another interpreter version, and reinstalled when
+# requirements.txt or pyproject.toml change.
+venv:
+	@want="$$($(PYTHON) -c 'import sys; print(sys.version.split()[0])')" || exit 1; \
+	have="$$(cat $(VENV)/.python-version 2>/dev/null)"; \
+	if [ "$$want" != "$$have" ]; then \
+		echo "creating $(VENV) with Python $$want"; \
+		rm -rf $(VENV) && $(PYTHON) -m venv $(VENV) && echo "$$want" > $(VENV)/.python-version \
+		|| exit 1; \
+	fi
+	@$(MAKE) --no-print-directory $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+broker: venv
+	$(PY) -m fibrpc_helpers broker ensure
+
+clean:
+	rm -rf $(VENV) .pytest_cache

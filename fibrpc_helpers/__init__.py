@@ -1,0 +1,32 @@
+"""fibrpc_helpers: the reference RPC client and worker of the fibrpc notebook series.
+
+The notebooks build these pieces live; this package holds the finished versions and the
+plumbing (broker, worker processes) so a notebook cell shows only the idea it teaches.
+"""
+
+from .client import DEFAULT_QUEUE, DEFAULT_TIMEOUT, FibonacciRpcClient, ReplyCounts
+from .errors import NoWorkerError, RemoteError, RpcConnectionError, RpcError, RpcTimeout
+from .fib import DEFAULT_MAX_N, check_n, fib, fib_recursive
+from .processes import WorkerProcesses
+from .urls import amqp_url, mask_url
+from .worker import FibonacciRpcWorker
+
+__all__ = [
+    "DEFAULT_MAX_N",
+    "DEFAULT_QUEUE",
+    "DEFAULT_TIMEOUT",
+    "FibonacciRpcClient",
+    "FibonacciRpcWorker",
+    "NoWorkerError",
+    "RemoteError",
+    "ReplyCounts",
+    "RpcConnectionError",
+    "RpcError",
+    "RpcTimeout",
+    "WorkerProcesses",
+    "amqp_url",
+    "check_n",
+    "fib",
+    "fib_recursive",
+    "mask_url",
+]

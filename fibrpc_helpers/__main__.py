@@ -1,0 +1,182 @@
+"""Command line: ``python -m fibrpc_helpers broker|worker|call ...``.
+
+* ``broker ensure|status|stop``: make sure a RabbitMQ broker answers at AMQP_URL.
+* ``worker``: serve fib requests until SIGINT/SIGTERM, then finish what it holds, exit 0.
+* ``call N [N ...]``: print ``fib(N) = X`` per line; a one-line error and exit 1 on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+
+from . import broker
+from .client import DEFAULT_QUEUE, DEFAULT_TIMEOUT, FibonacciRpcClient
+from .errors import RpcError
+from .fib import DEFAULT_MAX_N, fib, fib_recursive
+from .processes import WorkerProcesses
+from .urls import amqp_url, mask_url
+from .worker import FibonacciRpcWorker
+
+WORK: dict[str, Callable[[int], int]] = {"fast": fib, "recursive": fib_recursive}
+
+
+def _broker(args: argparse.Namespace) -> int:
+    try:
+        if args.action == "ensure":
+            print(broker.describe(broker.ensure(args.url)))
+        elif args.action == "status":
+            info = broker.status(args.url)
+            print(broker.describe(info))
+            return 0 if info.version else 1
+        else:
+            print(broker.stop(args.url))
+    except broker.BrokerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    worker = await FibonacciRpcWorker.start(
+        args.url,
+        queue=args.queue,
+        prefetch=args.prefetch,
+        compute=WORK[args.work],
+        max_n=args.max_n,
+        service_time=args.sleep_ms / 1000,
+    )
+    print(
+        f"worker {worker.name} is serving queue {args.queue!r} at {mask_url(amqp_url(args.url))}"
+        f" (prefetch {args.prefetch}, work {args.work}); Ctrl-C stops it",
+        flush=True,
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    watchdog = asyncio.create_task(_watch_parent(stopping)) if args.exit_with_parent else None
+    await stopping.wait()
+    if watchdog:
+        watchdog.cancel()
+    await worker.stop()
+    counts = worker.counts
+    logging.getLogger("fibrpc_helpers.worker").info(
+        "stopped: %d answered, %d error replies, %d dropped",
+        counts.answered,
+        counts.errors,
+        counts.dropped,
+    )
+    return 0
+
+
+async def _watch_parent(stopping: asyncio.Event) -> None:
+    """Stop when the process that started us is gone (a killed Jupyter kernel, say)."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(0.5)
+    stopping.set()
+
+
+def _worker(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    logging.getLogger("aio_pika").setLevel(logging.WARNING)
+    logging.getLogger("aiormq").setLevel(logging.WARNING)
+    if args.processes == 1:
+        try:
+            return asyncio.run(_serve(args))
+        except RpcError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    workers = WorkerProcesses(
+        args.processes,
+        url=args.url,
+        queue=args.queue,
+        prefetch=args.prefetch,
+        work=args.work,
+        sleep_ms=args.sleep_ms,
+        max_n=args.max_n,
+    )
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    with workers:
+        for name in workers.names:
+            print(f"worker {name} is serving queue {args.queue!r}", flush=True)
+        while not stopping.wait(0.5):
+            if any(process.poll() is not None for process in workers.processes):
+                print("error: a worker process exited; stopping the others", file=sys.stderr)
+                break
+    codes = [process.returncode for process in workers.processes]
+    return 0 if all(code == 0 for code in codes) else 1
+
+
+async def _call(args: argparse.Namespace) -> int:
+    try:
+        async with await FibonacciRpcClient.connect(args.url, queue=args.queue) as client:
+            results = await asyncio.gather(
+                *(client.call(n, timeout=args.timeout) for n in args.n), return_exceptions=True
+            )
+    except RpcError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    status = 0
+    for n, result in zip(args.n, results):
+        if isinstance(result, BaseException):
+            if not isinstance(result, (RpcError, ValueError)):
+                raise result
+            print(f"error: fib({n}): {result}", file=sys.stderr)
+            status = 1
+        else:
+            print(f"fib({n}) = {result}", flush=True)
+    return status
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m fibrpc_helpers", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = top.add_subparsers(dest="command", required=True)
+
+    def with_url(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--url", help="AMQP URL (default: $AMQP_URL, else local guest)")
+        return sub
+
+    b = with_url(commands.add_parser("broker", help="ensure, show or stop the RabbitMQ broker"))
+    b.add_argument("action", choices=["ensure", "status", "stop"])
+    b.set_defaults(run=_broker)
+
+    w = with_url(commands.add_parser("worker", help="serve fib requests from a queue"))
+    w.add_argument("--queue", default=DEFAULT_QUEUE)
+    w.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
+    w.add_argument("--prefetch", type=int, default=1, help="unacked requests per worker")
+    w.add_argument("--work", choices=sorted(WORK), default="fast",
+                   help="fast exact fib, or the tutorial's recursive (CPU-bound) one")
+    w.add_argument("--sleep-ms", type=float, default=0.0,
+                   help="extra I/O-like wait per request, in milliseconds")
+    w.add_argument("--max-n", type=int, default=DEFAULT_MAX_N, help="largest n accepted")
+    w.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
+    w.set_defaults(run=lambda args: _worker(args))
+
+    c = with_url(commands.add_parser("call", help="call fib(N) on a worker and print it"))
+    c.add_argument("--queue", default=DEFAULT_QUEUE)
+    c.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per call")
+    c.add_argument("n", type=int, nargs="+", metavar="N")
+    c.set_defaults(run=lambda args: asyncio.run(_call(args)))
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""Make sure a RabbitMQ broker answers at ``AMQP_URL``: find one, or start our own node.
+
+``make lab`` and ``make test`` call ``python -m fibrpc_helpers broker ensure``, so a fresh
+machine needs no other step. The node this module starts keeps its data, logs and Erlang
+cookie under ``.broker/`` in the project (git-ignored), listens on the URL's port, and is
+recorded in ``.broker/node.json`` so that ``stop`` stops that node and never anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aio_pika
+
+from .urls import amqp_url, mask_url, url_host, url_port
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+STATE_DIR = Path(os.environ.get("FIBRPC_BROKER_DIR", PROJECT_DIR / ".broker"))
+START_TIMEOUT = 120.0
+
+# Debian puts the real scripts here; /usr/sbin/rabbitmq-server is a wrapper that insists on
+# running as the `rabbitmq` user, which our project-local node does not want.
+_SCRIPT_DIRS = ("/usr/lib/rabbitmq/bin", "/usr/local/opt/rabbitmq/sbin", "/opt/homebrew/sbin")
+
+HOW_TO_GET_ONE = """\
+No RabbitMQ broker answers at {url}, and rabbitmq-server is not installed here.
+Get one of these, then run the command again:
+  * Debian/Ubuntu:  sudo apt-get install rabbitmq-server
+  * macOS:          brew install rabbitmq
+  * Docker:         docker run -d --name rabbitmq -p 5672:5672 rabbitmq:3
+Or point AMQP_URL at a broker you already have, e.g.
+  export AMQP_URL=amqp://user:password@broker.example.org:5672/"""
+
+
+class BrokerError(RuntimeError):
+    """No broker could be found or started; the message says what to do."""
+
+
+@dataclass
+class BrokerInfo:
+    url: str
+    version: str | None  # None when nothing answers
+    started_by_us: bool
+
+
+def probe(url: str | None = None, timeout: float = 3.0) -> str | None:
+    """The broker's version if an AMQP connection to ``url`` succeeds, else None."""
+
+    async def connect() -> str | None:
+        for noisy in ("aiormq", "aio_pika"):  # a refused connection is an answer here
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
+        try:
+            connection = await aio_pika.connect(amqp_url(url), timeout=timeout)
+        except Exception:
+            return None
+        try:
+            properties = connection.transport.connection.server_properties  # type: ignore[union-attr]
+            version = properties.get("version", "unknown")
+            return version.decode() if isinstance(version, bytes) else str(version)
+        finally:
+            await connection.close()
+
+    return asyncio.run(connect())
+
+
+def _record_file() -> Path:
+    return STATE_DIR / "node.json"
+
+
+def _recorded_node() -> dict | None:
+    """The node we started, if its recorded process is still alive and is that node."""
+    try:
+        record = json.loads(_record_file().read_text())
+        pid = int(record["pid"])
+        os.kill(pid, 0)
+    except (OSError, ValueError, KeyError):
+        return None
+    environ = Path(f"/proc/{pid}/environ")
+    marker = f"RABBITMQ_NODENAME={record['nodename']}".encode()
+    if environ.exists() and marker not in environ.read_bytes():
+        return None  # the pid was reused by some other process
+    return record
+
+
+def status(url: str | None = None) -> BrokerInfo:
+    url = amqp_url(url)
+    record = _recorded_node()
+    started_by_us = record is not None and record["port"] == url_port(url)
+    return BrokerInfo(url, probe(url), started_by_us)
+
+
+def _find_server() -> str | None:
+    for directory in _SCRIPT_DIRS:
+        candidate = Path(directory) / "rabbitmq-server"
+        if candidate.exists():
+            return str(candidate)
+    return shutil.which("rabbitmq-server")
+
+
+def _install_with_apt() -> None:
+    print("rabbitmq-server is not installed; installing it with apt-get ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "rabbitmq-server"]):
+        result = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if result.returncode != 0:
+            raise BrokerError(
+                f"`{' '.join(command)}` failed:\n{result.stderr.decode(errors='replace')[-2000:]}"
+            )
+
+
+def _can_apt_install() -> bool:
+    return (
+        sys.platform.startswith("linux")
+        and Path("/etc/debian_version").exists()
+        and shutil.which("apt-get") is not None
+        and os.geteuid() == 0
+    )
+
+
+def _node_environment(port: int) -> dict[str, str]:
+    """Environment that makes rabbitmq-server keep everything under STATE_DIR."""
+    nodename = f"fibrpc{port}@localhost"
+    (STATE_DIR / "home").mkdir(parents=True, exist_ok=True)
+    (STATE_DIR / "log").mkdir(exist_ok=True)
+    (STATE_DIR / "enabled_plugins").write_text("[].\n")  # no plugins: starts in seconds
+    (STATE_DIR / "rabbitmq.conf").write_text(
+        f"listeners.tcp.default = {port}\n"
+        "loopback_users.guest = true\n"
+        "log.console = false\n"
+    )
+    return {
+        **os.environ,
+        "HOME": str(STATE_DIR / "home"),  # the Erlang cookie lives here, not in ~
+        "RABBITMQ_NODENAME": nodename,
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(port + 20000),
+        "RABBITMQ_MNESIA_BASE": str(STATE_DIR / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(STATE_DIR / "log"),
+        "RABBITMQ_PID_FILE": str(STATE_DIR / "rabbitmq.pid"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(STATE_DIR / "enabled_plugins"),
+        "RABBITMQ_CONFIG_FILE": str(STATE_DIR / "rabbitmq"),
+        "RABBITMQ_ADVANCED_CONFIG_FILE": str(STATE_DIR / "advanced.config"),
+        "RABBITMQ_CONF_ENV_FILE": str(STATE_DIR / "rabbitmq-env.conf"),
+        "RABBITMQ_ALLOW_INPUT": "",
+    }
+
+
+def _start_node(server: str, url: str) -> None:
+    port = url_port(url)
+    env = _node_environment(port)
+    log_path = STATE_DIR / "log" / "server-output.log"
+    print(f"starting a RabbitMQ node on port {port} (data and logs in .broker/) ", end="", flush=True)
+    with open(log_path, "ab") as output:
+        process = subprocess.Popen(
+            [server],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # survives the shell that ran `make`
+        )
+    _record_file().write_text(
+        json.dumps({"pid": process.pid, "nodename": env["RABBITMQ_NODENAME"], "port": port})
+    )
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            print(" failed", flush=True)
+            raise BrokerError(
+                f"rabbitmq-server exited with code {process.returncode}; see "
+                f"{log_path} and {STATE_DIR / 'log'} for why."
+            )
+        if probe(url, timeout=1.0) is not None:
+            print(" ready", flush=True)
+            return
+        print(".", end="", flush=True)
+        time.sleep(1.0)
+    print(" timed out", flush=True)
+    raise BrokerError(
+        f"the RabbitMQ node did not accept AMQP connections within {START_TIMEOUT:g} s; "
+        f"see {STATE_DIR / 'log'}."
+    )
+
+
+def ensure(url: str | None = None) -> BrokerInfo:
+    """Return once a broker answers at the URL, starting (and installing) one if needed."""
+    url = amqp_url(url)
+    if probe(url) is not None:
+        return status(url)
+    if url_host(url) not in ("localhost", "127.0.0.1", "::1"):
+        raise BrokerError(
+            f"no RabbitMQ broker answers at {mask_url(url)}. It is not on this machine, so "
+            "it cannot be started from here: check the host, port and credentials in AMQP_URL."
+        )
+    server = _find_server()
+    if server is None and _can_apt_install():
+        _install_with_apt()
+        if probe(url) is not None:  # the package's own service may have started
+            return status(url)
+        server = _find_server()
+    if server is None:
+        raise BrokerError(HOW_TO_GET_ONE.format(url=mask_url(url)))
+    _start_node(server, url)
+    return status(url)
+
+
+def stop(url: str | None = None) -> str:
+    """Stop the node that ``ensure`` started; leave any other broker alone."""
+    record = _recorded_node()
+    if record is None:
+        return "no RabbitMQ node started by this project is running; nothing stopped"
+    pid = int(record["pid"])
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.killpg(pid, signal.SIGKILL)
+    _record_file().unlink(missing_ok=True)
+    return f"stopped the RabbitMQ node {record['nodename']} (pid {pid}) that this project started"
+
+
+def describe(info: BrokerInfo) -> str:
+    """One line for people: where the broker is, its version, and who started it."""
+    where = mask_url(info.url)
+    if info.version is None:
+        return f"no broker answers at {where}"
+    owner = "started by this project (.broker/)" if info.started_by_us else "not started by this project"
+    return f"RabbitMQ {info.version} at {where}, {owner}"

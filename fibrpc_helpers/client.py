@@ -1,0 +1,257 @@
+"""The reference RPC client of tutorial six: one callback queue, a correlation id per call.
+
+The notebooks build this class live, one idea per cell; this module is the finished version
+they compare against and that the benchmarks and the command line use.
+
+How a call works:
+
+1. At connect, the client declares one exclusive callback queue and consumes it. Exclusive
+   means only this connection can read it, and the broker deletes it when the client goes.
+2. ``call(n)`` makes a fresh ``correlation_id``, maps it to a future, and publishes the
+   request to the request queue with ``reply_to`` = the callback queue. ``mandatory=True``
+   makes the broker hand back a request that no queue would receive (no worker, ever).
+3. Every reply on the callback queue is matched to its future by ``correlation_id``. A reply
+   whose id is not waited for is discarded and counted, never raised: a worker that dies
+   after replying but before acking gets its request redelivered, so the same reply can
+   legitimately arrive twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from uuid import uuid4
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import AMQPError, PublishError
+
+from .errors import NoWorkerError, RpcConnectionError, RpcTimeout
+from .urls import amqp_url, mask_url
+from .wire import decode_reply, encode_request
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE = "rpc_queue"
+DEFAULT_TIMEOUT = 10.0
+"""Seconds a call waits for its reply unless told otherwise: no call waits forever."""
+
+_REMEMBERED_IDS = 10_000  # how many finished correlation ids we remember, to name discards
+
+
+@dataclass
+class ReplyCounts:
+    """What happened to the replies that reached this client's callback queue."""
+
+    answered: int = 0
+    duplicate: int = 0  # a second reply to a call already answered (redelivered request)
+    late: int = 0  # a reply to a call that had already timed out or failed
+    unknown: int = 0  # a correlation id this client never sent (recently)
+
+    @property
+    def discarded(self) -> int:
+        return self.duplicate + self.late + self.unknown
+
+
+async def connect_robust(url: str | None) -> AbstractRobustConnection:
+    """Open a robust connection (it reconnects by itself), or say how to get a broker."""
+    url = amqp_url(url)
+    try:
+        return await aio_pika.connect_robust(url)
+    except (ConnectionError, OSError) as error:
+        raise RpcConnectionError(
+            f"cannot connect to the broker at {mask_url(url)} ({error}). Start one with "
+            "`python -m fibrpc_helpers broker ensure`, or set AMQP_URL to a broker you have."
+        ) from None
+
+
+def _cancelled_from_outside() -> bool:
+    """Whether the current task is being cancelled (not just an awaited future inside it)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+    return cancelling() > 0 if cancelling is not None else True
+
+
+class FibonacciRpcClient:
+    """Calls fib(n) on whichever worker consumes the request queue.
+
+    Create it with ``await FibonacciRpcClient.connect()``; use ``async with`` or ``close()``.
+    One client runs any number of calls at once (``asyncio.gather``) over one callback queue.
+    """
+
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        channel: AbstractRobustChannel,
+        callback_queue: AbstractQueue,
+        *,
+        queue: str,
+        timeout: float,
+    ) -> None:
+        self.connection = connection
+        self.channel = channel
+        self.callback_queue = callback_queue
+        self.queue = queue
+        self.timeout = timeout
+        self.replies = ReplyCounts()
+        self._pending: dict[str, asyncio.Future[AbstractIncomingMessage]] = {}
+        self._finished: OrderedDict[str, str] = OrderedDict()  # correlation id -> how it ended
+        self._closing = False
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str | None = None,
+        *,
+        queue: str = DEFAULT_QUEUE,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> FibonacciRpcClient:
+        """Connect, declare this client's exclusive callback queue and start consuming it."""
+        connection = await connect_robust(url)
+        try:
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            # No name: the broker (or, on a robust connection, aio-pika) picks a unique one.
+            callback_queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+            client = cls(connection, channel, callback_queue, queue=queue, timeout=timeout)  # type: ignore[arg-type]
+            await callback_queue.consume(client._on_reply, no_ack=True)
+        except BaseException:
+            await connection.close()
+            raise
+        connection.close_callbacks.add(client._on_connection_closed)
+        return client
+
+    async def call(self, n: int, *, timeout: float | None = None) -> int:
+        """Return fib(n) computed by a worker.
+
+        Raises NoWorkerError when no queue takes the request, RpcTimeout when no reply comes
+        within ``timeout`` seconds (default: the client's), RemoteError when the worker
+        answers with an error, RpcConnectionError when the connection is lost meanwhile.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        body = encode_request(n)  # bad input fails here, before anything is sent
+        correlation_id = uuid4().hex
+        future: asyncio.Future[AbstractIncomingMessage] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._pending[correlation_id] = future
+        request = aio_pika.Message(
+            body,
+            correlation_id=correlation_id,
+            reply_to=self.callback_queue.name,
+            # A request nobody waits for any more must not be computed later.
+            expiration=timeout,
+        )
+        try:
+            reply = await asyncio.wait_for(self._publish_and_wait(request, future), timeout)
+        except asyncio.TimeoutError:
+            raise RpcTimeout(
+                f"no reply to fib({n}) from queue {self.queue!r} within {timeout:g} s: is a "
+                f"worker running? Start one with `python -m fibrpc_helpers worker --queue "
+                f"{self.queue}`, or pass a longer timeout."
+            ) from None
+        finally:
+            if self._pending.pop(correlation_id, None) is not None:
+                self._remember(correlation_id, "late")
+            if not future.done():
+                future.cancel()
+            elif not future.cancelled():
+                future.exception()  # retrieved: the call has already ended another way
+        return decode_reply(reply.body, reply.type)
+
+    async def _publish_and_wait(
+        self,
+        request: aio_pika.Message,
+        future: asyncio.Future[AbstractIncomingMessage],
+    ) -> AbstractIncomingMessage:
+        try:
+            await self.channel.default_exchange.publish(
+                request, routing_key=self.queue, mandatory=True
+            )
+        except PublishError:
+            raise NoWorkerError(
+                f"the broker has no queue named {self.queue!r}, so no worker can receive the "
+                f"request. Start a worker (`python -m fibrpc_helpers worker --queue "
+                f"{self.queue}`) or check the queue name."
+            ) from None
+        except (asyncio.CancelledError, AMQPError, ConnectionError) as error:
+            if isinstance(error, asyncio.CancelledError) and _cancelled_from_outside():
+                raise  # our caller (or the timeout) cancelled the call
+            # The channel closed under the publish, so the broker never confirmed it.
+            if self._closing:
+                raise RpcConnectionError("the client was closed while a call was being sent") from None
+            raise RpcConnectionError(
+                f"the connection to the broker was lost while sending the request ({error!r}); "
+                "retrying is safe because the work is idempotent"
+            ) from None
+        return await future
+
+    @property
+    def in_flight(self) -> int:
+        """Calls sent and still waiting for their reply."""
+        return len(self._pending)
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        """Match a reply to its call; discard (and count) anything else."""
+        correlation_id = message.correlation_id or ""
+        future = self._pending.pop(correlation_id, None)
+        if future is None or future.done():
+            kind = self._finished.get(correlation_id, "unknown")
+            kind = "duplicate" if kind == "answered" else kind
+            setattr(self.replies, kind, getattr(self.replies, kind) + 1)
+            log.info("discarded a %s reply (correlation_id=%r)", kind, correlation_id)
+            return
+        self.replies.answered += 1
+        self._remember(correlation_id, "answered")
+        future.set_result(message)
+
+    def _remember(self, correlation_id: str, how: str) -> None:
+        self._finished[correlation_id] = how
+        if len(self._finished) > _REMEMBERED_IDS:
+            self._finished.popitem(last=False)
+
+    def _on_connection_closed(self, _connection: Any, error: BaseException | None) -> None:
+        """Fail every waiting call: its reply may have been lost with the connection."""
+        if self._closing:
+            reason = "the client was closed while a call waited for its reply"
+        else:
+            reason = (
+                f"the connection to the broker closed while waiting for a reply ({error!r}); "
+                "the request may or may not have been processed, and retrying is safe "
+                "because the work is idempotent"
+            )
+        for correlation_id, future in list(self._pending.items()):
+            if not future.done():
+                future.set_exception(RpcConnectionError(reason))
+            self._pending.pop(correlation_id, None)
+            self._remember(correlation_id, "late")
+
+    async def close(self) -> None:
+        """Close the connection; the broker deletes the exclusive callback queue."""
+        self._closing = True
+        await self.connection.close()
+
+    async def __aenter__(self) -> FibonacciRpcClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<FibonacciRpcClient queue={self.queue!r} callback_queue="
+            f"{self.callback_queue.name!r} in_flight={len(self._pending)}>"
+        )

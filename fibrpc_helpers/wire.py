@@ -1,0 +1,78 @@
+"""The wire format, the same as RabbitMQ tutorial six in every language.
+
+* request body: the ASCII decimal n, surrounding ASCII whitespace allowed (``b"30"``);
+* success reply: the ASCII decimal fib(n), with the request's ``correlation_id``;
+* error reply: the AMQP ``type`` property ``"error"``, the request's ``correlation_id`` and a
+  human-readable reason as the body (UTF-8).
+
+Keeping it plain text is what lets a pika client talk to an aio-pika worker and back, and it
+means nothing executable ever crosses the wire (never pickle).
+"""
+
+from __future__ import annotations
+
+from .errors import RemoteError
+from .fib import DEFAULT_MAX_N, check_n
+
+ERROR_TYPE = "error"
+"""Value of the AMQP ``type`` property that marks an error reply."""
+
+MAX_REQUEST_BYTES = 64
+"""Longest request body looked at: a valid n plus generous whitespace fits many times over,
+and a 10 MB body is refused without being scanned."""
+
+_DIGITS = frozenset(b"0123456789")
+_WHITESPACE = b" \t\r\n\x0b\x0c"
+
+
+class BadRequest(ValueError):
+    """A request body that is not a plain ASCII decimal n in range; the message says why."""
+
+
+def encode_request(n: int) -> bytes:
+    """The request body for fib(n)."""
+    return str(check_n(n, max_n=None)).encode("ascii")
+
+
+def decode_request(body: bytes, *, max_n: int = DEFAULT_MAX_N) -> int:
+    """Parse a request body into n, or raise BadRequest saying what was wrong.
+
+    Only ``[whitespace] digits [whitespace]`` is accepted: no sign, no decimal point, no
+    underscores, no non-ASCII digits (``int()`` alone would take ``"١٢"`` and ``"1_0"``).
+    """
+    if len(body) > MAX_REQUEST_BYTES:
+        raise BadRequest(
+            f"request body is {len(body)} bytes; a request is the decimal n, at most "
+            f"{MAX_REQUEST_BYTES} bytes"
+        )
+    text = body.strip(_WHITESPACE)
+    if not text:
+        raise BadRequest("request body is empty; send n as ASCII decimal digits, e.g. b'30'")
+    if not _DIGITS.issuperset(text):
+        shown = text[:20].decode("ascii", errors="backslashreplace")
+        raise BadRequest(
+            f"request body {shown!r} is not a non-negative decimal integer; "
+            "send n as ASCII digits only, e.g. b'30'"
+        )
+    try:
+        return check_n(int(text), max_n=max_n)
+    except ValueError as error:
+        raise BadRequest(str(error)) from None
+
+
+def encode_result(value: int) -> bytes:
+    """The success reply body."""
+    return str(value).encode("ascii")
+
+
+def decode_reply(body: bytes, message_type: str | None) -> int:
+    """Turn a reply into the result, or raise RemoteError for an error reply."""
+    if message_type == ERROR_TYPE:
+        raise RemoteError(body.decode("utf-8", errors="replace"))
+    try:
+        return int(body.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        raise RemoteError(
+            f"the reply {body[:40]!r} is not a decimal integer; is the worker speaking "
+            "tutorial six's wire format?"
+        ) from None

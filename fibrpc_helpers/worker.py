@@ -1,0 +1,196 @@
+"""The reference RPC worker of tutorial six: answer on ``reply_to``, then ack.
+
+The order is the point. The worker acks a request only after the broker has confirmed the
+reply, so a worker that dies at any moment loses nothing: the unacked request is
+redelivered to another worker. The price is that a worker dying between the reply and the
+ack makes the request run twice, which is why the work must be idempotent and why the
+client discards a second reply.
+
+Bad input never kills the worker and never loops: a request that cannot be answered gets
+an error reply (AMQP ``type`` = ``error``) and is acked like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
+from aiormq.abc import DeliveredMessage
+
+from .client import DEFAULT_QUEUE, connect_robust
+from .fib import DEFAULT_MAX_N, fib
+from .wire import ERROR_TYPE, BadRequest, decode_request, encode_result
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerCounts:
+    """What this worker did with the requests it received."""
+
+    answered: int = 0  # success replies
+    errors: int = 0  # error replies (bad input, or the work failed)
+    dropped: int = 0  # requests without reply_to: nobody to answer, acked and logged
+
+
+def default_worker_name() -> str:
+    """hostname:pid, so a reply says which worker (and which machine) computed it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class FibonacciRpcWorker:
+    """Consumes a request queue and answers each request on its ``reply_to`` queue.
+
+    Start it with ``await FibonacciRpcWorker.start()``; ``await worker.stop()`` stops
+    consuming, finishes the requests it holds and closes the connection.
+    """
+
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        channel: AbstractRobustChannel,
+        queue: AbstractQueue,
+        *,
+        compute: Callable[[int], int],
+        max_n: int,
+        service_time: float,
+        name: str,
+    ) -> None:
+        self.connection = connection
+        self.channel = channel
+        self.queue = queue
+        self.compute = compute
+        self.max_n = max_n
+        self.service_time = service_time
+        self.name = name
+        self.counts = WorkerCounts()
+        self._consumer_tag: str | None = None
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @classmethod
+    async def start(
+        cls,
+        url: str | None = None,
+        *,
+        queue: str = DEFAULT_QUEUE,
+        prefetch: int = 1,
+        compute: Callable[[int], int] = fib,
+        max_n: int = DEFAULT_MAX_N,
+        service_time: float = 0.0,
+        name: str | None = None,
+    ) -> FibonacciRpcWorker:
+        """Connect, declare the request queue, and start serving it.
+
+        ``prefetch`` is how many unacked requests the broker hands this worker at once (1 =
+        fair dispatch); ``service_time`` adds that many seconds of I/O-like waiting per
+        request, to show how workers scale work that is not CPU-bound.
+        """
+        if prefetch < 1:
+            raise ValueError(f"prefetch must be 1 or more, got {prefetch}")
+        connection = await connect_robust(url)
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            await channel.set_qos(prefetch_count=prefetch)
+            # Declared exactly as tutorial six does (not durable), so workers and clients
+            # written in other languages can share it.
+            request_queue = await channel.declare_queue(queue)
+            worker = cls(
+                connection,
+                channel,  # type: ignore[arg-type]
+                request_queue,
+                compute=compute,
+                max_n=max_n,
+                service_time=service_time,
+                name=name or default_worker_name(),
+            )
+            worker._consumer_tag = await request_queue.consume(worker._on_request)
+        except BaseException:
+            await connection.close()
+            raise
+        return worker
+
+    async def _on_request(self, message: AbstractIncomingMessage) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            await self._handle(message)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        if not message.reply_to:
+            self.counts.dropped += 1
+            log.warning(
+                "request %r (correlation_id=%r) has no reply_to, so no one can get the "
+                "answer; acked and dropped",
+                message.body[:20],
+                message.correlation_id,
+            )
+            await message.ack()
+            return
+        reply = await self._reply_for(message.body)
+        reply.correlation_id = message.correlation_id
+        reply.app_id = self.name
+        try:
+            result = await self.channel.default_exchange.publish(
+                reply, routing_key=message.reply_to, mandatory=True
+            )
+        except Exception:
+            # Not acked: when the channel closes, the broker redelivers the request.
+            log.exception("could not publish the reply to %r; not acking", message.reply_to)
+            return
+        if isinstance(result, DeliveredMessage):
+            log.info(
+                "the reply queue %r no longer exists (the client left); acking anyway",
+                message.reply_to,
+            )
+        await message.ack()
+
+    async def _reply_for(self, body: bytes) -> aio_pika.Message:
+        """The reply message for a request body: the result, or an error reply."""
+        try:
+            n = decode_request(body, max_n=self.max_n)
+            if self.service_time:
+                await asyncio.sleep(self.service_time)
+            value = self.compute(n)
+        except BadRequest as error:
+            self.counts.errors += 1
+            return aio_pika.Message(str(error).encode(), type=ERROR_TYPE)
+        except Exception as error:  # the work itself failed: answer, never crash the worker
+            self.counts.errors += 1
+            log.exception("the work failed on request %r", body[:20])
+            reason = f"the worker failed on this request: {type(error).__name__}: {error}"
+            return aio_pika.Message(reason.encode(), type=ERROR_TYPE)
+        self.counts.answered += 1
+        return aio_pika.Message(encode_result(value))
+
+    @property
+    def in_flight(self) -> int:
+        """Requests received and not yet acked."""
+        return self._in_flight
+
+    async def stop(self) -> None:
+        """Stop consuming, finish (reply to and ack) what we hold, then close."""
+        if self._consumer_tag is not None and not self.channel.is_closed:
+            await self.queue.cancel(self._consumer_tag)
+            self._consumer_tag = None
+        await self._idle.wait()
+        await self.connection.close()
+
+    def __repr__(self) -> str:
+        return f"<FibonacciRpcWorker {self.name} queue={self.queue.name!r}>"

@@ -1,0 +1,53 @@
+"""Fixtures: a real broker (started if needed), unique queue names, real workers and clients."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import aio_pika
+import pytest
+
+from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker, amqp_url, broker
+
+
+@pytest.fixture(scope="session")
+def url() -> str:
+    """The broker URL; fails (never skips) with `broker ensure`'s message if there is none."""
+    try:
+        broker.ensure()
+    except broker.BrokerError as error:
+        pytest.fail(f"these tests need a RabbitMQ broker: {error}", pytrace=False)
+    return amqp_url()
+
+
+@pytest.fixture
+async def connection(url: str) -> AsyncIterator[aio_pika.abc.AbstractConnection]:
+    """A plain connection for the test's own raw AMQP traffic."""
+    connection = await aio_pika.connect(url)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def queue_name(request: pytest.FixtureRequest, url: str) -> AsyncIterator[str]:
+    """A request-queue name no other test uses; the queue is deleted afterwards."""
+    name = f"test.{request.node.name[:40]}.{uuid.uuid4().hex[:8]}"
+    yield name
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete(name)
+
+
+@pytest.fixture
+async def worker(url: str, queue_name: str) -> AsyncIterator[FibonacciRpcWorker]:
+    worker = await FibonacciRpcWorker.start(url, queue=queue_name, max_n=1000)
+    yield worker
+    await worker.stop()
+
+
+@pytest.fixture
+async def client(url: str, queue_name: str) -> AsyncIterator[FibonacciRpcClient]:
+    async with await FibonacciRpcClient.connect(url, queue=queue_name, timeout=10) as client:
+        yield client
