@@ -7,6 +7,7 @@ plumbing (broker, worker processes) so a notebook cell shows only the idea it te
 from .client import DEFAULT_QUEUE, DEFAULT_TIMEOUT, FibonacciRpcClient, ReplyCounts
 from .errors import NoWorkerError, RemoteError, RpcConnectionError, RpcError, RpcTimeout
 from .fib import DEFAULT_MAX_N, check_n, fib, fib_recursive
+from .namespace import namespace, namespaced
 from .processes import WorkerProcesses
 from .urls import amqp_url, mask_url
 from .worker import FibonacciRpcWorker
@@ -29,4 +30,6 @@ __all__ = [
     "fib",
     "fib_recursive",
     "mask_url",
+    "namespace",
+    "namespaced",
 ]

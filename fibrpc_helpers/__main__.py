@@ -36,7 +36,7 @@ def _broker(args: argparse.Namespace) -> int:
             print(broker.describe(info))
             return 0 if info.version else 1
         else:
-            print(broker.stop(args.url))
+            print(broker.stop())
     except broker.BrokerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

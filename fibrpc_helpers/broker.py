@@ -25,7 +25,11 @@ import aio_pika
 from .urls import amqp_url, mask_url, url_host, url_port
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-STATE_DIR = Path(os.environ.get("FIBRPC_BROKER_DIR", PROJECT_DIR / ".broker"))
+
+def default_state_dir() -> Path:
+    """Where our node keeps its data: ``$FIBRPC_BROKER_DIR``, else ``.broker/``."""
+    return Path(os.environ.get("FIBRPC_BROKER_DIR") or PROJECT_DIR / ".broker")
+
 START_TIMEOUT = 120.0
 
 # Debian puts the real scripts here; /usr/sbin/rabbitmq-server is a wrapper that insists on
@@ -57,12 +61,17 @@ def probe(url: str | None = None, timeout: float = 3.0) -> str | None:
     """The broker's version if an AMQP connection to ``url`` succeeds, else None."""
 
     async def connect() -> str | None:
-        for noisy in ("aiormq", "aio_pika"):  # a refused connection is an answer here
-            logging.getLogger(noisy).setLevel(logging.CRITICAL)
+        loggers = [logging.getLogger(name) for name in ("aiormq", "aio_pika")]
+        levels = [logger.level for logger in loggers]
+        for logger in loggers:  # a refused connection is an answer here, not an error
+            logger.setLevel(logging.CRITICAL)
         try:
             connection = await aio_pika.connect(amqp_url(url), timeout=timeout)
         except Exception:
             return None
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
         try:
             properties = connection.transport.connection.server_properties  # type: ignore[union-attr]
             version = properties.get("version", "unknown")
@@ -73,14 +82,10 @@ def probe(url: str | None = None, timeout: float = 3.0) -> str | None:
     return asyncio.run(connect())
 
 
-def _record_file() -> Path:
-    return STATE_DIR / "node.json"
-
-
-def _recorded_node() -> dict | None:
+def _recorded_node(state_dir: Path) -> dict | None:
     """The node we started, if its recorded process is still alive and is that node."""
     try:
-        record = json.loads(_record_file().read_text())
+        record = json.loads((state_dir / "node.json").read_text())
         pid = int(record["pid"])
         os.kill(pid, 0)
     except (OSError, ValueError, KeyError):
@@ -92,9 +97,9 @@ def _recorded_node() -> dict | None:
     return record
 
 
-def status(url: str | None = None) -> BrokerInfo:
+def status(url: str | None = None, state_dir: Path | None = None) -> BrokerInfo:
     url = amqp_url(url)
-    record = _recorded_node()
+    record = _recorded_node(state_dir or default_state_dir())
     started_by_us = record is not None and record["port"] == url_port(url)
     return BrokerInfo(url, probe(url), started_by_us)
 
@@ -127,40 +132,41 @@ def _can_apt_install() -> bool:
     )
 
 
-def _node_environment(port: int) -> dict[str, str]:
-    """Environment that makes rabbitmq-server keep everything under STATE_DIR."""
+def _node_environment(port: int, state_dir: Path) -> dict[str, str]:
+    """Environment that makes rabbitmq-server keep everything under state_dir."""
     nodename = f"fibrpc{port}@localhost"
-    (STATE_DIR / "home").mkdir(parents=True, exist_ok=True)
-    (STATE_DIR / "log").mkdir(exist_ok=True)
-    (STATE_DIR / "enabled_plugins").write_text("[].\n")  # no plugins: starts in seconds
-    (STATE_DIR / "rabbitmq.conf").write_text(
+    (state_dir / "home").mkdir(parents=True, exist_ok=True)
+    (state_dir / "log").mkdir(exist_ok=True)
+    (state_dir / "enabled_plugins").write_text("[].\n")  # no plugins: starts in seconds
+    (state_dir / "rabbitmq.conf").write_text(
         f"listeners.tcp.default = {port}\n"
         "loopback_users.guest = true\n"
         "log.console = false\n"
     )
     return {
         **os.environ,
-        "HOME": str(STATE_DIR / "home"),  # the Erlang cookie lives here, not in ~
+        "HOME": str(state_dir / "home"),  # the Erlang cookie lives here, not in ~
         "RABBITMQ_NODENAME": nodename,
         "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
         "RABBITMQ_NODE_PORT": str(port),
         "RABBITMQ_DIST_PORT": str(port + 20000),
-        "RABBITMQ_MNESIA_BASE": str(STATE_DIR / "mnesia"),
-        "RABBITMQ_LOG_BASE": str(STATE_DIR / "log"),
-        "RABBITMQ_PID_FILE": str(STATE_DIR / "rabbitmq.pid"),
-        "RABBITMQ_ENABLED_PLUGINS_FILE": str(STATE_DIR / "enabled_plugins"),
-        "RABBITMQ_CONFIG_FILE": str(STATE_DIR / "rabbitmq"),
-        "RABBITMQ_ADVANCED_CONFIG_FILE": str(STATE_DIR / "advanced.config"),
-        "RABBITMQ_CONF_ENV_FILE": str(STATE_DIR / "rabbitmq-env.conf"),
+        "RABBITMQ_MNESIA_BASE": str(state_dir / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(state_dir / "log"),
+        "RABBITMQ_PID_FILE": str(state_dir / "rabbitmq.pid"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(state_dir / "enabled_plugins"),
+        "RABBITMQ_CONFIG_FILE": str(state_dir / "rabbitmq"),
+        "RABBITMQ_ADVANCED_CONFIG_FILE": str(state_dir / "advanced.config"),
+        "RABBITMQ_CONF_ENV_FILE": str(state_dir / "rabbitmq-env.conf"),
         "RABBITMQ_ALLOW_INPUT": "",
     }
 
 
-def _start_node(server: str, url: str) -> None:
+def _start_node(server: str, url: str, state_dir: Path) -> None:
     port = url_port(url)
-    env = _node_environment(port)
-    log_path = STATE_DIR / "log" / "server-output.log"
-    print(f"starting a RabbitMQ node on port {port} (data and logs in .broker/) ", end="", flush=True)
+    env = _node_environment(port, state_dir)
+    log_path = state_dir / "log" / "server-output.log"
+    print(f"starting a RabbitMQ node on port {port} (data and logs in {state_dir.name}/) ",
+          end="", flush=True)
     with open(log_path, "ab") as output:
         process = subprocess.Popen(
             [server],
@@ -170,7 +176,7 @@ def _start_node(server: str, url: str) -> None:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # survives the shell that ran `make`
         )
-    _record_file().write_text(
+    (state_dir / "node.json").write_text(
         json.dumps({"pid": process.pid, "nodename": env["RABBITMQ_NODENAME"], "port": port})
     )
     deadline = time.monotonic() + START_TIMEOUT
@@ -179,7 +185,7 @@ def _start_node(server: str, url: str) -> None:
             print(" failed", flush=True)
             raise BrokerError(
                 f"rabbitmq-server exited with code {process.returncode}; see "
-                f"{log_path} and {STATE_DIR / 'log'} for why."
+                f"{log_path} and {state_dir / 'log'} for why."
             )
         if probe(url, timeout=1.0) is not None:
             print(" ready", flush=True)
@@ -189,15 +195,16 @@ def _start_node(server: str, url: str) -> None:
     print(" timed out", flush=True)
     raise BrokerError(
         f"the RabbitMQ node did not accept AMQP connections within {START_TIMEOUT:g} s; "
-        f"see {STATE_DIR / 'log'}."
+        f"see {state_dir / 'log'}."
     )
 
 
-def ensure(url: str | None = None) -> BrokerInfo:
+def ensure(url: str | None = None, state_dir: Path | None = None) -> BrokerInfo:
     """Return once a broker answers at the URL, starting (and installing) one if needed."""
     url = amqp_url(url)
+    state_dir = state_dir or default_state_dir()
     if probe(url) is not None:
-        return status(url)
+        return status(url, state_dir)
     if url_host(url) not in ("localhost", "127.0.0.1", "::1"):
         raise BrokerError(
             f"no RabbitMQ broker answers at {mask_url(url)}. It is not on this machine, so "
@@ -207,17 +214,18 @@ def ensure(url: str | None = None) -> BrokerInfo:
     if server is None and _can_apt_install():
         _install_with_apt()
         if probe(url) is not None:  # the package's own service may have started
-            return status(url)
+            return status(url, state_dir)
         server = _find_server()
     if server is None:
         raise BrokerError(HOW_TO_GET_ONE.format(url=mask_url(url)))
-    _start_node(server, url)
-    return status(url)
+    _start_node(server, url, state_dir)
+    return status(url, state_dir)
 
 
-def stop(url: str | None = None) -> str:
+def stop(state_dir: Path | None = None) -> str:
     """Stop the node that ``ensure`` started; leave any other broker alone."""
-    record = _recorded_node()
+    state_dir = state_dir or default_state_dir()
+    record = _recorded_node(state_dir)
     if record is None:
         return "no RabbitMQ node started by this project is running; nothing stopped"
     pid = int(record["pid"])
@@ -234,7 +242,7 @@ def stop(url: str | None = None) -> str:
         time.sleep(0.2)
     else:
         os.killpg(pid, signal.SIGKILL)
-    _record_file().unlink(missing_ok=True)
+    (state_dir / "node.json").unlink(missing_ok=True)
     return f"stopped the RabbitMQ node {record['nodename']} (pid {pid}) that this project started"
 
 

@@ -1,0 +1,31 @@
+"""Per-student names on a shared broker.
+
+Thirty students running the same notebook against one class broker must never receive each
+other's requests or replies, so every name a notebook declares (request queue, dead-letter
+queue, trace queues) is prefixed with a namespace: ``$FIBRPC_NAMESPACE``, or by default the
+user and machine name, which differ from student to student.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import socket
+
+
+def namespace() -> str:
+    """This student's prefix: ``$FIBRPC_NAMESPACE``, else ``user@host``."""
+    value = os.environ.get("FIBRPC_NAMESPACE")
+    if not value:
+        try:
+            user = getpass.getuser()
+        except Exception:  # no user name in some containers
+            user = f"uid{os.getuid()}"
+        value = f"{user}@{socket.gethostname()}"
+    return re.sub(r"[^A-Za-z0-9_.@-]", "-", value)[:100]
+
+
+def namespaced(name: str) -> str:
+    """``name`` inside this student's namespace, e.g. ``alice@laptop.rpc_queue``."""
+    return f"{namespace()}.{name}"
