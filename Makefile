@@ -32,11 +32,12 @@ setup: venv broker
 # The venv is rebuilt when PYTHON names another interpreter version, and reinstalled when
 # requirements.txt or pyproject.toml change.
 venv:
-	@want="$$($(PYTHON) -c 'import sys; print(sys.version.split()[0])')" || exit 1; \
+	@python="$$(tools/python-path $(PYTHON))" || exit 1; \
+	want="$$($$python -c 'import sys; print(sys.version.split()[0])')" || exit 1; \
 	have="$$(cat $(VENV)/.python-version 2>/dev/null)"; \
 	if [ "$$want" != "$$have" ]; then \
 		echo "creating $(VENV) with Python $$want"; \
-		rm -rf $(VENV) && $(PYTHON) -m venv $(VENV) && echo "$$want" > $(VENV)/.python-version \
+		rm -rf $(VENV) && $$python -m venv $(VENV) && echo "$$want" > $(VENV)/.python-version \
 		|| exit 1; \
 	fi
 	@$(MAKE) --no-print-directory $(VENV)/.installed
