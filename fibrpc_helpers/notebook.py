@@ -8,7 +8,7 @@ ack), not the bookkeeping around it. This module holds that bookkeeping::
     nb = await start("02_callback_queue")       # checks the broker, says how to fix it
     request_queue = await nb.queue("rpc_queue")  # this notebook's name, in your namespace
     connection = nb.track(await aio_pika.connect_robust(nb.url))
-    workers = nb.track(WorkerProcesses(2, queue=request_queue).start())
+    workers = await nb.worker_processes(2, queue=request_queue)
     ...
     await nb.cleanup()   # the last cell: stop, close and delete what the notebook made
 
@@ -18,7 +18,7 @@ of that name (a kernel that was restarted before its cleanup cell). Worker proce
 by themselves when the kernel exits (see ``WorkerProcesses``).
 
 Stable API (other notebooks build on it): ``start``, ``check_broker``, ``short_name``,
-``Notebook`` (``url``, ``queue``, ``track``, ``cleanup``).
+``Notebook`` (``url``, ``queue``, ``worker_processes``, ``track``, ``cleanup``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import tempfile
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aio_pika
@@ -74,6 +76,7 @@ class Notebook:
         self.url = amqp_url(url)
         self.queues: list[str] = []
         self.things: list[Any] = []
+        self.worker_log = Path(tempfile.gettempdir()) / f"fibrpc-{namespace()}-{name}-workers.log"
 
     async def queue(self, name: str) -> str:
         """This notebook's name for queue ``name``, inside your namespace; deleted at cleanup.
@@ -86,6 +89,25 @@ class Notebook:
             self.queues.append(full)
             await _delete_queues(self.url, [full])
         return full
+
+    async def worker_processes(self, count: int, **options: Any) -> WorkerProcesses:
+        """Start ``count`` worker processes (``WorkerProcesses`` options), tracked for cleanup.
+
+        Their log goes to ``self.worker_log`` (a file in the system's temporary folder), not
+        into whichever cell is running when a worker writes a line.
+        """
+        log = open(self.worker_log, "a")  # noqa: SIM115 - owned by the processes until they exit
+        workers = WorkerProcesses(count, stderr=log, **options)
+        try:
+            await asyncio.to_thread(workers.start)
+        except RuntimeError as error:
+            lines = self.worker_log.read_text(errors="replace").splitlines()[-5:]
+            raise RuntimeError(
+                f"{error}. The last lines of the worker log:\n" + "\n".join(lines)
+            ) from None
+        finally:
+            log.close()  # each child holds its own copy of the file descriptor
+        return self.track(workers)
 
     def track(self, thing: T) -> T:
         """Remember ``thing`` to stop or close at cleanup; returns it.

@@ -8,7 +8,7 @@ import uuid
 import aio_pika
 import pytest
 
-from fibrpc_helpers import WorkerProcesses, broker, namespace
+from fibrpc_helpers import broker, namespace
 from fibrpc_helpers.notebook import check_broker, short_name, start
 
 
@@ -53,7 +53,7 @@ async def test_cleanup_undoes_what_the_notebook_made(url, notebook_name, capsys)
     channel = await connection.channel()
     await channel.declare_queue(name)
     task = nb.track(asyncio.create_task(asyncio.sleep(3600)))
-    workers = nb.track(WorkerProcesses(1, url=url, queue=name).start())
+    workers = await nb.worker_processes(1, url=url, queue=name)
     assert nb.track(connection) is connection and len(nb.things) == 3  # tracked once
 
     await nb.cleanup()
@@ -65,6 +65,9 @@ async def test_cleanup_undoes_what_the_notebook_made(url, notebook_name, capsys)
     out = capsys.readouterr().out.splitlines()
     assert out[-2] == "stopped or closed: 1 worker process, 1 task, 1 connection"
     assert out[-1] == f"deleted queues: {notebook_name[:2]}.rpc_queue"
+    assert "stopped: 0 answered" in nb.worker_log.read_text()  # the log went to the file
+    assert "stopped" not in capsys.readouterr().err
+    nb.worker_log.unlink()
 
 
 async def test_a_rerun_cleans_up_what_the_first_run_left(url, notebook_name):
