@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -91,11 +91,15 @@ class Call:
     acked: float | None = None  # when the worker acked the request
     received: float | None = None  # when the first reply reached the client
     reply: str | None = None  # the first reply body, e.g. "55"
+    app_id: str | None = None  # the first reply's app_id: which worker says it answered
     error: bool = False  # the reply has AMQP type "error"
     replies: int = 0
     redelivered: bool = False
     returned: bool = False  # the broker returned the request: no queue took it
     in_process: bool = False  # the worker ran in this process (its part was observed)
+    deliveries: list[tuple[float, str | None, bool]] = field(default_factory=list)
+    """Every delivery of the request to a worker here: (time, worker, redelivered). More
+    than one: a worker died (or gave the request back) before acking it."""
 
     @property
     def round_trip(self) -> float | None:
@@ -337,6 +341,7 @@ class Trace:
                 by_delivery[key] = call
                 call.delivered = event.time if call.delivered is None else call.delivered
                 call.worker = labels.get(event.consumer_tag or "basic.get")
+                call.deliveries.append((event.time, call.worker, event.redelivered))
                 call.in_process = True
                 call.redelivered = call.redelivered or event.redelivered
             elif event.kind == "publish":  # a reply, published by a worker in this process
@@ -358,6 +363,7 @@ class Trace:
                 if call.received is None:
                     call.received, call.reply = event.time, event.body
                     call.error = event.type == "error"
+                    call.app_id = event.app_id
                     if call.worker is None and event.app_id:
                         call.worker = labels.get(event.app_id)
         return calls
@@ -432,8 +438,9 @@ def _steps(calls: list[Call], lanes: dict[str, float], colours: Any) -> list[_St
             steps.append(_Step(call.sent, client, queue, colour,
                                f"{tag}fib({call.request}){returned}"))
         if call.in_process and call.delivered is not None:
-            redelivered = " (redelivered)" if call.redelivered else ""
-            steps.append(_Step(call.delivered, queue, worker, colour, redelivered.strip()))
+            for time_, who, redelivered in call.deliveries:
+                to = lanes.get(who or "someone else", worker)
+                steps.append(_Step(time_, queue, to, colour, "redelivered" if redelivered else ""))
             if call.replied is not None:
                 steps.append(_Step(call.replied, worker, callback, colour, call.reply or ""))
             if call.acked is not None:
