@@ -9,7 +9,7 @@ Use it around any code that talks to the broker in this Python process (a notebo
 
     from fibrpc_helpers.trace import Trace
 
-    with Trace() as trace:
+    async with Trace() as trace:   # `async with` also waits for the last acks
         print(f"fib(10) = {await client.call(10)}")
     trace.draw()            # a matplotlib Figure: the sequence diagram (Jupyter shows it)
     print(trace.table())    # one line per call: request, worker, reply, round trip
@@ -22,12 +22,13 @@ changed. Only this process is seen: for a worker running in another process (``W
 the trace has the request and the reply, and the diagram draws the worker's part dashed,
 named by the reply's ``app_id``.
 
-Stable API (other notebooks build on it): ``Trace`` (``with``; ``events``, ``calls``,
-``workers``, ``table()``, ``draw()``), ``Event``, ``Call``.
+Stable API (other notebooks build on it): ``Trace`` (``async with`` or ``with``; ``events``,
+``calls``, ``workers``, ``table()``, ``draw()``, ``settle()``), ``Event``, ``Call``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from types import TracebackType
@@ -216,6 +217,30 @@ class Trace:
             _ACTIVE.remove(self)
         if not _ACTIVE:
             _uninstall()
+
+    async def __aenter__(self) -> Trace:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Like ``with``, but first let the last messages settle: a worker acks just after
+        its reply reaches the client, so a plain ``with`` may close before the ack."""
+        if exc_type is None:
+            await self.settle()
+        self.__exit__(exc_type, exc, tb)
+
+    async def settle(self, quiet: float = 0.05, timeout: float = 1.0) -> None:
+        """Wait until no message event happened for ``quiet`` seconds (at most ``timeout``)."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            seen = len(self.events)
+            await asyncio.sleep(quiet)
+            if len(self.events) == seen:
+                return
 
     def _add(self, event: Event) -> None:
         self.events.append(event)

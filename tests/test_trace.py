@@ -23,7 +23,7 @@ async def until(condition, timeout: float = 5.0) -> None:
 
 
 async def test_a_call_in_this_process_is_traced_step_by_step(worker, client):
-    with Trace() as trace:
+    async with Trace() as trace:  # waits for the ack, which may come after the reply
         assert await client.call(10) == 55
 
     kinds = [event.kind for event in trace.events]
@@ -119,7 +119,7 @@ async def test_traces_nest_and_stop_recording_when_closed(worker, client):
 
 
 async def test_draw_makes_a_sequence_diagram(worker, client):
-    with Trace() as trace:
+    async with Trace() as trace:
         await asyncio.gather(*(client.call(n) for n in range(12)))
     figure = trace.draw(max_calls=3)
     assert isinstance(figure, Figure)
