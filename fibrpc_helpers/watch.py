@@ -17,7 +17,9 @@ Callback queues are server-named and exclusive to their client, so they are not 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
+import textwrap
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,8 +34,13 @@ from .errors import RpcConnectionError
 from .namespace import namespace as default_namespace
 from .urls import amqp_url, mask_url
 
-# The queue names the series declares inside a namespace, in the order they are shown.
-KNOWN_NAMES: tuple[str, ...] = (DEFAULT_QUEUE,)
+# The queue names the series declares inside a namespace, in the order they are shown: the
+# CLI's default, and each notebook's own request queue (``fibrpc_helpers.notebook`` names it
+# after the notebook's number, so two open notebooks never serve each other).
+KNOWN_NAMES: tuple[str, ...] = (
+    DEFAULT_QUEUE,
+    *(f"{number:02d}.{DEFAULT_QUEUE}" for number in range(1, 7)),
+)
 
 _CONNECTION_LOST = (aiormq.exceptions.AMQPConnectionError, ConnectionError, OSError)
 
@@ -90,21 +97,26 @@ async def _passive_declare(channel: AbstractChannel, name: str) -> QueueState:
 
 
 def render(states: list[QueueState], *, namespace: str, url: str, at: float) -> list[str]:
-    """The table a person reads, one string per line (no trailing newlines)."""
+    """The table a person reads, one string per line (no trailing newlines): one row per
+    queue that exists, then one line naming the watched queues that do not (yet)."""
     prefix = f"{namespace}." if namespace else ""
-    shown = [state.name.removeprefix(prefix) for state in states]
-    width = max([len("queue"), *map(len, shown)])
+    rows = [(state.name.removeprefix(prefix), state) for state in states]
+    width = max([len("queue"), *(len(name) for name, _ in rows)])
     clock = time.strftime("%H:%M:%S", time.localtime(at))
     where = f"namespace {namespace!r}" if namespace else "no namespace"
     lines = [
         f"queues of {where} at {mask_url(url)}  ({clock})",
         f"{'queue':<{width}}  {'ready':>7}  {'consumers':>9}",
     ]
-    for name, state in zip(shown, states, strict=True):
+    for name, state in rows:
         if state.exists:
             lines.append(f"{name:<{width}}  {state.ready:>7}  {state.consumers:>9}")
-        else:
+        elif state.problem != "not declared":
             lines.append(f"{name:<{width}}  {'-':>7}  {'-':>9}  {state.problem}")
+    absent = [name for name, state in rows if state.problem == "not declared"]
+    if absent:
+        lines += textwrap.wrap(f"not declared (yet): {', '.join(absent)}", width=79,
+                               subsequent_indent="  ", break_on_hyphens=False)
     return lines
 
 
@@ -118,6 +130,9 @@ class LiveTable:
         self._drawn = 0  # lines of the previous table still on screen
 
     def show(self, lines: list[str]) -> None:
+        if self.in_place:  # a line the terminal wraps would throw the cursor-up count off
+            columns = shutil.get_terminal_size().columns
+            lines = [line[: columns - 1] for line in lines]
         if self._drawn and self.in_place:
             self.out.write(_UP_AND_CLEAR.format(lines=self._drawn))
         elif self._drawn:

@@ -85,14 +85,17 @@ async def test_another_clients_exclusive_queue_is_shown_as_such(connection, url,
 
 def test_render_names_queues_inside_the_namespace_and_masks_the_url():
     states = [QueueState("ns.rpc_queue", ready=12, consumers=3),
-              QueueState("ns.dead_letters", problem="not declared")]
+              QueueState("ns.dead_letters", problem="not declared"),
+              QueueState("ns.01.rpc_queue", problem="exclusive to another connection"),
+              QueueState("ns.02.rpc_queue", problem="not declared")]
     lines = render(states, namespace="ns", url="amqp://class:secret@broker:5672/", at=0)
     assert "namespace 'ns' at amqp://class:****@broker:5672/" in lines[0]
     assert "secret" not in "\n".join(lines)
     assert lines[1:] == [
         "queue           ready  consumers",
         "rpc_queue          12          3",
-        "dead_letters        -          -  not declared",
+        "01.rpc_queue        -          -  exclusive to another connection",
+        "not declared (yet): dead_letters, 02.rpc_queue",
     ]
 
 
@@ -129,7 +132,8 @@ def test_watch_once_shows_a_laptop_worker_serving_the_teachers_queue(
     lines = done.stdout.splitlines()
     assert lines[0].startswith(f"queues of namespace '{namespace}' at amqp://guest:****@")
     assert lines[2].split() == ["rpc_queue", "0", "1"]
-    assert lines[3].split() == ["extra", "-", "-", "not", "declared"]
+    assert lines[3].startswith("not declared (yet): 01.rpc_queue, 02.rpc_queue,")
+    assert lines[-1].endswith(", extra")  # the name given with --queue is watched too
 
 
 def test_watch_refreshes_live_as_workers_join(url, namespace, processes):
@@ -141,10 +145,11 @@ def test_watch_refreshes_live_as_workers_join(url, namespace, processes):
         while True:
             line = watcher.stdout.readline()
             assert line, "watch exited"
-            if line.startswith("rpc_queue"):
+            if line.startswith("rpc_queue "):
                 return line.split()
 
-    assert next_row() == ["rpc_queue", "-", "-", "not", "declared"]
+    assert watcher.stdout.readline().split() == ["queue", "ready", "consumers"]
+    assert watcher.stdout.readline().startswith("not declared (yet): rpc_queue,")
     for _ in range(2):
         processes.append(start("worker", "--url", url, "--queue", f"{namespace}.rpc_queue"))
     while next_row() != ["rpc_queue", "0", "2"]:  # a few refreshes, each read as it comes
