@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fibrpc_helpers import amqp_url, urls
+from fibrpc_helpers import amqp_url, namespaced, urls
 
 CLI = [sys.executable, "-m", "fibrpc_helpers"]
 
@@ -104,3 +104,11 @@ def test_a_wrong_env_file_url_fails_clearly_without_leaking_the_password(env_fil
 def test_a_password_typed_unencoded_is_still_masked(password):
     masked = urls.mask_url(f"amqp://class:{password}@broker.school:5672/fib")
     assert masked == "amqp://class:****@broker.school:5672/fib"
+
+
+def test_the_env_file_can_set_the_namespace_too(env_file, monkeypatch):
+    monkeypatch.delenv("FIBRPC_NAMESPACE", raising=False)
+    env_file.write_text("AMQP_URL=amqp://alice:pw@broker.school/fibrpc\nFIBRPC_NAMESPACE=alice\n")
+    assert namespaced("rpc_queue") == "alice.rpc_queue"
+    monkeypatch.setenv("FIBRPC_NAMESPACE", "bob")  # the environment wins here too
+    assert namespaced("rpc_queue") == "bob.rpc_queue"
