@@ -91,6 +91,20 @@ class Lab:
     log: Path
     process: subprocess.Popen[bytes] = field(repr=False)
 
+    def api(self, path: str, method: str = "GET") -> object:
+        request = urllib.request.Request(
+            f"{self.url}api/{path}", method=method, headers={"Authorization": f"token {self.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def shutdown_kernels(self) -> None:
+        """Shut every kernel down, as closing the notebook with "Shut Down Kernel" does: the
+        notebook's worker processes stop with it, before the next notebook runs."""
+        for kernel in self.api("kernels"):  # type: ignore[union-attr]
+            self.api(f"kernels/{kernel['id']}", method="DELETE")
+
     def notebook_url(self, name: str) -> str:
         # `reset` starts from an empty workspace: no tabs restored from an earlier session
         return f"{self.url}lab/tree/{name}?reset&token={self.token}"
@@ -245,11 +259,15 @@ def code_cells(page: Page) -> list[CellResult]:
 
 
 def screenshot(page: Page, path: Path) -> None:
-    """The whole notebook in one picture: the viewport is made as tall as its content."""
+    """The whole notebook in one picture: the file browser folded away (Ctrl+B) and the
+    viewport made as tall as the notebook's scrolled content."""
+    if page.locator("#jp-left-stack:not(.lm-mod-hidden)").count():
+        page.keyboard.press("Control+b")
     height = page.evaluate(
         """() => {
-            const notebook = document.querySelector('.jp-NotebookPanel .jp-Notebook');
-            return notebook.scrollHeight + (window.innerHeight - notebook.clientHeight);
+            const scroller = document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer')
+                || document.querySelector('.jp-NotebookPanel .jp-Notebook');
+            return scroller.scrollHeight + (window.innerHeight - scroller.clientHeight);
         }"""
     )
     page.set_viewport_size({"width": 1280, "height": max(800, min(int(height) + 40, 16000))})

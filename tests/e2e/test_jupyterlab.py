@@ -63,10 +63,11 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def page(browser: Browser, lab: Lab) -> Iterator[Page]:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     yield page
     page.close()
+    lab.shutdown_kernels()
 
 
 def run_in_lab(page: Page, lab: Lab, name: str) -> list[CellResult]:
@@ -99,7 +100,8 @@ def test_notebook_runs_clean_with_run_all_in_jupyterlab(page, lab, name):
     for cell in cells:
         for expected in committed_text_outputs(notebook.cells[cell.index]):
             assert sanitize(expected) in sanitize(cell.output_text), (
-                f"cell {cell.index} of {name} shows other output than the committed one"
+                f"cell {cell.index} of {name} shows other output than the committed one:\n"
+                f"committed: {expected!r}\nin the page: {cell.output_text!r}"
             )
 
 
