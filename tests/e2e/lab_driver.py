@@ -177,6 +177,7 @@ class CellResult:
     prompt: str  # "[3]:" once run; "[*]:" queued or running; "[ ]:" never run
     output_text: str
     error_text: str  # what rendered as a traceback or stderr, "" if nothing
+    images: int  # pictures rendered in the output (plots, sequence diagrams)
 
     @property
     def ran(self) -> bool:
@@ -209,10 +210,14 @@ def menu(page: Page, top: str, item: str) -> None:
 
 
 def run_all(page: Page, timeout: float) -> None:
-    """Edit > Clear Outputs of All Cells, Run > Run All Cells, then wait until the run ended:
-    nothing queued ([*]) any more and the kernel idle. Clearing first makes every prompt
-    [ ], so a prompt with a number can only come from this run."""
+    """View > Expand All Code, Edit > Clear Outputs of All Cells, Run > Run All Cells, then
+    wait until the run ended: nothing queued ([*]) any more and the kernel idle.
+
+    A cell whose code is hidden (a "Try it" solution) shows no prompt, so the code is expanded
+    first. Clearing makes every prompt [ ], so a numbered prompt can only come from this run.
+    """
     page.locator(".jp-NotebookPanel .jp-Notebook").first.click(position={"x": 5, "y": 5})
+    menu(page, "View", "Expand All Code")
     menu(page, "Edit", "Clear Outputs of All Cells")
     page.wait_for_function(
         """() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
@@ -250,6 +255,7 @@ def code_cells(page: Page) -> list[CellResult]:
                     prompt: cell.querySelector('.jp-InputPrompt').textContent.trim(),
                     output_text: outputs.map(o => o.innerText).join('\\n'),
                     error_text: errors.map(o => o.innerText).join('\\n'),
+                    images: cell.querySelectorAll('.jp-OutputArea-output img').length,
                 };
             }).filter(row => row !== null);
         }""",
@@ -271,6 +277,10 @@ def screenshot(page: Page, path: Path) -> None:
         }"""
     )
     page.set_viewport_size({"width": 1280, "height": max(800, min(int(height) + 40, 16000))})
+    page.evaluate(
+        """() => document.querySelectorAll('.jp-NotebookPanel .jp-WindowedPanel-outer,'
+            + ' .jp-NotebookPanel .jp-Notebook').forEach(element => { element.scrollTop = 0; })"""
+    )
     page.wait_for_timeout(300)  # one layout pass at the new size (nothing to wait on)
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path))

@@ -35,9 +35,17 @@ RUN_TIMEOUT = 120  # seconds for one Run All; each notebook is meant to take und
 # Values a student must see on the page after Run All, per notebook (issue 3). Every other
 # deterministic output committed in the notebook is compared as well (see below).
 EXPECTED = {
-    "00_start_here.ipynb": [],
-    "03_correlation_id.ipynb": ["fib(10) = 55"],
+    "00_start_here.ipynb": ["answers at amqp://"],
+    "03_correlation_id.ipynb": [
+        "answers at amqp://",  # the broker check (the password masked: see UNMASKED_URL)
+        "fib(10) = 55",  # the first call through the live-built client
+        "fib(1) = 1 fib(2) = 1 fib(3) = 2 fib(4) = 3",  # concurrent calls, each matched
+        "calls still waiting: 0",  # unknown and duplicate replies discarded
+        "FibonacciRpcClient replies: 4 answered, 0 duplicate, 0 late, 0 unknown",
+    ],
 }
+# A URL whose password shows (anything but ****) must never appear on the page.
+UNMASKED_URL = re.compile(r"amqps?://[^:/@\s]+:(?!\*\*\*\*@)[^@\s]+@")
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -94,11 +102,15 @@ def test_notebook_runs_clean_with_run_all_in_jupyterlab(page, lab, name):
         if "raises-exception" not in tags:
             assert not cell.error_text, f"cell {cell.index} of {name}:\n{cell.error_text}"
 
-    page_text = "\n".join(cell.output_text for cell in cells)
+    page_text = " ".join("\n".join(cell.output_text for cell in cells).split())
     for value in EXPECTED[name]:
         assert value in page_text, f"{value!r} does not appear in {name}"
+    assert not UNMASKED_URL.search(page_text), f"{name} shows a password"
     for cell in cells:
-        for expected in committed_text_outputs(notebook.cells[cell.index]):
+        source_cell = notebook.cells[cell.index]
+        pictures = sum("image/png" in o.get("data", {}) for o in source_cell.get("outputs", []))
+        assert cell.images >= pictures, f"cell {cell.index} of {name}: a plot did not render"
+        for expected in committed_text_outputs(source_cell):
             assert sanitize(expected) in sanitize(cell.output_text), (
                 f"cell {cell.index} of {name} shows other output than the committed one:\n"
                 f"committed: {expected!r}\nin the page: {cell.output_text!r}"
