@@ -264,6 +264,16 @@ def code_cells(page: Page) -> list[CellResult]:
     return [CellResult(**row) for row in rows]
 
 
+def broken_diagrams(page: Page) -> list[str]:
+    """The Mermaid diagrams in markdown that JupyterLab could not draw, with mermaid's error
+    (JupyterLab then shows the diagram's source in a warning box instead of the picture)."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll('.jp-RenderedMermaid.jp-mod-warning')]
+            .map(box => box.querySelector('code').textContent.split('\\n')[0] + ': '
+                 + [...box.querySelectorAll('details > pre')].map(e => e.textContent).join(''))"""
+    )
+
+
 def screenshot(page: Page, path: Path) -> None:
     """The whole notebook in one picture: the file browser folded away (Ctrl+B) and the
     viewport made as tall as the notebook's scrolled content."""

@@ -16,6 +16,7 @@ import pytest
 from lab_driver import (
     CellResult,
     Lab,
+    broken_diagrams,
     code_cells,
     find_browser,
     jupyter_lab,
@@ -35,7 +36,13 @@ RUN_TIMEOUT = 120  # seconds for one Run All; each notebook is meant to take und
 # Values a student must see on the page after Run All, per notebook (issue 3). Every other
 # deterministic output committed in the notebook is compared as well (see below).
 EXPECTED = {
-    "00_start_here.ipynb": ["answers at amqp://"],
+    "00_start_here.ipynb": [
+        "answers at amqp://",  # the live broker check
+        "No RabbitMQ broker answers at",  # ... and what it says when there is none
+        "your namespace: ",  # shown once, so a student knows their queues' prefix
+        "fib(10) = 55",  # the first remote call
+        "deleted queues: 00.rpc_queue",  # the cleanup cell left the broker as it was
+    ],
     "03_correlation_id.ipynb": [
         "answers at amqp://",  # the broker check (the password masked: see UNMASKED_URL)
         "fib(10) = 55",  # the first call through the live-built client
@@ -106,6 +113,7 @@ def test_notebook_runs_clean_with_run_all_in_jupyterlab(page, lab, name):
     for value in EXPECTED[name]:
         assert value in page_text, f"{value!r} does not appear in {name}"
     assert not UNMASKED_URL.search(page_text), f"{name} shows a password"
+    assert not broken_diagrams(page), f"{name}: a diagram does not render in JupyterLab"
     for cell in cells:
         source_cell = notebook.cells[cell.index]
         pictures = sum("image/png" in o.get("data", {}) for o in source_cell.get("outputs", []))
