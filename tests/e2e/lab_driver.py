@@ -131,7 +131,13 @@ def jupyter_lab(notebooks: Path, workdir: Path, timeout: float = 90) -> Iterator
     ]
     if os.geteuid() == 0:
         command.append("--allow-root")
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(workdir / "runtime")}
+    env = {
+        **os.environ,
+        "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
+        # the kernels' queues in a namespace of their own: a notebook open elsewhere on this
+        # machine (a student's, or nbval running the same notebook) never shares them
+        "FIBRPC_NAMESPACE": f"e2e-{secrets.token_hex(4)}",
+    }
     log = workdir / "jupyterlab.log"
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=root,
