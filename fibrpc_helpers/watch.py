@@ -8,8 +8,8 @@ How it sees the queues, and its limit: AMQP itself cannot list queues, and the c
 runs without the management plugin (it starts faster and exposes nothing over HTTP), so this
 watches the queue NAMES it knows: the series' names (:data:`KNOWN_NAMES`) plus any given
 with ``--queue``, each inside the namespace. For each one a passive ``queue.declare`` (it never
-creates anything) returns the number of messages ready and the number of consumers. A queue
-nobody has declared yet is shown as "not declared". Messages a worker has received but not yet
+creates anything) returns the number of messages ready and the number of consumers. The names
+nobody has declared yet are listed on one line below the table. Messages a worker has received but not yet
 acknowledged are not "ready", so a busy queue can show 0 ready while its workers compute.
 Callback queues are server-named and exclusive to their client, so they are not shown.
 """
@@ -39,7 +39,7 @@ from .urls import amqp_url, mask_url
 # after the notebook's number, so two open notebooks never serve each other).
 KNOWN_NAMES: tuple[str, ...] = (
     DEFAULT_QUEUE,
-    *(f"{number:02d}.{DEFAULT_QUEUE}" for number in range(1, 7)),
+    *(f"{number:02d}.{DEFAULT_QUEUE}" for number in range(0, 7)),
 )
 
 _CONNECTION_LOST = (aiormq.exceptions.AMQPConnectionError, ConnectionError, OSError)

@@ -132,7 +132,7 @@ def test_watch_once_shows_a_laptop_worker_serving_the_teachers_queue(
     lines = done.stdout.splitlines()
     assert lines[0].startswith(f"queues of namespace '{namespace}' at amqp://guest:****@")
     assert lines[2].split() == ["rpc_queue", "0", "1"]
-    assert lines[3].startswith("not declared (yet): 01.rpc_queue, 02.rpc_queue,")
+    assert lines[3].startswith("not declared (yet): 00.rpc_queue, 01.rpc_queue,")
     assert lines[-1].endswith(", extra")  # the name given with --queue is watched too
 
 
