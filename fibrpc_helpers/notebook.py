@@ -44,8 +44,8 @@ No RabbitMQ broker answers at {url}.
 To fix it, run one of these in a terminal in the project folder, then run this cell again:
   make lab                                          (starts a broker, then JupyterLab)
   .venv/bin/python -m fibrpc_helpers broker ensure  (starts a broker only)
-In a class with a shared broker, set the environment variable AMQP_URL to the address
-your teacher gives you before starting JupyterLab."""
+In a class with a shared broker, put the address your teacher gives you in the .env file
+at the project root (a line AMQP_URL=amqp://...), then run the notebook again."""
 
 _NOTEBOOKS: dict[str, Notebook] = {}
 _STEP_TIMEOUT = 15.0  # seconds one cleanup step may take before we give up on it
