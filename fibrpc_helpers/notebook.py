@@ -85,7 +85,7 @@ async def _probe(url: str, timeout: float = 3.0) -> str | None:
         await asyncio.sleep(0.05)  # let the failed connection's close run while we are quiet
         return None
     finally:
-        for logger, level in zip(loggers, levels):
+        for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
     async with connection:
         properties = connection.transport.connection.server_properties  # type: ignore[union-attr]

@@ -18,12 +18,14 @@ Use it around any code that talks to the broker in this Python process (a notebo
 How it sees the messages: while a ``Trace`` is open, aio-pika's ``Exchange.publish``,
 ``IncomingMessage`` (every delivery) and ``IncomingMessage.ack/nack/reject`` are wrapped so
 that each one is noted with a timestamp. Nothing is sent to the broker and no message is
-changed. Only this process is seen: for a worker running in another process (``WorkerProcesses``)
-the trace has the request and the reply, and the diagram draws the worker's part dashed,
-named by the reply's ``app_id``.
+changed. Only this process is seen: for a worker running in another process
+(``WorkerProcesses``) the trace has the request and the reply, and the diagram draws the
+worker's part dashed, named by the reply's ``app_id``.
 
 Stable API (other notebooks build on it): ``Trace`` (``async with`` or ``with``; ``events``,
-``calls``, ``workers``, ``table()``, ``draw()``, ``settle()``), ``Event``, ``Call``.
+``calls``, ``workers``, ``table()``, ``draw()``, ``settle()``), ``Event``, ``Call`` (per
+request: ``sent``, ``deliveries``, ``worker``, ``replied``, ``acked``, ``received``, ``reply``,
+``app_id``, ``error``, ``replies``, ``returned``, ``round_trip``).
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ class Call:
 
     A request received here but sent before the trace began or by another process (a
     classmate's client, on a shared queue) is a Call with ``sent`` None, and so is a reply
-    that matches no traced request (an unknown correlation id). ``replies`` counts the replies delivered to the client: 2 or more means
+    that matches no traced request (an unknown correlation id). ``replies`` counts the
+    replies delivered to the client: 2 or more means
     duplicates arrived, which the client must discard.
     """
 
@@ -323,7 +326,7 @@ class Trace:
                 continue
             if event.kind == "return":
                 call = by_id.get(cid) if cid else first(
-                    lambda c: c.sent is not None and c.queue == event.routing_key
+                    lambda c, event=event: c.sent is not None and c.queue == event.routing_key
                     and c.request == event.body and not c.returned and c.delivered is None)
                 if call is not None and not reply:
                     call.returned = True
@@ -335,7 +338,7 @@ class Trace:
                 continue
             if event.kind == "deliver" and not reply:
                 call = by_id.get(cid) if cid else first(
-                    lambda c: c.queue == event.routing_key and c.request == event.body
+                    lambda c, event=event: c.queue == event.routing_key and c.request == event.body
                     and c.delivered is None and c.sent is not None)
                 if call is None:  # sent before the trace began, or by another process
                     call = new_call(event, event.routing_key)
@@ -348,15 +351,15 @@ class Trace:
                 call.redelivered = call.redelivered or event.redelivered
             elif event.kind == "publish":  # a reply, published by a worker in this process
                 call = by_id.get(cid) if cid else first(
-                    lambda c: c.reply_to == event.routing_key and c.delivered is not None
-                    and c.replied is None)
+                    lambda c, event=event: c.reply_to == event.routing_key
+                    and c.delivered is not None and c.replied is None)
                 if call is None:
                     call = new_call(event, "")  # a reply to a request we never saw
                 call.replied = event.time if call.replied is None else call.replied
                 call.reply_to = call.reply_to or event.routing_key
             elif event.kind == "deliver":  # a reply reaches the client
                 call = by_id.get(cid) if cid else first(
-                    lambda c: c.reply_to == event.routing_key and c.received is None
+                    lambda c, event=event: c.reply_to == event.routing_key and c.received is None
                     and (c.replied is not None or not c.in_process))
                 if call is None:
                     call = new_call(event, "")
@@ -410,7 +413,8 @@ class Trace:
 
 def _lanes(calls: list[Call], workers: list[str]) -> dict[str, float]:
     names = ["client"]
-    names += sorted({call.queue for call in calls if call.queue}, key=[c.queue for c in calls].index)
+    queues = [call.queue for call in calls if call.queue]
+    names += sorted(set(queues), key=queues.index)
     names += workers
     if any(call.sent is None or (call.received and not call.worker) for call in calls):
         names.append("someone else")
@@ -501,7 +505,8 @@ def _draw(trace: Trace, title: str | None, max_calls: int) -> Figure:
     ax.set_xticks([])
     for side in ("top", "right", "bottom", "left"):
         ax.spines[side].set_visible(False)
-    shown = f" (first {len(calls)} of {len(trace.calls)} calls)" if len(trace.calls) > len(calls) else ""
+    total = len(trace.calls)
+    shown = f" (first {len(calls)} of {total} calls)" if total > len(calls) else ""
     ax.set_title((title or "messages in this cell") + shown, fontsize=10)
     fig.tight_layout()
     plt.close(fig)  # returned, not shown twice: Jupyter displays the returned Figure

@@ -35,7 +35,9 @@ def _notebook(folder: Path, name: str, heading: str, *, contents: bool = False) 
 
 def _cell(path: Path, role: str) -> str:
     notebook = nbformat.read(path, as_version=4)
-    (source,) = [c.source for c in notebook.cells if c.metadata.get("fibrpc", {}).get("navigation") == role]
+    (source,) = [
+        c.source for c in notebook.cells if c.metadata.get("fibrpc", {}).get("navigation") == role
+    ]
     return source
 
 

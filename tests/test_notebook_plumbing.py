@@ -113,7 +113,7 @@ async def test_worker_processes_stop_when_the_kernel_is_killed(url, notebook_nam
             "workers = await nb.worker_processes(2, queue=await nb.queue('rpc_queue'))\n"
             "print('PIDS', *workers.pids)\n"
         )
-        reply = kernel.execute_interactive(code, timeout=60, output_hook=lambda msg: outputs.append(msg))
+        reply = kernel.execute_interactive(code, timeout=60, output_hook=outputs.append)
         assert reply["content"]["status"] == "ok"
     finally:
         kernel.stop_channels()
