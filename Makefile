@@ -14,6 +14,10 @@ PYTEST_ARGS ?=
 E2E ?= yes
 E2E_ARGS ?=
 
+# Test runs get a namespace of their own, so they never touch the queues of a notebook you
+# have open in JupyterLab at the same time (which uses your plain namespace).
+test test-package test-notebooks: export FIBRPC_NAMESPACE := $(or $(FIBRPC_NAMESPACE),$(shell id -un)@$(shell hostname)).test-$(shell date +%s%N)
+
 .PHONY: lab test test-package test-notebooks test-oldest setup venv broker clean e2e
 
 lab: setup
