@@ -34,6 +34,8 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import AMQPError, PublishError
+from aiormq.exceptions import ChannelInvalidStateError
+from yarl import URL
 
 from .errors import NoWorkerError, RpcConnectionError, RpcTimeout
 from .urls import amqp_url, mask_url
@@ -46,6 +48,10 @@ DEFAULT_TIMEOUT = 10.0
 """Seconds a call waits for its reply unless told otherwise: no call waits forever."""
 
 _REMEMBERED_IDS = 10_000  # how many finished correlation ids we remember, to name discards
+
+RECONNECT_INTERVAL = 1.0
+"""Seconds between reconnection attempts after the broker goes away (aio-pika's default is
+5); ``?reconnect_interval=S`` in the URL overrides it."""
 
 
 @dataclass
@@ -65,8 +71,11 @@ class ReplyCounts:
 async def connect_robust(url: str | None) -> AbstractRobustConnection:
     """Open a robust connection (it reconnects by itself), or say how to get a broker."""
     url = amqp_url(url)
+    options: dict[str, Any] = {}
+    if "reconnect_interval" not in URL(url).query:
+        options["reconnect_interval"] = RECONNECT_INTERVAL
     try:
-        return await aio_pika.connect_robust(url)
+        return await aio_pika.connect_robust(url, **options)
     except (ConnectionError, OSError) as error:
         raise RpcConnectionError(
             f"cannot connect to the broker at {mask_url(url)} ({error}). Start one with "
@@ -138,11 +147,12 @@ class FibonacciRpcClient:
         """
         timeout = self.timeout if timeout is None else timeout
         body = encode_request(n)  # bad input fails here, before anything is sent
+        if self._closing:
+            raise RpcConnectionError("this client is closed; connect a new one to make calls")
         correlation_id = uuid4().hex
         future: asyncio.Future[AbstractIncomingMessage] = (
             asyncio.get_running_loop().create_future()
         )
-        self._pending[correlation_id] = future
         request = aio_pika.Message(
             body,
             correlation_id=correlation_id,
@@ -151,12 +161,19 @@ class FibonacciRpcClient:
             expiration=timeout,
         )
         try:
-            reply = await asyncio.wait_for(self._publish_and_wait(request, future), timeout)
+            reply = await asyncio.wait_for(
+                self._publish_and_wait(correlation_id, request, future), timeout
+            )
         except asyncio.TimeoutError:
+            if correlation_id not in self._pending:  # never sent: the broker was away
+                raise RpcConnectionError(
+                    f"the broker at {mask_url(str(self.connection.url))} was unreachable for "
+                    f"{timeout:g} s, so fib({n}) was not sent. The client keeps reconnecting "
+                    "by itself: retry later, or check that the broker is running."
+                ) from None
             raise RpcTimeout(
-                f"no reply to fib({n}) from queue {self.queue!r} within {timeout:g} s: is a "
-                f"worker running? Start one with `python -m fibrpc_helpers worker --queue "
-                f"{self.queue}`, or pass a longer timeout."
+                f"no reply to fib({n}) from queue {self.queue!r} within {timeout:g} s: "
+                f"{await self._why_no_reply()}"
             ) from None
         finally:
             if self._pending.pop(correlation_id, None) is not None:
@@ -169,9 +186,16 @@ class FibonacciRpcClient:
 
     async def _publish_and_wait(
         self,
+        correlation_id: str,
         request: aio_pika.Message,
         future: asyncio.Future[AbstractIncomingMessage],
     ) -> AbstractIncomingMessage:
+        # While the broker is away, wait (within the call's timeout) until the robust
+        # connection is back and has re-declared the callback queue and its consumer: a
+        # request sent before that would have nowhere to send its reply.
+        await self.channel.ready()
+        # Registered before publishing: the reply can arrive before the publisher confirm.
+        self._pending[correlation_id] = future
         try:
             await self.channel.default_exchange.publish(
                 request, routing_key=self.queue, mandatory=True
@@ -182,7 +206,9 @@ class FibonacciRpcClient:
                 f"request. Start a worker (`python -m fibrpc_helpers worker --queue "
                 f"{self.queue}`) or check the queue name."
             ) from None
-        except (asyncio.CancelledError, AMQPError, ConnectionError) as error:
+        except (
+            asyncio.CancelledError, AMQPError, ChannelInvalidStateError, ConnectionError
+        ) as error:
             if isinstance(error, asyncio.CancelledError) and _cancelled_from_outside():
                 raise  # our caller (or the timeout) cancelled the call
             # The channel closed under the publish, so the broker never confirmed it.
@@ -193,6 +219,33 @@ class FibonacciRpcClient:
                 "retrying is safe because the work is idempotent"
             ) from None
         return await future
+
+    async def _why_no_reply(self) -> str:
+        """Say why a call timed out: nobody consumes the request queue, or workers are slow."""
+        advice = (
+            f"is a worker running? Start one with `python -m fibrpc_helpers worker --queue "
+            f"{self.queue}`, or pass a longer timeout."
+        )
+        try:
+            # A throwaway plain channel: a failed passive declare closes it, and a robust
+            # channel would try to bring it back.
+            underlay = self.connection.transport.connection  # type: ignore[union-attr]
+            channel = await underlay.channel(timeout=1)
+            try:
+                declared = await channel.queue_declare(self.queue, passive=True, timeout=1)
+            finally:
+                await channel.close()
+        except Exception:
+            return advice
+        if not declared.consumer_count:
+            return (
+                f"nobody consumes that queue ({declared.message_count} request(s) waiting in "
+                f"it). {advice}"
+            )
+        return (
+            f"{declared.consumer_count} worker(s) consume that queue but none answered in time: "
+            "they are busy or slow. Pass a longer timeout or start more workers."
+        )
 
     @property
     def in_flight(self) -> int:
