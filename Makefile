@@ -11,7 +11,7 @@ LAB_ARGS ?=
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 
-.PHONY: lab test test-package test-notebooks setup venv broker clean
+.PHONY: lab test test-package test-notebooks test-oldest setup venv broker clean
 
 lab: setup
 	cd notebooks && ../$(PY) -m jupyter lab $(ROOT_ARGS) $(LAB_ARGS)
@@ -26,6 +26,12 @@ test-package: setup
 test-notebooks: setup
 	$(PY) -m pytest notebooks --nbval --nbval-current-env \
 		--sanitize-with notebooks/nbval_sanitize.cfg $(PYTEST_ARGS)
+
+# The same suite with every requirement at exactly its lower bound, in its own venv.
+test-oldest:
+	mkdir -p .venv-oldest
+	sed -n 's/^\([A-Za-z0-9_.-]*\)>=\([^ ]*\).*/\1==\2/p' requirements.txt > .venv-oldest/constraints.txt
+	PIP_CONSTRAINT=$(CURDIR)/.venv-oldest/constraints.txt $(MAKE) test VENV=.venv-oldest/venv
 
 setup: venv broker
 

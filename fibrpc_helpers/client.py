@@ -83,11 +83,18 @@ async def connect_robust(url: str | None) -> AbstractRobustConnection:
         ) from None
 
 
+class _NoReply(RpcTimeout):
+    """The call's timer went off; ``call`` adds why (nobody consumes the queue, or slow)."""
+
+
 def _cancelled_from_outside() -> bool:
-    """Whether the current task is being cancelled (not just an awaited future inside it)."""
+    """Whether the current task is being cancelled (not just a future awaited inside it).
+
+    Python 3.10 cannot tell; callers also look at whether the channel is gone.
+    """
     task = asyncio.current_task()
     cancelling = getattr(task, "cancelling", None)  # Python 3.11+
-    return cancelling() > 0 if cancelling is not None else True
+    return cancelling is not None and cancelling() > 0
 
 
 class FibonacciRpcClient:
@@ -115,6 +122,7 @@ class FibonacciRpcClient:
         self._pending: dict[str, asyncio.Future[AbstractIncomingMessage]] = {}
         self._finished: OrderedDict[str, str] = OrderedDict()  # correlation id -> how it ended
         self._closing = False
+        self._connected = True  # False from a lost connection until the channel is restored
 
     @classmethod
     async def connect(
@@ -149,10 +157,11 @@ class FibonacciRpcClient:
         body = encode_request(n)  # bad input fails here, before anything is sent
         if self._closing:
             raise RpcConnectionError("this client is closed; connect a new one to make calls")
+        loop = asyncio.get_running_loop()
         correlation_id = uuid4().hex
-        future: asyncio.Future[AbstractIncomingMessage] = (
-            asyncio.get_running_loop().create_future()
-        )
+        future: asyncio.Future[AbstractIncomingMessage] = loop.create_future()
+        # The timer fails the future itself, so the reply wait needs no extra task.
+        timer = loop.call_later(timeout, self._time_out, future, n, timeout, correlation_id)
         request = aio_pika.Message(
             body,
             correlation_id=correlation_id,
@@ -161,21 +170,16 @@ class FibonacciRpcClient:
             expiration=timeout,
         )
         try:
-            reply = await asyncio.wait_for(
-                self._publish_and_wait(correlation_id, request, future), timeout
-            )
-        except asyncio.TimeoutError:
-            if correlation_id not in self._pending:  # never sent: the broker was away
-                raise RpcConnectionError(
-                    f"the broker at {mask_url(str(self.connection.url))} was unreachable for "
-                    f"{timeout:g} s, so fib({n}) was not sent. The client keeps reconnecting "
-                    "by itself: retry later, or check that the broker is running."
-                ) from None
-            raise RpcTimeout(
-                f"no reply to fib({n}) from queue {self.queue!r} within {timeout:g} s: "
-                f"{await self._why_no_reply()}"
-            ) from None
+            if not self._connected:
+                await self._wait_for_broker(future, n, timeout)
+            # Registered before publishing: the reply can arrive before the publisher confirm.
+            self._pending[correlation_id] = future
+            await self._publish(request, timeout)
+            reply = await future
+        except _NoReply as error:
+            raise RpcTimeout(f"{error}: {await self._why_no_reply()}") from None
         finally:
+            timer.cancel()
             if self._pending.pop(correlation_id, None) is not None:
                 self._remember(correlation_id, "late")
             if not future.done():
@@ -184,41 +188,38 @@ class FibonacciRpcClient:
                 future.exception()  # retrieved: the call has already ended another way
         return decode_reply(reply.body, reply.type)
 
-    async def _publish_and_wait(
+    def _time_out(
         self,
-        correlation_id: str,
-        request: aio_pika.Message,
         future: asyncio.Future[AbstractIncomingMessage],
-    ) -> AbstractIncomingMessage:
-        # While the broker is away, wait (within the call's timeout) until the robust
-        # connection is back and has re-declared the callback queue and its consumer: a
-        # request sent before that would have nowhere to send its reply.
-        await self.channel.ready()
-        # Registered before publishing: the reply can arrive before the publisher confirm.
-        self._pending[correlation_id] = future
-        try:
-            await self.channel.default_exchange.publish(
-                request, routing_key=self.queue, mandatory=True
+        n: int,
+        timeout: float,
+        correlation_id: str,
+    ) -> None:
+        if self._pending.pop(correlation_id, None) is not None:
+            self._remember(correlation_id, "late")  # from now on, its reply is late
+        if not future.done():
+            future.set_exception(
+                _NoReply(f"no reply to fib({n}) from queue {self.queue!r} within {timeout:g} s")
             )
-        except PublishError:
-            raise NoWorkerError(
-                f"the broker has no queue named {self.queue!r}, so no worker can receive the "
-                f"request. Start a worker (`python -m fibrpc_helpers worker --queue "
-                f"{self.queue}`) or check the queue name."
-            ) from None
-        except (
-            asyncio.CancelledError, AMQPError, ChannelInvalidStateError, ConnectionError
-        ) as error:
-            if isinstance(error, asyncio.CancelledError) and _cancelled_from_outside():
-                raise  # our caller (or the timeout) cancelled the call
-            # The channel closed under the publish, so the broker never confirmed it.
-            if self._closing:
-                raise RpcConnectionError("the client was closed while a call was being sent") from None
+
+    async def _wait_for_broker(
+        self, future: asyncio.Future[AbstractIncomingMessage], n: int, timeout: float
+    ) -> None:
+        """While the broker is away, wait within the call's timeout for the robust connection
+        to come back and re-declare the callback queue and its consumer: a request sent
+        before that would have nowhere to send its reply."""
+        ready = asyncio.ensure_future(self.channel.ready())
+        try:
+            await asyncio.wait((ready, future), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+        if not ready.done() or ready.cancelled() or ready.exception() is not None:
             raise RpcConnectionError(
-                f"the connection to the broker was lost while sending the request ({error!r}); "
-                "retrying is safe because the work is idempotent"
-            ) from None
-        return await future
+                f"the broker at {mask_url(str(self.connection.url))} was unreachable for "
+                f"{timeout:g} s, so fib({n}) was not sent. The client keeps reconnecting by "
+                "itself: retry later, or check that the broker is running."
+            )
+        self._connected = True
 
     async def _why_no_reply(self) -> str:
         """Say why a call timed out: nobody consumes the request queue, or workers are slow."""
@@ -246,6 +247,41 @@ class FibonacciRpcClient:
             f"{declared.consumer_count} worker(s) consume that queue but none answered in time: "
             "they are busy or slow. Pass a longer timeout or start more workers."
         )
+
+    async def _publish(self, request: aio_pika.Message, timeout: float) -> None:
+        """Publish a request; the broker confirms it, or returns it when no queue takes it."""
+        try:
+            await self.channel.default_exchange.publish(
+                request, routing_key=self.queue, mandatory=True, timeout=timeout
+            )
+        except PublishError:
+            raise NoWorkerError(
+                f"the broker has no queue named {self.queue!r}, so no worker can receive the "
+                f"request. Start a worker (`python -m fibrpc_helpers worker --queue "
+                f"{self.queue}`) or check the queue name."
+            ) from None
+        except asyncio.TimeoutError:
+            raise RpcTimeout(
+                f"the broker did not confirm the request within {timeout:g} s; is it "
+                "overloaded or blocked (low disk or memory)?"
+            ) from None
+        except (
+            asyncio.CancelledError, AMQPError, ChannelInvalidStateError, ConnectionError
+        ) as error:
+            channel_lost = self._closing or self.channel.is_closed
+            if isinstance(error, asyncio.CancelledError) and (
+                _cancelled_from_outside() or not channel_lost
+            ):
+                raise  # our caller cancelled the call
+            # The channel closed under the publish, so the broker never confirmed it.
+            if self._closing:
+                raise RpcConnectionError(
+                    "the client was closed while a call was being sent"
+                ) from None
+            raise RpcConnectionError(
+                f"the connection to the broker was lost while sending the request ({error!r}); "
+                "retrying is safe because the work is idempotent"
+            ) from None
 
     @property
     def in_flight(self) -> int:
@@ -276,6 +312,7 @@ class FibonacciRpcClient:
         if self._closing:
             reason = "the client was closed while a call waited for its reply"
         else:
+            self._connected = False
             reason = (
                 f"the connection to the broker closed while waiting for a reply ({error!r}); "
                 "the request may or may not have been processed, and retrying is safe "

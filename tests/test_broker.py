@@ -55,3 +55,21 @@ def test_describe_masks_the_password():
 )
 def test_mask_url(url, masked):
     assert mask_url(url) == masked
+
+
+def test_stop_leaves_alone_a_process_that_only_reuses_the_recorded_pid(tmp_path):
+    """The record names a pid; stop checks it is really our node before signalling it."""
+    import json
+    import subprocess
+    import sys
+
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "node.json").write_text(
+            json.dumps({"pid": bystander.pid, "nodename": "fibrpc5999@localhost", "port": 5999})
+        )
+        assert "nothing stopped" in broker.stop(tmp_path)
+        assert bystander.poll() is None  # still running
+    finally:
+        bystander.kill()
+        bystander.wait()
