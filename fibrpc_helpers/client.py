@@ -241,7 +241,7 @@ class FibonacciRpcClient:
         if not declared.consumer_count:
             return (
                 f"nobody consumes that queue ({declared.message_count} request(s) waiting in "
-                f"it). {advice}"
+                f"it): {advice}"
             )
         return (
             f"{declared.consumer_count} worker(s) consume that queue but none answered in time: "
