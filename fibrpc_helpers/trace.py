@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +67,7 @@ class Event:
     app_id: str | None = None
     redelivered: bool = False
     consumer_tag: str | None = None
+    delivery_tag: int | None = None  # with consumer_tag: which delivery an ack settles
 
 
 @dataclass
@@ -90,11 +91,15 @@ class Call:
     acked: float | None = None  # when the worker acked the request
     received: float | None = None  # when the first reply reached the client
     reply: str | None = None  # the first reply body, e.g. "55"
+    app_id: str | None = None  # the first reply's app_id: which worker says it answered
     error: bool = False  # the reply has AMQP type "error"
     replies: int = 0
     redelivered: bool = False
     returned: bool = False  # the broker returned the request: no queue took it
     in_process: bool = False  # the worker ran in this process (its part was observed)
+    deliveries: list[tuple[float, str | None, bool]] = field(default_factory=list)
+    """Every delivery of the request to a worker here: (time, worker, redelivered). More
+    than one: a worker died (or gave the request back) before acking it."""
 
     @property
     def round_trip(self) -> float | None:
@@ -160,6 +165,7 @@ def _install() -> None:
                 self,
                 redelivered=bool(self.redelivered),
                 consumer_tag=self.consumer_tag,
+                delivery_tag=self.delivery_tag,
             )
 
     def make_settle(name: str) -> Any:
@@ -167,7 +173,7 @@ def _install() -> None:
 
         async def traced(self: Any, *args: Any, **kwargs: Any) -> None:
             await original(self, *args, **kwargs)
-            _note(name, self, consumer_tag=self.consumer_tag)
+            _note(name, self, consumer_tag=self.consumer_tag, delivery_tag=self.delivery_tag)
 
         return traced
 
@@ -284,54 +290,80 @@ class Trace:
 
     @property
     def calls(self) -> list[Call]:
-        """One Call per request (and per unmatched reply), in the order they were sent."""
+        """One Call per request (and per unmatched reply), in the order they were sent.
+
+        Messages are matched to their call by ``correlation_id``. Messages without one (as in
+        notebook 02, before correlation ids are introduced) are matched the way the broker
+        moves them: first in, first out per queue, and an ack to the delivery it settles.
+        """
         reply_queues = self._reply_queues()
         labels = self._worker_labels()
         calls: list[Call] = []
         by_id: dict[str, Call] = {}
+        by_delivery: dict[tuple[str | None, int | None], Call] = {}
 
-        def new_call(event: Event) -> Call:
-            call = Call(
-                number=len(calls) + 1,
-                correlation_id=event.correlation_id,
-                request=None,
-                queue=event.routing_key,
-                reply_to=event.reply_to,
-            )
+        def new_call(event: Event, queue: str) -> Call:
+            call = Call(len(calls) + 1, event.correlation_id, None, queue, event.reply_to)
             calls.append(call)
             if event.correlation_id is not None:
                 by_id[event.correlation_id] = call
             return call
 
+        def first(condition: Any) -> Call | None:
+            return next((call for call in calls if condition(call)), None)
+
         for event in self.events:
             reply = self._is_reply(event, reply_queues)
-            call = by_id.get(event.correlation_id or "") if event.correlation_id else None
+            cid = event.correlation_id
+            key = (event.consumer_tag, event.delivery_tag)
             if event.kind == "publish" and not reply:
-                call = new_call(event)
+                call = new_call(event, event.routing_key)
                 call.request, call.sent = event.body, event.time
-            elif event.kind == "return" and not reply and call is not None:
-                call.returned = True
-            elif call is None:
-                if event.kind == "publish" or (event.kind == "deliver" and reply):
-                    call = new_call(event)  # a reply to a request we never saw sent
-                    call.queue = ""
-                else:
-                    continue
+                continue
+            if event.kind == "return":
+                call = by_id.get(cid) if cid else first(
+                    lambda c: c.sent is not None and c.queue == event.routing_key
+                    and c.request == event.body and not c.returned and c.delivered is None)
+                if call is not None and not reply:
+                    call.returned = True
+                continue
+            if event.kind in ("ack", "nack", "reject"):
+                call = by_delivery.get(key) or (by_id.get(cid) if cid else None)
+                if call is not None and not reply and call.acked is None:
+                    call.acked = event.time
+                continue
             if event.kind == "deliver" and not reply:
+                call = by_id.get(cid) if cid else first(
+                    lambda c: c.queue == event.routing_key and c.request == event.body
+                    and c.delivered is None and c.sent is not None)
+                if call is None:
+                    continue
+                by_delivery[key] = call
                 call.delivered = event.time if call.delivered is None else call.delivered
                 call.worker = labels.get(event.consumer_tag or "basic.get")
+                call.deliveries.append((event.time, call.worker, event.redelivered))
                 call.in_process = True
                 call.redelivered = call.redelivered or event.redelivered
-            elif event.kind == "publish" and reply:
+            elif event.kind == "publish":  # a reply, published by a worker in this process
+                call = by_id.get(cid) if cid else first(
+                    lambda c: c.reply_to == event.routing_key and c.delivered is not None
+                    and c.replied is None)
+                if call is None:
+                    call = new_call(event, "")  # a reply to a request we never saw
                 call.replied = event.time if call.replied is None else call.replied
                 call.reply_to = call.reply_to or event.routing_key
-            elif event.kind in ("ack", "nack", "reject") and not reply:
-                call.acked = event.time if call.acked is None else call.acked
-            elif event.kind == "deliver" and reply:
+            elif event.kind == "deliver":  # a reply reaches the client
+                call = by_id.get(cid) if cid else first(
+                    lambda c: c.reply_to == event.routing_key and c.received is None
+                    and (c.replied is not None or not c.in_process))
+                if call is None:
+                    call = new_call(event, "")
+                    call.reply_to = event.routing_key
                 call.replies += 1
                 if call.received is None:
                     call.received, call.reply = event.time, event.body
                     call.error = event.type == "error"
+                    call.app_id = event.app_id
                     if call.worker is None and event.app_id:
                         call.worker = labels.get(event.app_id)
         return calls
@@ -398,16 +430,17 @@ def _steps(calls: list[Call], lanes: dict[str, float], colours: Any) -> list[_St
     steps: list[_Step] = []
     for call in calls:
         colour = colours((call.number - 1) % 10)
-        tag = (call.correlation_id or "no id")[:6]
+        tag = f"{call.correlation_id[:6]}: " if call.correlation_id else ""
         queue = lanes.get(call.queue, client)
         worker = lanes.get(call.worker or "someone else", lanes.get("someone else", queue))
         if call.sent is not None:
             returned = "  (returned: no queue took it)" if call.returned else ""
             steps.append(_Step(call.sent, client, queue, colour,
-                               f"{tag} fib({call.request}){returned}"))
+                               f"{tag}fib({call.request}){returned}"))
         if call.in_process and call.delivered is not None:
-            redelivered = " (redelivered)" if call.redelivered else ""
-            steps.append(_Step(call.delivered, queue, worker, colour, redelivered.strip()))
+            for time_, who, redelivered in call.deliveries:
+                to = lanes.get(who or "someone else", worker)
+                steps.append(_Step(time_, queue, to, colour, "redelivered" if redelivered else ""))
             if call.replied is not None:
                 steps.append(_Step(call.replied, worker, callback, colour, call.reply or ""))
             if call.acked is not None:
@@ -422,7 +455,7 @@ def _steps(calls: list[Call], lanes: dict[str, float], colours: Any) -> list[_St
             reply = ("error: " if call.error else "") + (call.reply or "")
             duplicates = f" (+{call.replies - 1} duplicate)" if call.replies > 1 else ""
             steps.append(_Step(call.received, callback, client, colour,
-                               f"{tag} = {reply}{duplicates}"))
+                               f"{tag}{reply}{duplicates}"))
         elif call.sent is not None and not call.returned:
             steps.append(_Step(call.sent, client, client, colour, "no reply"))
     steps.sort(key=lambda step: step.time)

@@ -138,3 +138,61 @@ def _agg_backend():
     import matplotlib
 
     matplotlib.use("Agg")
+
+
+async def test_messages_without_correlation_id_are_matched_first_in_first_out(
+    queue_name, connection
+):
+    """Notebook 02 sends requests before correlation ids are introduced."""
+    channel = await connection.channel()
+    requests = await channel.declare_queue(queue_name)
+
+    async def on_request(request: aio_pika.abc.AbstractIncomingMessage) -> None:
+        reply = aio_pika.Message(str(int(request.body) * 2).encode())
+        await channel.default_exchange.publish(reply, routing_key=request.reply_to)
+        await request.ack()
+
+    await requests.consume(on_request)
+    callback = await channel.declare_queue(exclusive=True)
+    replies: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage] = asyncio.Queue()
+    await callback.consume(replies.put, no_ack=True)
+    async with Trace() as trace:
+        for n in (1, 2, 3):
+            message = aio_pika.Message(str(n).encode(), reply_to=callback.name)
+            await channel.default_exchange.publish(message, routing_key=queue_name)
+        for _ in range(3):
+            await asyncio.wait_for(replies.get(), 5)
+    calls = trace.calls
+    assert [(c.request, c.reply) for c in calls] == [("1", "2"), ("2", "4"), ("3", "6")]
+    assert all(c.sent < c.delivered < c.replied < c.received for c in calls)
+    assert all(c.acked is not None and c.worker == "worker 1" for c in calls)
+
+
+async def test_a_request_redelivered_after_a_worker_died_shows_both_deliveries(
+    url, queue_name, client, connection
+):
+    doomed = await connection.channel()
+    taken = asyncio.Event()
+
+    async def take_and_die(request: aio_pika.abc.AbstractIncomingMessage) -> None:
+        taken.set()  # never replies, never acks
+
+    await (await doomed.declare_queue(queue_name)).consume(take_and_die)
+    async with Trace() as trace:
+        pending = asyncio.create_task(client.call(12))
+        await asyncio.wait_for(taken.wait(), 5)
+        await doomed.close()  # dies holding the request: the broker requeues it
+        rescuer = await FibonacciRpcWorker.start(url, queue=queue_name, name="rescuer")
+        try:
+            assert await asyncio.wait_for(pending, 5) == 144
+        finally:
+            await rescuer.stop()
+    (call,) = trace.calls
+    assert [(who, again) for _, who, again in call.deliveries] == [
+        ("worker 1", False),
+        ("worker 2", True),
+    ]
+    assert call.worker == "worker 2" and call.redelivered and call.app_id == "rescuer"
+    assert call.acked is not None and call.acked > call.deliveries[1][0]
+    axes = trace.draw().axes[0]
+    assert sum(text.get_text() == "redelivered" for text in axes.texts) == 1
