@@ -119,3 +119,37 @@ async def test_a_worker_that_replies_and_dies_before_acking_makes_a_duplicate_re
         if dying.stdout:
             dying.stdout.close()
     assert await _queue_depth(connection, queue_name) == 0
+
+
+async def test_the_trace_draws_both_replies_of_the_race(url, queue_name, connection):
+    """The same race in this process, traced: two deliveries, two replies, one answer."""
+    from fibrpc_helpers.trace import Trace
+
+    async def reply_then_die() -> None:
+        careless = await aio_pika.connect(url)
+        channel = await careless.channel()
+        queue = await channel.declare_queue(queue_name)
+        async with queue.iterator() as requests:
+            async for request in requests:
+                await channel.default_exchange.publish(
+                    aio_pika.Message(b"6765", correlation_id=request.correlation_id),
+                    routing_key=request.reply_to,
+                )
+                break  # no ack
+        await careless.close()
+
+    await (await connection.channel()).declare_queue(queue_name)
+    async with await FibonacciRpcClient.connect(url, queue=queue_name) as client:
+        async with Trace() as trace:
+            careless = asyncio.create_task(reply_then_die())
+            assert await client.call(20, timeout=10) == 6765
+            await careless
+            worker = await FibonacciRpcWorker.start(url, queue=queue_name)
+            await _wait_until(lambda: client.replies.duplicate == 1, 10, "the duplicate")
+        await worker.stop()
+    (call,) = trace.calls
+    assert [who for _, who, _ in call.replies_sent] == ["worker 1", "worker 2"]
+    assert [body for _, _, body in call.replies_sent] == ["6765", "6765"]
+    assert len(call.arrivals) == 2 and call.replies == 2 and call.redelivered
+    assert call.acked is not None and call.acked > call.replies_sent[1][0]
+    assert trace.draw().axes  # draws without error
