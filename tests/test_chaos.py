@@ -16,7 +16,13 @@ import time
 import aio_pika
 import pytest
 
-from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker, WorkerProcesses, fib
+from fibrpc_helpers import (
+    FibonacciRpcClient,
+    FibonacciRpcWorker,
+    NoWorkerError,
+    WorkerProcesses,
+    fib,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -153,3 +159,26 @@ async def test_the_trace_draws_both_replies_of_the_race(url, queue_name, connect
     assert len(call.arrivals) == 2 and call.replies == 2 and call.redelivered
     assert call.acked is not None and call.acked > call.replies_sent[1][0]
     assert trace.draw().axes  # draws without error
+
+
+async def test_a_worker_whose_queue_is_deleted_declares_it_again_and_serves(
+    url, queue_name, connection
+):
+    """A teacher deletes the queue under a running worker: it comes back by itself."""
+    worker = await FibonacciRpcWorker.start(url, queue=queue_name)
+    try:
+        async with await FibonacciRpcClient.connect(url, queue=queue_name) as client:
+            assert await client.call(10) == 55
+            await (await connection.channel()).queue_delete(queue_name)
+            # The broker cancels the worker's consumer; its robust channel re-declares the
+            # queue and consumes again (until then, a call finds no queue: NoWorkerError).
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    assert await client.call(11, timeout=5) == 89
+                    break
+                except NoWorkerError:
+                    assert time.monotonic() < deadline, "the worker did not come back"
+                    await asyncio.sleep(0.1)
+    finally:
+        await worker.stop()

@@ -10,7 +10,6 @@ import asyncio
 import signal
 import time
 
-import aio_pika
 import pytest
 
 from fibrpc_helpers import FibonacciRpcClient, WorkerProcesses, fib
