@@ -52,15 +52,15 @@ async def _serve(args: argparse.Namespace) -> int:
         max_n=args.max_n,
         service_time=args.sleep_ms / 1000,
     )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # before saying "serving": a SIGTERM
+        loop.add_signal_handler(signum, stopping.set)  # right after it must stop us cleanly
     print(
         f"worker {worker.name} is serving queue {args.queue!r} at {mask_url(amqp_url(args.url))}"
         f" (prefetch {args.prefetch}, work {args.work}); Ctrl-C stops it",
         flush=True,
     )
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
     watchdog = asyncio.create_task(_watch_parent(stopping)) if args.exit_with_parent else None
     await stopping.wait()
     if watchdog:

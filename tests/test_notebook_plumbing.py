@@ -58,6 +58,7 @@ async def test_cleanup_undoes_what_the_notebook_made(url, notebook_name, capsys)
 
     await nb.cleanup()
 
+    assert [process.returncode for process in workers.processes] == [0]  # stopped cleanly
     assert task.cancelled()
     assert connection.is_closed
     assert all(process.poll() is not None for process in workers.processes)
