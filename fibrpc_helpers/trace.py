@@ -401,7 +401,8 @@ class Trace:
     def draw(self, title: str | None = None, *, max_calls: int = 10) -> Figure:
         """The sequence diagram of the traced calls (at most ``max_calls``), as a Figure.
 
-        Lanes, left to right: client, request queue(s), worker(s), callback queue. Each arrow
+        Lanes, left to right: client, request queue(s), worker(s) (named by the ``app_id`` of
+        their replies when they set one, else "worker 1", ...), callback queue. Each arrow
         is one message, one row per step, in time order (the time in ms since the trace
         started is on the left). Each call has its own colour and is labelled with the first
         characters of its correlation id. Dashed: the worker ran in another process, so only
@@ -479,17 +480,15 @@ def _draw(trace: Trace, title: str | None, max_calls: int) -> Figure:
     steps = _steps(calls, lanes, plt.get_cmap("tab10"))
     rows = max(len(steps), 1)
     fig, ax = plt.subplots(figsize=(1.9 * len(lanes) + 1.6, 1.3 + 0.3 * rows))
-    says = {}  # worker label -> the app_id its replies carry, when there is exactly one
+    says = {}  # worker label -> the app_id its replies carry (its name), when there is one
     for worker in trace.workers:
         app_ids = {call.app_id for call in calls if call.worker == worker and call.app_id}
         if len(app_ids) == 1 and app_ids != {worker}:
             says[worker] = app_ids.pop()
     for name, x in lanes.items():
         ax.plot([x, x], [-0.5, rows - 0.5], color="0.8", lw=1, zorder=0)
-        ax.text(x, -0.8, short_name(name), ha="center", va="bottom", fontsize=9,
-                fontweight="bold")
-        if name in says:
-            ax.text(x, -0.55, says[name], ha="center", va="bottom", fontsize=7, color="0.3")
+        ax.text(x, -0.8, says.get(name, short_name(name)), ha="center", va="bottom",
+                fontsize=9, fontweight="bold")
     for row, step in enumerate(steps):
         if step.start == step.end:  # a mark on one lane: an ack, or a call with no reply
             mark = "✓ ack" if step.label == "ack" else "✗ no reply"
@@ -503,7 +502,7 @@ def _draw(trace: Trace, title: str | None, max_calls: int) -> Figure:
     ticks = ["unseen" if step.dashed else f"{step.time * 1000:.1f} ms" for step in steps]
     ax.set_yticks(range(len(steps)), ticks, fontsize=7)
     ax.set_xlim(-0.5, len(lanes) - 0.5)
-    ax.set_ylim(rows - 0.4, -1.25)
+    ax.set_ylim(rows - 0.4, -1.2)
     ax.set_xticks([])
     for side in ("top", "right", "bottom", "left"):
         ax.spines[side].set_visible(False)

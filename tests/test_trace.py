@@ -125,7 +125,8 @@ async def test_draw_makes_a_sequence_diagram(worker, client):
     assert isinstance(figure, Figure)
     (axes,) = figure.axes
     lanes = [text.get_text() for text in axes.texts if text.get_fontweight() == "bold"]
-    assert lanes == ["client", worker.queue.name, "worker 1", "callback queue"]
+    # the worker's lane is named by the app_id its replies carry (FibonacciRpcWorker: host:pid)
+    assert lanes == ["client", worker.queue.name, worker.name, "callback queue"]
     assert "first 3 of 12 calls" in axes.get_title()
     assert len(axes.get_yticklabels()) == 3 * 5  # request, delivery, reply, received, ack
     assert sum(text.get_text() == "✓ ack" for text in axes.texts) == 3
