@@ -84,13 +84,10 @@ def _make_certificates(directory: Path) -> dict[str, Path]:
     return files
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateNode]:
+def _start_private_node(base: Path, certificates: dict[str, Path]) -> PrivateNode:
     port, tls_port = _free_port_pair()
-    base = tmp_path_factory.mktemp("private-broker")
-    state_dir = base / "node"
+    state_dir = base / f"node-{port}"
     state_dir.mkdir()
-    certificates = _make_certificates(base / "tls")
     # broker.py writes rabbitmq.conf for the plain listener; a TLS listener is added through
     # the advanced config file it points the node at (and leaves alone).
     (state_dir / "advanced.config").write_text(
@@ -102,11 +99,32 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateNode]:
     )
     url = f"amqp://guest:guest@127.0.0.1:{port}/"
     tls_url = f"amqps://guest:guest@localhost:{tls_port}/?cafile={certificates['ca']}"
-    try:
-        broker.ensure(url, state_dir=state_dir)
-        yield PrivateNode(url, tls_url, state_dir)
-    finally:
-        broker.stop(state_dir)
+    if not broker.ensure(url, state_dir=state_dir).started_by_us:  # never restart another's
+        raise broker.BrokerError(f"another broker took port {port} before our node did")
+    return PrivateNode(url, tls_url, state_dir)
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateNode]:
+    base = tmp_path_factory.mktemp("private-broker")
+    certificates = _make_certificates(base / "tls")
+    failures = []
+    for _attempt in range(2):  # a port taken between our check and the node's start: retry
+        try:
+            started = _start_private_node(base, certificates)
+        except broker.BrokerError as error:
+            logs = sorted(base.glob("node-*/log/*.log"), key=lambda path: path.stat().st_mtime)
+            tail = logs[-1].read_text(errors="replace")[-1500:] if logs else "(no log)"
+            failures.append(f"{error}\n{tail}")
+            for state_dir in base.glob("node-*"):
+                broker.stop(state_dir)
+            continue
+        try:
+            yield started
+        finally:
+            broker.stop(started.state_dir)
+        return
+    pytest.fail("could not start a private RabbitMQ node:\n" + "\n\n".join(failures))
 
 
 async def test_tls_works_by_url_alone(node):
