@@ -72,12 +72,22 @@ def _make_certificates(directory: Path) -> dict[str, Path]:
 
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
             "-subj", "/CN=fibrpc test CA", "-keyout", str(files["ca_key"]),
+            # Python 3.13 verifies strictly (VERIFY_X509_STRICT): a CA needs key usage.
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
             "-out", str(files["ca"]))
     request = directory / "server.csr"
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
             "-keyout", str(files["key"]), "-out", str(request))
     extensions = directory / "san.ext"
-    extensions.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    extensions.write_text(
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+        "basicConstraints=CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid,issuer\n"
+    )
     openssl("x509", "-req", "-in", str(request), "-CA", str(files["ca"]),
             "-CAkey", str(files["ca_key"]), "-CAcreateserial", "-days", "2",
             "-extfile", str(extensions), "-out", str(files["cert"]))
