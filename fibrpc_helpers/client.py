@@ -214,10 +214,11 @@ class FibonacciRpcClient:
         finally:
             ready.cancel()
         if not ready.done() or ready.cancelled() or ready.exception() is not None:
+            where = mask_url(str(self.connection.url.with_query(None)))
             raise RpcConnectionError(
-                f"the broker at {mask_url(str(self.connection.url))} was unreachable for "
-                f"{timeout:g} s, so fib({n}) was not sent. The client keeps reconnecting by "
-                "itself: retry later, or check that the broker is running."
+                f"the broker at {where} was unreachable for {timeout:g} s, so fib({n}) was not "
+                "sent. The client keeps reconnecting by itself: retry later, or check that the "
+                "broker is running."
             )
         self._connected = True
 
