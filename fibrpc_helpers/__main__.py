@@ -3,6 +3,7 @@
 * ``broker ensure|status|stop``: make sure a RabbitMQ broker answers at AMQP_URL.
 * ``worker``: serve fib requests until SIGINT/SIGTERM, then finish what it holds, exit 0.
 * ``call N [N ...]``: print ``fib(N) = X`` per line; a one-line error and exit 1 on failure.
+* ``watch``: show, live, the queues of a namespace with their message and consumer counts.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .errors import RpcError
 from .fib import DEFAULT_MAX_N, fib, fib_recursive
 from .processes import WorkerProcesses
 from .urls import amqp_url, mask_url
+from .watch import watch
 from .worker import FibonacciRpcWorker
 
 WORK: dict[str, Callable[[int], int]] = {"fast": fib, "recursive": fib_recursive}
@@ -140,6 +142,19 @@ async def _call(args: argparse.Namespace) -> int:
     return status
 
 
+def _watch(args: argparse.Namespace) -> int:
+    logging.getLogger("aiormq").setLevel(logging.CRITICAL)  # our error says it, once
+    try:
+        asyncio.run(watch(args.url, namespace=args.namespace, names=args.queue,
+                          interval=args.interval, once=args.once))
+    except RpcError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m fibrpc_helpers", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -170,6 +185,15 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per call")
     c.add_argument("n", type=int, nargs="+", metavar="N")
     c.set_defaults(run=lambda args: asyncio.run(_call(args)))
+
+    v = with_url(commands.add_parser("watch", help="show a namespace's queues live"))
+    v.add_argument("--namespace", help="whose queues (default: yours, $FIBRPC_NAMESPACE or "
+                   "user@host); '' for bare names like the CLI's default rpc_queue")
+    v.add_argument("--queue", action="append", default=[], metavar="NAME",
+                   help="another queue name inside the namespace to show (repeatable)")
+    v.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
+    v.add_argument("--once", action="store_true", help="print the table once and exit")
+    v.set_defaults(run=_watch)
     return top
 
 

@@ -74,8 +74,9 @@ class Event:
 class Call:
     """One request and what became of it (times in seconds since the trace started).
 
-    A reply that matches no traced request (an unknown correlation id) is a Call with
-    ``sent`` None. ``replies`` counts the replies delivered to the client: 2 or more means
+    A request received here but sent before the trace began or by another process (a
+    classmate's client, on a shared queue) is a Call with ``sent`` None, and so is a reply
+    that matches no traced request (an unknown correlation id). ``replies`` counts the replies delivered to the client: 2 or more means
     duplicates arrived, which the client must discard.
     """
 
@@ -341,8 +342,9 @@ class Trace:
                 call = by_id.get(cid) if cid else first(
                     lambda c: c.queue == event.routing_key and c.request == event.body
                     and c.delivered is None and c.sent is not None)
-                if call is None:
-                    continue
+                if call is None:  # sent before the trace began, or by another process
+                    call = new_call(event, event.routing_key)
+                    call.request = event.body
                 by_delivery[key] = call
                 call.delivered = event.time if call.delivered is None else call.delivered
                 call.worker = labels.get(event.consumer_tag or "basic.get")
@@ -384,6 +386,8 @@ class Trace:
             request = "(none)" if call.request is None else f"fib({call.request})"
             if call.returned:
                 reply = "returned"
+            elif call.reply is None and call.sent is None and call.replied is not None:
+                reply = "(sent away)"  # the client is in another process
             elif call.reply is None:
                 reply = "(no reply)"
             else:

@@ -197,3 +197,26 @@ async def test_a_request_redelivered_after_a_worker_died_shows_both_deliveries(
     assert call.acked is not None and call.acked > call.deliveries[1][0]
     axes = trace.draw().axes[0]
     assert sum(text.get_text() == "redelivered" for text in axes.texts) == 1
+
+
+async def test_a_request_sent_before_the_trace_or_elsewhere_is_still_a_call(
+    url, queue_name, connection
+):
+    channel = await connection.channel()
+    await channel.declare_queue(queue_name)
+    callback = await channel.declare_queue(exclusive=True)
+    await channel.default_exchange.publish(  # sent before the trace, as by another client
+        aio_pika.Message(b"5", correlation_id="early", reply_to=callback.name),
+        routing_key=queue_name,
+    )
+    async with Trace() as trace:
+        worker = await FibonacciRpcWorker.start(url, queue=queue_name, name="late starter")
+        try:  # the reply goes to the other client's queue, which nobody here reads
+            await until(lambda: worker.counts.answered == 1)
+        finally:
+            await worker.stop()
+    (call,) = trace.calls
+    assert call.sent is None and call.request == "5" and call.correlation_id == "early"
+    assert call.worker == "worker 1" and call.replied is not None and call.acked is not None
+    assert "fib(5)" in trace.table() and "(sent away)" in trace.table()
+    trace.draw()  # no arrow from the client, and no error
