@@ -236,6 +236,10 @@ def stop(state_dir: Path | None = None) -> str:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
+            os.waitpid(pid, os.WNOHANG)  # reap it if this process started it (no zombie)
+        except ChildProcessError:
+            pass
+        try:
             os.kill(pid, 0)
         except ProcessLookupError:
             break

@@ -34,6 +34,8 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import AMQPError, PublishError
+from aiormq.exceptions import ChannelInvalidStateError
+from yarl import URL
 
 from .errors import NoWorkerError, RpcConnectionError, RpcTimeout
 from .urls import amqp_url, mask_url
@@ -46,6 +48,10 @@ DEFAULT_TIMEOUT = 10.0
 """Seconds a call waits for its reply unless told otherwise: no call waits forever."""
 
 _REMEMBERED_IDS = 10_000  # how many finished correlation ids we remember, to name discards
+
+RECONNECT_INTERVAL = 1.0
+"""Seconds between reconnection attempts after the broker goes away (aio-pika's default is
+5); ``?reconnect_interval=S`` in the URL overrides it."""
 
 
 @dataclass
@@ -65,13 +71,20 @@ class ReplyCounts:
 async def connect_robust(url: str | None) -> AbstractRobustConnection:
     """Open a robust connection (it reconnects by itself), or say how to get a broker."""
     url = amqp_url(url)
+    options: dict[str, Any] = {}
+    if "reconnect_interval" not in URL(url).query:
+        options["reconnect_interval"] = RECONNECT_INTERVAL
     try:
-        return await aio_pika.connect_robust(url)
+        return await aio_pika.connect_robust(url, **options)
     except (ConnectionError, OSError) as error:
         raise RpcConnectionError(
             f"cannot connect to the broker at {mask_url(url)} ({error}). Start one with "
             "`python -m fibrpc_helpers broker ensure`, or set AMQP_URL to a broker you have."
         ) from None
+
+
+class _NoReply(RpcTimeout):
+    """The call's timer went off; ``call`` adds why (nobody consumes the queue, or slow)."""
 
 
 def _cancelled_from_outside() -> bool:
@@ -109,6 +122,7 @@ class FibonacciRpcClient:
         self._pending: dict[str, asyncio.Future[AbstractIncomingMessage]] = {}
         self._finished: OrderedDict[str, str] = OrderedDict()  # correlation id -> how it ended
         self._closing = False
+        self._connected = True  # False from a lost connection until the channel is restored
 
     @classmethod
     async def connect(
@@ -141,12 +155,13 @@ class FibonacciRpcClient:
         """
         timeout = self.timeout if timeout is None else timeout
         body = encode_request(n)  # bad input fails here, before anything is sent
+        if self._closing:
+            raise RpcConnectionError("this client is closed; connect a new one to make calls")
         loop = asyncio.get_running_loop()
         correlation_id = uuid4().hex
         future: asyncio.Future[AbstractIncomingMessage] = loop.create_future()
-        self._pending[correlation_id] = future
         # The timer fails the future itself, so the reply wait needs no extra task.
-        timer = loop.call_later(timeout, self._time_out, future, n, timeout)
+        timer = loop.call_later(timeout, self._time_out, future, n, timeout, correlation_id)
         request = aio_pika.Message(
             body,
             correlation_id=correlation_id,
@@ -155,8 +170,14 @@ class FibonacciRpcClient:
             expiration=timeout,
         )
         try:
+            if not self._connected:
+                await self._wait_for_broker(future, n, timeout)
+            # Registered before publishing: the reply can arrive before the publisher confirm.
+            self._pending[correlation_id] = future
             await self._publish(request, timeout)
             reply = await future
+        except _NoReply as error:
+            raise RpcTimeout(f"{error}: {await self._why_no_reply()}") from None
         finally:
             timer.cancel()
             if self._pending.pop(correlation_id, None) is not None:
@@ -167,15 +188,66 @@ class FibonacciRpcClient:
                 future.exception()  # retrieved: the call has already ended another way
         return decode_reply(reply.body, reply.type)
 
-    def _time_out(self, future: asyncio.Future[AbstractIncomingMessage], n: int, timeout: float) -> None:
+    def _time_out(
+        self,
+        future: asyncio.Future[AbstractIncomingMessage],
+        n: int,
+        timeout: float,
+        correlation_id: str,
+    ) -> None:
+        if self._pending.pop(correlation_id, None) is not None:
+            self._remember(correlation_id, "late")  # from now on, its reply is late
         if not future.done():
             future.set_exception(
-                RpcTimeout(
-                    f"no reply to fib({n}) from queue {self.queue!r} within {timeout:g} s: is "
-                    f"a worker running? Start one with `python -m fibrpc_helpers worker "
-                    f"--queue {self.queue}`, or pass a longer timeout."
-                )
+                _NoReply(f"no reply to fib({n}) from queue {self.queue!r} within {timeout:g} s")
             )
+
+    async def _wait_for_broker(
+        self, future: asyncio.Future[AbstractIncomingMessage], n: int, timeout: float
+    ) -> None:
+        """While the broker is away, wait within the call's timeout for the robust connection
+        to come back and re-declare the callback queue and its consumer: a request sent
+        before that would have nowhere to send its reply."""
+        ready = asyncio.ensure_future(self.channel.ready())
+        try:
+            await asyncio.wait((ready, future), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+        if not ready.done() or ready.cancelled() or ready.exception() is not None:
+            where = mask_url(str(self.connection.url.with_query(None)))
+            raise RpcConnectionError(
+                f"the broker at {where} was unreachable for {timeout:g} s, so fib({n}) was not "
+                "sent. The client keeps reconnecting by itself: retry later, or check that the "
+                "broker is running."
+            )
+        self._connected = True
+
+    async def _why_no_reply(self) -> str:
+        """Say why a call timed out: nobody consumes the request queue, or workers are slow."""
+        advice = (
+            f"is a worker running? Start one with `python -m fibrpc_helpers worker --queue "
+            f"{self.queue}`, or pass a longer timeout."
+        )
+        try:
+            # A throwaway plain channel: a failed passive declare closes it, and a robust
+            # channel would try to bring it back.
+            underlay = self.connection.transport.connection  # type: ignore[union-attr]
+            channel = await underlay.channel(timeout=1)
+            try:
+                declared = await channel.queue_declare(self.queue, passive=True, timeout=1)
+            finally:
+                await channel.close()
+        except Exception:
+            return advice
+        if not declared.consumer_count:
+            return (
+                f"nobody consumes that queue ({declared.message_count} request(s) waiting in "
+                f"it): {advice}"
+            )
+        return (
+            f"{declared.consumer_count} worker(s) consume that queue but none answered in time: "
+            "they are busy or slow. Pass a longer timeout or start more workers."
+        )
 
     async def _publish(self, request: aio_pika.Message, timeout: float) -> None:
         """Publish a request; the broker confirms it, or returns it when no queue takes it."""
@@ -194,7 +266,9 @@ class FibonacciRpcClient:
                 f"the broker did not confirm the request within {timeout:g} s; is it "
                 "overloaded or blocked (low disk or memory)?"
             ) from None
-        except (asyncio.CancelledError, AMQPError, ConnectionError) as error:
+        except (
+            asyncio.CancelledError, AMQPError, ChannelInvalidStateError, ConnectionError
+        ) as error:
             channel_lost = self._closing or self.channel.is_closed
             if isinstance(error, asyncio.CancelledError) and (
                 _cancelled_from_outside() or not channel_lost
@@ -239,6 +313,7 @@ class FibonacciRpcClient:
         if self._closing:
             reason = "the client was closed while a call waited for its reply"
         else:
+            self._connected = False
             reason = (
                 f"the connection to the broker closed while waiting for a reply ({error!r}); "
                 "the request may or may not have been processed, and retrying is safe "

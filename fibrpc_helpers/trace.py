@@ -104,6 +104,11 @@ class Call:
     deliveries: list[tuple[float, str | None, bool]] = field(default_factory=list)
     """Every delivery of the request to a worker here: (time, worker, redelivered). More
     than one: a worker died (or gave the request back) before acking it."""
+    replies_sent: list[tuple[float, str | None, str]] = field(default_factory=list)
+    """Every reply a worker here published: (time, worker, body). More than one: the
+    request ran twice (a worker replied, then died before its ack)."""
+    arrivals: list[float] = field(default_factory=list)
+    """When each reply reached the client; all but the first are duplicates it discards."""
 
     @property
     def round_trip(self) -> float | None:
@@ -356,6 +361,7 @@ class Trace:
                 if call is None:
                     call = new_call(event, "")  # a reply to a request we never saw
                 call.replied = event.time if call.replied is None else call.replied
+                call.replies_sent.append((event.time, call.worker, event.body))
                 call.reply_to = call.reply_to or event.routing_key
             elif event.kind == "deliver":  # a reply reaches the client
                 call = by_id.get(cid) if cid else first(
@@ -365,6 +371,7 @@ class Trace:
                     call = new_call(event, "")
                     call.reply_to = event.routing_key
                 call.replies += 1
+                call.arrivals.append(event.time)
                 if call.received is None:
                     call.received, call.reply = event.time, event.body
                     call.error = event.type == "error"
@@ -450,8 +457,9 @@ def _steps(calls: list[Call], lanes: dict[str, float], colours: Any) -> list[_St
             for time_, who, redelivered in call.deliveries:
                 to = lanes.get(who or "someone else", worker)
                 steps.append(_Step(time_, queue, to, colour, "redelivered" if redelivered else ""))
-            if call.replied is not None:
-                steps.append(_Step(call.replied, worker, callback, colour, call.reply or ""))
+            for time_, who, body in call.replies_sent:  # two: the request ran twice
+                steps.append(_Step(time_, lanes.get(who or "someone else", worker), callback,
+                                   colour, body))
             if call.acked is not None:
                 steps.append(_Step(call.acked, worker, worker, colour, "ack"))
         elif call.received is not None and call.sent is not None:
@@ -462,9 +470,10 @@ def _steps(calls: list[Call], lanes: dict[str, float], colours: Any) -> list[_St
             steps.append(_Step(call.replied, worker, callback, colour, call.reply or ""))
         if call.received is not None:
             reply = ("error: " if call.error else "") + (call.reply or "")
-            duplicates = f" (+{call.replies - 1} duplicate)" if call.replies > 1 else ""
-            steps.append(_Step(call.received, callback, client, colour,
-                               f"{tag}{reply}{duplicates}"))
+            steps.append(_Step(call.received, callback, client, colour, f"{tag}{reply}"))
+            for later in call.arrivals[1:]:
+                steps.append(_Step(later, callback, client, colour,
+                                   f"{tag}duplicate: discarded"))
         elif call.sent is not None and not call.returned:
             steps.append(_Step(call.sent, client, client, colour, "no reply"))
     steps.sort(key=lambda step: step.time)

@@ -49,9 +49,9 @@ def decode_request(body: bytes, *, max_n: int = DEFAULT_MAX_N) -> int:
     if not text:
         raise BadRequest("request body is empty; send n as ASCII decimal digits, e.g. b'30'")
     if not _DIGITS.issuperset(text):
-        shown = text[:20].decode("ascii", errors="backslashreplace")
+        shown = repr(text[:20])[1:]  # printable: b'\xd9\xa1' shows as '\xd9\xa1', NUL as '\x00'
         raise BadRequest(
-            f"request body {shown!r} is not a non-negative decimal integer; "
+            f"request body {shown} is not a non-negative decimal integer; "
             "send n as ASCII digits only, e.g. b'30'"
         )
     try:

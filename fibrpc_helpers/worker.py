@@ -141,7 +141,7 @@ class FibonacciRpcWorker:
                 message.body[:20],
                 message.correlation_id,
             )
-            await message.ack()
+            await self._ack(message)
             return
         reply = await self._reply_for(message.body)
         reply.correlation_id = message.correlation_id
@@ -150,16 +150,31 @@ class FibonacciRpcWorker:
             result = await self.channel.default_exchange.publish(
                 reply, routing_key=message.reply_to, mandatory=True
             )
-        except Exception:
+        except Exception as error:
             # Not acked: when the channel closes, the broker redelivers the request.
-            log.exception("could not publish the reply to %r; not acking", message.reply_to)
+            log.warning(
+                "could not publish the reply to %r (%r); not acking, so the broker "
+                "redelivers the request",
+                message.reply_to,
+                error,
+            )
             return
         if isinstance(result, DeliveredMessage):
             log.info(
-                "the reply queue %r no longer exists (the client left); acking anyway",
+                "the reply queue %r does not exist (the client left, or never had one); "
+                "acking anyway",
                 message.reply_to,
             )
-        await message.ack()
+        await self._ack(message)
+
+    @staticmethod
+    async def _ack(message: AbstractIncomingMessage) -> None:
+        try:
+            await message.ack()
+        except Exception as error:
+            # The connection went before the ack: the broker redelivers the request, it is
+            # answered again, and the client discards the duplicate reply.
+            log.warning("could not ack (%r); the broker will redeliver the request", error)
 
     async def _reply_for(self, body: bytes) -> aio_pika.Message:
         """The reply message for a request body: the result, or an error reply."""

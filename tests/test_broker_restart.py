@@ -1,0 +1,208 @@
+"""A private RabbitMQ node that the test starts, restarts and stops: recovery, and TLS.
+
+The shared broker on 5672 is never touched. This module starts its own node on a free port
+(``broker.ensure(url, state_dir=...)``), also listening for TLS with a throwaway certificate
+authority, so that it can restart that node under a live client and worker, and check that
+``amqps://`` works by URL alone. Where rabbitmq-server is not installed the module is
+skipped, and the skip says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fibrpc_helpers import (
+    FibonacciRpcClient,
+    FibonacciRpcWorker,
+    RpcConnectionError,
+    broker,
+    fib,
+)
+
+pytestmark = [
+    pytest.mark.skipif(
+        broker._find_server() is None,
+        reason="rabbitmq-server is not installed here, so this test cannot start and "
+        "restart a broker of its own (install it: apt-get install rabbitmq-server)",
+    ),
+    pytest.mark.timeout(300),
+]
+
+
+@dataclass
+class PrivateNode:
+    url: str
+    tls_url: str | None  # None where openssl is missing: no certificate, no TLS listener
+    state_dir: Path
+
+
+def _free_port_pair() -> tuple[int, int]:
+    """Two free ports for AMQP and TLS, each with port + 20000 free (the node's dist port)."""
+
+    def free(port: int) -> bool:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+        return True
+
+    for base in range(21000 + uuid.uuid4().int % 20000, 45000, 7):
+        if all(free(p) for p in (base, base + 20000, base + 1, base + 20001)):
+            return base, base + 1
+    pytest.fail("no free ports for a private RabbitMQ node")
+
+
+def _make_certificates(directory: Path) -> dict[str, Path]:
+    """A throwaway CA and a server certificate for localhost / 127.0.0.1, made by openssl."""
+    directory.mkdir()
+    files = {name: directory / f"{name}.pem" for name in ("ca", "ca_key", "cert", "key")}
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=fibrpc test CA", "-keyout", str(files["ca_key"]),
+            # Python 3.13 verifies strictly (VERIFY_X509_STRICT): a CA needs key usage.
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-out", str(files["ca"]))
+    request = directory / "server.csr"
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+            "-keyout", str(files["key"]), "-out", str(request))
+    extensions = directory / "san.ext"
+    extensions.write_text(
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+        "basicConstraints=CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid,issuer\n"
+    )
+    openssl("x509", "-req", "-in", str(request), "-CA", str(files["ca"]),
+            "-CAkey", str(files["ca_key"]), "-CAcreateserial", "-days", "2",
+            "-extfile", str(extensions), "-out", str(files["cert"]))
+    return files
+
+
+def _start_private_node(base: Path, certificates: dict[str, Path] | None) -> PrivateNode:
+    port, tls_port = _free_port_pair()
+    state_dir = base / f"node-{port}"
+    state_dir.mkdir()
+    url = f"amqp://guest:guest@127.0.0.1:{port}/"
+    tls_url = None
+    if certificates:
+        # broker.py writes rabbitmq.conf for the plain listener; a TLS listener is added
+        # through the advanced config file it points the node at (and leaves alone).
+        (state_dir / "advanced.config").write_text(
+            f'[{{rabbit, [{{ssl_listeners, [{{"127.0.0.1", {tls_port}}}]}},\n'
+            f'  {{ssl_options, [{{cacertfile, "{certificates["ca"]}"}},\n'
+            f'                 {{certfile, "{certificates["cert"]}"}},\n'
+            f'                 {{keyfile, "{certificates["key"]}"}},\n'
+            "                 {verify, verify_none}, {fail_if_no_peer_cert, false}]}]}].\n"
+        )
+        tls_url = f"amqps://guest:guest@localhost:{tls_port}/?cafile={certificates['ca']}"
+    if not broker.ensure(url, state_dir=state_dir).started_by_us:  # never restart another's
+        raise broker.BrokerError(f"another broker took port {port} before our node did")
+    return PrivateNode(url, tls_url, state_dir)
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateNode]:
+    base = tmp_path_factory.mktemp("private-broker")
+    certificates = _make_certificates(base / "tls") if shutil.which("openssl") else None
+    failures = []
+    for _attempt in range(2):  # a port taken between our check and the node's start: retry
+        try:
+            started = _start_private_node(base, certificates)
+        except broker.BrokerError as error:
+            logs = sorted(base.glob("node-*/log/*.log"), key=lambda path: path.stat().st_mtime)
+            tail = logs[-1].read_text(errors="replace")[-1500:] if logs else "(no log)"
+            failures.append(f"{error}\n{tail}")
+            for state_dir in base.glob("node-*"):
+                broker.stop(state_dir)
+            continue
+        try:
+            yield started
+        finally:
+            broker.stop(started.state_dir)
+        return
+    pytest.fail("could not start a private RabbitMQ node:\n" + "\n\n".join(failures))
+
+
+async def test_tls_works_by_url_alone(node):
+    if node.tls_url is None:
+        pytest.skip("openssl is not installed here, so no test certificate can be made")
+    queue = f"test.tls.{uuid.uuid4().hex[:8]}"
+    worker = await FibonacciRpcWorker.start(node.tls_url, queue=queue)
+    try:
+        async with await FibonacciRpcClient.connect(node.tls_url, queue=queue) as client:
+            assert await client.call(30, timeout=10) == fib(30)
+            assert client.connection.transport.connection.url.scheme == "amqps"
+    finally:
+        await worker.stop()
+
+
+async def _wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_client_and_worker_recover_by_themselves_after_a_broker_restart(node):
+    queue = f"test.restart.{uuid.uuid4().hex[:8]}"
+    # service_time holds requests in the worker, so some calls are in flight at the stop.
+    worker = await FibonacciRpcWorker.start(node.url, queue=queue, service_time=0.5)
+    client = await FibonacciRpcClient.connect(node.url, queue=queue)
+    try:
+        assert await client.call(10, timeout=10) == 55
+        callback_queue = client.callback_queue.name
+
+        in_flight = [asyncio.create_task(client.call(n, timeout=60)) for n in range(20, 25)]
+        await _wait_until(lambda: client.in_flight == 5, 10, "5 calls in flight")
+        stopped = time.monotonic()
+        await asyncio.to_thread(broker.stop, node.state_dir)
+
+        # Every call in flight ends on its own, long before its 60 s timeout, with a
+        # clear error (or with its result, if the reply beat the shutdown).
+        done, pending = await asyncio.wait(in_flight, timeout=10)
+        assert not pending, "calls in flight hung after the broker went away"
+        assert time.monotonic() - stopped < 40
+        errors = [call.exception() for call in done if call.exception() is not None]
+        assert errors, "the worker takes 0.5 s a call: some of the 5 were still waiting"
+        for error in errors:
+            assert isinstance(error, RpcConnectionError), repr(error)
+            assert "connection to the broker closed" in str(error)
+            assert "guest:guest" not in str(error)
+
+        # A call made while the broker is down waits (its timeout) for the reconnection,
+        # then says the broker was unreachable: nothing was sent.
+        with pytest.raises(RpcConnectionError, match="unreachable") as caught:
+            await client.call(5, timeout=1)
+        assert "guest:****@" in str(caught.value) and "guest:guest" not in str(caught.value)
+        assert client.in_flight == 0
+
+        await asyncio.to_thread(broker.ensure, node.url, node.state_dir)
+
+        # Nobody reconnects them: a call made now waits for the client's recovery, and
+        # succeeds once the worker has recovered too (the queue and consumers re-declared).
+        await asyncio.wait_for(worker.channel.ready(), 30)
+        assert await client.call(11, timeout=30) == 89
+        assert client.callback_queue.name == callback_queue  # same name, re-declared
+        assert await asyncio.gather(*(client.call(n, timeout=30) for n in range(5))) == [
+            0, 1, 1, 2, 3
+        ]
+    finally:
+        await client.close()
+        await worker.stop()

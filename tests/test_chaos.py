@@ -1,0 +1,189 @@
+"""Workers that die: real processes, SIGKILL under load, and the reply-then-die race.
+
+A worker acks a request only after its reply is confirmed, so a worker killed at any moment
+loses nothing: the broker redelivers what it held to another worker. Killed between the
+reply and the ack, it makes the request run twice; the client keeps the first reply and
+discards (and counts) the second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import subprocess
+import sys
+import time
+
+import aio_pika
+import pytest
+
+from fibrpc_helpers import (
+    FibonacciRpcClient,
+    FibonacciRpcWorker,
+    NoWorkerError,
+    WorkerProcesses,
+    fib,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+CALLS = 300
+
+
+async def _wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+async def _queue_depth(connection: aio_pika.abc.AbstractConnection, queue_name: str) -> int:
+    channel = await connection.channel()
+    declared = await channel.declare_queue(queue_name, passive=True)
+    await channel.close()
+    return declared.declaration_result.message_count
+
+
+async def test_a_worker_killed_with_sigkill_under_load_loses_no_call(url, queue_name, connection):
+    # prefetch 4 and 20 ms a request: each worker always holds requests when one is killed.
+    workers = WorkerProcesses(3, url=url, queue=queue_name, prefetch=4, sleep_ms=20)
+    with workers:
+        async with await FibonacciRpcClient.connect(url, queue=queue_name) as client:
+            ns = [n % 500 for n in range(CALLS)]
+            calls = asyncio.gather(*(client.call(n, timeout=60) for n in ns))
+            await _wait_until(lambda: client.replies.answered >= CALLS // 4, 60, "a quarter")
+            killed = workers.kill(0)
+            answered_at_kill = client.replies.answered
+            results = await asyncio.wait_for(calls, 60)  # any lost call would raise here
+
+            assert 0 < answered_at_kill < CALLS, "the kill must land mid-run"
+            assert results == [fib(n) for n in ns], "a wrong or mismatched result"
+            assert client.replies.answered == CALLS
+            # Whatever was discarded was a second reply to an answered call, nothing else.
+            assert client.replies.discarded == client.replies.duplicate
+            assert client.in_flight == 0
+        codes = workers.stop()
+    assert codes[0] == -9 and killed == workers.pids[0]
+    assert codes[1:] == [0, 0], "the surviving workers exit cleanly on SIGTERM"
+    assert await _queue_depth(connection, queue_name) == 0
+
+
+# A worker with the race in it, as a real process: it takes one request, publishes the
+# reply (and waits for the broker's confirm), then dies before it can ack.
+REPLY_THEN_DIE = """
+import asyncio, os, sys
+import aio_pika
+from fibrpc_helpers import fib
+
+async def main(url, queue_name):
+    connection = await aio_pika.connect(url)
+    channel = await connection.channel(publisher_confirms=True)
+    queue = await channel.declare_queue(queue_name)
+    async with queue.iterator() as requests:
+        print("consuming", flush=True)
+        async for request in requests:
+            reply = aio_pika.Message(str(fib(int(request.body))).encode(),
+                                     correlation_id=request.correlation_id)
+            await channel.default_exchange.publish(reply, routing_key=request.reply_to)
+            os._exit(17)  # dead before request.ack()
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def test_a_worker_that_replies_and_dies_before_acking_makes_a_duplicate_reply(
+    url, queue_name, connection
+):
+    dying = subprocess.Popen(
+        [sys.executable, "-c", REPLY_THEN_DIE, url, queue_name],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert dying.stdout is not None
+        assert dying.stdout.readline() == "consuming\n", "the dying worker did not start"
+        async with await FibonacciRpcClient.connect(url, queue=queue_name) as client:
+            # The first reply answers the call...
+            assert await client.call(20, timeout=30) == fib(20)
+            assert await asyncio.to_thread(dying.wait, 30) == 17
+            # ...and the broker, which never got the ack, puts the request back in the queue.
+            deadline = time.monotonic() + 10
+            while await _queue_depth(connection, queue_name) != 1:
+                assert time.monotonic() < deadline, "the unacked request was not requeued"
+                await asyncio.sleep(0.05)
+            worker = await FibonacciRpcWorker.start(url, queue=queue_name)
+            try:
+                await _wait_until(lambda: client.replies.duplicate == 1, 30, "the duplicate")
+                assert worker.counts.answered == 1  # the redelivered request, answered again
+                assert client.replies.answered == 1
+                assert client.replies.discarded == 1
+                assert await client.call(21, timeout=10) == fib(21)  # the client carries on
+            finally:
+                await worker.stop()
+    finally:
+        if dying.poll() is None:
+            dying.kill()
+        dying.wait()
+        if dying.stdout:
+            dying.stdout.close()
+    assert await _queue_depth(connection, queue_name) == 0
+
+
+async def test_the_trace_draws_both_replies_of_the_race(url, queue_name, connection):
+    """The same race in this process, traced: two deliveries, two replies, one answer."""
+    from fibrpc_helpers.trace import Trace
+
+    async def reply_then_die() -> None:
+        careless = await aio_pika.connect(url)
+        channel = await careless.channel()
+        queue = await channel.declare_queue(queue_name)
+        async with queue.iterator() as requests:
+            async for request in requests:
+                await channel.default_exchange.publish(
+                    aio_pika.Message(b"6765", correlation_id=request.correlation_id),
+                    routing_key=request.reply_to,
+                )
+                break  # no ack
+        await careless.close()
+
+    await (await connection.channel()).declare_queue(queue_name)
+    async with await FibonacciRpcClient.connect(url, queue=queue_name) as client:
+        async with Trace() as trace:
+            careless = asyncio.create_task(reply_then_die())
+            assert await client.call(20, timeout=10) == 6765
+            await careless
+            worker = await FibonacciRpcWorker.start(url, queue=queue_name)
+            await _wait_until(lambda: client.replies.duplicate == 1, 10, "the duplicate")
+        await worker.stop()
+    (call,) = trace.calls
+    assert [who for _, who, _ in call.replies_sent] == ["worker 1", "worker 2"]
+    assert [body for _, _, body in call.replies_sent] == ["6765", "6765"]
+    assert len(call.arrivals) == 2 and call.replies == 2 and call.redelivered
+    assert call.acked is not None and call.acked > call.replies_sent[1][0]
+    assert trace.draw().axes  # draws without error
+
+
+@pytest.mark.skipif(
+    int(importlib.metadata.version("aio-pika").split(".")[0]) < 10,
+    reason="aio-pika < 10 does not restore a consumer that the broker cancelled",
+)
+async def test_a_worker_whose_queue_is_deleted_declares_it_again_and_serves(
+    url, queue_name, connection
+):
+    """A teacher deletes the queue under a running worker: it comes back by itself."""
+    worker = await FibonacciRpcWorker.start(url, queue=queue_name)
+    try:
+        async with await FibonacciRpcClient.connect(url, queue=queue_name) as client:
+            assert await client.call(10) == 55
+            await (await connection.channel()).queue_delete(queue_name)
+            # The broker cancels the worker's consumer; its robust channel re-declares the
+            # queue and consumes again (until then, a call finds no queue: NoWorkerError).
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    assert await client.call(11, timeout=5) == 89
+                    break
+                except NoWorkerError:
+                    assert time.monotonic() < deadline, "the worker did not come back"
+                    await asyncio.sleep(0.1)
+    finally:
+        await worker.stop()
