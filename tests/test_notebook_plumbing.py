@@ -118,11 +118,13 @@ async def test_worker_processes_stop_when_the_kernel_is_killed(url, notebook_nam
     finally:
         kernel.stop_channels()
         manager.shutdown_kernel(now=True)  # kill -9: the kernel gets no chance to clean up
+    # Stream messages may merge or split lines: read the whole stdout, then the PIDS line.
+    stdout = "".join(m["content"]["text"] for m in outputs if m["msg_type"] == "stream")
     pids = [
         int(pid)
-        for msg in outputs
-        if msg["msg_type"] == "stream" and "PIDS" in msg["content"]["text"]
-        for pid in msg["content"]["text"].split()[1:]
+        for line in stdout.splitlines()
+        if line.startswith("PIDS ")
+        for pid in line.split()[1:]
     ]
     assert len(pids) == 2
 
