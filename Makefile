@@ -11,7 +11,7 @@ LAB_ARGS ?=
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 
-.PHONY: lab test test-package test-notebooks setup venv broker clean
+.PHONY: lab test test-package test-notebooks bench setup venv broker clean
 
 lab: setup
 	cd notebooks && ../$(PY) -m jupyter lab $(ROOT_ARGS) $(LAB_ARGS)
@@ -26,6 +26,12 @@ test-package: setup
 test-notebooks: setup
 	$(PY) -m pytest notebooks --nbval --nbval-current-env \
 		--sanitize-with notebooks/nbval_sanitize.cfg $(PYTEST_ARGS)
+
+# The classroom benchmark (under 2 minutes) and the speed ratios against aio_pika.patterns.RPC;
+# CSVs and plots land in results/ (git-ignored).
+bench: setup
+	$(PY) -m fibrpc_helpers bench full
+	$(PY) -m fibrpc_helpers bench ratios
 
 setup: venv broker
 

@@ -3,6 +3,7 @@
 * ``broker ensure|status|stop``: make sure a RabbitMQ broker answers at AMQP_URL.
 * ``worker``: serve fib requests until SIGINT/SIGTERM, then finish what it holds, exit 0.
 * ``call N [N ...]``: print ``fib(N) = X`` per line; a one-line error and exit 1 on failure.
+* ``bench [quick|full|ratios]``: latency over clients x workers, CSVs and plots in results/.
 """
 
 from __future__ import annotations
@@ -170,6 +171,10 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per call")
     c.add_argument("n", type=int, nargs="+", metavar="N")
     c.set_defaults(run=lambda args: asyncio.run(_call(args)))
+
+    from .bench.command import add_parser as add_bench  # noqa: PLC0415 (heavy: on demand)
+
+    add_bench(commands)
     return top
 
 

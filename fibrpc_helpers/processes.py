@@ -18,6 +18,7 @@ import sys
 import threading
 import weakref
 from types import TracebackType
+from typing import Any
 
 from .client import DEFAULT_QUEUE
 
@@ -49,10 +50,14 @@ def worker_command(
 class WorkerProcesses:
     """``count`` worker processes on one queue; use ``with WorkerProcesses(...) as workers:``."""
 
-    def __init__(self, count: int, **options: object) -> None:
+    def __init__(self, count: int, *, stderr: Any = None, **options: object) -> None:
+        """``stderr``: where the workers' log goes (a file, ``subprocess.DEVNULL``); by
+        default this process's stderr. A notebook sends it to a file, so that log lines do
+        not land in whichever cell happens to be running."""
         if count < 1:
             raise ValueError(f"count must be 1 or more, got {count}")
         self.count = count
+        self.stderr = stderr
         self.command = worker_command(**options)  # type: ignore[arg-type]
         self.processes: list[subprocess.Popen[str]] = []
         self.names: list[str] = []
@@ -66,6 +71,7 @@ class WorkerProcesses:
                     self.command,
                     stdout=subprocess.PIPE,
                     stdin=subprocess.DEVNULL,
+                    stderr=self.stderr,
                     text=True,
                     env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 )

@@ -1,0 +1,108 @@
+"""The speed targets of the reference client and worker, measured side by side in one run.
+
+Printed as figures and ratios, never asserted in a timed test (a 2-core machine shared with
+other work is too noisy for a pass/fail on speed):
+
+* throughput at C=64, W=1, trivial n: the reference design vs ``aio_pika.patterns.RPC``
+  with its own worker (target >= 1.5x);
+* sequential (C=1) p50 latency: reference vs patterns (target <= 0.85x);
+* I/O-bound work of 20 ms at C=32: W=4 throughput vs W=1 (target >= 3.5x).
+
+Each comparison alternates the two sides over ``rounds`` rounds and takes the median, so a
+burst of load from elsewhere on the machine hits both sides alike.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .grid import Bench, Preset, Work
+
+IO_20MS = Work("io-20ms", n=10, sleep_ms=20)
+REFERENCE_PREFETCH = 16
+"""Prefetch of the reference worker here: with prefetch 1 a worker idles for a broker round
+trip (reply confirm, ack, next delivery) between requests; patterns' worker has no limit."""
+
+
+@dataclass
+class Ratio:
+    what: str
+    ours: float
+    theirs: float
+    unit: str
+    target: float
+    higher_is_better: bool
+    ours_label: str = "reference"
+    theirs_label: str = "aio_pika.patterns.RPC"
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.theirs if self.theirs else float("nan")
+
+    @property
+    def met(self) -> bool:
+        return self.ratio >= self.target if self.higher_is_better else self.ratio <= self.target
+
+    def describe(self) -> str:
+        sign = ">=" if self.higher_is_better else "<="
+        return (
+            f"{self.what}: {self.ours_label} {self.ours:.1f} {self.unit}, {self.theirs_label} "
+            f"{self.theirs:.1f} {self.unit}: ratio {self.ratio:.2f} (target {sign} "
+            f"{self.target:g}: {'met' if self.met else 'NOT met'})"
+        )
+
+
+@dataclass
+class Ratios:
+    items: list[Ratio] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    prefetch: int = REFERENCE_PREFETCH
+
+    def describe(self) -> str:
+        return "\n".join(item.describe() for item in self.items)
+
+
+def ratios(url: str | None = None, *, rounds: int = 3, warmup: float = 0.3,
+           duration: float = 1.0, prefetch: int = REFERENCE_PREFETCH, loadgens: int = 2,
+           progress: bool = True, verbose: bool = True, bench: Bench | None = None) -> Ratios:
+    """Measure the three comparisons; returns the ratios and the summary rows they came from."""
+    preset = Preset("ratios", clients=(), workers=(), works=(), warmup=warmup,
+                    duration=duration, loadgens=loadgens, prefetch=prefetch)
+    own = bench is None
+    bench = bench or Bench(preset, url=url, progress=progress, verbose=verbose).__enter__()
+    try:
+        result = Ratios(prefetch=bench.preset.prefetch)
+
+        def median(rows: list[dict[str, Any]], pick: Callable[[dict[str, Any]], float]) -> float:
+            return statistics.median(pick(row) for row in rows)
+
+        for clients, what, key, unit, target, higher in (
+            (64, "throughput at C=64, W=1, trivial n", "throughput", "calls/s", 1.5, True),
+            (1, "sequential C=1 p50 latency", "p50_ms", "ms", 0.85, False),
+        ):
+            ours: list[dict[str, Any]] = []
+            theirs: list[dict[str, Any]] = []
+            for round_ in range(rounds):
+                order = ["correlation-id", "patterns"][:: 1 if round_ % 2 == 0 else -1]
+                for point in bench.designs(order, clients=(clients,)):
+                    (ours if point.design == "correlation-id" else theirs).append(point.row())
+            result.rows += ours + theirs
+            result.items.append(Ratio(what, median(ours, lambda r: r[key]),
+                                      median(theirs, lambda r: r[key]), unit, target, higher))
+        io = bench.closed_grid(works=[IO_20MS], workers=(1, 4), clients=(32,), repeat=rounds)
+        rows = [point.row() for point in io]
+        result.rows += rows
+        one = [row for row in rows if row["workers"] == 1]
+        four = [row for row in rows if row["workers"] == 4]
+        result.items.append(Ratio(
+            "I/O-bound 20 ms at C=32: throughput", median(four, lambda r: r["throughput"]),
+            median(one, lambda r: r["throughput"]), "calls/s", 3.5, True,
+            ours_label="W=4", theirs_label="W=1",
+        ))
+        return result
+    finally:
+        if own:
+            bench.close()
