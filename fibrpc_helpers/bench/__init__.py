@@ -16,7 +16,7 @@ from typing import Any
 
 _EXPORTS = {
     "Bench": "grid", "Point": "grid", "Preset": "grid", "PRESETS": "grid", "Work": "grid",
-    "describe": "grid", "ratios": "ratios", "Ratios": "ratios",
+    "describe": "grid", "table": "grid", "TABLE": "grid", "ratios": "ratios", "Ratios": "ratios",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import math
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -178,6 +179,17 @@ def describe(row: dict[str, Any]) -> str:
     )
 
 
+TABLE = (("kind", "{:6}"), ("design", "{:17}"), ("work", "{:9}"), ("workers", "W={:<2}"),
+         ("clients", "C={:<3}"), ("throughput", "{:6.0f}/s"), ("p50_ms", "p50 {:6.1f}"),
+         ("p99_ms", "p99 {:6.1f} ms"), ("littles", "Little {:4.2f}"),
+         ("cpu_machine", "machine CPU {:3.0f}%"))
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]] = TABLE) -> str:
+    """Rows as aligned text lines: what a person reads in a notebook cell."""
+    return "\n".join("  ".join(fmt.format(row[key]) for key, fmt in columns) for row in rows)
+
+
 class Bench:
     """Runs a preset's measurements and keeps every call; a context manager owning processes."""
 
@@ -201,9 +213,14 @@ class Bench:
         self._bar: tqdm | None = None
 
     # -- processes ------------------------------------------------------------------------
-    def __enter__(self) -> Bench:
-        self.loadgens.start()
+    def start(self) -> Bench:
+        """Start the load-generator processes (workers start per measurement)."""
+        if not self.loadgens.processes:
+            self.loadgens.start()
         return self
+
+    def __enter__(self) -> Bench:
+        return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -212,6 +229,7 @@ class Bench:
     def close(self) -> None:
         """Stop the load generators and delete this run's queues (workers stop per use)."""
         self.loadgens.stop()
+        self.loadgens.processes.clear()
         self._delete_queues()
         self._log.close()
 
@@ -303,7 +321,7 @@ class Bench:
     @contextmanager
     def _progress(self, total: int, what: str) -> Iterator[None]:
         self._bar = tqdm(total=total, desc=what, unit="point", disable=not self.progress,
-                         leave=False, dynamic_ncols=True)
+                         file=sys.stdout, ncols=90)
         try:
             yield
         finally:

@@ -1,7 +1,8 @@
 """The figures of the latency notebook, from the summary rows of a ``Bench`` run.
 
 Each function draws one figure and returns it, so a notebook cell shows it and
-``save_all`` writes them as PNG files next to the CSVs. Rows are the dicts of
+``save_all`` writes them as PNG files next to the CSVs. Figures are made without pyplot, so a
+notebook shows each one once (as the cell's value) and nothing stays open between runs. Rows are the dicts of
 ``Point.row()`` (latencies in ms, throughput in calls per second).
 """
 
@@ -11,15 +12,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import matplotlib.colors
-import matplotlib.pyplot as plt
 import matplotlib.ticker
 from matplotlib.figure import Figure
 
 from .stats import mdc_latency, mmc_latency
 
 Row = dict[str, Any]
+
+
+def _plain() -> matplotlib.ticker.Formatter:
+    """Tick labels as plain numbers (16, not 1.6 x 10^1) on log axes."""
+    formatter = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
+    return formatter
 
 
 def _select(rows: Sequence[Row], **match: Any) -> list[Row]:
@@ -36,26 +41,29 @@ def _by_workers(rows: Sequence[Row]) -> dict[int, list[Row]]:
 def percentiles_vs_clients(rows: Sequence[Row], work: str) -> Figure:
     """p50, p90 and p99 against clients, one line per worker count, log-log axes."""
     grid = _select(rows, kind="closed", work=work)
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
+    fig = Figure(figsize=(12, 3.6), layout="tight")
+    axes = fig.subplots(1, 3, sharey=True)
     for axis, key in zip(axes, ("p50_ms", "p90_ms", "p99_ms")):
         for workers, line in _by_workers(grid).items():
             axis.plot([r["clients"] for r in line], [r[key] for r in line], "o-",
                       label=f"W={workers}")
         axis.set(xscale="log", yscale="log", xlabel="concurrent clients C",
                  title=key.split("_")[0])
-        axis.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axis.xaxis.set_major_formatter(_plain())
+        axis.yaxis.set_major_formatter(_plain())
+        axis.yaxis.set_minor_formatter(_plain())
         axis.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("latency (ms)")
     axes[-1].legend(title="workers")
     fig.suptitle(f"Latency percentiles vs clients ({work})")
-    fig.tight_layout()
     return fig
 
 
 def throughput_vs_clients(rows: Sequence[Row], work: str, service_ms: float | None = None) -> Figure:
     """Throughput against clients per worker count; dashed: the ceiling W / S when S is known."""
     grid = _select(rows, kind="closed", work=work)
-    fig, axis = plt.subplots(figsize=(6.5, 3.8))
+    fig = Figure(figsize=(6.5, 3.8), layout="tight")
+    axis = fig.subplots()
     for workers, line in _by_workers(grid).items():
         (drawn,) = axis.plot([r["clients"] for r in line], [r["throughput"] for r in line], "o-",
                              label=f"W={workers}")
@@ -64,10 +72,9 @@ def throughput_vs_clients(rows: Sequence[Row], work: str, service_ms: float | No
     axis.set(xscale="log", xlabel="concurrent clients C", ylabel="calls per second",
              title=f"Throughput vs clients ({work})"
              + (f"; dashed: ceiling W/S, S = {service_ms:g} ms" if service_ms else ""))
-    axis.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axis.xaxis.set_major_formatter(_plain())
     axis.grid(True, alpha=0.3)
     axis.legend(title="workers")
-    fig.tight_layout()
     return fig
 
 
@@ -78,7 +85,8 @@ def latency_vs_load(rows: Sequence[Row], service_ms: float) -> Figure:
         raise ValueError("no open-loop rows: run bench.open_loop() first")
     servers = points[0]["workers"]
     capacity = servers / (service_ms / 1000)
-    fig, axis = plt.subplots(figsize=(6.5, 3.8))
+    fig = Figure(figsize=(6.5, 3.8), layout="tight")
+    axis = fig.subplots()
     offered = [r["offered"] for r in points]
     axis.plot(offered, [r["mean_ms"] for r in points], "o-", label="measured mean")
     axis.plot(offered, [r["p99_ms"] for r in points], "s:", label="measured p99")
@@ -90,15 +98,17 @@ def latency_vs_load(rows: Sequence[Row], service_ms: float) -> Figure:
     axis.axvline(capacity, color="red", lw=1, ls=":", label=f"capacity W/S = {capacity:.0f}/s")
     axis.set(xlabel="offered load (calls per second, Poisson arrivals)", ylabel="latency (ms)",
              yscale="log", title=f"Open loop, W={servers}, S = {service_ms:.1f} ms")
+    axis.yaxis.set_major_formatter(_plain())
+    axis.yaxis.set_minor_formatter(_plain())
     axis.grid(True, which="both", alpha=0.3)
     axis.legend(fontsize=8)
-    fig.tight_layout()
     return fig
 
 
 def cdf(latencies: dict[str, Sequence[float]]) -> Figure:
     """Empirical CDF of each labelled list of latencies (seconds), log latency axis."""
-    fig, axis = plt.subplots(figsize=(6.5, 3.8))
+    fig = Figure(figsize=(6.5, 3.8), layout="tight")
+    axis = fig.subplots()
     for label, values in latencies.items():
         ordered = sorted(v * 1000 for v in values)
         fractions = [(i + 1) / len(ordered) for i in range(len(ordered))]
@@ -109,7 +119,6 @@ def cdf(latencies: dict[str, Sequence[float]]) -> Figure:
              title="Latency distribution (CDF)")
     axis.legend(fontsize=8)
     axis.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
     return fig
 
 
@@ -121,7 +130,8 @@ def heatmap(rows: Sequence[Row], work: str, key: str = "p99_ms") -> Figure:
     values = [[float("nan")] * len(clients) for _ in workers]
     for r in grid:
         values[workers.index(r["workers"])][clients.index(r["clients"])] = r[key]
-    fig, axis = plt.subplots(figsize=(1.2 * len(clients) + 2, 0.7 * len(workers) + 1.6))
+    fig = Figure(figsize=(1.2 * len(clients) + 2, 0.7 * len(workers) + 1.6), layout="tight")
+    axis = fig.subplots()
     image = axis.imshow(values, cmap="viridis_r", aspect="auto",
                         norm=matplotlib.colors.LogNorm())
     for i, line in enumerate(values):
@@ -132,8 +142,9 @@ def heatmap(rows: Sequence[Row], work: str, key: str = "p99_ms") -> Figure:
     axis.set(xticks=range(len(clients)), xticklabels=clients, yticks=range(len(workers)),
              yticklabels=workers, xlabel="concurrent clients C", ylabel="worker processes W",
              title=f"{key.split('_')[0]} latency (ms), {work}")
-    fig.colorbar(image, ax=axis, label="ms")
-    fig.tight_layout()
+    bar = fig.colorbar(image, ax=axis, label="ms")
+    bar.ax.yaxis.set_major_formatter(_plain())
+    bar.ax.yaxis.set_minor_formatter(_plain())
     return fig
 
 
@@ -143,7 +154,8 @@ def designs_bar(rows: Sequence[Row]) -> Figure:
     designs = list(dict.fromkeys(r["design"] for r in points))
     few = min(r["clients"] for r in points)
     many = max(r["clients"] for r in points)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig = Figure(figsize=(11, 3.6), layout="tight")
+    (left, right) = fig.subplots(1, 2)
     colors = [f"C{i}" for i in range(len(designs))]
     p50 = [_select(points, design=d, clients=few)[0]["p50_ms"] for d in designs]
     rate = [_select(points, design=d, clients=many)[0]["throughput"] for d in designs]
@@ -154,7 +166,6 @@ def designs_bar(rows: Sequence[Row]) -> Figure:
     for axis in (left, right):
         axis.tick_params(axis="x", labelrotation=15)
         axis.grid(True, axis="y", alpha=0.3)
-    fig.tight_layout()
     return fig
 
 
@@ -178,6 +189,5 @@ def save_all(rows: Sequence[Row], folder: Path | str, *, service_ms: dict[str, f
     for name, figure in figures.items():
         path = folder / f"{name}.png"
         figure.savefig(path, dpi=100)
-        plt.close(figure)
         paths.append(path)
     return paths
