@@ -11,7 +11,7 @@ LAB_ARGS ?=
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 
-.PHONY: lab test test-package test-notebooks bench setup venv broker clean
+.PHONY: lab test test-package test-notebooks test-oldest bench setup venv broker clean
 
 lab: setup
 	cd notebooks && ../$(PY) -m jupyter lab $(ROOT_ARGS) $(LAB_ARGS)
@@ -33,16 +33,23 @@ bench: setup
 	$(PY) -m fibrpc_helpers bench full
 	$(PY) -m fibrpc_helpers bench ratios
 
+# The same suite with every requirement at exactly its lower bound, in its own venv.
+test-oldest:
+	mkdir -p .venv-oldest
+	sed -n 's/^\([A-Za-z0-9_.-]*\)>=\([^ ]*\).*/\1==\2/p' requirements.txt > .venv-oldest/constraints.txt
+	PIP_CONSTRAINT=$(CURDIR)/.venv-oldest/constraints.txt $(MAKE) test VENV=.venv-oldest/venv
+
 setup: venv broker
 
 # The venv is rebuilt when PYTHON names another interpreter version, and reinstalled when
 # requirements.txt or pyproject.toml change.
 venv:
-	@want="$$($(PYTHON) -c 'import sys; print(sys.version.split()[0])')" || exit 1; \
+	@python="$$(tools/python-path $(PYTHON))" || exit 1; \
+	want="$$($$python -c 'import sys; print(sys.version.split()[0])')" || exit 1; \
 	have="$$(cat $(VENV)/.python-version 2>/dev/null)"; \
 	if [ "$$want" != "$$have" ]; then \
 		echo "creating $(VENV) with Python $$want"; \
-		rm -rf $(VENV) && $(PYTHON) -m venv $(VENV) && echo "$$want" > $(VENV)/.python-version \
+		rm -rf $(VENV) && $$python -m venv $(VENV) && echo "$$want" > $(VENV)/.python-version \
 		|| exit 1; \
 	fi
 	@$(MAKE) --no-print-directory $(VENV)/.installed

@@ -75,10 +75,13 @@ async def connect_robust(url: str | None) -> AbstractRobustConnection:
 
 
 def _cancelled_from_outside() -> bool:
-    """Whether the current task is being cancelled (not just an awaited future inside it)."""
+    """Whether the current task is being cancelled (not just a future awaited inside it).
+
+    Python 3.10 cannot tell; callers also look at whether the channel is gone.
+    """
     task = asyncio.current_task()
     cancelling = getattr(task, "cancelling", None)  # Python 3.11+
-    return cancelling() > 0 if cancelling is not None else True
+    return cancelling is not None and cancelling() > 0
 
 
 class FibonacciRpcClient:
@@ -138,11 +141,12 @@ class FibonacciRpcClient:
         """
         timeout = self.timeout if timeout is None else timeout
         body = encode_request(n)  # bad input fails here, before anything is sent
+        loop = asyncio.get_running_loop()
         correlation_id = uuid4().hex
-        future: asyncio.Future[AbstractIncomingMessage] = (
-            asyncio.get_running_loop().create_future()
-        )
+        future: asyncio.Future[AbstractIncomingMessage] = loop.create_future()
         self._pending[correlation_id] = future
+        # The timer fails the future itself, so the reply wait needs no extra task.
+        timer = loop.call_later(timeout, self._time_out, future, n, timeout)
         request = aio_pika.Message(
             body,
             correlation_id=correlation_id,
@@ -151,14 +155,10 @@ class FibonacciRpcClient:
             expiration=timeout,
         )
         try:
-            reply = await asyncio.wait_for(self._publish_and_wait(request, future), timeout)
-        except asyncio.TimeoutError:
-            raise RpcTimeout(
-                f"no reply to fib({n}) from queue {self.queue!r} within {timeout:g} s: is a "
-                f"worker running? Start one with `python -m fibrpc_helpers worker --queue "
-                f"{self.queue}`, or pass a longer timeout."
-            ) from None
+            await self._publish(request, timeout)
+            reply = await future
         finally:
+            timer.cancel()
             if self._pending.pop(correlation_id, None) is not None:
                 self._remember(correlation_id, "late")
             if not future.done():
@@ -167,14 +167,21 @@ class FibonacciRpcClient:
                 future.exception()  # retrieved: the call has already ended another way
         return decode_reply(reply.body, reply.type)
 
-    async def _publish_and_wait(
-        self,
-        request: aio_pika.Message,
-        future: asyncio.Future[AbstractIncomingMessage],
-    ) -> AbstractIncomingMessage:
+    def _time_out(self, future: asyncio.Future[AbstractIncomingMessage], n: int, timeout: float) -> None:
+        if not future.done():
+            future.set_exception(
+                RpcTimeout(
+                    f"no reply to fib({n}) from queue {self.queue!r} within {timeout:g} s: is "
+                    f"a worker running? Start one with `python -m fibrpc_helpers worker "
+                    f"--queue {self.queue}`, or pass a longer timeout."
+                )
+            )
+
+    async def _publish(self, request: aio_pika.Message, timeout: float) -> None:
+        """Publish a request; the broker confirms it, or returns it when no queue takes it."""
         try:
             await self.channel.default_exchange.publish(
-                request, routing_key=self.queue, mandatory=True
+                request, routing_key=self.queue, mandatory=True, timeout=timeout
             )
         except PublishError:
             raise NoWorkerError(
@@ -182,17 +189,26 @@ class FibonacciRpcClient:
                 f"request. Start a worker (`python -m fibrpc_helpers worker --queue "
                 f"{self.queue}`) or check the queue name."
             ) from None
+        except asyncio.TimeoutError:
+            raise RpcTimeout(
+                f"the broker did not confirm the request within {timeout:g} s; is it "
+                "overloaded or blocked (low disk or memory)?"
+            ) from None
         except (asyncio.CancelledError, AMQPError, ConnectionError) as error:
-            if isinstance(error, asyncio.CancelledError) and _cancelled_from_outside():
-                raise  # our caller (or the timeout) cancelled the call
+            channel_lost = self._closing or self.channel.is_closed
+            if isinstance(error, asyncio.CancelledError) and (
+                _cancelled_from_outside() or not channel_lost
+            ):
+                raise  # our caller cancelled the call
             # The channel closed under the publish, so the broker never confirmed it.
             if self._closing:
-                raise RpcConnectionError("the client was closed while a call was being sent") from None
+                raise RpcConnectionError(
+                    "the client was closed while a call was being sent"
+                ) from None
             raise RpcConnectionError(
                 f"the connection to the broker was lost while sending the request ({error!r}); "
                 "retrying is safe because the work is idempotent"
             ) from None
-        return await future
 
     @property
     def in_flight(self) -> int:

@@ -1,0 +1,196 @@
+"""Notebook plumbing: check the broker, name queues, and leave the broker as it was found.
+
+A notebook's cells should show the idea they teach (a callback queue, a correlation id, an
+ack), not the bookkeeping around it. This module holds that bookkeeping::
+
+    from fibrpc_helpers.notebook import start
+
+    nb = await start("02_callback_queue")       # checks the broker, says how to fix it
+    request_queue = await nb.queue("rpc_queue")  # this notebook's name, in your namespace
+    connection = nb.track(await aio_pika.connect_robust(nb.url))
+    workers = await nb.worker_processes(2, queue=request_queue)
+    ...
+    await nb.cleanup()   # the last cell: stop, close and delete what the notebook made
+
+Re-running is safe: ``start`` first cleans up whatever an earlier run of the same notebook
+left in this kernel (a Run All that stopped half way), and ``queue`` deletes a leftover queue
+of that name (a kernel that was restarted before its cleanup cell). Worker processes also stop
+by themselves when the kernel exits (see ``WorkerProcesses``).
+
+Stable API (other notebooks build on it): ``start``, ``check_broker``, ``short_name``,
+``Notebook`` (``url``, ``queue``, ``worker_processes``, ``track``, ``cleanup``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aio_pika
+
+from . import broker
+from .namespace import namespace, namespaced
+from .processes import WorkerProcesses
+from .urls import amqp_url, mask_url
+
+T = TypeVar("T")
+
+HOW_TO_FIX = """\
+No RabbitMQ broker answers at {url}.
+To fix it, run one of these in a terminal in the project folder, then run this cell again:
+  make lab                                          (starts a broker, then JupyterLab)
+  .venv/bin/python -m fibrpc_helpers broker ensure  (starts a broker only)
+In a class with a shared broker, set AMQP_URL to the address your teacher gives you
+(in the environment or the .env file, as the README says) and restart the kernel."""
+
+_NOTEBOOKS: dict[str, Notebook] = {}
+_STEP_TIMEOUT = 15.0  # seconds one cleanup step may take before we give up on it
+
+
+def short_name(name: str) -> str:
+    """A queue name without the namespace prefix, for printing (``rpc_queue``)."""
+    prefix = namespace() + "."
+    return name[len(prefix):] if name.startswith(prefix) else name
+
+
+async def check_broker(url: str | None = None) -> bool:
+    """Print whether a broker answers at ``url`` (default AMQP_URL) and, if not, how to fix it."""
+    url = amqp_url(url)
+    version = await asyncio.to_thread(broker.probe, url)
+    if version is None:
+        print(HOW_TO_FIX.format(url=mask_url(url)))
+        return False
+    print(f"RabbitMQ {version} answers at {mask_url(url)}")
+    return True
+
+
+class Notebook:
+    """What one notebook declared and started, so that its last cell can undo it."""
+
+    def __init__(self, name: str, url: str | None = None) -> None:
+        self.name = name
+        self.url = amqp_url(url)
+        self.queues: list[str] = []
+        self.things: list[Any] = []
+        self.worker_log = Path(tempfile.gettempdir()) / f"fibrpc-{namespace()}-{name}-workers.log"
+
+    async def queue(self, name: str) -> str:
+        """This notebook's name for queue ``name``, inside your namespace; deleted at cleanup.
+
+        Each notebook gets its own names (``01.rpc_queue``), so two open notebooks never
+        serve each other's requests. A leftover queue of that name is deleted first.
+        """
+        full = namespaced(f"{self.name[:2]}.{name}")
+        if full not in self.queues:
+            self.queues.append(full)
+            await _delete_queues(self.url, [full])
+        return full
+
+    async def worker_processes(self, count: int, **options: Any) -> WorkerProcesses:
+        """Start ``count`` worker processes (``WorkerProcesses`` options), tracked for cleanup.
+
+        Their log goes to ``self.worker_log`` (a file in the system's temporary folder), not
+        into whichever cell is running when a worker writes a line.
+        """
+        log = open(self.worker_log, "a")  # noqa: SIM115 - owned by the processes until they exit
+        workers = WorkerProcesses(count, stderr=log, **options)
+        try:
+            await asyncio.to_thread(workers.start)
+        except RuntimeError as error:
+            lines = self.worker_log.read_text(errors="replace").splitlines()[-5:]
+            raise RuntimeError(
+                f"{error}. The last lines of the worker log:\n" + "\n".join(lines)
+            ) from None
+        finally:
+            log.close()  # each child holds its own copy of the file descriptor
+        return self.track(workers)
+
+    def track(self, thing: T) -> T:
+        """Remember ``thing`` to stop or close at cleanup; returns it.
+
+        Anything with ``stop()`` or ``close()`` (sync or async): connections, channels,
+        clients, workers, ``WorkerProcesses``; and asyncio tasks (cancelled).
+        """
+        if not any(thing is known for known in self.things):
+            self.things.append(thing)
+        return thing
+
+    async def cleanup(self, quiet: bool = False) -> None:
+        """Stop and close what was tracked (last first), then delete this notebook's queues."""
+        done: dict[str, int] = {}
+        while self.things:
+            thing = self.things.pop()
+            kind = await _finish(thing)
+            done[kind] = done.get(kind, 0) + 1
+        deleted = [short_name(name) for name in self.queues]
+        await _delete_queues(self.url, self.queues)
+        self.queues = []
+        if not quiet:
+            parts = [f"{count} {kind}{'' if count == 1 else 's'}" for kind, count in done.items()]
+            print("stopped or closed: " + (", ".join(parts) or "nothing"))
+            print("deleted queues: " + (", ".join(deleted) or "none"))
+
+
+async def start(name: str, url: str | None = None) -> Notebook:
+    """Check the broker, clean up an earlier run of notebook ``name``, return its Notebook.
+
+    Raises ``broker.BrokerError`` with the steps to fix it when no broker answers.
+    """
+    url = amqp_url(url)
+    if not await check_broker(url):
+        raise broker.BrokerError(f"no RabbitMQ broker answers at {mask_url(url)}; see above")
+    previous = _NOTEBOOKS.get(name)
+    if previous is not None:
+        await previous.cleanup(quiet=True)
+    # A connection closed while it had consumers logs warnings; in a notebook they are noise.
+    for logger in ("aio_pika", "aiormq"):
+        logging.getLogger(logger).setLevel(logging.ERROR)
+    notebook = _NOTEBOOKS[name] = Notebook(name, url)
+    return notebook
+
+
+async def _finish(thing: Any) -> str:
+    """Stop, close or cancel one thing; returns what kind of thing it was."""
+    if isinstance(thing, asyncio.Task):
+        thing.cancel()
+        await asyncio.wait([thing], timeout=_STEP_TIMEOUT)
+        return "task"
+    if isinstance(thing, WorkerProcesses):
+        await asyncio.to_thread(thing.stop)
+        return "worker process" if thing.count == 1 else "worker process group"
+    if isinstance(thing, aio_pika.abc.AbstractConnection):
+        kind = "connection"
+    elif isinstance(thing, aio_pika.abc.AbstractChannel):
+        kind = "channel"
+    else:
+        kind = type(thing).__name__
+    method = getattr(thing, "stop", None) or getattr(thing, "close", None)
+    if method is None:
+        raise TypeError(f"cannot clean up {thing!r}: it has neither stop() nor close()")
+    try:
+        result = method()
+        if inspect.isawaitable(result):
+            await asyncio.wait_for(result, _STEP_TIMEOUT)
+    except Exception as error:  # already closed, connection lost: nothing left to undo
+        logging.getLogger(__name__).info("cleanup of %r: %r", thing, error)
+    return kind
+
+
+async def _delete_queues(url: str, names: list[str]) -> None:
+    if not names:
+        return
+    connection = await aio_pika.connect(url)
+    async with connection:
+        for name in names:
+            channel = await connection.channel()  # a failed delete closes its channel
+            try:
+                await channel.queue_delete(name)
+            except aio_pika.exceptions.AMQPError:
+                pass  # exclusive to a connection still open elsewhere: it goes with it
+            finally:
+                if not channel.is_closed:
+                    await channel.close()

@@ -1,0 +1,92 @@
+"""The previous/next links and the contents of 00 are generated, and fail here when they drift."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("navigation", ROOT / "tools" / "navigation.py")
+assert _spec and _spec.loader
+navigation = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(navigation)
+
+
+def test_the_notebooks_navigation_is_up_to_date():
+    assert navigation.notebook_paths(), "no notebooks found"
+    assert navigation.drifted() == [], "run `.venv/bin/python tools/navigation.py`"
+
+
+def _notebook(folder: Path, name: str, heading: str, *, contents: bool = False) -> Path:
+    cells = [nbformat.v4.new_markdown_cell(f"# {heading}\n\nWhat {heading.lower()} does.")]
+    if contents:
+        cell = nbformat.v4.new_markdown_cell("")
+        cell.metadata["fibrpc"] = {"navigation": "contents"}
+        cells.append(cell)
+    cells.append(nbformat.v4.new_code_cell("print(1)"))
+    path = folder / name
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    return path
+
+
+def _cell(path: Path, role: str) -> str:
+    notebook = nbformat.read(path, as_version=4)
+    (source,) = [c.source for c in notebook.cells if c.metadata.get("fibrpc", {}).get("navigation") == role]
+    return source
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    _notebook(tmp_path, "00_start_here.ipynb", "Start", contents=True)
+    _notebook(tmp_path, "01_one.ipynb", "One")
+    _notebook(tmp_path, "03_three.ipynb", "Three")
+    (tmp_path / "notes.ipynb").write_text("not part of the series")
+    return tmp_path
+
+
+def test_links_and_contents_follow_the_notebooks_that_exist(folder: Path):
+    assert navigation.drifted(folder) == ["00_start_here.ipynb", "01_one.ipynb", "03_three.ipynb"]
+    navigation.rewrite(folder)
+    assert navigation.drifted(folder) == []
+    assert _cell(folder / "01_one.ipynb", "top") == (
+        "[← 00 · Start](00_start_here.ipynb) | [Contents](00_start_here.ipynb) | "
+        "[03 · Three →](03_three.ipynb)"
+    )
+    assert _cell(folder / "03_three.ipynb", "bottom").endswith("[Contents](00_start_here.ipynb)")
+    assert _cell(folder / "00_start_here.ipynb", "top") == "[01 · One →](01_one.ipynb)"
+    assert _cell(folder / "00_start_here.ipynb", "contents") == (
+        "## Contents\n\n- [01 · One](01_one.ipynb): What one does.\n"
+        "- [03 · Three](03_three.ipynb): What three does."
+    )
+    first = nbformat.read(folder / "01_one.ipynb", as_version=4).cells
+    assert first[0].metadata["fibrpc"]["navigation"] == "top"  # inserted first and last
+    assert first[-1].metadata["fibrpc"]["navigation"] == "bottom"
+
+
+def test_a_notebook_that_lands_later_is_linked_on_the_next_run(folder: Path):
+    navigation.rewrite(folder)
+    _notebook(folder, "02_two.ipynb", "Two")
+    assert navigation.drifted(folder) == [
+        "00_start_here.ipynb", "01_one.ipynb", "02_two.ipynb", "03_three.ipynb"
+    ]
+    navigation.rewrite(folder)
+    assert "[02 · Two →](02_two.ipynb)" in _cell(folder / "01_one.ipynb", "top")
+    assert "02_two.ipynb" in _cell(folder / "00_start_here.ipynb", "contents")
+    assert navigation.rewrite(folder) == []  # re-runnable: nothing left to change
+
+
+def test_a_hand_edit_or_a_new_title_is_drift(folder: Path):
+    navigation.rewrite(folder)
+    path = folder / "03_three.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells[0].source = "[somewhere](else.ipynb)"
+    nbformat.write(notebook, path)
+    assert navigation.drifted(folder) == ["03_three.ipynb"]
+    assert navigation.main(["--check", "--folder", str(folder)]) == 1
+    navigation.rewrite(folder)
+    shutil.copy(path, folder / "01_one.ipynb")  # 01 now titled "Three": 00 and 03 drift
+    assert "00_start_here.ipynb" in navigation.drifted(folder)

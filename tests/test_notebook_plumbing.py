@@ -1,0 +1,96 @@
+"""Notebook plumbing against the real broker: the broker check, queue names, cleanup, re-runs."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import aio_pika
+import pytest
+
+from fibrpc_helpers import broker, namespace
+from fibrpc_helpers.notebook import check_broker, short_name, start
+
+
+async def queue_exists(url: str, name: str) -> bool:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        try:
+            await channel.declare_queue(name, passive=True)
+        except aio_pika.exceptions.ChannelClosed:  # 404 NOT_FOUND
+            return False
+        return True
+
+
+@pytest.fixture
+def notebook_name() -> str:
+    return f"9{uuid.uuid4().hex[:1]}_test_{uuid.uuid4().hex[:8]}"
+
+
+async def test_check_broker_says_what_answers(url, capsys):
+    assert await check_broker(url) is True
+    out = capsys.readouterr().out
+    assert out.startswith("RabbitMQ 3.") and "answers at" in out
+    assert ":guest@" not in out  # the password is masked
+
+
+async def test_check_broker_explains_how_to_fix_a_missing_one(capsys):
+    assert await check_broker("amqp://guest:secret@localhost:1/") is False
+    out = capsys.readouterr().out
+    assert "No RabbitMQ broker answers at amqp://guest:****@localhost:1/" in out
+    assert "broker ensure" in out and "AMQP_URL" in out and "secret" not in out
+    with pytest.raises(broker.BrokerError):
+        await start("99_no_broker", "amqp://guest:secret@localhost:1/")
+
+
+async def test_cleanup_undoes_what_the_notebook_made(url, notebook_name, capsys):
+    nb = await start(notebook_name, url)
+    name = await nb.queue("rpc_queue")
+    assert name == f"{namespace()}.{notebook_name[:2]}.rpc_queue"
+    assert short_name(name) == f"{notebook_name[:2]}.rpc_queue"
+    connection = nb.track(await aio_pika.connect_robust(nb.url))
+    channel = await connection.channel()
+    await channel.declare_queue(name)
+    task = nb.track(asyncio.create_task(asyncio.sleep(3600)))
+    workers = await nb.worker_processes(1, url=url, queue=name)
+    assert nb.track(connection) is connection and len(nb.things) == 3  # tracked once
+
+    await nb.cleanup()
+
+    assert task.cancelled()
+    assert connection.is_closed
+    assert all(process.poll() is not None for process in workers.processes)
+    assert not await queue_exists(url, name)
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2] == "stopped or closed: 1 worker process, 1 task, 1 connection"
+    assert out[-1] == f"deleted queues: {notebook_name[:2]}.rpc_queue"
+    assert "stopped: 0 answered" in nb.worker_log.read_text()  # the log went to the file
+    assert "stopped" not in capsys.readouterr().err
+    nb.worker_log.unlink()
+
+
+async def test_a_rerun_cleans_up_what_the_first_run_left(url, notebook_name):
+    first = await start(notebook_name, url)
+    name = await first.queue("rpc_queue")
+    connection = first.track(await aio_pika.connect(url))
+    await (await connection.channel()).declare_queue(name)
+    # The first run stops half way, before its cleanup cell; the notebook is run again.
+    second = await start(notebook_name, url)
+    assert connection.is_closed
+    assert not await queue_exists(url, name)
+    assert second is not first and second.queues == []
+    await second.cleanup(quiet=True)
+
+
+async def test_queue_deletes_a_leftover_from_a_restarted_kernel(url, notebook_name):
+    nb = await start(notebook_name, url)
+    full = f"{namespace()}.{notebook_name[:2]}.left"
+    connection = await aio_pika.connect(url)
+    async with connection:  # an earlier kernel left the queue, with a message in it
+        channel = await connection.channel()
+        await channel.declare_queue(full)
+        await channel.default_exchange.publish(aio_pika.Message(b"1"), routing_key=full)
+    assert await nb.queue("left") == full
+    assert not await queue_exists(url, full)
+    await nb.cleanup(quiet=True)
