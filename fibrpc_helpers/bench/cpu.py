@@ -95,7 +95,11 @@ class CpuUse:
         if self.total("broker") >= SATURATED:
             busy.append("broker")
         if self.machine >= SATURATED * self.cores:
-            return "machine CPU full (" + (", ".join(busy) or "shared with other work") + ")"
+            ours = sum(self.total(role) for role in self.roles)
+            others = max(0.0, self.machine - ours)
+            shares = ", ".join(f"{role} {self.total(role):.0f}%" for role in self.roles)
+            verdict = f"machine CPU full ({shares}, other programs {others:.0f}%)"
+            return verdict + (": " + " and ".join(busy) + " saturated" if busy else "")
         if busy:
             return " and ".join(busy) + " CPU-bound"
         return "no CPU saturated: latency-bound (service time, round trips)"

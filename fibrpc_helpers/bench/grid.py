@@ -85,7 +85,7 @@ PRESETS = {
         workers=(1, 2, 4),
         works=(Work("io-10ms", sleep_ms=10), Work("cpu-fib18", n=18, work="recursive")),
         warmup=0.1,
-        duration=0.25,
+        duration=0.3,
         open_workers=4,
         open_loads=(0.3, 0.6, 0.85),
         design_clients=(1, 16),
