@@ -62,7 +62,7 @@ def run_preset(name: str, *, url: str | None = None, prefetch: int | None = None
     return folder
 
 
-def run_ratios(*, url: str | None = None, prefetch: int | None = None, rounds: int = 3,
+def run_ratios(*, url: str | None = None, prefetch: int | None = None, rounds: int = 6,
                progress: bool = True) -> Path:
     """Run the ratio benchmark, print its figures and ratios, save its rows."""
     from .grid import RESULTS
@@ -93,7 +93,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     b.add_argument("--url", help="AMQP URL (default: $AMQP_URL, else local guest)")
     b.add_argument("--prefetch", type=int, help="unacked requests per worker (default: preset's)")
     b.add_argument("--loadgens", type=int, help="load-generator processes (default 2)")
-    b.add_argument("--rounds", type=int, default=3, help="ratios: rounds to take medians over")
+    b.add_argument("--rounds", type=int, default=6, help="ratios: rounds to take medians over")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(run=main)
 

@@ -85,7 +85,7 @@ PRESETS = {
         workers=(1, 2, 4),
         works=(Work("io-10ms", sleep_ms=10), Work("cpu-fib18", n=18, work="recursive")),
         warmup=0.1,
-        duration=0.3,
+        duration=0.25,
         open_workers=4,
         open_loads=(0.3, 0.6, 0.85),
         design_clients=(1, 16),
@@ -157,6 +157,7 @@ class Point:
             "cpu_workers": cpu.total("workers") if cpu else math.nan,
             "cpu_worker_peak": cpu.peak("workers") if cpu else math.nan,
             "cpu_loadgen_peak": cpu.peak("load generators") if cpu else math.nan,
+            "cpu_loadgens": cpu.total("load generators") if cpu else math.nan,
             "cpu_machine": cpu.machine if cpu else math.nan,
             "bottleneck": cpu.bottleneck() if cpu else "",
         }

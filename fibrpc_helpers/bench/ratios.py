@@ -8,19 +8,21 @@ other work is too noisy for a pass/fail on speed):
 * sequential (C=1) p50 latency: reference vs patterns (target <= 0.85x);
 * I/O-bound work of 20 ms at C=32: W=4 throughput vs W=1 (target >= 3.5x).
 
-Each comparison alternates the two sides over ``rounds`` rounds and takes the median, so a
-burst of load from elsewhere on the machine hits both sides alike.
+Both sides run at once (each with its worker), and the measurement alternates between them
+for ``rounds`` rounds and takes the median of each, so a burst of load from elsewhere on the
+machine hits both sides alike.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .grid import Bench, Preset, Work
+from .grid import TRIVIAL, Bench, Point, Preset, Work
 
 IO_20MS = Work("io-20ms", n=10, sleep_ms=20)
 REFERENCE_PREFETCH = 16
@@ -64,6 +66,17 @@ class Ratios:
 
     def describe(self) -> str:
         lines = [item.describe() for item in self.items]
+        for design, label in (("correlation-id", "reference"), ("patterns", "patterns.RPC")):
+            busy = [r for r in self.rows if r["design"] == design and r["clients"] == 64
+                    and r["throughput"] > 0]
+            if busy:
+                def per_call(key: str, rows: list[dict[str, Any]] = busy) -> float:
+                    return statistics.median(10 * r[key] / r["throughput"] for r in rows)
+
+                lines.append(
+                    f"CPU per call at C=64, {label}: broker {per_call('cpu_broker'):.2f} ms, "
+                    f"worker {per_call('cpu_workers'):.2f} ms, clients (load generators) "
+                    f"{per_call('cpu_loadgens'):.2f} ms")
         machine = [row["cpu_machine"] for row in self.rows if row["kind"] == "design"]
         if machine:
             lines.append(
@@ -72,8 +85,8 @@ class Ratios:
         return "\n".join(lines)
 
 
-def ratios(url: str | None = None, *, rounds: int = 3, warmup: float = 0.3,
-           duration: float = 1.0, prefetch: int = REFERENCE_PREFETCH, loadgens: int = 2,
+def ratios(url: str | None = None, *, rounds: int = 6, warmup: float = 0.2,
+           duration: float = 0.6, prefetch: int = REFERENCE_PREFETCH, loadgens: int = 2,
            progress: bool = True, verbose: bool = True, bench: Bench | None = None) -> Ratios:
     """Measure the three comparisons; returns the ratios and the summary rows they came from."""
     preset = Preset("ratios", clients=(), workers=(), works=(), warmup=warmup,
@@ -86,24 +99,34 @@ def ratios(url: str | None = None, *, rounds: int = 3, warmup: float = 0.3,
         def median(rows: list[dict[str, Any]], pick: Callable[[dict[str, Any]], float]) -> float:
             return statistics.median(pick(row) for row in rows)
 
-        for clients, what, key, unit, target, higher in (
-            (64, "throughput at C=64, W=1, trivial n", "throughput", "calls/s", 1.5, True),
-            (1, "sequential C=1 p50 latency", "p50_ms", "ms", 0.85, False),
-        ):
-            ours: list[dict[str, Any]] = []
-            theirs: list[dict[str, Any]] = []
-            for round_ in range(rounds):
-                order = ["correlation-id", "patterns"][:: 1 if round_ % 2 == 0 else -1]
-                for point in bench.designs(order, clients=(clients,)):
-                    (ours if point.design == "correlation-id" else theirs).append(point.row())
-            result.rows += ours + theirs
-            result.items.append(Ratio(what, median(ours, lambda r: r[key]),
-                                      median(theirs, lambda r: r[key]), unit, target, higher))
+        ours_queue, theirs_queue = bench.queue("ratio-reference"), bench.queue("ratio-patterns")
+        # Both workers stay up and the two sides alternate point by point, so a burst of
+        # load from elsewhere on the machine lands on both alike.
+        with bench.workers(ours_queue, TRIVIAL, 1) as ours_workers, \
+                bench.workers(theirs_queue, TRIVIAL, 1, patterns=True) as theirs_workers:
+            sides = [("correlation-id", ours_queue, ours_workers),
+                     ("patterns", theirs_queue, theirs_workers)]
+            for clients, what, key, unit, target, higher in (
+                (64, "throughput at C=64, W=1, trivial n", "throughput", "calls/s", 1.5, True),
+                (1, "sequential C=1 p50 latency", "p50_ms", "ms", 0.85, False),
+            ):
+                measured: dict[str, list[dict[str, Any]]] = {"correlation-id": [], "patterns": []}
+                with bench._progress(2 * rounds, f"ratios C={clients}"):
+                    for round_ in range(rounds):
+                        for design, queue, groups in sides[:: 1 if round_ % 2 == 0 else -1]:
+                            point = Point("design", design, TRIVIAL, 1, clients,
+                                          bench.preset.prefetch if design != "patterns" else 0,
+                                          math.nan, bench.preset.warmup, bench.preset.duration)
+                            measured[design].append(bench.measure(point, queue, groups).row())
+                ours, theirs = measured["correlation-id"], measured["patterns"]
+                result.rows += ours + theirs
+                result.items.append(Ratio(what, median(ours, lambda r: r[key]),
+                                          median(theirs, lambda r: r[key]), unit, target, higher))
         # Worker scaling is about processes: each worker holds one request (prefetch 1),
         # otherwise one asyncio worker would overlap the sleeps by itself.
         trivial_preset, bench.preset = bench.preset, replace(bench.preset, prefetch=1)
         try:
-            io = bench.closed_grid(works=[IO_20MS], workers=(1, 4), clients=(32,), repeat=rounds)
+            io = bench.closed_grid(works=[IO_20MS], workers=(1, 4), clients=(32,), repeat=min(rounds, 3))
         finally:
             bench.preset = trivial_preset
         rows = [point.row() for point in io]
