@@ -10,8 +10,11 @@ LAB_ARGS ?=
 # JupyterLab and RabbitMQ refuse to run as root unless told; students are not root.
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
+# `make test E2E=no` leaves out the browser tests (they run where the machine allows it).
+E2E ?= yes
+E2E_ARGS ?=
 
-.PHONY: lab test test-package test-notebooks test-oldest bench setup venv broker clean
+.PHONY: lab test test-package test-notebooks test-oldest bench setup venv broker clean e2e
 
 lab: setup
 	cd notebooks && ../$(PY) -m jupyter lab $(ROOT_ARGS) $(LAB_ARGS)
@@ -19,6 +22,8 @@ lab: setup
 test: setup
 	$(PY) -m pytest tests notebooks --nbval --nbval-current-env \
 		--sanitize-with notebooks/nbval_sanitize.cfg $(PYTEST_ARGS)
+	@if [ "$(E2E)" = no ]; then echo "e2e: SKIPPED: E2E=no"; \
+	else $(MAKE) --no-print-directory e2e; fi
 
 test-package: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)
@@ -61,6 +66,19 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 broker: venv
 	$(PY) -m fibrpc_helpers broker ensure
+
+# JupyterLab in a real headless Chromium: notebooks run with Run All from the menu, checked in
+# the rendered page, screenshots in results/e2e/. Installs Debian's chromium when root (skips,
+# saying why, where it cannot) and Playwright from PyPI; never downloads a browser build.
+e2e: setup
+	@sh tests/e2e/ensure_browser.sh; status=$$?; \
+	if [ $$status = 3 ]; then exit 0; elif [ $$status != 0 ]; then exit $$status; fi; \
+	$(MAKE) --no-print-directory $(VENV)/.e2e-installed && \
+	FIBRPC_E2E=1 $(PY) -m pytest tests/e2e $(E2E_ARGS)
+
+$(VENV)/.e2e-installed: requirements-e2e.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet -r requirements-e2e.txt
+	touch $@
 
 clean:
 	rm -rf $(VENV) .pytest_cache

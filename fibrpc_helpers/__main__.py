@@ -3,6 +3,7 @@
 * ``broker ensure|status|stop``: make sure a RabbitMQ broker answers at AMQP_URL.
 * ``worker``: serve fib requests until SIGINT/SIGTERM, then finish what it holds, exit 0.
 * ``call N [N ...]``: print ``fib(N) = X`` per line; a one-line error and exit 1 on failure.
+* ``watch``: show, live, the queues of a namespace with their message and consumer counts.
 * ``bench [quick|full|ratios]``: latency over clients x workers, CSVs and plots in results/.
 """
 
@@ -18,11 +19,13 @@ import threading
 from collections.abc import Callable
 
 from . import broker
+from .bench.command import add_parser as add_bench
 from .client import DEFAULT_QUEUE, DEFAULT_TIMEOUT, FibonacciRpcClient
 from .errors import RpcError
 from .fib import DEFAULT_MAX_N, fib, fib_recursive
 from .processes import WorkerProcesses
 from .urls import amqp_url, mask_url
+from .watch import watch
 from .worker import FibonacciRpcWorker
 
 WORK: dict[str, Callable[[int], int]] = {"fast": fib, "recursive": fib_recursive}
@@ -53,15 +56,15 @@ async def _serve(args: argparse.Namespace) -> int:
         max_n=args.max_n,
         service_time=args.sleep_ms / 1000,
     )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # before saying "serving": a SIGTERM
+        loop.add_signal_handler(signum, stopping.set)  # right after it must stop us cleanly
     print(
         f"worker {worker.name} is serving queue {args.queue!r} at {mask_url(amqp_url(args.url))}"
         f" (prefetch {args.prefetch}, work {args.work}); Ctrl-C stops it",
         flush=True,
     )
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
     watchdog = asyncio.create_task(_watch_parent(stopping)) if args.exit_with_parent else None
     await stopping.wait()
     if watchdog:
@@ -141,6 +144,19 @@ async def _call(args: argparse.Namespace) -> int:
     return status
 
 
+def _watch(args: argparse.Namespace) -> int:
+    logging.getLogger("aiormq").setLevel(logging.CRITICAL)  # our error says it, once
+    try:
+        asyncio.run(watch(args.url, namespace=args.namespace, names=args.queue,
+                          interval=args.interval, once=args.once))
+    except RpcError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m fibrpc_helpers", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -172,9 +188,16 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("n", type=int, nargs="+", metavar="N")
     c.set_defaults(run=lambda args: asyncio.run(_call(args)))
 
-    from .bench.command import add_parser as add_bench  # noqa: PLC0415 (heavy: on demand)
+    v = with_url(commands.add_parser("watch", help="show a namespace's queues live"))
+    v.add_argument("--namespace", help="whose queues (default: yours, $FIBRPC_NAMESPACE or "
+                   "user@host); '' for bare names like the CLI's default rpc_queue")
+    v.add_argument("--queue", action="append", default=[], metavar="NAME",
+                   help="another queue name inside the namespace to show (repeatable)")
+    v.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
+    v.add_argument("--once", action="store_true", help="print the table once and exit")
+    v.set_defaults(run=_watch)
 
-    add_bench(commands)
+    add_bench(commands)  # its measuring modules load only when `bench` runs
     return top
 
 

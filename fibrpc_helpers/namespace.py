@@ -2,8 +2,9 @@
 
 Thirty students running the same notebook against one class broker must never receive each
 other's requests or replies, so every name a notebook declares (request queue, dead-letter
-queue, trace queues) is prefixed with a namespace: ``$FIBRPC_NAMESPACE``, or by default the
-user and machine name, which differ from student to student.
+queue, trace queues) is prefixed with a namespace: ``$FIBRPC_NAMESPACE`` (or that line in the
+project's ``.env``, beside ``AMQP_URL``), or by default the user and machine name, which differ
+from student to student.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import os
 import re
 import socket
 
+from .urls import env_file, read_env_file
+
 
 def namespace() -> str:
-    """This student's prefix: ``$FIBRPC_NAMESPACE``, else ``user@host``."""
-    value = os.environ.get("FIBRPC_NAMESPACE")
+    """This student's prefix: ``$FIBRPC_NAMESPACE``, else the ``.env`` line, else ``user@host``."""
+    value = os.environ.get("FIBRPC_NAMESPACE") or read_env_file(env_file()).get("FIBRPC_NAMESPACE")
     if not value:
         try:
             user = getpass.getuser()

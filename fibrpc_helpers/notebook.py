@@ -44,8 +44,8 @@ No RabbitMQ broker answers at {url}.
 To fix it, run one of these in a terminal in the project folder, then run this cell again:
   make lab                                          (starts a broker, then JupyterLab)
   .venv/bin/python -m fibrpc_helpers broker ensure  (starts a broker only)
-In a class with a shared broker, set AMQP_URL to the address your teacher gives you
-(in the environment or the .env file, as the README says) and restart the kernel."""
+In a class with a shared broker, set the environment variable AMQP_URL to the address
+your teacher gives you before starting JupyterLab."""
 
 _NOTEBOOKS: dict[str, Notebook] = {}
 _STEP_TIMEOUT = 15.0  # seconds one cleanup step may take before we give up on it
@@ -60,12 +60,37 @@ def short_name(name: str) -> str:
 async def check_broker(url: str | None = None) -> bool:
     """Print whether a broker answers at ``url`` (default AMQP_URL) and, if not, how to fix it."""
     url = amqp_url(url)
-    version = await asyncio.to_thread(broker.probe, url)
+    version = await _probe(url)
     if version is None:
         print(HOW_TO_FIX.format(url=mask_url(url)))
         return False
     print(f"RabbitMQ {version} answers at {mask_url(url)}")
     return True
+
+
+async def _probe(url: str, timeout: float = 3.0) -> str | None:
+    """The broker's version, or None; ``broker.probe`` for a running event loop (a kernel's).
+
+    A failed aio-pika connection schedules its own close on the loop that made it, so the
+    attempt is made here, on the kernel's loop, where that close can run (``broker.probe``
+    uses ``asyncio.run``, which would cancel it and leave a warning for a later cell).
+    """
+    loggers = [logging.getLogger(name) for name in ("aiormq", "aio_pika")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:  # a refused connection is an answer here, not an error to log
+        logger.setLevel(logging.CRITICAL)
+    try:
+        connection = await aio_pika.connect(url, timeout=timeout)
+    except Exception:
+        await asyncio.sleep(0.05)  # let the failed connection's close run while we are quiet
+        return None
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+    async with connection:
+        properties = connection.transport.connection.server_properties  # type: ignore[union-attr]
+        version = properties.get("version", "unknown")
+        return version.decode() if isinstance(version, bytes) else str(version)
 
 
 class Notebook:

@@ -74,8 +74,9 @@ class Event:
 class Call:
     """One request and what became of it (times in seconds since the trace started).
 
-    A reply that matches no traced request (an unknown correlation id) is a Call with
-    ``sent`` None. ``replies`` counts the replies delivered to the client: 2 or more means
+    A request received here but sent before the trace began or by another process (a
+    classmate's client, on a shared queue) is a Call with ``sent`` None, and so is a reply
+    that matches no traced request (an unknown correlation id). ``replies`` counts the replies delivered to the client: 2 or more means
     duplicates arrived, which the client must discard.
     """
 
@@ -336,8 +337,9 @@ class Trace:
                 call = by_id.get(cid) if cid else first(
                     lambda c: c.queue == event.routing_key and c.request == event.body
                     and c.delivered is None and c.sent is not None)
-                if call is None:
-                    continue
+                if call is None:  # sent before the trace began, or by another process
+                    call = new_call(event, event.routing_key)
+                    call.request = event.body
                 by_delivery[key] = call
                 call.delivered = event.time if call.delivered is None else call.delivered
                 call.worker = labels.get(event.consumer_tag or "basic.get")
@@ -377,6 +379,8 @@ class Trace:
             request = "(none)" if call.request is None else f"fib({call.request})"
             if call.returned:
                 reply = "returned"
+            elif call.reply is None and call.sent is None and call.replied is not None:
+                reply = "(sent away)"  # the client is in another process
             elif call.reply is None:
                 reply = "(no reply)"
             else:
@@ -394,7 +398,8 @@ class Trace:
     def draw(self, title: str | None = None, *, max_calls: int = 10) -> Figure:
         """The sequence diagram of the traced calls (at most ``max_calls``), as a Figure.
 
-        Lanes, left to right: client, request queue(s), worker(s), callback queue. Each arrow
+        Lanes, left to right: client, request queue(s), worker(s) (named by the ``app_id`` of
+        their replies when they set one, else "worker 1", ...), callback queue. Each arrow
         is one message, one row per step, in time order (the time in ms since the trace
         started is on the left). Each call has its own colour and is labelled with the first
         characters of its correlation id. Dashed: the worker ran in another process, so only
@@ -470,10 +475,15 @@ def _draw(trace: Trace, title: str | None, max_calls: int) -> Figure:
     steps = _steps(calls, lanes, plt.get_cmap("tab10"))
     rows = max(len(steps), 1)
     fig, ax = plt.subplots(figsize=(1.9 * len(lanes) + 1.6, 1.3 + 0.3 * rows))
+    says = {}  # worker label -> the app_id its replies carry (its name), when there is one
+    for worker in trace.workers:
+        app_ids = {call.app_id for call in calls if call.worker == worker and call.app_id}
+        if len(app_ids) == 1 and app_ids != {worker}:
+            says[worker] = app_ids.pop()
     for name, x in lanes.items():
         ax.plot([x, x], [-0.5, rows - 0.5], color="0.8", lw=1, zorder=0)
-        ax.text(x, -0.8, short_name(name), ha="center", va="bottom", fontsize=9,
-                fontweight="bold")
+        ax.text(x, -0.8, says.get(name, short_name(name)), ha="center", va="bottom",
+                fontsize=9, fontweight="bold")
     for row, step in enumerate(steps):
         if step.start == step.end:  # a mark on one lane: an ack, or a call with no reply
             mark = "✓ ack" if step.label == "ack" else "✗ no reply"

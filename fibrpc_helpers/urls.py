@@ -1,30 +1,77 @@
-"""Where the broker is: the AMQP URL, and how to print it without leaking its password."""
+"""Where the broker is: the AMQP URL, and how to print it without leaking its password.
+
+A teacher points a whole class at one broker in ONE place: the ``AMQP_URL`` environment
+variable, or a line ``AMQP_URL=amqp://user:password@host:5672/vhost`` in a ``.env`` file at the
+project root (git-ignored, so the password is never committed). The environment wins over the
+file, so a student can still override it for one command. Every notebook and CLI command reads
+the URL through :func:`amqp_url`, so all of them follow.
+"""
 
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit, urlunsplit
+from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/"
 
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_file() -> Path:
+    """The ``.env`` file read for ``AMQP_URL``: ``$FIBRPC_ENV_FILE``, else ``.env`` at the root."""
+    return Path(os.environ.get("FIBRPC_ENV_FILE") or PROJECT_DIR / ".env")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The ``KEY=VALUE`` lines of a ``.env``-style file; {} when there is no such file.
+
+    The common subset of the format: blank lines and ``#`` comments are skipped, an ``export``
+    prefix is allowed (so the same file can be ``source``d by a shell), and a value may be
+    wrapped in single or double quotes. No variable expansion: a password may contain ``$``.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
 
 def amqp_url(url: str | None = None) -> str:
-    """The URL to use: the one given, else ``$AMQP_URL``, else a local broker as guest."""
-    return url or os.environ.get("AMQP_URL") or DEFAULT_URL
+    """The URL to use: the one given, else ``$AMQP_URL``, else ``AMQP_URL`` in the ``.env``
+    file (see :func:`env_file`), else a local broker as guest."""
+    return (
+        url
+        or os.environ.get("AMQP_URL")
+        or read_env_file(env_file()).get("AMQP_URL")
+        or DEFAULT_URL
+    )
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``****``, safe to print or log."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """The URL with its password replaced by ``****``, safe to print or log.
+
+    It never under-masks: a password typed into a ``.env`` without percent-encoding may hold
+    ``#``, ``/``, ``?`` or ``@``, which a URL parser reads as the end of the password, so the
+    user info is taken up to the LAST ``@``.
+    """
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
         return url
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    netloc = f"{parts.username or ''}:****@{host}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    user = userinfo.partition(":")[0]
+    return f"{scheme}://{user}:****@{host}"
 
 
 def url_port(url: str) -> int:

@@ -58,6 +58,7 @@ async def test_cleanup_undoes_what_the_notebook_made(url, notebook_name, capsys)
 
     await nb.cleanup()
 
+    assert [process.returncode for process in workers.processes] == [0]  # stopped cleanly
     assert task.cancelled()
     assert connection.is_closed
     assert all(process.poll() is not None for process in workers.processes)
@@ -94,3 +95,51 @@ async def test_queue_deletes_a_leftover_from_a_restarted_kernel(url, notebook_na
     assert await nb.queue("left") == full
     assert not await queue_exists(url, full)
     await nb.cleanup(quiet=True)
+
+
+async def test_worker_processes_stop_when_the_kernel_is_killed(url, notebook_name):
+    """A kernel that is restarted or shut down (SIGKILL, no cleanup cell) leaves no worker."""
+    import os
+    import time
+
+    from jupyter_client.manager import start_new_kernel
+
+    outputs: list[dict] = []
+    manager, kernel = start_new_kernel(kernel_name="python3")
+    try:
+        code = (
+            "from fibrpc_helpers.notebook import start\n"
+            f"nb = await start({notebook_name!r}, {url!r})\n"
+            "workers = await nb.worker_processes(2, queue=await nb.queue('rpc_queue'))\n"
+            "print('PIDS', *workers.pids)\n"
+        )
+        reply = kernel.execute_interactive(code, timeout=60, output_hook=lambda msg: outputs.append(msg))
+        assert reply["content"]["status"] == "ok"
+    finally:
+        kernel.stop_channels()
+        manager.shutdown_kernel(now=True)  # kill -9: the kernel gets no chance to clean up
+    pids = [
+        int(pid)
+        for msg in outputs
+        if msg["msg_type"] == "stream" and "PIDS" in msg["content"]["text"]
+        for pid in msg["content"]["text"].split()[1:]
+    ]
+    assert len(pids) == 2
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return not open(f"/proc/{pid}/stat").read().split()[2] == "Z"  # a zombie has exited
+
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in pids), "worker processes outlived their kernel"
+    # What the killed kernel could not clean up, the next run's nb.queue() would; do it here.
+    nb = await start(notebook_name, url)
+    await nb.queue("rpc_queue")
+    await nb.cleanup(quiet=True)
+    nb.worker_log.unlink(missing_ok=True)
+

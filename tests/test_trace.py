@@ -125,7 +125,8 @@ async def test_draw_makes_a_sequence_diagram(worker, client):
     assert isinstance(figure, Figure)
     (axes,) = figure.axes
     lanes = [text.get_text() for text in axes.texts if text.get_fontweight() == "bold"]
-    assert lanes == ["client", worker.queue.name, "worker 1", "callback queue"]
+    # the worker's lane is named by the app_id its replies carry (FibonacciRpcWorker: host:pid)
+    assert lanes == ["client", worker.queue.name, worker.name, "callback queue"]
     assert "first 3 of 12 calls" in axes.get_title()
     assert len(axes.get_yticklabels()) == 3 * 5  # request, delivery, reply, received, ack
     assert sum(text.get_text() == "✓ ack" for text in axes.texts) == 3
@@ -196,3 +197,26 @@ async def test_a_request_redelivered_after_a_worker_died_shows_both_deliveries(
     assert call.acked is not None and call.acked > call.deliveries[1][0]
     axes = trace.draw().axes[0]
     assert sum(text.get_text() == "redelivered" for text in axes.texts) == 1
+
+
+async def test_a_request_sent_before_the_trace_or_elsewhere_is_still_a_call(
+    url, queue_name, connection
+):
+    channel = await connection.channel()
+    await channel.declare_queue(queue_name)
+    callback = await channel.declare_queue(exclusive=True)
+    await channel.default_exchange.publish(  # sent before the trace, as by another client
+        aio_pika.Message(b"5", correlation_id="early", reply_to=callback.name),
+        routing_key=queue_name,
+    )
+    async with Trace() as trace:
+        worker = await FibonacciRpcWorker.start(url, queue=queue_name, name="late starter")
+        try:  # the reply goes to the other client's queue, which nobody here reads
+            await until(lambda: worker.counts.answered == 1)
+        finally:
+            await worker.stop()
+    (call,) = trace.calls
+    assert call.sent is None and call.request == "5" and call.correlation_id == "early"
+    assert call.worker == "worker 1" and call.replied is not None and call.acked is not None
+    assert "fib(5)" in trace.table() and "(sent away)" in trace.table()
+    trace.draw()  # no arrow from the client, and no error

@@ -1,0 +1,190 @@
+"""Watch, live, the queues of a namespace: how many messages wait and how many consumers read.
+
+In a class demo the projector shows ``python -m fibrpc_helpers watch``: as students start
+workers on their laptops, the consumer count of the teacher's request queue goes up, and the
+messages waiting in it drain faster.
+
+How it sees the queues, and its limit: AMQP itself cannot list queues, and the class broker
+runs without the management plugin (it starts faster and exposes nothing over HTTP), so this
+watches the queue NAMES it knows: the series' names (:data:`KNOWN_NAMES`) plus any given
+with ``--queue``, each inside the namespace. For each one a passive ``queue.declare`` (it never
+creates anything) returns the number of messages ready and the number of consumers. The names
+nobody has declared yet are listed on one line below the table. Messages a worker has received but not yet
+acknowledged are not "ready", so a busy queue can show 0 ready while its workers compute.
+Callback queues are server-named and exclusive to their client, so they are not shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import textwrap
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TextIO
+
+import aio_pika
+import aiormq.exceptions
+from aio_pika.abc import AbstractChannel, AbstractConnection
+
+from .client import DEFAULT_QUEUE
+from .errors import RpcConnectionError
+from .namespace import namespace as default_namespace
+from .urls import amqp_url, mask_url
+
+# The queue names the series declares inside a namespace, in the order they are shown: the
+# CLI's default, and each notebook's own request queue (``fibrpc_helpers.notebook`` names it
+# after the notebook's number, so two open notebooks never serve each other).
+KNOWN_NAMES: tuple[str, ...] = (
+    DEFAULT_QUEUE,
+    *(f"{number:02d}.{DEFAULT_QUEUE}" for number in range(0, 7)),
+)
+
+_CONNECTION_LOST = (aiormq.exceptions.AMQPConnectionError, ConnectionError, OSError)
+
+# Move the cursor to the start of the line N lines up, then clear to the end of the screen.
+_UP_AND_CLEAR = "\x1b[{lines}F\x1b[J"
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """What a passive declare says about one queue (counts are None when it has none)."""
+
+    name: str
+    ready: int | None = None  # messages waiting, not yet delivered to a consumer
+    consumers: int | None = None
+    problem: str = ""  # "not declared", "exclusive to another connection", ...
+
+    @property
+    def exists(self) -> bool:
+        return self.ready is not None
+
+
+def queue_names(namespace: str, names: Iterable[str]) -> list[str]:
+    """The full broker names: ``namespace.name``; an empty namespace means the bare name."""
+    prefix = f"{namespace}." if namespace else ""
+    return [f"{prefix}{name}" for name in dict.fromkeys(names)]
+
+
+async def snapshot(connection: AbstractConnection, queues: Iterable[str]) -> list[QueueState]:
+    """The state of each queue, read with passive declares on one short-lived channel."""
+    states: list[QueueState] = []
+    channel: AbstractChannel | None = None
+    try:
+        for name in queues:
+            if channel is None or channel.is_closed:  # a failed passive declare closes it
+                channel = await connection.channel(publisher_confirms=False)
+            states.append(await _passive_declare(channel, name))
+    finally:
+        if channel is not None and not channel.is_closed:
+            await channel.close()
+    return states
+
+
+async def _passive_declare(channel: AbstractChannel, name: str) -> QueueState:
+    try:
+        queue = await channel.declare_queue(name, passive=True)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        return QueueState(name, problem="not declared")
+    except aiormq.exceptions.ChannelLockedResource:
+        return QueueState(name, problem="exclusive to another connection")
+    except aiormq.exceptions.ChannelAccessRefused:
+        return QueueState(name, problem="no permission on this vhost")
+    result = queue.declaration_result
+    return QueueState(name, ready=result.message_count, consumers=result.consumer_count)
+
+
+def render(states: list[QueueState], *, namespace: str, url: str, at: float) -> list[str]:
+    """The table a person reads, one string per line (no trailing newlines): one row per
+    queue that exists, then one line naming the watched queues that do not (yet)."""
+    prefix = f"{namespace}." if namespace else ""
+    rows = [(state.name.removeprefix(prefix), state) for state in states]
+    width = max([len("queue"), *(len(name) for name, _ in rows)])
+    clock = time.strftime("%H:%M:%S", time.localtime(at))
+    where = f"namespace {namespace!r}" if namespace else "no namespace"
+    lines = [
+        f"queues of {where} at {mask_url(url)}  ({clock})",
+        f"{'queue':<{width}}  {'ready':>7}  {'consumers':>9}",
+    ]
+    for name, state in rows:
+        if state.exists:
+            lines.append(f"{name:<{width}}  {state.ready:>7}  {state.consumers:>9}")
+        elif state.problem != "not declared":
+            lines.append(f"{name:<{width}}  {'-':>7}  {'-':>9}  {state.problem}")
+    absent = [name for name, state in rows if state.problem == "not declared"]
+    if absent:
+        lines += textwrap.wrap(f"not declared (yet): {', '.join(absent)}", width=79,
+                               subsequent_indent="  ", break_on_hyphens=False)
+    return lines
+
+
+class LiveTable:
+    """Writes each new table over the previous one on a terminal; one after another elsewhere
+    (a pipe or a log file has no cursor to move, and keeps the history instead)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.in_place = out.isatty()
+        self._drawn = 0  # lines of the previous table still on screen
+
+    def show(self, lines: list[str]) -> None:
+        if self.in_place:  # a line the terminal wraps would throw the cursor-up count off
+            columns = shutil.get_terminal_size().columns
+            lines = [line[: columns - 1] for line in lines]
+        if self._drawn and self.in_place:
+            self.out.write(_UP_AND_CLEAR.format(lines=self._drawn))
+        elif self._drawn:
+            self.out.write("\n")
+        self.out.write("".join(f"{line}\n" for line in lines))
+        self.out.flush()
+        self._drawn = len(lines)
+
+
+async def _connect(url: str) -> AbstractConnection:
+    try:
+        return await aio_pika.connect(url, timeout=5)
+    except (ConnectionError, OSError, asyncio.TimeoutError) as error:
+        raise RpcConnectionError(
+            f"cannot connect to the broker at {mask_url(url)} ({error or 'timed out'}). "
+            "Check AMQP_URL (or --url), or start one with `python -m fibrpc_helpers broker "
+            "ensure`."
+        ) from None
+
+
+async def watch(
+    url: str | None = None,
+    *,
+    namespace: str | None = None,
+    names: Iterable[str] = (),
+    interval: float = 1.0,
+    once: bool = False,
+    out: TextIO | None = None,
+) -> None:
+    """Show the namespace's queues, refreshed every ``interval`` seconds until cancelled
+    (Ctrl-C), or once. The known names are always shown; ``names`` adds more."""
+    url = amqp_url(url)
+    namespace = default_namespace() if namespace is None else namespace
+    queues = queue_names(namespace, [*KNOWN_NAMES, *names])
+    table = LiveTable(out or sys.stdout)
+    connection: AbstractConnection | None = await _connect(url)
+    try:
+        while True:
+            try:
+                if connection is None or connection.is_closed:
+                    connection = await _connect(url)
+                states = await snapshot(connection, queues)
+                lines = render(states, namespace=namespace, url=url, at=time.time())
+            except (RpcConnectionError, *_CONNECTION_LOST) as error:
+                if once:
+                    raise
+                connection = None  # a live view outlives a broker restart: retry next tick
+                lines = [f"lost the broker at {mask_url(url)}: {error}; retrying"]
+            table.show(lines)
+            if once:
+                return
+            await asyncio.sleep(interval)
+    finally:
+        if connection is not None:
+            await connection.close()
