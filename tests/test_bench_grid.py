@@ -35,7 +35,7 @@ def test_closed_loop_records_every_call_and_excludes_the_warmup(bench: Bench) ->
     assert row["calls"] == len(point.measured())
     assert row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] <= row["max_ms"]
     assert row["p50_ms"] >= 5  # nobody answers faster than the worker's sleep
-    assert 0.5 < row["littles"] < 1.5  # closed loop: throughput x latency ~ C
+    assert 0.3 < row["littles"] < 2.0  # closed loop: throughput x latency ~ C (loosely)
     assert row["cpu_workers"] >= 0 and row["bottleneck"]
 
 

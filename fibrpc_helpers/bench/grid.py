@@ -388,18 +388,27 @@ class Bench:
 
     def designs(self, designs: Sequence[str] = DESIGNS, clients: Sequence[int] | None = None,
                 work: Work = TRIVIAL) -> list[Point]:
-        """The four RPC designs side by side, each against one worker, closed loop."""
+        """The four RPC designs side by side, each against one worker, closed loop.
+
+        The three tutorial-six designs share one worker of this package (they differ only on
+        the client side); ``patterns`` gets its own aio-pika worker.
+        """
         p = self.preset
         clients = p.design_clients if clients is None else clients
         done = []
+        kinds = [[d for d in designs if d != "patterns"], [d for d in designs if d == "patterns"]]
         with self._progress(len(designs) * len(clients), "designs"):
-            for design in designs:
-                queue = self.queue(f"design-{design}")
-                with self.workers(queue, work, 1, patterns=design == "patterns") as groups:
-                    for count in clients:
-                        point = Point("design", design, work, 1, count, p.prefetch, math.nan,
-                                      p.warmup, p.duration)
-                        done.append(self.measure(point, queue, groups))
+            for same_worker in kinds:
+                if not same_worker:
+                    continue
+                patterns = same_worker == ["patterns"]
+                queue = self.queue("design-patterns" if patterns else "design")
+                with self.workers(queue, work, 1, patterns=patterns) as groups:
+                    for design in same_worker:
+                        for count in clients:
+                            point = Point("design", design, work, 1, count, p.prefetch,
+                                          math.nan, p.warmup, p.duration)
+                            done.append(self.measure(point, queue, groups))
         return done
 
     # -- results ------------------------------------------------------------------------------
