@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
+import signal
 import statistics
 import sys
 import time
@@ -274,6 +275,10 @@ class Bench:
             self.grow(groups, queue, work, count, patterns)
             yield groups
         finally:
+            for group in groups:  # signal them all first: they finish in parallel
+                for process in group.processes:
+                    if process.poll() is None:
+                        process.send_signal(signal.SIGTERM)
             for group in groups:
                 group.stop()
             self.loadgens.close_clients()
