@@ -12,14 +12,22 @@ from fibrpc_helpers.bench.cpu import CpuMeter, CpuUse, broker_pid, process_cpu_s
 
 
 def test_verdict_names_the_saturated_role() -> None:
-    use = CpuUse(1.0, roles={"broker": [40.0], "workers": [97.0], "load generators": [20.0]},
-                 machine=160.0, cores=2)
+    use = CpuUse(
+        1.0,
+        roles={"broker": [40.0], "workers": [97.0], "load generators": [20.0]},
+        machine=160.0,
+        cores=2,
+    )
     assert use.bottleneck() == "workers CPU-bound"
 
 
 def test_verdict_when_the_machine_is_full_says_who_used_it() -> None:
-    use = CpuUse(1.0, roles={"broker": [50.0], "workers": [40.0], "load generators": [30.0]},
-                 machine=196.0, cores=2)
+    use = CpuUse(
+        1.0,
+        roles={"broker": [50.0], "workers": [40.0], "load generators": [30.0]},
+        machine=196.0,
+        cores=2,
+    )
     verdict = use.bottleneck()
     assert verdict.startswith("machine CPU full") and "other programs 76%" in verdict
 

@@ -16,9 +16,18 @@ IO_5MS = Work("io-5ms", n=7, sleep_ms=5)
 @pytest.fixture
 def bench(url: str, tmp_path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     monkeypatch.setattr(grid, "RESULTS", tmp_path)
-    preset = Preset("test", clients=(3,), workers=(1,), works=(IO_5MS,), warmup=0.1,
-                    duration=0.3, open_workers=1, open_work=IO_5MS, open_loads=(0.5,),
-                    design_clients=(2,))
+    preset = Preset(
+        "test",
+        clients=(3,),
+        workers=(1,),
+        works=(IO_5MS,),
+        warmup=0.1,
+        duration=0.3,
+        open_workers=1,
+        open_work=IO_5MS,
+        open_loads=(0.5,),
+        design_clients=(2,),
+    )
     with Bench(preset, url=url, progress=False, verbose=False) as bench:
         yield bench
 

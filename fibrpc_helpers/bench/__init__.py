@@ -15,8 +15,16 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "Bench": "grid", "Point": "grid", "Preset": "grid", "PRESETS": "grid", "Work": "grid",
-    "describe": "grid", "table": "grid", "TABLE": "grid", "ratios": "ratios", "Ratios": "ratios",
+    "Bench": "grid",
+    "Point": "grid",
+    "Preset": "grid",
+    "PRESETS": "grid",
+    "Work": "grid",
+    "describe": "grid",
+    "table": "grid",
+    "TABLE": "grid",
+    "ratios": "ratios",
+    "Ratios": "ratios",
 }
 
 __all__ = sorted(_EXPORTS)

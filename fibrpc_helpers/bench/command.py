@@ -15,7 +15,6 @@ import csv
 import time
 from datetime import datetime
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from ..urls import amqp_url, mask_url
@@ -34,36 +33,58 @@ def service_ms(bench: Bench) -> dict[str, float]:
     return {work.name: work.sleep_ms for work in works if work.sleep_ms}
 
 
-def run_preset(name: str, *, url: str | None = None, prefetch: int | None = None,
-               loadgens: int | None = None, progress: bool = True) -> Path:
-    """Run a preset's grid, open loop and design comparison; write CSVs and PNGs; return the folder."""
+def run_preset(
+    name: str,
+    *,
+    url: str | None = None,
+    prefetch: int | None = None,
+    loadgens: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Run a preset's grid, open loop and designs; write CSVs and PNGs; return the folder."""
     from .grid import Bench
     from .plots import save_all
 
-    overrides = {key: value for key, value in (("prefetch", prefetch), ("loadgens", loadgens))
-                 if value is not None}
+    overrides = {
+        key: value
+        for key, value in (("prefetch", prefetch), ("loadgens", loadgens))
+        if value is not None
+    }
     started = time.monotonic()
     with Bench(name, url=url, progress=progress, **overrides) as bench:
-        print(f"bench {name} against {mask_url(bench.url)}: prefetch {bench.preset.prefetch}, "
-              f"{bench.preset.loadgens} load-generator processes", flush=True)
+        print(
+            f"bench {name} against {mask_url(bench.url)}: prefetch {bench.preset.prefetch}, "
+            f"{bench.preset.loadgens} load-generator processes",
+            flush=True,
+        )
         bench.closed_grid()
         bench.open_loop()
         bench.designs()
         folder = bench.save()
         rows = bench.rows()
-        first = next(p for p in bench.points if p.kind == "closed" and p.clients == max(bench.preset.clients))
+        first = next(
+            p for p in bench.points if p.kind == "closed" and p.clients == max(bench.preset.clients)
+        )
         cdfs = {f"{first.work.name} W={first.workers} C={first.clients}": first.latencies()}
         opened = [p for p in bench.points if p.kind == "open"]
-        paths = save_all(rows, folder, service_ms=service_ms(bench),
-                         open_service_ms=opened[0].service_ms if opened else None, cdfs=cdfs)
-    print(f"{len(rows)} points, {sum(r['calls'] for r in rows)} measured calls in "
-          f"{time.monotonic() - started:.1f} s; wrote calls.csv, summary.csv and "
-          f"{len(paths)} plots to {folder}/")
+        paths = save_all(
+            rows,
+            folder,
+            service_ms=service_ms(bench),
+            open_service_ms=opened[0].service_ms if opened else None,
+            cdfs=cdfs,
+        )
+    print(
+        f"{len(rows)} points, {sum(r['calls'] for r in rows)} measured calls in "
+        f"{time.monotonic() - started:.1f} s; wrote calls.csv, summary.csv and "
+        f"{len(paths)} plots to {folder}/"
+    )
     return folder
 
 
-def run_ratios(*, url: str | None = None, prefetch: int | None = None, rounds: int = 6,
-               progress: bool = True) -> Path:
+def run_ratios(
+    *, url: str | None = None, prefetch: int | None = None, rounds: int = 6, progress: bool = True
+) -> Path:
     """Run the ratio benchmark, print its figures and ratios, save its rows."""
     from .grid import RESULTS
     from .ratios import ratios
@@ -77,8 +98,10 @@ def run_ratios(*, url: str | None = None, prefetch: int | None = None, rounds: i
         writer = csv.DictWriter(out, list(result.rows[0]))
         writer.writeheader()
         writer.writerows(result.rows)
-    print(f"\nratios ({rounds} rounds, medians; reference worker prefetch "
-          f"{result.prefetch}, aio_pika.patterns.RPC worker: its default, no prefetch limit):")
+    print(
+        f"\nratios ({rounds} rounds, medians; reference worker prefetch "
+        f"{result.prefetch}, aio_pika.patterns.RPC worker: its default, no prefetch limit):"
+    )
     print(result.describe())
     print(f"in {time.monotonic() - started:.1f} s; rows in {folder}/summary.csv")
     return folder
@@ -86,9 +109,12 @@ def run_ratios(*, url: str | None = None, prefetch: int | None = None, rounds: i
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """The ``bench`` subcommand of ``python -m fibrpc_helpers``."""
-    b = commands.add_parser("bench", help="measure latency over clients x workers; plots",
-                            description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    b = commands.add_parser(
+        "bench",
+        help="measure latency over clients x workers; plots",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     b.add_argument("preset", nargs="?", default="quick", choices=[*PRESET_NAMES, "ratios"])
     b.add_argument("--url", help="AMQP URL (default: $AMQP_URL, else local guest)")
     b.add_argument("--prefetch", type=int, help="unacked requests per worker (default: preset's)")
@@ -101,9 +127,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def main(args: argparse.Namespace) -> int:
     amqp_url(args.url)  # fail early on a malformed URL
     if args.preset == "ratios":
-        run_ratios(url=args.url, prefetch=args.prefetch, rounds=args.rounds,
-                   progress=not args.no_progress)
+        run_ratios(
+            url=args.url, prefetch=args.prefetch, rounds=args.rounds, progress=not args.no_progress
+        )
     else:
-        run_preset(args.preset, url=args.url, prefetch=args.prefetch, loadgens=args.loadgens,
-                   progress=not args.no_progress)
+        run_preset(
+            args.preset,
+            url=args.url,
+            prefetch=args.prefetch,
+            loadgens=args.loadgens,
+            progress=not args.no_progress,
+        )
     return 0

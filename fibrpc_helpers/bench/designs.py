@@ -48,7 +48,12 @@ class _OneChannelClient:
     """Shared plumbing of the two variants: one connection, one confirming channel."""
 
     def __init__(self, connection: Any, channel: Any, queue: str, timeout: float) -> None:
-        self.connection, self.channel, self.queue, self.timeout = connection, channel, queue, timeout
+        self.connection, self.channel, self.queue, self.timeout = (
+            connection,
+            channel,
+            queue,
+            timeout,
+        )
 
     @classmethod
     async def _open(cls, url: str | None, queue: str, timeout: float) -> Any:
@@ -140,7 +145,9 @@ class PatternsClient:
         self.connection, self.rpc, self.queue, self.timeout = connection, rpc, queue, timeout
 
     @classmethod
-    async def connect(cls, url: str | None = None, *, queue: str, timeout: float = DEFAULT_TIMEOUT) -> PatternsClient:
+    async def connect(
+        cls, url: str | None = None, *, queue: str, timeout: float = DEFAULT_TIMEOUT
+    ) -> PatternsClient:
         connection = await connect_robust(url)
         channel = await connection.channel()
         return cls(connection, await JsonRPC.create(channel), queue, timeout)
@@ -172,7 +179,9 @@ async def connect(design: str, url: str | None, queue: str, timeout: float) -> C
 class PatternsWorkerProcesses(WorkerProcesses):
     """``count`` processes serving ``fib`` with ``aio_pika.patterns.JsonRPC``."""
 
-    def __init__(self, count: int, *, url: str | None = None, queue: str, stderr: Any = None) -> None:
+    def __init__(
+        self, count: int, *, url: str | None = None, queue: str, stderr: Any = None
+    ) -> None:
         super().__init__(count, stderr=stderr)
         self.command = [sys.executable, "-m", "fibrpc_helpers.bench.designs", "--queue", queue]
         if url:

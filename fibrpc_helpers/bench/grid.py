@@ -105,8 +105,21 @@ PRESETS = {
 }
 
 CALL_COLUMNS = (
-    "point", "kind", "design", "work", "workers", "clients", "prefetch", "offered",
-    "client", "phase", "intended", "sent", "done", "latency", "error",
+    "point",
+    "kind",
+    "design",
+    "work",
+    "workers",
+    "clients",
+    "prefetch",
+    "offered",
+    "client",
+    "phase",
+    "intended",
+    "sent",
+    "done",
+    "latency",
+    "error",
 )
 
 
@@ -148,12 +161,24 @@ class Point:
         littles = littles_law_ratio(s.throughput, s.mean, concurrency) if s.calls else math.nan
         cpu = self.cpu
         return {
-            "kind": self.kind, "design": self.design, "work": self.work.name,
-            "workers": self.workers, "clients": self.clients, "prefetch": self.prefetch,
-            "offered": self.offered, "service_ms": self.service_ms, "calls": s.calls, "errors": s.errors,
-            "throughput": s.throughput, "mean_ms": s.mean * 1e3, "p50_ms": s.p50 * 1e3,
-            "p90_ms": s.p90 * 1e3, "p99_ms": s.p99 * 1e3, "max_ms": s.max * 1e3,
-            "in_system": concurrency, "littles": littles,
+            "kind": self.kind,
+            "design": self.design,
+            "work": self.work.name,
+            "workers": self.workers,
+            "clients": self.clients,
+            "prefetch": self.prefetch,
+            "offered": self.offered,
+            "service_ms": self.service_ms,
+            "calls": s.calls,
+            "errors": s.errors,
+            "throughput": s.throughput,
+            "mean_ms": s.mean * 1e3,
+            "p50_ms": s.p50 * 1e3,
+            "p90_ms": s.p90 * 1e3,
+            "p99_ms": s.p99 * 1e3,
+            "max_ms": s.max * 1e3,
+            "in_system": concurrency,
+            "littles": littles,
             "cpu_broker": cpu.total("broker") if cpu else math.nan,
             "cpu_workers": cpu.total("workers") if cpu else math.nan,
             "cpu_worker_peak": cpu.peak("workers") if cpu else math.nan,
@@ -166,7 +191,8 @@ class Point:
 
 def describe(row: dict[str, Any]) -> str:
     """One printed line per point: the figures, Little's check and whose CPU was busy."""
-    what = f"{row['kind']:6} {row['design']:17} {row['work']:9} W={row['workers']:<2} C={row['clients']:<3}"
+    what = f"{row['kind']:6} {row['design']:17} {row['work']:9} "
+    what += f"W={row['workers']:<2} C={row['clients']:<3}"
     if row["kind"] == "open":
         what += f" offered {row['offered']:5.0f}/s"
     return (
@@ -181,10 +207,18 @@ def describe(row: dict[str, Any]) -> str:
     )
 
 
-TABLE = (("kind", "{:6}"), ("design", "{:17}"), ("work", "{:9}"), ("workers", "W={:<2}"),
-         ("clients", "C={:<3}"), ("throughput", "{:6.0f}/s"), ("p50_ms", "p50 {:6.1f}"),
-         ("p99_ms", "p99 {:6.1f} ms"), ("littles", "Little {:4.2f}"),
-         ("cpu_machine", "machine CPU {:3.0f}%"))
+TABLE = (
+    ("kind", "{:6}"),
+    ("design", "{:17}"),
+    ("work", "{:9}"),
+    ("workers", "W={:<2}"),
+    ("clients", "C={:<3}"),
+    ("throughput", "{:6.0f}/s"),
+    ("p50_ms", "p50 {:6.1f}"),
+    ("p99_ms", "p99 {:6.1f} ms"),
+    ("littles", "Little {:4.2f}"),
+    ("cpu_machine", "machine CPU {:3.0f}%"),
+)
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]] = TABLE) -> str:
@@ -195,8 +229,15 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]] = T
 class Bench:
     """Runs a preset's measurements and keeps every call; a context manager owning processes."""
 
-    def __init__(self, preset: str | Preset = "quick", *, url: str | None = None,
-                 progress: bool = True, verbose: bool = True, **overrides: Any) -> None:
+    def __init__(
+        self,
+        preset: str | Preset = "quick",
+        *,
+        url: str | None = None,
+        progress: bool = True,
+        verbose: bool = True,
+        **overrides: Any,
+    ) -> None:
         base = PRESETS[preset] if isinstance(preset, str) else preset
         self.preset = replace(base, **overrides)
         self.url = amqp_url(url)
@@ -224,8 +265,12 @@ class Bench:
     def __enter__(self) -> Bench:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -268,7 +313,9 @@ class Bench:
             self._queues.clear()
 
     @contextmanager
-    def workers(self, queue: str, work: Work, count: int, patterns: bool = False) -> Iterator[list[WorkerProcesses]]:
+    def workers(
+        self, queue: str, work: Work, count: int, patterns: bool = False
+    ) -> Iterator[list[WorkerProcesses]]:
         """Worker groups on ``queue``, to grow with ``grow(groups, total)``; stopped after."""
         groups: list[WorkerProcesses] = []
         try:
@@ -283,35 +330,56 @@ class Bench:
                 group.stop()
             self.loadgens.close_clients()
 
-    def grow(self, groups: list[WorkerProcesses], queue: str, work: Work, total: int,
-             patterns: bool = False) -> None:
+    def grow(
+        self,
+        groups: list[WorkerProcesses],
+        queue: str,
+        work: Work,
+        total: int,
+        patterns: bool = False,
+    ) -> None:
         """Start more worker processes on ``queue`` until there are ``total``."""
         have = sum(group.count for group in groups)
         if total > have:
             if patterns:
                 group: WorkerProcesses = PatternsWorkerProcesses(
-                    total - have, url=self.url, queue=queue, stderr=self._log)
+                    total - have, url=self.url, queue=queue, stderr=self._log
+                )
             else:
-                group = WorkerProcesses(total - have, url=self.url, queue=queue,
-                                        prefetch=self.preset.prefetch, stderr=self._log,
-                                        **work.worker_options)
+                group = WorkerProcesses(
+                    total - have,
+                    url=self.url,
+                    queue=queue,
+                    prefetch=self.preset.prefetch,
+                    stderr=self._log,
+                    **work.worker_options,
+                )
             groups.append(group.start())
 
     # -- one point --------------------------------------------------------------------------
     def measure(self, point: Point, queue: str, groups: Sequence[WorkerProcesses]) -> Point:
         """Run one point: every load generator starts at once; CPU measured over the window."""
         p = self.preset
-        load = Load(design=point.design, queue=queue, clients=point.clients,
-                    loop="open" if point.kind == "open" else "closed", n=point.work.n,
-                    warmup=point.warmup, duration=point.duration,
-                    rate=point.offered if point.kind == "open" else 0.0,
-                    seed=len(self.points), timeout=p.timeout)
+        load = Load(
+            design=point.design,
+            queue=queue,
+            clients=point.clients,
+            loop="open" if point.kind == "open" else "closed",
+            n=point.work.n,
+            warmup=point.warmup,
+            duration=point.duration,
+            rate=point.offered if point.kind == "open" else 0.0,
+            seed=len(self.points),
+            timeout=p.timeout,
+        )
         busy = self.loadgens.send(load)
-        meter = CpuMeter({
-            "broker": [self.broker_pid],
-            "workers": [pid for group in groups for pid in group.pids],
-            "load generators": self.loadgens.pids,
-        })
+        meter = CpuMeter(
+            {
+                "broker": [self.broker_pid],
+                "workers": [pid for group in groups for pid in group.pids],
+                "load generators": self.loadgens.pids,
+            }
+        )
         _sleep_until(load.start_at + point.warmup)
         meter.start()
         _sleep_until(load.start_at + point.warmup + point.duration)
@@ -326,8 +394,14 @@ class Bench:
 
     @contextmanager
     def _progress(self, total: int, what: str) -> Iterator[None]:
-        self._bar = tqdm(total=total, desc=what, unit="point", disable=not self.progress,
-                         file=sys.stdout, ncols=90)
+        self._bar = tqdm(
+            total=total,
+            desc=what,
+            unit="point",
+            disable=not self.progress,
+            file=sys.stdout,
+            ncols=90,
+        )
         try:
             yield
         finally:
@@ -335,9 +409,13 @@ class Bench:
             self._bar = None
 
     # -- what a preset measures ----------------------------------------------------------------
-    def closed_grid(self, works: Sequence[Work] | None = None,
-                    workers: Sequence[int] | None = None, clients: Sequence[int] | None = None,
-                    repeat: int = 1) -> list[Point]:
+    def closed_grid(
+        self,
+        works: Sequence[Work] | None = None,
+        workers: Sequence[int] | None = None,
+        clients: Sequence[int] | None = None,
+        repeat: int = 1,
+    ) -> list[Point]:
         """Closed loop over clients x workers for each kind of work (default: the preset's)."""
         p = self.preset
         works = p.works if works is None else works
@@ -352,13 +430,27 @@ class Bench:
                         self.grow(groups, queue, work, count)
                         for number in clients:
                             for _ in range(repeat):
-                                point = Point("closed", "correlation-id", work, count, number,
-                                              p.prefetch, math.nan, p.warmup, p.duration)
+                                point = Point(
+                                    "closed",
+                                    "correlation-id",
+                                    work,
+                                    count,
+                                    number,
+                                    p.prefetch,
+                                    math.nan,
+                                    p.warmup,
+                                    p.duration,
+                                )
                                 done.append(self.measure(point, queue, groups))
         return done
 
-    def open_loop(self, work: Work | None = None, workers: int | None = None,
-                  loads: Sequence[float] | None = None, service_ms: float | None = None) -> list[Point]:
+    def open_loop(
+        self,
+        work: Work | None = None,
+        workers: int | None = None,
+        loads: Sequence[float] | None = None,
+        service_ms: float | None = None,
+    ) -> list[Point]:
         """Poisson arrivals at fractions of the capacity W / S; latency from intended send.
 
         S is the service time of one call alone: by default the mean latency measured at
@@ -376,23 +468,43 @@ class Bench:
         with self._progress(len(loads), "open loop"), self.workers(queue, work, workers) as groups:
             for load in loads:
                 # Twice the closed-loop window: a light Poisson load has few calls per second.
-                point = Point("open", "correlation-id", work, workers, clients, p.prefetch,
-                              load * capacity, p.warmup, 2 * p.duration, service_ms=service_ms)
+                point = Point(
+                    "open",
+                    "correlation-id",
+                    work,
+                    workers,
+                    clients,
+                    p.prefetch,
+                    load * capacity,
+                    p.warmup,
+                    2 * p.duration,
+                    service_ms=service_ms,
+                )
                 done.append(self.measure(point, queue, groups))
         return done
 
     def service_ms(self, work: Work) -> float:
         """One call's service time S in ms: the closed-loop C=1, W=1 mean if measured."""
-        alone = [point.row() for point in self.points if point.kind == "closed"
-                 and point.work == work and point.clients == 1 and point.workers == 1]
+        alone = [
+            point.row()
+            for point in self.points
+            if point.kind == "closed"
+            and point.work == work
+            and point.clients == 1
+            and point.workers == 1
+        ]
         if alone:
             return statistics.median(row["mean_ms"] for row in alone)
         if work.sleep_ms:
             return work.sleep_ms
         raise ValueError(f"no service time known for {work.name}: pass service_ms=")
 
-    def designs(self, designs: Sequence[str] = DESIGNS, clients: Sequence[int] | None = None,
-                work: Work = TRIVIAL) -> list[Point]:
+    def designs(
+        self,
+        designs: Sequence[str] = DESIGNS,
+        clients: Sequence[int] | None = None,
+        work: Work = TRIVIAL,
+    ) -> list[Point]:
         """The four RPC designs side by side, each against one worker, closed loop.
 
         The three tutorial-six designs share one worker of this package (they differ only on
@@ -411,8 +523,17 @@ class Bench:
                 with self.workers(queue, work, 1, patterns=patterns) as groups:
                     for design in same_worker:
                         for count in clients:
-                            point = Point("design", design, work, 1, count, p.prefetch,
-                                          math.nan, p.warmup, p.duration)
+                            point = Point(
+                                "design",
+                                design,
+                                work,
+                                1,
+                                count,
+                                p.prefetch,
+                                math.nan,
+                                p.warmup,
+                                p.duration,
+                            )
                             done.append(self.measure(point, queue, groups))
         return done
 
@@ -426,13 +547,20 @@ class Bench:
             end = point.warmup + point.duration
             for client, intended, sent, done, error in point.records:
                 yield {
-                    "point": index, "kind": point.kind, "design": point.design,
-                    "work": point.work.name, "workers": point.workers,
-                    "clients": point.clients, "prefetch": point.prefetch,
-                    "offered": point.offered, "client": client,
+                    "point": index,
+                    "kind": point.kind,
+                    "design": point.design,
+                    "work": point.work.name,
+                    "workers": point.workers,
+                    "clients": point.clients,
+                    "prefetch": point.prefetch,
+                    "offered": point.offered,
+                    "client": client,
                     "phase": "measured" if point.warmup <= intended < end else "warmup",
-                    "intended": round(intended, 6), "sent": round(sent, 6),
-                    "done": round(done, 6), "latency": round(done - intended, 6),
+                    "intended": round(intended, 6),
+                    "sent": round(sent, 6),
+                    "done": round(done, 6),
+                    "latency": round(done - intended, 6),
                     "error": error,
                 }
 

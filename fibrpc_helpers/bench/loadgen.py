@@ -81,14 +81,18 @@ class Generator:
             await self._open(load, clients, t0, records)
         return records
 
-    async def _closed(self, load: Load, index: int, client: Caller, t0: float, out: list[Record]) -> None:
+    async def _closed(
+        self, load: Load, index: int, client: Caller, t0: float, out: list[Record]
+    ) -> None:
         end = load.warmup + load.duration
         number = load.client_offset + index
         while (sent := time.monotonic() - t0) < end:
             error = await self._call(client, load)
             out.append((number, sent, sent, time.monotonic() - t0, error))
 
-    async def _open(self, load: Load, clients: Sequence[Caller], t0: float, out: list[Record]) -> None:
+    async def _open(
+        self, load: Load, clients: Sequence[Caller], t0: float, out: list[Record]
+    ) -> None:
         schedule = poisson_schedule(load.rate, load.warmup + load.duration, load.seed)
         tasks = []
         numbered = cycle(enumerate(clients))
@@ -160,8 +164,13 @@ class LoadGenerators:
             command += ["--url", self.url]
         for _ in range(self.count):
             self.processes.append(
-                subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                 stderr=self.stderr, text=True)
+                subprocess.Popen(
+                    command,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=self.stderr,
+                    text=True,
+                )
             )
         for process in self.processes:
             self._read(process, timeout)
@@ -198,8 +207,15 @@ class LoadGenerators:
             clients = load.clients // self.count + (i < load.clients % self.count)
             if clients == 0:
                 continue
-            share = Load(**{**asdict(load), "clients": clients, "client_offset": offset,
-                            "rate": load.rate * clients / load.clients, "seed": load.seed * 1000 + i})
+            share = Load(
+                **{
+                    **asdict(load),
+                    "clients": clients,
+                    "client_offset": offset,
+                    "rate": load.rate * clients / load.clients,
+                    "seed": load.seed * 1000 + i,
+                }
+            )
             offset += clients
             shares.append((process, share))
         return shares
@@ -256,8 +272,12 @@ class LoadGenerators:
     def __enter__(self) -> LoadGenerators:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 

@@ -1,9 +1,10 @@
 """The figures of the latency notebook, from the summary rows of a ``Bench`` run.
 
 Each function draws one figure and returns it, so a notebook cell shows it and
-``save_all`` writes them as PNG files next to the CSVs. Figures are made without pyplot, so a
-notebook shows each one once (as the cell's value) and nothing stays open between runs. Rows are the dicts of
-``Point.row()`` (latencies in ms, throughput in calls per second).
+``save_all`` writes them as PNG files next to the CSVs. Figures are made without pyplot,
+so a notebook shows each one once (as the cell's value) and nothing stays open between
+runs. Rows are the dicts of ``Point.row()`` (latencies in ms, throughput in calls per
+second).
 """
 
 from __future__ import annotations
@@ -43,12 +44,12 @@ def percentiles_vs_clients(rows: Sequence[Row], work: str) -> Figure:
     grid = _select(rows, kind="closed", work=work)
     fig = Figure(figsize=(12, 3.6), layout="tight")
     axes = fig.subplots(1, 3, sharey=True)
-    for axis, key in zip(axes, ("p50_ms", "p90_ms", "p99_ms")):
+    for axis, key in zip(axes, ("p50_ms", "p90_ms", "p99_ms"), strict=True):
         for workers, line in _by_workers(grid).items():
-            axis.plot([r["clients"] for r in line], [r[key] for r in line], "o-",
-                      label=f"W={workers}")
-        axis.set(xscale="log", yscale="log", xlabel="concurrent clients C",
-                 title=key.split("_")[0])
+            axis.plot(
+                [r["clients"] for r in line], [r[key] for r in line], "o-", label=f"W={workers}"
+            )
+        axis.set(xscale="log", yscale="log", xlabel="concurrent clients C", title=key.split("_")[0])
         axis.xaxis.set_major_formatter(_plain())
         axis.yaxis.set_major_formatter(_plain())
         axis.yaxis.set_minor_formatter(_plain())
@@ -59,19 +60,29 @@ def percentiles_vs_clients(rows: Sequence[Row], work: str) -> Figure:
     return fig
 
 
-def throughput_vs_clients(rows: Sequence[Row], work: str, service_ms: float | None = None) -> Figure:
+def throughput_vs_clients(
+    rows: Sequence[Row], work: str, service_ms: float | None = None
+) -> Figure:
     """Throughput against clients per worker count; dashed: the ceiling W / S when S is known."""
     grid = _select(rows, kind="closed", work=work)
     fig = Figure(figsize=(6.5, 3.8), layout="tight")
     axis = fig.subplots()
     for workers, line in _by_workers(grid).items():
-        (drawn,) = axis.plot([r["clients"] for r in line], [r["throughput"] for r in line], "o-",
-                             label=f"W={workers}")
+        (drawn,) = axis.plot(
+            [r["clients"] for r in line],
+            [r["throughput"] for r in line],
+            "o-",
+            label=f"W={workers}",
+        )
         if service_ms:
             axis.axhline(workers / (service_ms / 1000), color=drawn.get_color(), ls="--", lw=1)
-    axis.set(xscale="log", xlabel="concurrent clients C", ylabel="calls per second",
-             title=f"Throughput vs clients ({work})"
-             + (f"; dashed: ceiling W/S, S = {service_ms:g} ms" if service_ms else ""))
+    axis.set(
+        xscale="log",
+        xlabel="concurrent clients C",
+        ylabel="calls per second",
+        title=f"Throughput vs clients ({work})"
+        + (f"; dashed: ceiling W/S, S = {service_ms:g} ms" if service_ms else ""),
+    )
     axis.xaxis.set_major_formatter(_plain())
     axis.grid(True, alpha=0.3)
     axis.legend(title="workers")
@@ -91,13 +102,29 @@ def latency_vs_load(rows: Sequence[Row], service_ms: float) -> Figure:
     axis.plot(offered, [r["mean_ms"] for r in points], "o-", label="measured mean")
     axis.plot(offered, [r["p99_ms"] for r in points], "s:", label="measured p99")
     model = [capacity * k / 100 for k in range(1, 97)]
-    axis.plot(model, [mdc_latency(x, service_ms / 1000, servers) * 1000 for x in model], "-",
-              color="black", lw=1, label=f"M/D/{servers} mean (model)")
-    axis.plot(model, [mmc_latency(x, service_ms / 1000, servers) * 1000 for x in model], "--",
-              color="grey", lw=1, label=f"M/M/{servers} mean (model)")
+    axis.plot(
+        model,
+        [mdc_latency(x, service_ms / 1000, servers) * 1000 for x in model],
+        "-",
+        color="black",
+        lw=1,
+        label=f"M/D/{servers} mean (model)",
+    )
+    axis.plot(
+        model,
+        [mmc_latency(x, service_ms / 1000, servers) * 1000 for x in model],
+        "--",
+        color="grey",
+        lw=1,
+        label=f"M/M/{servers} mean (model)",
+    )
     axis.axvline(capacity, color="red", lw=1, ls=":", label=f"capacity W/S = {capacity:.0f}/s")
-    axis.set(xlabel="offered load (calls per second, Poisson arrivals)", ylabel="latency (ms)",
-             yscale="log", title=f"Open loop, W={servers}, S = {service_ms:.1f} ms")
+    axis.set(
+        xlabel="offered load (calls per second, Poisson arrivals)",
+        ylabel="latency (ms)",
+        yscale="log",
+        title=f"Open loop, W={servers}, S = {service_ms:.1f} ms",
+    )
     axis.yaxis.set_major_formatter(_plain())
     axis.yaxis.set_minor_formatter(_plain())
     axis.grid(True, which="both", alpha=0.3)
@@ -115,8 +142,12 @@ def cdf(latencies: dict[str, Sequence[float]]) -> Figure:
         axis.step(ordered, fractions, where="post", label=f"{label} ({len(ordered)} calls)")
     for p in (0.5, 0.9, 0.99):
         axis.axhline(p, color="grey", lw=0.6, ls=":")
-    axis.set(xscale="log", xlabel="latency (ms)", ylabel="fraction of calls <= latency",
-             title="Latency distribution (CDF)")
+    axis.set(
+        xscale="log",
+        xlabel="latency (ms)",
+        ylabel="fraction of calls <= latency",
+        title="Latency distribution (CDF)",
+    )
     axis.legend(fontsize=8)
     axis.grid(True, which="both", alpha=0.3)
     return fig
@@ -132,16 +163,27 @@ def heatmap(rows: Sequence[Row], work: str, key: str = "p99_ms") -> Figure:
         values[workers.index(r["workers"])][clients.index(r["clients"])] = r[key]
     fig = Figure(figsize=(1.2 * len(clients) + 2, 0.7 * len(workers) + 1.6), layout="tight")
     axis = fig.subplots()
-    image = axis.imshow(values, cmap="viridis_r", aspect="auto",
-                        norm=matplotlib.colors.LogNorm())
+    image = axis.imshow(values, cmap="viridis_r", aspect="auto", norm=matplotlib.colors.LogNorm())
     for i, line in enumerate(values):
         for j, value in enumerate(line):
-            axis.text(j, i, f"{value:.0f}" if value >= 10 else f"{value:.1f}", ha="center",
-                      va="center", color="white" if value > (max(map(max, values)) ** 0.5) else "black",
-                      fontsize=8)
-    axis.set(xticks=range(len(clients)), xticklabels=clients, yticks=range(len(workers)),
-             yticklabels=workers, xlabel="concurrent clients C", ylabel="worker processes W",
-             title=f"{key.split('_')[0]} latency (ms), {work}")
+            axis.text(
+                j,
+                i,
+                f"{value:.0f}" if value >= 10 else f"{value:.1f}",
+                ha="center",
+                va="center",
+                color="white" if value > (max(map(max, values)) ** 0.5) else "black",
+                fontsize=8,
+            )
+    axis.set(
+        xticks=range(len(clients)),
+        xticklabels=clients,
+        yticks=range(len(workers)),
+        yticklabels=workers,
+        xlabel="concurrent clients C",
+        ylabel="worker processes W",
+        title=f"{key.split('_')[0]} latency (ms), {work}",
+    )
     bar = fig.colorbar(image, ax=axis, label="ms")
     bar.ax.yaxis.set_major_formatter(_plain())
     bar.ax.yaxis.set_minor_formatter(_plain())
@@ -169,8 +211,14 @@ def designs_bar(rows: Sequence[Row]) -> Figure:
     return fig
 
 
-def save_all(rows: Sequence[Row], folder: Path | str, *, service_ms: dict[str, float],
-             open_service_ms: float | None = None, cdfs: dict[str, Sequence[float]] | None = None) -> list[Path]:
+def save_all(
+    rows: Sequence[Row],
+    folder: Path | str,
+    *,
+    service_ms: dict[str, float],
+    open_service_ms: float | None = None,
+    cdfs: dict[str, Sequence[float]] | None = None,
+) -> list[Path]:
     """Draw every figure the rows allow and write them as PNG files; returns the paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

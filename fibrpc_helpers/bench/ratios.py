@@ -67,30 +67,54 @@ class Ratios:
     def describe(self) -> str:
         lines = [item.describe() for item in self.items]
         for design, label in (("correlation-id", "reference"), ("patterns", "patterns.RPC")):
-            busy = [r for r in self.rows if r["design"] == design and r["clients"] == 64
-                    and r["throughput"] > 0]
+            busy = [
+                r
+                for r in self.rows
+                if r["design"] == design and r["clients"] == 64 and r["throughput"] > 0
+            ]
             if busy:
+
                 def per_call(key: str, rows: list[dict[str, Any]] = busy) -> float:
                     return statistics.median(10 * r[key] / r["throughput"] for r in rows)
 
                 lines.append(
                     f"CPU per call at C=64, {label}: broker {per_call('cpu_broker'):.2f} ms, "
                     f"worker {per_call('cpu_workers'):.2f} ms, clients (load generators) "
-                    f"{per_call('cpu_loadgens'):.2f} ms")
+                    f"{per_call('cpu_loadgens'):.2f} ms"
+                )
         machine = [row["cpu_machine"] for row in self.rows if row["kind"] == "design"]
         if machine:
             lines.append(
-                f"machine CPU during the trivial-work points: median {statistics.median(machine):.0f}%"
-                f" of {100 * (os.cpu_count() or 1)}% (busy machine: every side shares it)")
+                "machine CPU during the trivial-work points: median "
+                f"{statistics.median(machine):.0f}%"
+                f" of {100 * (os.cpu_count() or 1)}% (busy machine: every side shares it)"
+            )
         return "\n".join(lines)
 
 
-def ratios(url: str | None = None, *, rounds: int = 6, warmup: float = 0.2,
-           duration: float = 0.6, prefetch: int = REFERENCE_PREFETCH, loadgens: int = 2,
-           progress: bool = True, verbose: bool = True, bench: Bench | None = None) -> Ratios:
+def ratios(
+    url: str | None = None,
+    *,
+    rounds: int = 6,
+    warmup: float = 0.2,
+    duration: float = 0.6,
+    prefetch: int = REFERENCE_PREFETCH,
+    loadgens: int = 2,
+    progress: bool = True,
+    verbose: bool = True,
+    bench: Bench | None = None,
+) -> Ratios:
     """Measure the three comparisons; returns the ratios and the summary rows they came from."""
-    preset = Preset("ratios", clients=(), workers=(), works=(), warmup=warmup,
-                    duration=duration, loadgens=loadgens, prefetch=prefetch)
+    preset = Preset(
+        "ratios",
+        clients=(),
+        workers=(),
+        works=(),
+        warmup=warmup,
+        duration=duration,
+        loadgens=loadgens,
+        prefetch=prefetch,
+    )
     own = bench is None
     bench = bench or Bench(preset, url=url, progress=progress, verbose=verbose).__enter__()
     try:
@@ -102,10 +126,14 @@ def ratios(url: str | None = None, *, rounds: int = 6, warmup: float = 0.2,
         ours_queue, theirs_queue = bench.queue("ratio-reference"), bench.queue("ratio-patterns")
         # Both workers stay up and the two sides alternate point by point, so a burst of
         # load from elsewhere on the machine lands on both alike.
-        with bench.workers(ours_queue, TRIVIAL, 1) as ours_workers, \
-                bench.workers(theirs_queue, TRIVIAL, 1, patterns=True) as theirs_workers:
-            sides = [("correlation-id", ours_queue, ours_workers),
-                     ("patterns", theirs_queue, theirs_workers)]
+        with (
+            bench.workers(ours_queue, TRIVIAL, 1) as ours_workers,
+            bench.workers(theirs_queue, TRIVIAL, 1, patterns=True) as theirs_workers,
+        ):
+            sides = [
+                ("correlation-id", ours_queue, ours_workers),
+                ("patterns", theirs_queue, theirs_workers),
+            ]
             for clients, what, key, unit, target, higher in (
                 (64, "throughput at C=64, W=1, trivial n", "throughput", "calls/s", 1.5, True),
                 (1, "sequential C=1 p50 latency", "p50_ms", "ms", 0.85, False),
@@ -114,30 +142,55 @@ def ratios(url: str | None = None, *, rounds: int = 6, warmup: float = 0.2,
                 with bench._progress(2 * rounds, f"ratios C={clients}"):
                     for round_ in range(rounds):
                         for design, queue, groups in sides[:: 1 if round_ % 2 == 0 else -1]:
-                            point = Point("design", design, TRIVIAL, 1, clients,
-                                          bench.preset.prefetch if design != "patterns" else 0,
-                                          math.nan, bench.preset.warmup, bench.preset.duration)
+                            point = Point(
+                                "design",
+                                design,
+                                TRIVIAL,
+                                1,
+                                clients,
+                                bench.preset.prefetch if design != "patterns" else 0,
+                                math.nan,
+                                bench.preset.warmup,
+                                bench.preset.duration,
+                            )
                             measured[design].append(bench.measure(point, queue, groups).row())
                 ours, theirs = measured["correlation-id"], measured["patterns"]
                 result.rows += ours + theirs
-                result.items.append(Ratio(what, median(ours, lambda r: r[key]),
-                                          median(theirs, lambda r: r[key]), unit, target, higher))
+                result.items.append(
+                    Ratio(
+                        what,
+                        median(ours, lambda r, key=key: r[key]),
+                        median(theirs, lambda r, key=key: r[key]),
+                        unit,
+                        target,
+                        higher,
+                    )
+                )
         # Worker scaling is about processes: each worker holds one request (prefetch 1),
         # otherwise one asyncio worker would overlap the sleeps by itself.
         trivial_preset, bench.preset = bench.preset, replace(bench.preset, prefetch=1)
         try:
-            io = bench.closed_grid(works=[IO_20MS], workers=(1, 4), clients=(32,), repeat=min(rounds, 3))
+            io = bench.closed_grid(
+                works=[IO_20MS], workers=(1, 4), clients=(32,), repeat=min(rounds, 3)
+            )
         finally:
             bench.preset = trivial_preset
         rows = [point.row() for point in io]
         result.rows += rows
         one = [row for row in rows if row["workers"] == 1]
         four = [row for row in rows if row["workers"] == 4]
-        result.items.append(Ratio(
-            "I/O-bound 20 ms at C=32, prefetch 1: throughput", median(four, lambda r: r["throughput"]),
-            median(one, lambda r: r["throughput"]), "calls/s", 3.5, True,
-            ours_label="W=4", theirs_label="W=1",
-        ))
+        result.items.append(
+            Ratio(
+                "I/O-bound 20 ms at C=32, prefetch 1: throughput",
+                median(four, lambda r: r["throughput"]),
+                median(one, lambda r: r["throughput"]),
+                "calls/s",
+                3.5,
+                True,
+                ours_label="W=4",
+                theirs_label="W=1",
+            )
+        )
         return result
     finally:
         if own:
