@@ -18,7 +18,7 @@ E2E_ARGS ?=
 # have open in JupyterLab at the same time (which uses your plain namespace).
 test test-package test-notebooks: export FIBRPC_NAMESPACE := $(or $(FIBRPC_NAMESPACE),$(shell id -un)@$(shell hostname)).test-$(shell date +%s%N)
 
-.PHONY: lab test test-package test-notebooks test-oldest setup venv broker clean e2e
+.PHONY: lab test test-package test-notebooks test-oldest bench setup venv broker clean e2e
 
 lab: setup
 	cd notebooks && ../$(PY) -m jupyter lab $(ROOT_ARGS) $(LAB_ARGS)
@@ -35,6 +35,12 @@ test-package: setup
 test-notebooks: setup
 	$(PY) -m pytest notebooks --nbval --nbval-current-env \
 		--sanitize-with notebooks/nbval_sanitize.cfg $(PYTEST_ARGS)
+
+# The classroom benchmark (under 2 minutes) and the speed ratios against aio_pika.patterns.RPC;
+# CSVs and plots land in results/ (git-ignored).
+bench: setup
+	$(PY) -m fibrpc_helpers bench full
+	$(PY) -m fibrpc_helpers bench ratios
 
 # The same suite with every requirement at exactly its lower bound, in its own venv.
 test-oldest:

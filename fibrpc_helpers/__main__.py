@@ -4,6 +4,7 @@
 * ``worker``: serve fib requests until SIGINT/SIGTERM, then finish what it holds, exit 0.
 * ``call N [N ...]``: print ``fib(N) = X`` per line; a one-line error and exit 1 on failure.
 * ``watch``: show, live, the queues of a namespace with their message and consumer counts.
+* ``bench [quick|full|ratios]``: latency over clients x workers, CSVs and plots in results/.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 from collections.abc import Callable
 
 from . import broker
+from .bench.command import add_parser as add_bench
 from .client import DEFAULT_QUEUE, DEFAULT_TIMEOUT, FibonacciRpcClient
 from .errors import RpcError
 from .fib import DEFAULT_MAX_N, fib, fib_recursive
@@ -194,6 +196,8 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
     v.add_argument("--once", action="store_true", help="print the table once and exit")
     v.set_defaults(run=_watch)
+
+    add_bench(commands)  # its measuring modules load only when `bench` runs
     return top
 
 

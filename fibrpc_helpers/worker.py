@@ -34,6 +34,8 @@ from .wire import ERROR_TYPE, BadRequest, decode_request, encode_result
 
 log = logging.getLogger(__name__)
 
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
 
 @dataclass
 class WorkerCounts:
@@ -146,9 +148,12 @@ class FibonacciRpcWorker:
         reply = await self._reply_for(message.body)
         reply.correlation_id = message.correlation_id
         reply.app_id = self.name
+        # RabbitMQ's direct reply-to pseudo-queue is not a queue: a mandatory reply to it
+        # comes back as "unroutable" even when delivered, so only ask for real queues.
+        direct = message.reply_to.startswith(DIRECT_REPLY_TO)
         try:
             result = await self.channel.default_exchange.publish(
-                reply, routing_key=message.reply_to, mandatory=True
+                reply, routing_key=message.reply_to, mandatory=not direct
             )
         except Exception as error:
             # Not acked: when the channel closes, the broker redelivers the request.

@@ -1,0 +1,141 @@
+"""``python -m fibrpc_helpers bench [quick|full|ratios]``: run a preset, save CSVs and plots.
+
+* ``quick``: a small grid, the open loop and the design comparison (CI, under 20 s);
+* ``full``: the classroom grid, C up to 64 and W up to 8 (under 120 s on 2 cores);
+* ``ratios``: the speed targets against ``aio_pika.patterns.RPC``, printed as ratios.
+
+Everything lands under ``results/<preset>-<time>/`` (git-ignored): calls.csv (every call),
+summary.csv (one row per point) and the PNG plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..urls import amqp_url, mask_url
+
+if TYPE_CHECKING:
+    from .grid import Bench
+
+# The modules that measure and plot (aio-pika, tqdm, matplotlib) are imported inside the
+# functions: the package's CLI builds this parser for every `worker` process it starts.
+PRESET_NAMES = ("quick", "full")
+
+
+def service_ms(bench: Bench) -> dict[str, float]:
+    """Each work's nominal service time S for the W / S ceiling: its sleep, when it has one."""
+    works = [*bench.preset.works, bench.preset.open_work]
+    return {work.name: work.sleep_ms for work in works if work.sleep_ms}
+
+
+def run_preset(
+    name: str,
+    *,
+    url: str | None = None,
+    prefetch: int | None = None,
+    loadgens: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Run a preset's grid, open loop and designs; write CSVs and PNGs; return the folder."""
+    from .grid import Bench
+    from .plots import save_all
+
+    overrides = {
+        key: value
+        for key, value in (("prefetch", prefetch), ("loadgens", loadgens))
+        if value is not None
+    }
+    started = time.monotonic()
+    with Bench(name, url=url, progress=progress, **overrides) as bench:
+        print(
+            f"bench {name} against {mask_url(bench.url)}: prefetch {bench.preset.prefetch}, "
+            f"{bench.preset.loadgens} load-generator processes",
+            flush=True,
+        )
+        bench.closed_grid()
+        bench.open_loop()
+        bench.designs()
+        folder = bench.save()
+        rows = bench.rows()
+        first = next(
+            p for p in bench.points if p.kind == "closed" and p.clients == max(bench.preset.clients)
+        )
+        cdfs = {f"{first.work.name} W={first.workers} C={first.clients}": first.latencies()}
+        opened = [p for p in bench.points if p.kind == "open"]
+        paths = save_all(
+            rows,
+            folder,
+            service_ms=service_ms(bench),
+            open_service_ms=opened[0].service_ms if opened else None,
+            cdfs=cdfs,
+        )
+    print(
+        f"{len(rows)} points, {sum(r['calls'] for r in rows)} measured calls in "
+        f"{time.monotonic() - started:.1f} s; wrote calls.csv, summary.csv and "
+        f"{len(paths)} plots to {folder}/"
+    )
+    return folder
+
+
+def run_ratios(
+    *, url: str | None = None, prefetch: int | None = None, rounds: int = 6, progress: bool = True
+) -> Path:
+    """Run the ratio benchmark, print its figures and ratios, save its rows."""
+    from .grid import RESULTS
+    from .ratios import ratios
+
+    started = time.monotonic()
+    options = {"prefetch": prefetch} if prefetch is not None else {}
+    result = ratios(url, rounds=rounds, progress=progress, **options)
+    folder = RESULTS / f"ratios-{datetime.now():%Y%m%d-%H%M%S}"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "summary.csv", "w", newline="") as out:
+        writer = csv.DictWriter(out, list(result.rows[0]))
+        writer.writeheader()
+        writer.writerows(result.rows)
+    print(
+        f"\nratios ({rounds} rounds, medians; reference worker prefetch "
+        f"{result.prefetch}, aio_pika.patterns.RPC worker: its default, no prefetch limit):"
+    )
+    print(result.describe())
+    print(f"in {time.monotonic() - started:.1f} s; rows in {folder}/summary.csv")
+    return folder
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """The ``bench`` subcommand of ``python -m fibrpc_helpers``."""
+    b = commands.add_parser(
+        "bench",
+        help="measure latency over clients x workers; plots",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    b.add_argument("preset", nargs="?", default="quick", choices=[*PRESET_NAMES, "ratios"])
+    b.add_argument("--url", help="AMQP URL (default: $AMQP_URL, else local guest)")
+    b.add_argument("--prefetch", type=int, help="unacked requests per worker (default: preset's)")
+    b.add_argument("--loadgens", type=int, help="load-generator processes (default 2)")
+    b.add_argument("--rounds", type=int, default=6, help="ratios: rounds to take medians over")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    b.set_defaults(run=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    amqp_url(args.url)  # fail early on a malformed URL
+    if args.preset == "ratios":
+        run_ratios(
+            url=args.url, prefetch=args.prefetch, rounds=args.rounds, progress=not args.no_progress
+        )
+    else:
+        run_preset(
+            args.preset,
+            url=args.url,
+            prefetch=args.prefetch,
+            loadgens=args.loadgens,
+            progress=not args.no_progress,
+        )
+    return 0

@@ -1,0 +1,241 @@
+"""The figures of the latency notebook, from the summary rows of a ``Bench`` run.
+
+Each function draws one figure and returns it, so a notebook cell shows it and
+``save_all`` writes them as PNG files next to the CSVs. Figures are made without pyplot,
+so a notebook shows each one once (as the cell's value) and nothing stays open between
+runs. Rows are the dicts of ``Point.row()`` (latencies in ms, throughput in calls per
+second).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib.colors
+import matplotlib.ticker
+from matplotlib.figure import Figure
+
+from .stats import mdc_latency, mmc_latency
+
+Row = dict[str, Any]
+
+
+def _plain() -> matplotlib.ticker.Formatter:
+    """Tick labels as plain numbers (16, not 1.6 x 10^1) on log axes."""
+    formatter = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
+    return formatter
+
+
+def _select(rows: Sequence[Row], **match: Any) -> list[Row]:
+    return [row for row in rows if all(row[key] == value for key, value in match.items())]
+
+
+def _by_workers(rows: Sequence[Row]) -> dict[int, list[Row]]:
+    lines: dict[int, list[Row]] = {}
+    for row in sorted(rows, key=lambda r: (r["workers"], r["clients"])):
+        lines.setdefault(row["workers"], []).append(row)
+    return lines
+
+
+def percentiles_vs_clients(rows: Sequence[Row], work: str) -> Figure:
+    """p50, p90 and p99 against clients, one line per worker count, log-log axes."""
+    grid = _select(rows, kind="closed", work=work)
+    fig = Figure(figsize=(12, 3.6), layout="tight")
+    axes = fig.subplots(1, 3, sharey=True)
+    for axis, key in zip(axes, ("p50_ms", "p90_ms", "p99_ms"), strict=True):
+        for workers, line in _by_workers(grid).items():
+            axis.plot(
+                [r["clients"] for r in line], [r[key] for r in line], "o-", label=f"W={workers}"
+            )
+        axis.set(xscale="log", yscale="log", xlabel="concurrent clients C", title=key.split("_")[0])
+        axis.xaxis.set_major_formatter(_plain())
+        axis.yaxis.set_major_formatter(_plain())
+        axis.yaxis.set_minor_formatter(_plain())
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("latency (ms)")
+    axes[-1].legend(title="workers")
+    fig.suptitle(f"Latency percentiles vs clients ({work})")
+    return fig
+
+
+def throughput_vs_clients(
+    rows: Sequence[Row], work: str, service_ms: float | None = None
+) -> Figure:
+    """Throughput against clients per worker count; dashed: the ceiling W / S when S is known."""
+    grid = _select(rows, kind="closed", work=work)
+    fig = Figure(figsize=(6.5, 3.8), layout="tight")
+    axis = fig.subplots()
+    for workers, line in _by_workers(grid).items():
+        (drawn,) = axis.plot(
+            [r["clients"] for r in line],
+            [r["throughput"] for r in line],
+            "o-",
+            label=f"W={workers}",
+        )
+        if service_ms:
+            axis.axhline(workers / (service_ms / 1000), color=drawn.get_color(), ls="--", lw=1)
+    axis.set(
+        xscale="log",
+        xlabel="concurrent clients C",
+        ylabel="calls per second",
+        title=f"Throughput vs clients ({work})"
+        + (f"; dashed: ceiling W/S, S = {service_ms:g} ms" if service_ms else ""),
+    )
+    axis.xaxis.set_major_formatter(_plain())
+    axis.grid(True, alpha=0.3)
+    axis.legend(title="workers")
+    return fig
+
+
+def latency_vs_load(rows: Sequence[Row], service_ms: float) -> Figure:
+    """Open loop: measured latency against offered load, beside the M/D/c and M/M/c means."""
+    points = sorted(_select(rows, kind="open"), key=lambda r: r["offered"])
+    if not points:
+        raise ValueError("no open-loop rows: run bench.open_loop() first")
+    servers = points[0]["workers"]
+    capacity = servers / (service_ms / 1000)
+    fig = Figure(figsize=(6.5, 3.8), layout="tight")
+    axis = fig.subplots()
+    offered = [r["offered"] for r in points]
+    axis.plot(offered, [r["mean_ms"] for r in points], "o-", label="measured mean")
+    axis.plot(offered, [r["p99_ms"] for r in points], "s:", label="measured p99")
+    model = [capacity * k / 100 for k in range(1, 97)]
+    axis.plot(
+        model,
+        [mdc_latency(x, service_ms / 1000, servers) * 1000 for x in model],
+        "-",
+        color="black",
+        lw=1,
+        label=f"M/D/{servers} mean (model)",
+    )
+    axis.plot(
+        model,
+        [mmc_latency(x, service_ms / 1000, servers) * 1000 for x in model],
+        "--",
+        color="grey",
+        lw=1,
+        label=f"M/M/{servers} mean (model)",
+    )
+    axis.axvline(capacity, color="red", lw=1, ls=":", label=f"capacity W/S = {capacity:.0f}/s")
+    axis.set(
+        xlabel="offered load (calls per second, Poisson arrivals)",
+        ylabel="latency (ms)",
+        yscale="log",
+        title=f"Open loop, W={servers}, S = {service_ms:.1f} ms",
+    )
+    axis.yaxis.set_major_formatter(_plain())
+    axis.yaxis.set_minor_formatter(_plain())
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    return fig
+
+
+def cdf(latencies: dict[str, Sequence[float]]) -> Figure:
+    """Empirical CDF of each labelled list of latencies (seconds), log latency axis."""
+    fig = Figure(figsize=(6.5, 3.8), layout="tight")
+    axis = fig.subplots()
+    for label, values in latencies.items():
+        ordered = sorted(v * 1000 for v in values)
+        fractions = [(i + 1) / len(ordered) for i in range(len(ordered))]
+        axis.step(ordered, fractions, where="post", label=f"{label} ({len(ordered)} calls)")
+    for p in (0.5, 0.9, 0.99):
+        axis.axhline(p, color="grey", lw=0.6, ls=":")
+    axis.set(
+        xscale="log",
+        xlabel="latency (ms)",
+        ylabel="fraction of calls <= latency",
+        title="Latency distribution (CDF)",
+    )
+    axis.legend(fontsize=8)
+    axis.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def heatmap(rows: Sequence[Row], work: str, key: str = "p99_ms") -> Figure:
+    """``key`` (default p99, ms) over clients x workers, each cell labelled with its value."""
+    grid = _select(rows, kind="closed", work=work)
+    clients = sorted({r["clients"] for r in grid})
+    workers = sorted({r["workers"] for r in grid})
+    values = [[float("nan")] * len(clients) for _ in workers]
+    for r in grid:
+        values[workers.index(r["workers"])][clients.index(r["clients"])] = r[key]
+    fig = Figure(figsize=(1.2 * len(clients) + 2, 0.7 * len(workers) + 1.6), layout="tight")
+    axis = fig.subplots()
+    image = axis.imshow(values, cmap="viridis_r", aspect="auto", norm=matplotlib.colors.LogNorm())
+    for i, line in enumerate(values):
+        for j, value in enumerate(line):
+            axis.text(
+                j,
+                i,
+                f"{value:.0f}" if value >= 10 else f"{value:.1f}",
+                ha="center",
+                va="center",
+                color="white" if value > (max(map(max, values)) ** 0.5) else "black",
+                fontsize=8,
+            )
+    axis.set(
+        xticks=range(len(clients)),
+        xticklabels=clients,
+        yticks=range(len(workers)),
+        yticklabels=workers,
+        xlabel="concurrent clients C",
+        ylabel="worker processes W",
+        title=f"{key.split('_')[0]} latency (ms), {work}",
+    )
+    bar = fig.colorbar(image, ax=axis, label="ms")
+    bar.ax.yaxis.set_major_formatter(_plain())
+    bar.ax.yaxis.set_minor_formatter(_plain())
+    return fig
+
+
+def designs_bar(rows: Sequence[Row]) -> Figure:
+    """p50 at the fewest clients and throughput at the most, one bar per design."""
+    points = _select(rows, kind="design")
+    designs = list(dict.fromkeys(r["design"] for r in points))
+    few = min(r["clients"] for r in points)
+    many = max(r["clients"] for r in points)
+    fig = Figure(figsize=(11, 3.6), layout="tight")
+    (left, right) = fig.subplots(1, 2)
+    colors = [f"C{i}" for i in range(len(designs))]
+    p50 = [_select(points, design=d, clients=few)[0]["p50_ms"] for d in designs]
+    rate = [_select(points, design=d, clients=many)[0]["throughput"] for d in designs]
+    left.bar(designs, p50, color=colors)
+    left.set(ylabel="p50 latency (ms)", title=f"p50 latency, C={few} (lower is better)")
+    right.bar(designs, rate, color=colors)
+    right.set(ylabel="calls per second", title=f"throughput, C={many} (higher is better)")
+    for axis in (left, right):
+        axis.tick_params(axis="x", labelrotation=15)
+        axis.grid(True, axis="y", alpha=0.3)
+    return fig
+
+
+def save_all(
+    rows: Sequence[Row],
+    folder: Path | str,
+    *,
+    service_ms: dict[str, float],
+    open_service_ms: float | None = None,
+    cdfs: dict[str, Sequence[float]] | None = None,
+) -> list[Path]:
+    """Draw every figure the rows allow and write them as PNG files; returns the paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, Figure] = {}
+    for work in dict.fromkeys(r["work"] for r in rows if r["kind"] == "closed"):
+        figures[f"percentiles-{work}"] = percentiles_vs_clients(rows, work)
+        figures[f"throughput-{work}"] = throughput_vs_clients(rows, work, service_ms.get(work))
+        figures[f"heatmap-p99-{work}"] = heatmap(rows, work)
+    if open_service_ms and _select(rows, kind="open"):
+        figures["latency-vs-load"] = latency_vs_load(rows, open_service_ms)
+    if cdfs:
+        figures["cdf"] = cdf(cdfs)
+    if _select(rows, kind="design"):
+        figures["designs"] = designs_bar(rows)
+    paths = []
+    for name, figure in figures.items():
+        path = folder / f"{name}.png"
+        figure.savefig(path, dpi=100)
+        paths.append(path)
+    return paths

@@ -1,0 +1,75 @@
+"""The benchmark harness end to end on a tiny grid, against the real broker (no timing asserted)."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+
+from fibrpc_helpers.bench import grid
+from fibrpc_helpers.bench.grid import CALL_COLUMNS, Bench, Preset, Work
+
+IO_5MS = Work("io-5ms", n=7, sleep_ms=5)
+
+
+@pytest.fixture
+def bench(url: str, tmp_path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(grid, "RESULTS", tmp_path)
+    preset = Preset(
+        "test",
+        clients=(3,),
+        workers=(1,),
+        works=(IO_5MS,),
+        warmup=0.1,
+        duration=0.3,
+        open_workers=1,
+        open_work=IO_5MS,
+        open_loads=(0.5,),
+        design_clients=(2,),
+    )
+    with Bench(preset, url=url, progress=False, verbose=False) as bench:
+        yield bench
+
+
+def test_closed_loop_records_every_call_and_excludes_the_warmup(bench: Bench) -> None:
+    (point,) = bench.closed_grid()
+    assert point.records and all(error == "" for *_, error in point.records)
+    assert {client for client, *_ in point.records} == {0, 1, 2}  # every client called
+    warmup = [r for r in point.records if r[1] < point.warmup]
+    assert warmup and not set(warmup) & set(point.measured())
+    for _, intended, sent, done, _ in point.records:
+        assert intended == sent <= done  # closed loop: sent when intended
+    row = point.row()
+    assert row["calls"] == len(point.measured())
+    assert row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] <= row["max_ms"]
+    assert row["p50_ms"] >= 5  # nobody answers faster than the worker's sleep
+    assert 0.3 < row["littles"] < 2.0  # closed loop: throughput x latency ~ C (loosely)
+    assert row["cpu_workers"] >= 0 and row["bottleneck"]
+
+
+def test_open_loop_measures_from_the_intended_send_time(bench: Bench) -> None:
+    (point,) = bench.open_loop(service_ms=5.0)
+    assert point.offered == pytest.approx(100.0)  # half of W / S = 1 / 5 ms
+    assert point.records
+    for _, intended, sent, done, error in point.records:
+        assert error == "" and intended <= sent + 0.001 and sent <= done
+    row = point.row()
+    latencies = point.latencies()
+    assert min(latencies) >= 0.005 and row["calls"] == len(latencies)
+    assert not math.isnan(row["in_system"])
+
+
+def test_designs_all_answer_and_the_csv_is_tidy(bench: Bench) -> None:
+    points = bench.designs(clients=(2,))
+    assert [p.design for p in points] == list(grid.DESIGNS)
+    for point in points:
+        assert point.row()["calls"] > 0 and point.row()["errors"] == 0, point.design
+    folder = bench.save()
+    with open(folder / "calls.csv", newline="") as calls:
+        rows = list(csv.DictReader(calls))
+    assert tuple(rows[0]) == CALL_COLUMNS
+    assert len(rows) == sum(len(p.records) for p in points)
+    assert {row["phase"] for row in rows} == {"warmup", "measured"}
+    with open(folder / "summary.csv", newline="") as summary:
+        assert len(list(csv.DictReader(summary))) == len(points)
