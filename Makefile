@@ -58,8 +58,18 @@ venv:
 	have="$$(cat $(VENV)/.python-version 2>/dev/null)"; \
 	if [ "$$want" != "$$have" ]; then \
 		echo "creating $(VENV) with Python $$want"; \
-		rm -rf $(VENV) && $$python -m venv $(VENV) && echo "$$want" > $(VENV)/.python-version \
-		|| exit 1; \
+		rm -rf $(VENV); \
+		if ! $$python -m venv $(VENV) >/dev/null 2>&1; then \
+			rm -rf $(VENV); \
+			if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+				echo "installing python3-venv with apt-get (Debian's Python needs it)"; \
+				apt-get update -q >/dev/null && apt-get install -y -q python3-venv >/dev/null \
+				|| exit 1; \
+			fi; \
+			$$python -m venv $(VENV) || { echo "error: cannot create a venv with $$python;" \
+				"on Debian/Ubuntu: sudo apt-get install python3-venv" >&2; exit 1; }; \
+		fi; \
+		echo "$$want" > $(VENV)/.python-version; \
 	fi
 	@$(MAKE) --no-print-directory $(VENV)/.installed
 

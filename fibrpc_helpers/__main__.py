@@ -22,7 +22,7 @@ from . import broker
 from .bench.command import add_parser as add_bench
 from .client import DEFAULT_QUEUE, DEFAULT_TIMEOUT, FibonacciRpcClient
 from .errors import RpcError
-from .fib import DEFAULT_MAX_N, fib, fib_recursive
+from .fib import DEFAULT_MAX_N, RECURSIVE_MAX_N, fib, fib_recursive
 from .processes import WorkerProcesses
 from .urls import amqp_url, mask_url
 from .watch import watch
@@ -47,13 +47,19 @@ def _broker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _max_n(args: argparse.Namespace) -> int:
+    if args.max_n is not None:
+        return int(args.max_n)
+    return RECURSIVE_MAX_N if args.work == "recursive" else DEFAULT_MAX_N
+
+
 async def _serve(args: argparse.Namespace) -> int:
     worker = await FibonacciRpcWorker.start(
         args.url,
         queue=args.queue,
         prefetch=args.prefetch,
         compute=WORK[args.work],
-        max_n=args.max_n,
+        max_n=_max_n(args),
         service_time=args.sleep_ms / 1000,
     )
     stopping = asyncio.Event()
@@ -133,7 +139,7 @@ async def _call(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     status = 0
-    for n, result in zip(args.n, results):
+    for n, result in zip(args.n, results, strict=True):
         if isinstance(result, BaseException):
             if not isinstance(result, (RpcError, ValueError)):
                 raise result
@@ -178,7 +184,9 @@ def parser() -> argparse.ArgumentParser:
                    help="fast exact fib, or the tutorial's recursive (CPU-bound) one")
     w.add_argument("--sleep-ms", type=float, default=0.0,
                    help="extra I/O-like wait per request, in milliseconds")
-    w.add_argument("--max-n", type=int, default=DEFAULT_MAX_N, help="largest n accepted")
+    w.add_argument("--max-n", type=int, default=None,
+                   help=f"largest n accepted (default {DEFAULT_MAX_N}, or {RECURSIVE_MAX_N} "
+                   "with --work recursive, so one request cannot hold a worker for hours)")
     w.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
     w.set_defaults(run=lambda args: _worker(args))
 

@@ -22,9 +22,8 @@ from pathlib import Path
 
 import aio_pika
 
-from .urls import amqp_url, mask_url, url_host, url_port
+from .urls import PROJECT_DIR, amqp_url, mask_url, url_host, url_port
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 def default_state_dir() -> Path:
     """Where our node keeps its data: ``$FIBRPC_BROKER_DIR``, else ``.broker/``."""
@@ -57,29 +56,33 @@ class BrokerInfo:
     started_by_us: bool
 
 
+async def probe_async(url: str | None = None, timeout: float = 3.0) -> str | None:
+    """The broker's version if an AMQP connection to ``url`` succeeds, else None.
+
+    Made on the caller's loop (a Jupyter kernel's, say): a failed aio-pika connection
+    schedules its own close on the loop that made it, and that close must be able to run.
+    """
+    loggers = [logging.getLogger(name) for name in ("aiormq", "aio_pika")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:  # a refused connection is an answer here, not an error to log
+        logger.setLevel(logging.CRITICAL)
+    try:
+        connection = await aio_pika.connect(amqp_url(url), timeout=timeout)
+    except Exception:
+        await asyncio.sleep(0.05)  # let the failed connection's close run while we are quiet
+        return None
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+    async with connection:
+        properties = connection.transport.connection.server_properties  # type: ignore[union-attr]
+        version = properties.get("version", "unknown")
+        return version.decode() if isinstance(version, bytes) else str(version)
+
+
 def probe(url: str | None = None, timeout: float = 3.0) -> str | None:
-    """The broker's version if an AMQP connection to ``url`` succeeds, else None."""
-
-    async def connect() -> str | None:
-        loggers = [logging.getLogger(name) for name in ("aiormq", "aio_pika")]
-        levels = [logger.level for logger in loggers]
-        for logger in loggers:  # a refused connection is an answer here, not an error
-            logger.setLevel(logging.CRITICAL)
-        try:
-            connection = await aio_pika.connect(amqp_url(url), timeout=timeout)
-        except Exception:
-            return None
-        finally:
-            for logger, level in zip(loggers, levels):
-                logger.setLevel(level)
-        try:
-            properties = connection.transport.connection.server_properties  # type: ignore[union-attr]
-            version = properties.get("version", "unknown")
-            return version.decode() if isinstance(version, bytes) else str(version)
-        finally:
-            await connection.close()
-
-    return asyncio.run(connect())
+    """``probe_async`` for code that has no event loop running (the command line)."""
+    return asyncio.run(probe_async(url, timeout))
 
 
 def _recorded_node(state_dir: Path) -> dict | None:
@@ -91,10 +94,23 @@ def _recorded_node(state_dir: Path) -> dict | None:
     except (OSError, ValueError, KeyError):
         return None
     environ = Path(f"/proc/{pid}/environ")
-    marker = f"RABBITMQ_NODENAME={record['nodename']}".encode()
-    if environ.exists() and marker not in environ.read_bytes():
-        return None  # the pid was reused by some other process
-    return record
+    if environ.exists():  # Linux: the node's own environment names it
+        marker = f"RABBITMQ_NODENAME={record['nodename']}".encode()
+        return record if marker in environ.read_bytes() else None
+    # Elsewhere (macOS): the same pid with the same start time is the same process.
+    started = _process_start_time(pid)
+    return record if started is not None and started == record.get("started") else None
+
+
+def _process_start_time(pid: int) -> str | None:
+    """When the process started, as `ps` tells it; None if it cannot say."""
+    try:
+        result = subprocess.run(
+            ["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None
 
 
 def status(url: str | None = None, state_dir: Path | None = None) -> BrokerInfo:
@@ -113,9 +129,12 @@ def _find_server() -> str | None:
 
 
 def _install_with_apt() -> None:
-    print("rabbitmq-server is not installed; installing it with apt-get ...", flush=True)
+    print("rabbitmq-server is not installed; installing it with apt-get (a minute or two)",
+          flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "rabbitmq-server"]):
+    steps = (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "rabbitmq-server"])
+    for command in steps:
+        print(f"  $ {' '.join(command)}", flush=True)
         result = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if result.returncode != 0:
             raise BrokerError(
@@ -177,7 +196,12 @@ def _start_node(server: str, url: str, state_dir: Path) -> None:
             start_new_session=True,  # survives the shell that ran `make`
         )
     (state_dir / "node.json").write_text(
-        json.dumps({"pid": process.pid, "nodename": env["RABBITMQ_NODENAME"], "port": port})
+        json.dumps({
+            "pid": process.pid,
+            "nodename": env["RABBITMQ_NODENAME"],
+            "port": port,
+            "started": _process_start_time(process.pid),
+        })
     )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -255,5 +279,7 @@ def describe(info: BrokerInfo) -> str:
     where = mask_url(info.url)
     if info.version is None:
         return f"no broker answers at {where}"
-    owner = "started by this project (.broker/)" if info.started_by_us else "not started by this project"
+    owner = "started by this project (.broker/)" if info.started_by_us else (
+        "not started by this project"
+    )
     return f"RabbitMQ {info.version} at {where}, {owner}"

@@ -12,6 +12,10 @@ DEFAULT_MAX_N = 10_000
 """Largest n a worker accepts unless told otherwise: fib(10 000) has 2 090 digits and takes
 well under a millisecond, so one request cannot keep a worker busy for long."""
 
+RECURSIVE_MAX_N = 35
+"""Largest n a worker running the tutorial's recursive fib accepts unless told otherwise:
+fib_recursive(35) takes seconds; fib_recursive(50) would take hours and hold the worker."""
+
 
 def fib(n: int) -> int:
     """Return the n-th Fibonacci number exactly (fib(0) = 0, fib(1) = 1), in O(log n) steps.

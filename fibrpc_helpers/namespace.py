@@ -32,3 +32,9 @@ def namespace() -> str:
 def namespaced(name: str) -> str:
     """``name`` inside this student's namespace, e.g. ``alice@laptop.rpc_queue``."""
     return f"{namespace()}.{name}"
+
+
+def short_name(name: str) -> str:
+    """A name without this student's namespace prefix, for printing (``03.rpc_queue``)."""
+    prefix = namespace() + "."
+    return name[len(prefix):] if name.startswith(prefix) else name

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import aio_pika
 
 from . import broker
-from .namespace import namespace, namespaced
+from .namespace import namespace, namespaced, short_name
 from .processes import WorkerProcesses
 from .urls import amqp_url, mask_url
 
@@ -51,46 +51,15 @@ _NOTEBOOKS: dict[str, Notebook] = {}
 _STEP_TIMEOUT = 15.0  # seconds one cleanup step may take before we give up on it
 
 
-def short_name(name: str) -> str:
-    """A queue name without the namespace prefix, for printing (``rpc_queue``)."""
-    prefix = namespace() + "."
-    return name[len(prefix):] if name.startswith(prefix) else name
-
-
 async def check_broker(url: str | None = None) -> bool:
     """Print whether a broker answers at ``url`` (default AMQP_URL) and, if not, how to fix it."""
     url = amqp_url(url)
-    version = await _probe(url)
+    version = await broker.probe_async(url)
     if version is None:
         print(HOW_TO_FIX.format(url=mask_url(url)))
         return False
     print(f"RabbitMQ {version} answers at {mask_url(url)}")
     return True
-
-
-async def _probe(url: str, timeout: float = 3.0) -> str | None:
-    """The broker's version, or None; ``broker.probe`` for a running event loop (a kernel's).
-
-    A failed aio-pika connection schedules its own close on the loop that made it, so the
-    attempt is made here, on the kernel's loop, where that close can run (``broker.probe``
-    uses ``asyncio.run``, which would cancel it and leave a warning for a later cell).
-    """
-    loggers = [logging.getLogger(name) for name in ("aiormq", "aio_pika")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:  # a refused connection is an answer here, not an error to log
-        logger.setLevel(logging.CRITICAL)
-    try:
-        connection = await aio_pika.connect(url, timeout=timeout)
-    except Exception:
-        await asyncio.sleep(0.05)  # let the failed connection's close run while we are quiet
-        return None
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
-    async with connection:
-        properties = connection.transport.connection.server_properties  # type: ignore[union-attr]
-        version = properties.get("version", "unknown")
-        return version.decode() if isinstance(version, bytes) else str(version)
 
 
 class Notebook:

@@ -42,7 +42,7 @@ from aio_pika.message import IncomingMessage
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
-from .notebook import short_name
+from .namespace import short_name
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -9,8 +9,9 @@ runs without the management plugin (it starts faster and exposes nothing over HT
 watches the queue NAMES it knows: the series' names (:data:`KNOWN_NAMES`) plus any given
 with ``--queue``, each inside the namespace. For each one a passive ``queue.declare`` (it never
 creates anything) returns the number of messages ready and the number of consumers. The names
-nobody has declared yet are listed on one line below the table. Messages a worker has received but not yet
-acknowledged are not "ready", so a busy queue can show 0 ready while its workers compute.
+nobody has declared yet are listed on one line below the table. Messages a worker has
+received but not yet acknowledged are not "ready", so a busy queue can show 0 ready while
+its workers compute.
 Callback queues are server-named and exclusive to their client, so they are not shown.
 """
 

@@ -137,3 +137,15 @@ def test_broker_stop_never_stops_a_broker_it_did_not_start(url, tmp_path):
     assert done.returncode == 0
     assert "nothing stopped" in done.stdout
     assert run(*CLI, "broker", "status").returncode == 0  # still there
+
+
+def test_a_recursive_worker_refuses_an_n_that_would_hold_it_for_hours(url, queue_name):
+    worker = start(*CLI, "worker", "--url", url, "--queue", queue_name, "--work", "recursive")
+    try:
+        done = run(*CLI, "call", "--url", url, "--queue", queue_name, "50", "20")
+        assert done.returncode == 1
+        assert "at most 35" in done.stderr
+        assert done.stdout == "fib(20) = 6765\n"  # and it goes on serving
+    finally:
+        worker.kill()
+        worker.wait()

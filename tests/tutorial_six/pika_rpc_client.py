@@ -30,7 +30,9 @@ class FibonacciRpcClient:
         self.channel.basic_publish(
             exchange="",
             routing_key=self.queue,
-            properties=pika.BasicProperties(reply_to=self.callback_queue, correlation_id=self.corr_id),
+            properties=pika.BasicProperties(
+                reply_to=self.callback_queue, correlation_id=self.corr_id
+            ),
             body=str(n),
         )
         while self.response is None:
