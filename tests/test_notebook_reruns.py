@@ -1,4 +1,4 @@
-"""Notebooks 00-05 survive JupyterLab's Run All twice in one kernel, and skipped solutions.
+"""Notebooks 00-06 survive JupyterLab's Run All twice in one kernel, and skipped solutions.
 
 nbval runs each notebook once, cell by cell, in a fresh kernel. A student does more: Run All
 queues every cell at once, and runs it again in the same kernel. Here every code cell is
@@ -6,10 +6,8 @@ sent twice, all at once, without waiting, as JupyterLab sends them: a cell tagge
 `raises-exception` may raise (Run All goes on past it), any other cell must not raise, and
 no cell may write to stderr.
 
-06_latency is left out: it is a benchmark that keeps both cores of a 2-core machine busy
-for about a minute per run, so two runs would take minutes and skew every test running
-beside it. Its one run under nbval (`make test-notebooks`) checks it, and `start` cleans up
-an earlier run of a notebook in the same kernel the same way for every notebook.
+06_latency is a benchmark: both runs together take about 45 s on a 2-core machine, longer
+when the machine is busy, hence the longer timeout.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ import pytest
 from jupyter_client.manager import start_new_kernel
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-SERIES = sorted(NOTEBOOKS.glob("0[0-5]_*.ipynb"))
+SERIES = sorted(NOTEBOOKS.glob("0[0-6]_*.ipynb"))
 
 
 class Cell(NamedTuple):
@@ -74,7 +72,7 @@ def code_cells(path: Path, *, solutions: bool = True) -> list[Cell]:
     ]
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("path", SERIES, ids=[path.stem for path in SERIES])
 def test_run_all_twice_in_one_kernel(url: str, path: Path) -> None:
     """First without the hidden solutions (a student who never reveals one, or writes their
