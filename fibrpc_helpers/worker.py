@@ -5,9 +5,9 @@ channel. AMQP processes one channel's frames in order, so the broker has routed 
 before it handles the ack; a worker that dies at any moment loses nothing: whatever it had
 not acked is redelivered to another worker. (The worker does not wait for a publisher
 confirm of each reply: that round trip bought no safety the channel order does not already
-give, and cost the broker and the worker about a fifth of their CPU per call.) The price is that a worker dying between the reply and the
-ack makes the request run twice, which is why the work must be idempotent and why the
-client discards a second reply.
+give, and cost the broker and the worker about a fifth of their CPU per call.) The price is
+that a worker dying between the reply and the ack makes the request run twice, which is why
+the work must be idempotent and why the client discards a second reply.
 
 Bad input never kills the worker and never loops: a request that cannot be answered gets
 an error reply (AMQP ``type`` = ``error``) and is acked like any other.
@@ -35,6 +35,11 @@ from .fib import DEFAULT_MAX_N, fib
 from .wire import ERROR_TYPE, BadRequest, decode_request, encode_result
 
 log = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT = 30.0
+"""Seconds a reply may take to be written (a broker short of memory or disk blocks us)."""
+STOP_TIMEOUT = 60.0
+"""Seconds ``stop`` waits for the requests in hand before closing anyway."""
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
@@ -153,15 +158,23 @@ class FibonacciRpcWorker:
             # Not mandatory: without confirms a returned reply could not be reported back to
             # us anyway; a reply whose queue has gone (the client left) is dropped by the
             # broker, and the request is acked like any other.
-            await self.channel.default_exchange.publish(reply, routing_key=message.reply_to)
+            await self.channel.default_exchange.publish(
+                reply, routing_key=message.reply_to, timeout=PUBLISH_TIMEOUT
+            )
         except Exception as error:
-            # Not acked: when the channel closes, the broker redelivers the request.
+            # Not acked. If the channel is gone, the broker redelivers the request by itself;
+            # if it is still open, hand the request back (once: a second failure drops it,
+            # so nothing loops forever), so a prefetch-1 worker does not stall holding it.
             log.warning(
-                "could not publish the reply to %r (%r); not acking, so the broker "
-                "redelivers the request",
+                "could not publish the reply to %r (%r); the request goes back to the queue "
+                "unless it already came back once",
                 message.reply_to,
                 error,
             )
+            try:
+                await message.nack(requeue=not message.redelivered)
+            except Exception:
+                pass  # the channel is gone: the broker redelivers it
             return
         await self._ack(message)
 
@@ -208,7 +221,13 @@ class FibonacciRpcWorker:
         if self._consumer_tag is not None and not self.channel.is_closed:
             await self.queue.cancel(self._consumer_tag)
             self._consumer_tag = None
-        await self._idle.wait()
+        try:
+            await asyncio.wait_for(self._idle.wait(), STOP_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.warning(
+                "%d request(s) still in progress after %g s; closing anyway (the broker "
+                "redelivers them to another worker)", self._in_flight, STOP_TIMEOUT,
+            )
         await self.connection.close()
 
     def __repr__(self) -> str:
