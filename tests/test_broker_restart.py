@@ -28,6 +28,7 @@ from fibrpc_helpers import (
     broker,
     fib,
 )
+from waits import wait_until
 
 pytestmark = [
     pytest.mark.skipif(
@@ -153,13 +154,6 @@ async def test_tls_works_by_url_alone(node):
         await worker.stop()
 
 
-async def _wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 async def test_client_and_worker_recover_by_themselves_after_a_broker_restart(node):
     queue = f"test.restart.{uuid.uuid4().hex[:8]}"
     # service_time holds requests in the worker, so some calls are in flight at the stop.
@@ -170,7 +164,7 @@ async def test_client_and_worker_recover_by_themselves_after_a_broker_restart(no
         callback_queue = client.callback_queue.name
 
         in_flight = [asyncio.create_task(client.call(n, timeout=60)) for n in range(20, 25)]
-        await _wait_until(lambda: client.in_flight == 5, 10, "5 calls in flight")
+        await wait_until(lambda: client.in_flight == 5, 10, "5 calls in flight")
         stopped = time.monotonic()
         await asyncio.to_thread(broker.stop, node.state_dir)
 
