@@ -16,6 +16,7 @@ import time
 
 import aio_pika
 import pytest
+from waits import queue_depth, wait_until
 
 from fibrpc_helpers import (
     FibonacciRpcClient,
@@ -24,7 +25,6 @@ from fibrpc_helpers import (
     WorkerProcesses,
     fib,
 )
-from waits import queue_depth, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 

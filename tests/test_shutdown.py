@@ -10,9 +10,9 @@ import asyncio
 import signal
 
 import pytest
+from waits import queue_depth, wait_until
 
 from fibrpc_helpers import FibonacciRpcClient, WorkerProcesses, fib
-from waits import queue_depth, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
