@@ -12,11 +12,10 @@ import asyncio
 import importlib.metadata
 import subprocess
 import sys
-import time
 
 import aio_pika
 import pytest
-from waits import queue_depth, wait_until
+from waits import queue_depth, wait_for_depth, wait_until
 
 from fibrpc_helpers import (
     FibonacciRpcClient,
@@ -43,17 +42,14 @@ async def test_a_worker_killed_with_sigkill_while_it_holds_requests_loses_no_cal
     """
     await (await connection.channel()).declare_queue(queue_name)
 
-    async def depth_is(expected: int) -> bool:
-        return await queue_depth(connection, queue_name) == expected
-
     async with await FibonacciRpcClient.connect(url, queue=queue_name) as client:
         held_ns = [30, 31, 32, 33]
         held = [asyncio.ensure_future(client.call(n, timeout=90)) for n in held_ns]
-        await wait_until(lambda: depth_is(HELD), 30, f"{HELD} requests in the queue")
+        await wait_for_depth(connection, queue_name, HELD, 30, f"{HELD} requests queued")
         with WorkerProcesses(1, url=url, queue=queue_name, prefetch=HELD,
                              sleep_ms=600_000) as victim:
             # The only consumer, with room for HELD: once the queue is empty, it holds them all.
-            await wait_until(lambda: depth_is(0), 30, "the victim to take the requests")
+            await wait_for_depth(connection, queue_name, 0, 30, "the victim to take them")
             with WorkerProcesses(2, url=url, queue=queue_name, prefetch=4,
                                  sleep_ms=50) as survivors:
                 ns = [n % 500 for n in range(CALLS - HELD)]
@@ -119,10 +115,7 @@ async def test_a_worker_that_replies_and_dies_before_acking_makes_a_duplicate_re
             assert await client.call(20, timeout=30) == fib(20)
             assert await asyncio.to_thread(dying.wait, 30) == 17
             # ...and the broker, which never got the ack, puts the request back in the queue.
-            async def requeued() -> bool:
-                return await queue_depth(connection, queue_name) == 1
-
-            await wait_until(requeued, 10, "the unacked request to be requeued", interval=0.05)
+            await wait_for_depth(connection, queue_name, 1, 10, "the unacked request requeued")
             worker = await FibonacciRpcWorker.start(url, queue=queue_name)
             try:
                 await wait_until(lambda: client.replies.duplicate == 1, 30, "the duplicate")
@@ -190,13 +183,13 @@ async def test_a_worker_whose_queue_is_deleted_declares_it_again_and_serves(
             await (await connection.channel()).queue_delete(queue_name)
             # The broker cancels the worker's consumer; its robust channel re-declares the
             # queue and consumes again (until then, a call finds no queue: NoWorkerError).
-            deadline = time.monotonic() + 15
-            while True:
+            async def served() -> bool:
                 try:
                     assert await client.call(11, timeout=5) == 89
-                    break
                 except NoWorkerError:
-                    assert time.monotonic() < deadline, "the worker did not come back"
-                    await asyncio.sleep(0.1)
+                    return False
+                return True
+
+            await wait_until(served, 15, "the worker to come back", interval=0.1)
     finally:
         await worker.stop()

@@ -43,3 +43,18 @@ async def queue_depth(connection: aio_pika.abc.AbstractConnection, queue_name: s
     finally:
         await channel.close()
     return declared.declaration_result.message_count
+
+
+async def wait_for_depth(
+    connection: aio_pika.abc.AbstractConnection,
+    queue_name: str,
+    depth: int,
+    timeout: float,
+    what: str,
+) -> None:
+    """Return once exactly ``depth`` requests wait in the queue; fail naming ``what``."""
+
+    async def reached() -> bool:
+        return await queue_depth(connection, queue_name) == depth
+
+    await wait_until(reached, timeout, what, interval=0.05)
