@@ -1,9 +1,9 @@
 """Workers that die: real processes, SIGKILL under load, and the reply-then-die race.
 
-A worker acks a request only after its reply is confirmed, so a worker killed at any moment
-loses nothing: the broker redelivers what it held to another worker. Killed between the
-reply and the ack, it makes the request run twice; the client keeps the first reply and
-discards (and counts) the second.
+A worker acks a request only after it has published its reply (on the same channel, so the
+broker routes the reply first), so a worker killed at any moment loses nothing: the broker
+redelivers what it held to another worker. Killed between the reply and the ack, it makes
+the request run twice; the client keeps the first reply and discards (and counts) the second.
 """
 
 from __future__ import annotations
