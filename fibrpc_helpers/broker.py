@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import aio_pika
+import aiormq
 
 from .urls import PROJECT_DIR, amqp_url, mask_url, url_host, url_port
 
@@ -59,25 +59,30 @@ class BrokerInfo:
 async def probe_async(url: str | None = None, timeout: float = 3.0) -> str | None:
     """The broker's version if an AMQP connection to ``url`` succeeds, else None.
 
-    Made on the caller's loop (a Jupyter kernel's, say): a failed aio-pika connection
-    schedules its own close on the loop that made it, and that close must be able to run.
+    Raises BrokerError when a broker answers but refuses the user name or password, since
+    starting another one would not help. Uses aiormq directly: a failed attempt leaves no
+    half-made connection object behind to be closed later (a warning in a notebook cell).
     """
-    loggers = [logging.getLogger(name) for name in ("aiormq", "aio_pika")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:  # a refused connection is an answer here, not an error to log
-        logger.setLevel(logging.CRITICAL)
+    url = amqp_url(url)
+    logger = logging.getLogger("aiormq")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)  # a refused connection is an answer here, not an error
     try:
-        connection = await aio_pika.connect(amqp_url(url), timeout=timeout)
-    except Exception:
-        await asyncio.sleep(0.05)  # let the failed connection's close run while we are quiet
+        connection = await asyncio.wait_for(aiormq.connect(url), timeout)
+    except aiormq.exceptions.ProbableAuthenticationError:
+        raise BrokerError(
+            f"a broker answers at {mask_url(url)} but refused the user name or password; "
+            "check the credentials in AMQP_URL (or in .env)"
+        ) from None
+    except (asyncio.TimeoutError, OSError, aiormq.exceptions.AMQPError):
         return None
     finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
-    async with connection:
-        properties = connection.transport.connection.server_properties  # type: ignore[union-attr]
-        version = properties.get("version", "unknown")
+        logger.setLevel(level)
+    try:
+        version = connection.server_properties.get("version", "unknown")
         return version.decode() if isinstance(version, bytes) else str(version)
+    finally:
+        await connection.close()
 
 
 def probe(url: str | None = None, timeout: float = 3.0) -> str | None:

@@ -33,7 +33,7 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import AMQPError, PublishError
+from aio_pika.exceptions import AMQPError, ProbableAuthenticationError, PublishError
 from aiormq.exceptions import ChannelInvalidStateError
 from yarl import URL
 
@@ -76,6 +76,11 @@ async def connect_robust(url: str | None) -> AbstractRobustConnection:
         options["reconnect_interval"] = RECONNECT_INTERVAL
     try:
         return await aio_pika.connect_robust(url, **options)
+    except ProbableAuthenticationError as error:
+        raise RpcConnectionError(
+            f"the broker at {mask_url(url)} refused the user name or password ({error}); "
+            "check the credentials in AMQP_URL (or in .env)."
+        ) from None
     except (ConnectionError, OSError) as error:
         raise RpcConnectionError(
             f"cannot connect to the broker at {mask_url(url)} ({error}). Start one with "

@@ -54,7 +54,11 @@ _STEP_TIMEOUT = 15.0  # seconds one cleanup step may take before we give up on i
 async def check_broker(url: str | None = None) -> bool:
     """Print whether a broker answers at ``url`` (default AMQP_URL) and, if not, how to fix it."""
     url = amqp_url(url)
-    version = await broker.probe_async(url)
+    try:
+        version = await broker.probe_async(url)
+    except broker.BrokerError as error:  # it answers, but not to these credentials
+        print(error)
+        return False
     if version is None:
         print(HOW_TO_FIX.format(url=mask_url(url)))
         return False

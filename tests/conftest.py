@@ -49,5 +49,6 @@ async def worker(url: str, queue_name: str) -> AsyncIterator[FibonacciRpcWorker]
 
 @pytest.fixture
 async def client(url: str, queue_name: str) -> AsyncIterator[FibonacciRpcClient]:
-    async with await FibonacciRpcClient.connect(url, queue=queue_name, timeout=10) as client:
+    """A client with no timeout given: its calls use the default, DEFAULT_TIMEOUT."""
+    async with await FibonacciRpcClient.connect(url, queue=queue_name) as client:
         yield client

@@ -73,3 +73,11 @@ def test_stop_leaves_alone_a_process_that_only_reuses_the_recorded_pid(tmp_path)
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_a_broker_that_refuses_the_password_is_reported_not_restarted(url):
+    """Starting a second broker would not help; the message says to check the credentials."""
+    wrong = url.replace("guest:guest@", "guest:not-the-password@")
+    with pytest.raises(broker.BrokerError, match="refused the user name or password") as caught:
+        broker.ensure(wrong)
+    assert "not-the-password" not in str(caught.value)

@@ -1,9 +1,9 @@
 """Workers that die: real processes, SIGKILL under load, and the reply-then-die race.
 
-A worker acks a request only after its reply is confirmed, so a worker killed at any moment
-loses nothing: the broker redelivers what it held to another worker. Killed between the
-reply and the ack, it makes the request run twice; the client keeps the first reply and
-discards (and counts) the second.
+A worker acks a request only after it has published its reply (on the same channel, so the
+broker routes the reply first), so a worker killed at any moment loses nothing: the broker
+redelivers what it held to another worker. Killed between the reply and the ack, it makes
+the request run twice; the client keeps the first reply and discards (and counts) the second.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import asyncio
 import importlib.metadata
 import subprocess
 import sys
-import time
 
 import aio_pika
 import pytest
+from waits import queue_depth, wait_for_depth, wait_until
 
 from fibrpc_helpers import (
     FibonacciRpcClient,
@@ -28,44 +28,53 @@ from fibrpc_helpers import (
 pytestmark = pytest.mark.timeout(120)
 
 CALLS = 300
+HELD = 4  # the requests the killed worker holds: its prefetch
 
 
-async def _wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
-        await asyncio.sleep(0.01)
+async def test_a_worker_killed_with_sigkill_while_it_holds_requests_loses_no_call(
+    url, queue_name, connection
+):
+    """The killed worker provably holds requests: the broker must redeliver them.
 
+    The victim starts alone on a queue holding HELD requests, so it takes all of them (its
+    prefetch) and, at 10 minutes a request, answers none. Two other workers then serve
+    hundreds more calls, and the victim is killed with SIGKILL mid-run.
+    """
+    await (await connection.channel()).declare_queue(queue_name)
 
-async def _queue_depth(connection: aio_pika.abc.AbstractConnection, queue_name: str) -> int:
-    channel = await connection.channel()
-    declared = await channel.declare_queue(queue_name, passive=True)
-    await channel.close()
-    return declared.declaration_result.message_count
+    async with await FibonacciRpcClient.connect(url, queue=queue_name) as client:
+        held_ns = [30, 31, 32, 33]
+        held = [asyncio.ensure_future(client.call(n, timeout=90)) for n in held_ns]
+        await wait_for_depth(connection, queue_name, HELD, 30, f"{HELD} requests queued")
+        with WorkerProcesses(1, url=url, queue=queue_name, prefetch=HELD,
+                             sleep_ms=600_000) as victim:
+            # The only consumer, with room for HELD: once the queue is empty, it holds them all.
+            await wait_for_depth(connection, queue_name, 0, 30, "the victim to take them")
+            with WorkerProcesses(2, url=url, queue=queue_name, prefetch=4,
+                                 sleep_ms=50) as survivors:
+                ns = [n % 500 for n in range(CALLS - HELD)]
+                rest = asyncio.gather(*(client.call(n, timeout=90) for n in ns))
+                await wait_until(lambda: client.replies.answered >= CALLS // 4, 60, "a quarter")
+                answered_at_kill = client.replies.answered
+                assert not any(call.done() for call in held), "the victim let go of a request"
+                killed = victim.kill(0)
+                results = await asyncio.wait_for(rest, 60)  # any lost call would raise here
+                held_results = await asyncio.wait_for(asyncio.gather(*held), 60)
+                survivor_codes = survivors.stop()
+            victim_codes = victim.stop()
 
-
-async def test_a_worker_killed_with_sigkill_under_load_loses_no_call(url, queue_name, connection):
-    # prefetch 4 and 20 ms a request: each worker always holds requests when one is killed.
-    workers = WorkerProcesses(3, url=url, queue=queue_name, prefetch=4, sleep_ms=20)
-    with workers:
-        async with await FibonacciRpcClient.connect(url, queue=queue_name) as client:
-            ns = [n % 500 for n in range(CALLS)]
-            calls = asyncio.gather(*(client.call(n, timeout=60) for n in ns))
-            await _wait_until(lambda: client.replies.answered >= CALLS // 4, 60, "a quarter")
-            killed = workers.kill(0)
-            answered_at_kill = client.replies.answered
-            results = await asyncio.wait_for(calls, 60)  # any lost call would raise here
-
-            assert 0 < answered_at_kill < CALLS, "the kill must land mid-run"
-            assert results == [fib(n) for n in ns], "a wrong or mismatched result"
-            assert client.replies.answered == CALLS
-            # Whatever was discarded was a second reply to an answered call, nothing else.
-            assert client.replies.discarded == client.replies.duplicate
-            assert client.in_flight == 0
-        codes = workers.stop()
-    assert codes[0] == -9 and killed == workers.pids[0]
-    assert codes[1:] == [0, 0], "the surviving workers exit cleanly on SIGTERM"
-    assert await _queue_depth(connection, queue_name) == 0
+        assert 0 < answered_at_kill < CALLS - HELD, "the kill must land mid-run"
+        assert results == [fib(n) for n in ns], "a wrong or mismatched result"
+        # Delivered to the victim, unanswered when it died, answered now: each was redelivered
+        # to a survivor, and answered exactly once.
+        assert held_results == [fib(n) for n in held_ns], "a held request was lost or wrong"
+        assert client.replies.answered == CALLS
+        # The victim never replied, so there is no second reply to discard.
+        assert client.replies.duplicate == client.replies.discarded == 0
+        assert client.in_flight == 0
+    assert victim_codes == [-9] and killed == victim.pids[0]
+    assert survivor_codes == [0, 0], "the surviving workers exit cleanly on SIGTERM"
+    assert await queue_depth(connection, queue_name) == 0
 
 
 # A worker with the race in it, as a real process: it takes one request, publishes the
@@ -106,13 +115,10 @@ async def test_a_worker_that_replies_and_dies_before_acking_makes_a_duplicate_re
             assert await client.call(20, timeout=30) == fib(20)
             assert await asyncio.to_thread(dying.wait, 30) == 17
             # ...and the broker, which never got the ack, puts the request back in the queue.
-            deadline = time.monotonic() + 10
-            while await _queue_depth(connection, queue_name) != 1:
-                assert time.monotonic() < deadline, "the unacked request was not requeued"
-                await asyncio.sleep(0.05)
+            await wait_for_depth(connection, queue_name, 1, 10, "the unacked request requeued")
             worker = await FibonacciRpcWorker.start(url, queue=queue_name)
             try:
-                await _wait_until(lambda: client.replies.duplicate == 1, 30, "the duplicate")
+                await wait_until(lambda: client.replies.duplicate == 1, 30, "the duplicate")
                 assert worker.counts.answered == 1  # the redelivered request, answered again
                 assert client.replies.answered == 1
                 assert client.replies.discarded == 1
@@ -125,7 +131,7 @@ async def test_a_worker_that_replies_and_dies_before_acking_makes_a_duplicate_re
         dying.wait()
         if dying.stdout:
             dying.stdout.close()
-    assert await _queue_depth(connection, queue_name) == 0
+    assert await queue_depth(connection, queue_name) == 0
 
 
 async def test_the_trace_draws_both_replies_of_the_race(url, queue_name, connection):
@@ -152,7 +158,7 @@ async def test_the_trace_draws_both_replies_of_the_race(url, queue_name, connect
             assert await client.call(20, timeout=10) == 6765
             await careless
             worker = await FibonacciRpcWorker.start(url, queue=queue_name)
-            await _wait_until(lambda: client.replies.duplicate == 1, 10, "the duplicate")
+            await wait_until(lambda: client.replies.duplicate == 1, 10, "the duplicate")
         await worker.stop()
     (call,) = trace.calls
     assert [who for _, who, _ in call.replies_sent] == ["worker 1", "worker 2"]
@@ -177,13 +183,13 @@ async def test_a_worker_whose_queue_is_deleted_declares_it_again_and_serves(
             await (await connection.channel()).queue_delete(queue_name)
             # The broker cancels the worker's consumer; its robust channel re-declares the
             # queue and consumes again (until then, a call finds no queue: NoWorkerError).
-            deadline = time.monotonic() + 15
-            while True:
+            async def served() -> bool:
                 try:
                     assert await client.call(11, timeout=5) == 89
-                    break
                 except NoWorkerError:
-                    assert time.monotonic() < deadline, "the worker did not come back"
-                    await asyncio.sleep(0.1)
+                    return False
+                return True
+
+            await wait_until(served, 15, "the worker to come back", interval=0.1)
     finally:
         await worker.stop()

@@ -8,6 +8,7 @@ import uuid
 import aio_pika
 import aiormq
 import pytest
+from waits import wait_for_depth
 
 from fibrpc_helpers import (
     FibonacciRpcClient,
@@ -95,17 +96,13 @@ async def test_a_stray_reply_is_discarded_and_counted(connection, worker, client
 
 
 async def test_no_consumer_times_out_and_forgets_the_call(connection, client, queue_name):
-    queue = await (await connection.channel()).declare_queue(queue_name)
+    await (await connection.channel()).declare_queue(queue_name)
     with pytest.raises(RpcTimeout):
         await client.call(5, timeout=0.3)
     assert client.in_flight == 0
     # The request carries the call's timeout as its expiration: nobody computes it later.
-    # The broker expires it about 0.3 s after it was enqueued; there is no event to wait for.
-    for _ in range(50):
-        if (await queue.declare()).message_count == 0:
-            break
-        await asyncio.sleep(0.1)
-    assert (await queue.declare()).message_count == 0
+    # The broker expires it about 0.3 s after it was enqueued.
+    await wait_for_depth(connection, queue_name, 0, 5, "the broker to expire the request")
 
 
 async def test_a_reply_after_the_timeout_is_counted_as_late(connection, client, queue_name):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 
 import pytest
+from waits import queue_depth, wait_until
 
 from fibrpc_helpers import FibonacciRpcClient, WorkerProcesses, fib
 
@@ -18,13 +18,6 @@ pytestmark = pytest.mark.timeout(120)
 
 CALLS = 200
 PREFETCH = 8
-
-
-async def _wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 async def test_sigterm_under_load_finishes_what_the_worker_holds_and_loses_nothing(
@@ -36,7 +29,7 @@ async def test_sigterm_under_load_finishes_what_the_worker_holds_and_loses_nothi
                              sleep_ms=50) as first:
             ns = [n % 300 for n in range(CALLS)]
             calls = asyncio.gather(*(client.call(n, timeout=60) for n in ns))
-            await _wait_until(lambda: client.replies.answered >= 3 * PREFETCH, 30, "replies")
+            await wait_until(lambda: client.replies.answered >= 3 * PREFETCH, 30, "replies")
             answered_at_sigterm = client.replies.answered
             first.processes[0].send_signal(signal.SIGTERM)
             code = await asyncio.to_thread(first.processes[0].wait, 30)
@@ -45,9 +38,8 @@ async def test_sigterm_under_load_finishes_what_the_worker_holds_and_loses_nothi
         # It answered what it held before exiting, so none of it goes back to the queue...
         answered_by_first = client.replies.answered
         assert answered_by_first > answered_at_sigterm, "the held requests were not finished"
-        channel = await connection.channel()
-        waiting = (await channel.declare_queue(queue_name, passive=True)).declaration_result
-        assert waiting.message_count == CALLS - answered_by_first, "requests lost or requeued"
+        waiting = await queue_depth(connection, queue_name)
+        assert waiting == CALLS - answered_by_first, "requests lost or requeued"
         assert not calls.done()
 
         # ...and the rest wait in the queue for the next worker: every call ends right.

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from typing import Any
+
 import pytest
 
-from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker, RpcTimeout
+from fibrpc_helpers import DEFAULT_TIMEOUT, FibonacciRpcClient, FibonacciRpcWorker, RpcTimeout
 
 
 async def test_a_timeout_on_a_queue_nobody_consumes_says_so(connection, client, queue_name):
@@ -24,3 +28,56 @@ async def test_a_timeout_with_a_slow_worker_says_the_workers_are_busy(url, queue
                 await client.call(5, timeout=0.3)
     finally:
         await worker.stop()
+
+
+async def test_a_call_with_no_timeout_anywhere_ends_at_the_default_timeout(
+    url, connection, queue_name, monkeypatch
+):
+    """No timeout at connect, none at call: the call still ends, at DEFAULT_TIMEOUT.
+
+    Waiting the real 10 s would slow the suite, so the event loop's clock is compressed for
+    timers of exactly DEFAULT_TIMEOUT seconds (whoever asks for them): they fire after
+    COMPRESSED seconds instead. The call must have asked for such a timer, and must end with
+    RpcTimeout when it fires; the request it left in the queue carries the same expiration.
+    """
+    assert 0 < DEFAULT_TIMEOUT <= 60, "the default must be finite and sensible"
+    compressed = 1.0
+    loop = asyncio.get_running_loop()
+    asked: list[float] = []
+    call_later, call_at = loop.call_later, loop.call_at
+
+    def compress(delay: float) -> float:
+        if abs(delay - DEFAULT_TIMEOUT) < 0.05:
+            asked.append(delay)
+            return compressed
+        return delay
+
+    def compressed_call_later(delay: float, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        return call_later(compress(delay), *args, **kwargs)
+
+    def compressed_call_at(when: float, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        return call_at(loop.time() + compress(when - loop.time()), *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_later", compressed_call_later)
+    monkeypatch.setattr(loop, "call_at", compressed_call_at)  # asyncio.timeout, wait_for
+
+    await (await connection.channel()).declare_queue(queue_name)  # a queue nobody consumes
+    client = await FibonacciRpcClient.connect(url, queue=queue_name)
+    try:
+        assert client.timeout == DEFAULT_TIMEOUT
+        started = time.monotonic()
+        with pytest.raises(RpcTimeout, match=f"within {DEFAULT_TIMEOUT:g} s") as caught:
+            await asyncio.wait_for(client.call(7), 30)  # wait_for: a hang fails, not blocks
+        assert "nobody consumes that queue" in str(caught.value)
+        assert time.monotonic() - started < DEFAULT_TIMEOUT / 2, "the clock was not compressed"
+        assert asked, f"the call armed no timer of DEFAULT_TIMEOUT = {DEFAULT_TIMEOUT:g} s"
+        assert client.in_flight == 0
+
+        # The request it sent expires when its caller stops waiting: nobody computes it later.
+        channel = await connection.channel()
+        queue = await channel.declare_queue(queue_name, passive=True)
+        request = await queue.get(no_ack=True, timeout=5)
+        assert request.body == b"7" and request.reply_to == client.callback_queue.name
+        assert request.expiration == DEFAULT_TIMEOUT  # aio-pika decodes the wire's "10000" ms
+    finally:
+        await client.close()

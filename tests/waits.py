@@ -1,0 +1,60 @@
+"""Event-based waits for the tests: poll a condition until it holds, within a deadline.
+
+The machine running the tests is shared and noisy, so no test sleeps a fixed time to let
+something happen: it waits for the thing itself, and fails with what it was waiting for when
+the deadline passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+
+import aio_pika
+
+
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]],
+    timeout: float,
+    what: str,
+    *,
+    interval: float = 0.01,
+) -> None:
+    """Return once ``condition()`` is true (it may be a coroutine function); fail after
+    ``timeout`` seconds naming ``what`` was awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
+        await asyncio.sleep(interval)
+
+
+async def queue_depth(connection: aio_pika.abc.AbstractConnection, queue_name: str) -> int:
+    """How many requests wait (ready, not held by a worker) in the queue."""
+    channel = await connection.channel()
+    try:
+        declared = await channel.declare_queue(queue_name, passive=True)
+    finally:
+        await channel.close()
+    return declared.declaration_result.message_count
+
+
+async def wait_for_depth(
+    connection: aio_pika.abc.AbstractConnection,
+    queue_name: str,
+    depth: int,
+    timeout: float,
+    what: str,
+) -> None:
+    """Return once exactly ``depth`` requests wait in the queue; fail naming ``what``."""
+
+    async def reached() -> bool:
+        return await queue_depth(connection, queue_name) == depth
+
+    await wait_until(reached, timeout, what, interval=0.05)
