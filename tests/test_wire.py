@@ -1,4 +1,5 @@
 import pytest
+from malformed import MALFORMED, MAX_N
 
 from fibrpc_helpers import RemoteError
 from fibrpc_helpers.wire import (
@@ -9,30 +10,11 @@ from fibrpc_helpers.wire import (
     encode_request,
 )
 
-MALFORMED = {
-    "letters": b"abc",
-    "empty": b"",
-    "only whitespace": b"  \n",
-    "negative": b"-5",
-    "plus sign": b"+5",
-    "float": b"3.5",
-    "exponent": b"1e3",
-    "hex": b"0x10",
-    "underscore": b"1_000",
-    "inner space": b"1 0",
-    "huge": b"9" * 40,
-    "binary": b"\x00\xff\x10",
-    "arabic-indic digits": "١٢".encode(),
-    "fullwidth digits": "１２".encode(),
-    "10 MB": b"1" * 10_000_000,
-    "json": b'{"n": 5}',
-}
-
 
 @pytest.mark.parametrize("body", MALFORMED.values(), ids=MALFORMED.keys())
 def test_malformed_requests_are_refused_with_a_reason(body):
     with pytest.raises(BadRequest) as caught:
-        decode_request(body, max_n=1000)
+        decode_request(body, max_n=MAX_N)
     assert str(caught.value)
 
 
