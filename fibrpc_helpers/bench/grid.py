@@ -77,6 +77,19 @@ class Preset:
     open_loads: tuple[float, ...] = (0.2, 0.5, 0.8)  # fractions of the capacity W / S
     design_clients: tuple[int, ...] = (1, 16)
     timeout: float = 10.0
+    # CPU-bound points may get a longer window: their throughput depends on which process
+    # won the cores for a moment, and a short window on a shared machine measures that noise.
+    cpu_warmup: float | None = None  # default: ``warmup``
+    cpu_duration: float | None = None  # default: ``duration``
+
+    def window(self, work: Work) -> tuple[float, float]:
+        """(warm-up, measured seconds) of a closed-loop point of ``work``."""
+        if work.work == "recursive":
+            return (
+                self.warmup if self.cpu_warmup is None else self.cpu_warmup,
+                self.duration if self.cpu_duration is None else self.cpu_duration,
+            )
+        return self.warmup, self.duration
 
 
 PRESETS = {
@@ -87,6 +100,8 @@ PRESETS = {
         works=(Work("io-10ms", sleep_ms=10), Work("cpu-fib18", n=18, work="recursive")),
         warmup=0.1,
         duration=0.25,
+        cpu_warmup=0.2,
+        cpu_duration=1.0,
         open_workers=4,
         open_loads=(0.3, 0.6, 0.85),
         design_clients=(1, 16),
@@ -254,6 +269,7 @@ class Bench:
         self.loadgens.stderr = self._log
         self._queues: list[str] = []
         self._bar: tqdm | None = None
+        self._bar_in_notebook = False
 
     # -- processes ------------------------------------------------------------------------
     def start(self) -> Bench:
@@ -389,17 +405,21 @@ class Bench:
         if self._bar is not None:
             self._bar.update()
         if self.verbose:
-            (self._bar.write if self._bar is not None else print)(describe(point.row()))
+            # A terminal bar moves below the line; a notebook's bar is a display of its own.
+            terminal = self._bar is not None and not self._bar_in_notebook
+            (self._bar.write if terminal else print)(describe(point.row()))
         return point
 
     @contextmanager
     def _progress(self, total: int, what: str) -> Iterator[None]:
+        notebook = self._bar_in_notebook = self.progress and _in_notebook()
         self._bar = tqdm(
             total=total,
             desc=what,
             unit="point",
             disable=not self.progress,
-            file=sys.stdout,
+            file=NotebookLine() if notebook else sys.stdout,
+            mininterval=0.5 if notebook else 0.1,
             ncols=90,
         )
         try:
@@ -438,8 +458,7 @@ class Bench:
                                     number,
                                     p.prefetch,
                                     math.nan,
-                                    p.warmup,
-                                    p.duration,
+                                    *p.window(work),
                                 )
                                 done.append(self.measure(point, queue, groups))
         return done
@@ -579,6 +598,46 @@ class Bench:
                 writer.writeheader()
                 writer.writerows(rows)
         return folder
+
+
+class NotebookLine:
+    """Where the progress bar writes in a notebook: one output, updated in place.
+
+    A terminal redraws a bar with carriage returns; a notebook keeps every write as a
+    separate output, so a saved notebook would hold each redraw. Here each redraw replaces
+    one display (by its display id): the saved notebook keeps the final line only.
+    """
+
+    encoding = "utf-8"
+
+    def __init__(self) -> None:
+        from IPython.display import DisplayHandle
+
+        self._handle = DisplayHandle()
+        self._shown = False
+
+    def write(self, text: str) -> int:
+        line = text.split("\r")[-1].rstrip("\n")
+        if line.strip():
+            data = {"text/plain": line}
+            if self._shown:
+                self._handle.update(data, raw=True)
+            else:
+                self._handle.display(data, raw=True)
+                self._shown = True
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _in_notebook() -> bool:
+    """True in a Jupyter kernel (ipykernel), where stdout is not a terminal."""
+    if "ipykernel" not in sys.modules or sys.stdout.isatty():
+        return False
+    from IPython import get_ipython
+
+    return getattr(get_ipython(), "kernel", None) is not None
 
 
 def _sleep_until(moment: float) -> None:

@@ -9,23 +9,76 @@ second).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import matplotlib.colors
 import matplotlib.ticker
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 
-from .stats import mdc_latency, mmc_latency
+from .stats import mdc_latency, mmc_latency, percentile
 
 Row = dict[str, Any]
 
+# Candidate tick values per decade on a log axis, from sparse to dense.
+_LOG_STEPS = ((1.0,), (1.0, 3.0), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0))
+
 
 def _plain() -> matplotlib.ticker.Formatter:
-    """Tick labels as plain numbers (16, not 1.6 x 10^1) on log axes."""
-    formatter = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
-    return formatter
+    """Tick labels as plain numbers (16, 0.5), never 1.6 x 10^1."""
+    return matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
+
+
+def log_ticks(values: Sequence[float]) -> list[float]:
+    """A few round values (1, 2, 5, 10, 20...) spanning ``values``, for a log axis.
+
+    The sparsest series of round numbers that puts four to six ticks in the range, else the
+    sparsest that puts three; a range too narrow for three of them gets evenly spaced round
+    values (94, 96, 98, 100).
+    """
+    finite = [v for v in values if v > 0 and math.isfinite(v)]
+    if not finite:
+        return []
+    low, high = min(finite), max(finite)
+    decades = range(math.floor(math.log10(low)), math.floor(math.log10(high)) + 1)
+    series = [
+        [
+            float(f"{step * 10.0**decade:.6g}")
+            for decade in decades
+            for step in steps
+            if low <= step * 10.0**decade <= high
+        ]
+        for steps in _LOG_STEPS
+    ]
+    for ticks in series:
+        if 4 <= len(ticks) <= 6:
+            return ticks
+    for ticks in series:
+        if len(ticks) >= 3:
+            return ticks
+    for bins in (5, 10):
+        even = matplotlib.ticker.MaxNLocator(nbins=bins, steps=[1, 2, 5, 10])
+        ticks = [float(f"{v:.6g}") for v in even.tick_values(low, high) if low <= v <= high]
+        if len(ticks) >= 3:
+            break
+    return ticks
+
+
+def _label_log(axis: Axis, values: Sequence[float]) -> None:
+    """Label a log axis at a few round values in plain numbers; minor ticks unlabelled."""
+    axis.set_major_locator(matplotlib.ticker.FixedLocator(log_ticks(values)))
+    axis.set_major_formatter(_plain())
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def _label_measured(axis: Axis, values: Sequence[float]) -> None:
+    """Label a log axis at exactly the measured values (1, 4, 16 clients), nothing else."""
+    axis.set_major_locator(matplotlib.ticker.FixedLocator(sorted(set(values))))
+    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:.0f}"))
+    axis.set_minor_locator(matplotlib.ticker.NullLocator())
 
 
 def _select(rows: Sequence[Row], **match: Any) -> list[Row]:
@@ -44,16 +97,16 @@ def percentiles_vs_clients(rows: Sequence[Row], work: str) -> Figure:
     grid = _select(rows, kind="closed", work=work)
     fig = Figure(figsize=(12, 3.6), layout="tight")
     axes = fig.subplots(1, 3, sharey=True)
-    for axis, key in zip(axes, ("p50_ms", "p90_ms", "p99_ms"), strict=True):
+    keys = ("p50_ms", "p90_ms", "p99_ms")
+    for axis, key in zip(axes, keys, strict=True):
         for workers, line in _by_workers(grid).items():
             axis.plot(
                 [r["clients"] for r in line], [r[key] for r in line], "o-", label=f"W={workers}"
             )
         axis.set(xscale="log", yscale="log", xlabel="concurrent clients C", title=key.split("_")[0])
-        axis.xaxis.set_major_formatter(_plain())
-        axis.yaxis.set_major_formatter(_plain())
-        axis.yaxis.set_minor_formatter(_plain())
-        axis.grid(True, which="both", alpha=0.3)
+        _label_measured(axis.xaxis, [r["clients"] for r in grid])
+        _label_log(axis.yaxis, [r[k] for r in grid for k in keys])
+        axis.grid(True, which="major", alpha=0.3)
     axes[0].set_ylabel("latency (ms)")
     axes[-1].legend(title="workers")
     fig.suptitle(f"Latency percentiles vs clients ({work})")
@@ -83,7 +136,8 @@ def throughput_vs_clients(
         title=f"Throughput vs clients ({work})"
         + (f"; dashed: ceiling W/S, S = {service_ms:g} ms" if service_ms else ""),
     )
-    axis.xaxis.set_major_formatter(_plain())
+    _label_measured(axis.xaxis, [r["clients"] for r in grid])
+    axis.set_ylim(bottom=0)  # from zero: a few percent of noise must not look like a trend
     axis.grid(True, alpha=0.3)
     axis.legend(title="workers")
     return fig
@@ -125,9 +179,8 @@ def latency_vs_load(rows: Sequence[Row], service_ms: float) -> Figure:
         yscale="log",
         title=f"Open loop, W={servers}, S = {service_ms:.1f} ms",
     )
-    axis.yaxis.set_major_formatter(_plain())
-    axis.yaxis.set_minor_formatter(_plain())
-    axis.grid(True, which="both", alpha=0.3)
+    _label_log(axis.yaxis, axis.get_ylim())
+    axis.grid(True, which="major", alpha=0.3)
     axis.legend(fontsize=8)
     return fig
 
@@ -136,20 +189,35 @@ def cdf(latencies: dict[str, Sequence[float]]) -> Figure:
     """Empirical CDF of each labelled list of latencies (seconds), log latency axis."""
     fig = Figure(figsize=(6.5, 3.8), layout="tight")
     axis = fig.subplots()
+    every: list[float] = []
     for label, values in latencies.items():
         ordered = sorted(v * 1000 for v in values)
+        every += ordered
         fractions = [(i + 1) / len(ordered) for i in range(len(ordered))]
         axis.step(ordered, fractions, where="post", label=f"{label} ({len(ordered)} calls)")
+    only = [v * 1000 for v in next(iter(latencies.values()))] if len(latencies) == 1 else []
     for p in (0.5, 0.9, 0.99):
         axis.axhline(p, color="grey", lw=0.6, ls=":")
+        text = f"p{p * 100:.0f}" + (f" = {percentile(only, p * 100):.0f} ms" if only else "")
+        # At the left edge (axes fraction 0.01), just above its line (data height p).
+        axis.text(
+            0.01,
+            p,
+            text,
+            transform=axis.get_yaxis_transform(),
+            fontsize=8,
+            color="dimgrey",
+            va="bottom",
+        )
     axis.set(
         xscale="log",
         xlabel="latency (ms)",
         ylabel="fraction of calls <= latency",
         title="Latency distribution (CDF)",
     )
-    axis.legend(fontsize=8)
-    axis.grid(True, which="both", alpha=0.3)
+    _label_log(axis.xaxis, every)
+    axis.legend(fontsize=8, loc="lower right")
+    axis.grid(True, which="major", alpha=0.3)
     return fig
 
 
@@ -185,8 +253,9 @@ def heatmap(rows: Sequence[Row], work: str, key: str = "p99_ms") -> Figure:
         title=f"{key.split('_')[0]} latency (ms), {work}",
     )
     bar = fig.colorbar(image, ax=axis, label="ms")
+    bar.set_ticks(log_ticks([v for line in values for v in line]))
     bar.ax.yaxis.set_major_formatter(_plain())
-    bar.ax.yaxis.set_minor_formatter(_plain())
+    bar.minorticks_off()
     return fig
 
 

@@ -1,0 +1,92 @@
+"""The benchmark's figures read well: ticks at measured values, plain labels, honest axes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from fibrpc_helpers.bench.grid import PRESETS, TRIVIAL, Work
+from fibrpc_helpers.bench.plots import (
+    cdf,
+    heatmap,
+    log_ticks,
+    percentiles_vs_clients,
+    throughput_vs_clients,
+)
+
+
+def _rows() -> list[dict[str, Any]]:
+    rows = []
+    for workers in (1, 2, 4):
+        for clients in (1, 4, 16):
+            latency = 12.0 * max(1.0, clients / workers)
+            rows.append(
+                {
+                    "kind": "closed",
+                    "work": "io-10ms",
+                    "workers": workers,
+                    "clients": clients,
+                    "p50_ms": latency,
+                    "p90_ms": latency * 1.1,
+                    "p99_ms": latency * 1.3,
+                    "throughput": 1000 + workers,  # nearly flat: must not look like a trend
+                }
+            )
+    return rows
+
+
+def _labels(figure: Figure, axis: int = 0, which: str = "x") -> list[str]:
+    figure.canvas.draw()  # tick labels are formatted when drawn
+    ax = figure.axes[axis]
+    ticks = ax.get_xticklabels() if which == "x" else ax.get_yticklabels()
+    return [t.get_text() for t in ticks if t.get_text()]
+
+
+def test_log_ticks_are_few_round_values_inside_the_range() -> None:
+    assert log_ticks([10, 200]) == [10, 20, 50, 100, 200]
+    assert log_ticks([1.2, 3]) == [1.5, 2, 3]
+    assert log_ticks([0.5, 2000]) == [1, 10, 100, 1000]
+    assert log_ticks([14, 197]) == [20, 50, 100]  # 15, 20, 30, 50, 70, 100, 150 is a crowd
+    assert log_ticks([93.4, 101.5]) == [94, 96, 98, 100]  # too narrow: evenly spaced
+    assert log_ticks([94.3, 99.6]) == [95, 96, 97, 98, 99]
+    assert log_ticks([]) == []
+
+
+def test_clients_axis_is_labelled_at_the_measured_counts_only() -> None:
+    figure = percentiles_vs_clients(_rows(), "io-10ms")
+    assert _labels(figure) == ["1", "4", "16"]
+    assert all(not t.get_text() for t in figure.axes[0].get_xminorticklabels())
+    y = _labels(figure, which="y")
+    assert y and all("10^" not in t and "$" not in t for t in y), y
+    assert all(not t.get_text() for t in figure.axes[0].get_yminorticklabels())
+
+
+def test_throughput_axis_starts_at_zero() -> None:
+    figure = throughput_vs_clients(_rows(), "io-10ms", service_ms=10)
+    assert figure.axes[0].get_ylim()[0] == 0
+    assert _labels(figure) == ["1", "4", "16"]
+
+
+def test_cdf_has_plain_ms_labels_and_named_percentile_lines() -> None:
+    figure = cdf({"one": [0.080 + i * 0.0002 for i in range(100)]})
+    labels = _labels(figure)
+    assert labels and all("$" not in t and "10^" not in t for t in labels), labels
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert [t.split(" ")[0] for t in texts] == ["p50", "p90", "p99"]
+    assert texts[0] == "p50 = 90 ms"  # nearest rank: the 50th of 80.0, 80.2, ... ms
+
+
+def test_heatmap_colour_bar_has_a_few_plain_labels() -> None:
+    figure = heatmap(_rows(), "io-10ms")
+    labels = _labels(figure, axis=1, which="y")
+    assert 2 <= len(labels) <= 8 and all("$" not in t for t in labels), labels
+
+
+def test_quick_preset_measures_cpu_bound_points_longer() -> None:
+    quick = PRESETS["quick"]
+    cpu = Work("cpu", n=18, work="recursive")
+    assert quick.window(TRIVIAL) == (quick.warmup, quick.duration)
+    assert quick.window(cpu)[1] > quick.duration
+    full = PRESETS["full"]
+    assert full.window(cpu) == (full.warmup, full.duration)  # unset: the common window
