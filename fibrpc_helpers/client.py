@@ -241,7 +241,8 @@ class FibonacciRpcClient:
             try:
                 declared = await channel.queue_declare(self.queue, passive=True, timeout=1)
             finally:
-                await channel.close()
+                if not channel.is_closed:
+                    await asyncio.wait_for(channel.close(), 1)
         except Exception:
             return advice
         if not declared.consumer_count:
