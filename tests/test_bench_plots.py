@@ -137,16 +137,24 @@ def test_service_time_is_per_worker_time_at_saturation_not_a_lone_round_trip() -
     s = Bench.service_ms(bench, io)  # type: ignore[arg-type]
     assert s == 4 * 1000 / 360  # 11.1 ms, so W / S = 360/s: the measured throughput
     assert Bench.service_ms(bench, io, workers=1) == 1000 / 90  # type: ignore[arg-type]
-    assert Bench.service_ms(SimpleNamespace(points=[], preset=PRESETS["quick"]), io) == 10  # type: ignore[arg-type]
+    unmeasured = SimpleNamespace(points=[], preset=PRESETS["quick"])
+    assert Bench.service_ms(unmeasured, io) == 10  # type: ignore[arg-type]  # its sleep
 
 
 def test_open_loop_points_sit_at_the_measured_arrival_rate() -> None:
     from fibrpc_helpers.bench.plots import latency_vs_load
 
     rows = [
-        {"kind": "open", "workers": 4, "offered": o, "arrivals": a, "calls": 60,
-         "mean_ms": 12.0, "p99_ms": 20.0}
-        for o, a in ((100, 96), (200, 215))
+        {
+            "kind": "open",
+            "workers": 4,
+            "offered": offered,
+            "arrivals": arrived,
+            "calls": 60,
+            "mean_ms": 12.0,
+            "p99_ms": 20.0,
+        }
+        for offered, arrived in ((100, 96), (200, 215))
     ]
     figure = latency_vs_load(rows, 11.0)
     axis = figure.axes[0]

@@ -222,7 +222,8 @@ def describe(row: dict[str, Any]) -> str:
     if row["kind"] == "open":
         what += f" offered {row['offered']:5.0f}/s"
     return (
-        f"{what} {row['throughput']:6.0f} calls/s  n={row['calls']:<5} p50 {row['p50_ms']:6.2f}  p90 "
+        f"{what} {row['throughput']:6.0f} calls/s  n={row['calls']:<5} "
+        f"p50 {row['p50_ms']:6.2f}  p90 "
         f"{row['p90_ms']:6.2f}  p99 {row['p99_ms']:6.2f}  max {row['max_ms']:6.2f} ms  "
         f"Little {row['throughput']:.0f}/s x {row['mean_ms']:.2f} ms = "
         f"{row['throughput'] * row['mean_ms'] / 1e3:.1f} vs L {row['in_system']:.1f} "
