@@ -73,3 +73,12 @@ def test_designs_all_answer_and_the_csv_is_tidy(bench: Bench) -> None:
     assert {row["phase"] for row in rows} == {"warmup", "measured"}
     with open(folder / "summary.csv", newline="") as summary:
         assert len(list(csv.DictReader(summary))) == len(points)
+
+
+def test_each_point_reports_its_load_generators_event_loop_lag(bench: Bench) -> None:
+    (point,) = bench.closed_grid(works=[IO_5MS], workers=(1,), clients=(2,))
+    assert len(point.loop_lags) == 2  # one figure per load-generator process that ran clients
+    row = point.row()
+    assert 0 <= row["loop_lag_ms"] < 1000
+    assert row["loadgen_lagging"] == (row["loop_lag_ms"] > 5)
+    assert "loadgen loop lag" in grid.describe(row)

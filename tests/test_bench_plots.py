@@ -31,6 +31,7 @@ def _rows() -> list[dict[str, Any]]:
                     "p90_ms": latency * 1.1,
                     "p99_ms": latency * 1.3,
                     "throughput": 1000 + workers,  # nearly flat: must not look like a trend
+                    "calls": 20 * workers,
                 }
             )
     return rows
@@ -90,3 +91,74 @@ def test_quick_preset_measures_cpu_bound_points_longer() -> None:
     assert quick.window(cpu)[1] > quick.duration
     full = PRESETS["full"]
     assert full.window(cpu) == (full.warmup, full.duration)  # unset: the common window
+
+
+def test_heatmap_text_is_white_above_the_geometric_middle_and_skips_unmeasured_cells() -> None:
+    rows = [r for r in _rows() if not (r["workers"] == 4 and r["clients"] == 1)]  # one NaN
+    figure = heatmap(rows, "io-10ms")
+    texts = {t.get_text(): t.get_color() for t in figure.axes[0].texts}
+    assert len(figure.axes[0].texts) == len(rows)  # the unmeasured cell is blank, not "nan"
+    assert "nan" not in texts
+    # values span 15.6 .. 249.6 ms: the geometric middle is 62.4 ms
+    assert texts["250"] == "white" and texts["125"] == "white"
+    assert texts["16"] == "black" and texts["31"] == "black" and texts["62"] == "black"
+
+
+def test_p99_of_few_calls_says_how_few() -> None:
+    figure = percentiles_vs_clients(_rows(), "io-10ms")
+    assert "20 calls" in figure.axes[2].get_title()  # the p99 panel
+    assert figure.axes[0].get_title() == "p50"
+    assert "20 calls" in heatmap(_rows(), "io-10ms").axes[0].get_title()
+
+
+def _closed_point(workers: int, clients: int, calls: int, latency: float) -> Any:
+    """A closed point of io-10ms whose ``calls`` calls of ``latency`` s fill a 1 s window."""
+    from fibrpc_helpers.bench.grid import Point
+
+    io = Work("io-10ms", sleep_ms=10)
+    point = Point("closed", "correlation-id", io, workers, clients, 1, float("nan"), 0.0, 1.0)
+    point.records = [(0, i / calls, i / calls, i / calls + latency, "") for i in range(calls)]
+    return point
+
+
+def test_service_time_is_per_worker_time_at_saturation_not_a_lone_round_trip() -> None:
+    from types import SimpleNamespace
+
+    from fibrpc_helpers.bench.grid import Bench
+
+    points = [
+        _closed_point(1, 1, 80, 0.0125),  # a lone call: 12.5 ms round trip
+        _closed_point(1, 16, 90, 0.18),
+        _closed_point(4, 1, 80, 0.0125),
+        _closed_point(4, 16, 360, 0.045),  # saturated: 4 workers, 360 calls/s
+    ]
+    bench = SimpleNamespace(points=points, preset=PRESETS["quick"])  # open loop: W=4
+    io = Work("io-10ms", sleep_ms=10)
+    s = Bench.service_ms(bench, io)  # type: ignore[arg-type]
+    assert s == 4 * 1000 / 360  # 11.1 ms, so W / S = 360/s: the measured throughput
+    assert Bench.service_ms(bench, io, workers=1) == 1000 / 90  # type: ignore[arg-type]
+    unmeasured = SimpleNamespace(points=[], preset=PRESETS["quick"])
+    assert Bench.service_ms(unmeasured, io) == 10  # type: ignore[arg-type]  # its sleep
+
+
+def test_open_loop_points_sit_at_the_measured_arrival_rate() -> None:
+    from fibrpc_helpers.bench.plots import latency_vs_load
+
+    rows = [
+        {
+            "kind": "open",
+            "workers": 4,
+            "offered": offered,
+            "arrivals": arrived,
+            "calls": 60,
+            "mean_ms": 12.0,
+            "p99_ms": 20.0,
+        }
+        for offered, arrived in ((100, 96), (200, 215))
+    ]
+    figure = latency_vs_load(rows, 11.0)
+    axis = figure.axes[0]
+    assert list(axis.lines[0].get_xdata()) == [96, 215]
+    notes = [t.get_text() for t in axis.texts]
+    assert notes == ["offered 100/s", "offered 200/s"]
+    assert "60" in axis.lines[1].get_label()  # the p99 says how many calls it comes from

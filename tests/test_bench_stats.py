@@ -63,7 +63,7 @@ def test_summary_without_calls_is_nan_not_an_error() -> None:
 def test_littles_law_closed_loop() -> None:
     # 8 clients, each call 20 ms, no gap between calls: 400 calls/s, L = 400 x 0.02 = 8.
     assert littles_law_ratio(400.0, 0.020, 8) == pytest.approx(1.0)
-    # The same clients losing 5 ms between calls (a busy load generator): 320 calls/s.
+    # The same clients losing 5 ms between calls (time the bookkeeping missed): 320 calls/s.
     assert littles_law_ratio(320.0, 0.020, 8) == pytest.approx(0.8)
 
 

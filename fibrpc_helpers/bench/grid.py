@@ -40,7 +40,10 @@ from .designs import DESIGNS, PatternsWorkerProcesses
 from .loadgen import Load, LoadGenerators, Record
 from .stats import littles_law_ratio, mean_in_flight, summarize
 
-RESULTS = Path("results")  # git-ignored; relative to where the run starts
+RESULTS = Path("results")
+# A load generator whose event loop woke this late (s) added that much to some call's
+# latency: flag the point, its latencies partly measure the load generator.
+LAG_LIMIT = 0.005  # git-ignored; relative to where the run starts
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,7 @@ class Point:
     records: list[Record] = field(default_factory=list, repr=False)
     cpu: CpuUse | None = None
     service_ms: float = math.nan  # open loop: the service time S its offered load assumed
+    loop_lags: list[float] = field(default_factory=list)  # per load generator, seconds
 
     def measured(self) -> list[Record]:
         """Calls whose intended start falls in the measured window (after the warm-up)."""
@@ -186,6 +190,9 @@ class Point:
             "service_ms": self.service_ms,
             "calls": s.calls,
             "errors": s.errors,
+            # Calls whose intended send fell in the window, per second: the arrival rate an
+            # open loop really achieved (its offered rate is only the target).
+            "arrivals": len(measured) / self.duration,
             "throughput": s.throughput,
             "mean_ms": s.mean * 1e3,
             "p50_ms": s.p50 * 1e3,
@@ -201,6 +208,10 @@ class Point:
             "cpu_loadgens": cpu.total("load generators") if cpu else math.nan,
             "cpu_machine": cpu.machine if cpu else math.nan,
             "bottleneck": cpu.bottleneck() if cpu else "",
+            # The worst lateness of a 5 ms ticker in any load generator during the window:
+            # time every reply arriving then waited in the generator, counted as latency.
+            "loop_lag_ms": max(self.loop_lags) * 1e3 if self.loop_lags else math.nan,
+            "loadgen_lagging": bool(self.loop_lags) and max(self.loop_lags) > LAG_LIMIT,
         }
 
 
@@ -211,13 +222,16 @@ def describe(row: dict[str, Any]) -> str:
     if row["kind"] == "open":
         what += f" offered {row['offered']:5.0f}/s"
     return (
-        f"{what} {row['throughput']:6.0f} calls/s  p50 {row['p50_ms']:6.2f}  p90 "
+        f"{what} {row['throughput']:6.0f} calls/s  n={row['calls']:<5} "
+        f"p50 {row['p50_ms']:6.2f}  p90 "
         f"{row['p90_ms']:6.2f}  p99 {row['p99_ms']:6.2f}  max {row['max_ms']:6.2f} ms  "
         f"Little {row['throughput']:.0f}/s x {row['mean_ms']:.2f} ms = "
         f"{row['throughput'] * row['mean_ms'] / 1e3:.1f} vs L {row['in_system']:.1f} "
         f"({row['littles']:.2f})  cpu broker {row['cpu_broker']:.0f}% workers "
         f"{row['cpu_workers']:.0f}% (peak {row['cpu_worker_peak']:.0f}%) loadgen peak "
         f"{row['cpu_loadgen_peak']:.0f}% machine {row['cpu_machine']:.0f}%: {row['bottleneck']}"
+        + f"  loadgen loop lag {row['loop_lag_ms']:.1f} ms"
+        + (" (LAGGING: latencies include load-generator delay)" if row["loadgen_lagging"] else "")
         + (f"  ERRORS {row['errors']}" if row["errors"] else "")
     )
 
@@ -229,6 +243,7 @@ TABLE = (
     ("workers", "W={:<2}"),
     ("clients", "C={:<3}"),
     ("throughput", "{:6.0f}/s"),
+    ("calls", "n={:<5}"),  # a p99 is read with the number of calls it comes from
     ("p50_ms", "p50 {:6.1f}"),
     ("p99_ms", "p99 {:6.1f} ms"),
     ("littles", "Little {:4.2f}"),
@@ -400,7 +415,7 @@ class Bench:
         meter.start()
         _sleep_until(load.start_at + point.warmup + point.duration)
         point.cpu = meter.stop()
-        point.records = self.loadgens.collect(busy, timeout=p.timeout + 60)
+        point.records, point.loop_lags = self.loadgens.collect(busy, timeout=p.timeout + 60)
         self.points.append(point)
         if self._bar is not None:
             self._bar.update()
@@ -472,8 +487,8 @@ class Bench:
     ) -> list[Point]:
         """Poisson arrivals at fractions of the capacity W / S; latency from intended send.
 
-        S is the service time of one call alone: by default the mean latency measured at
-        C=1, W=1 for this work in the closed grid (sleep plus messaging), else the sleep.
+        S is each worker's time per call at saturation (see ``service_ms``), so W / S is a
+        throughput the closed grid really reached, not one below it.
         """
         p = self.preset
         work = p.open_work if work is None else work
@@ -502,18 +517,29 @@ class Bench:
                 done.append(self.measure(point, queue, groups))
         return done
 
-    def service_ms(self, work: Work) -> float:
-        """One call's service time S in ms: the closed-loop C=1, W=1 mean if measured."""
-        alone = [
+    def service_ms(self, work: Work, workers: int | None = None) -> float:
+        """One worker's time per call at saturation, in ms: W / throughput at the largest C.
+
+        With every worker's queue full, W workers finish throughput calls per second, so each
+        spends W / throughput per call: the S for which W / S is the measured capacity. (The
+        mean latency of a lone call would include the whole round trip, and W / S would then
+        fall below a throughput the closed grid measured.) Uses the closed points of
+        ``work`` with ``workers`` (default: the open loop's W, else the fewest measured) at
+        their largest C, provided C >= 2W; else the work's sleep.
+        """
+        workers = self.preset.open_workers if workers is None else workers
+        rows = [
             point.row()
             for point in self.points
-            if point.kind == "closed"
-            and point.work == work
-            and point.clients == 1
-            and point.workers == 1
+            if point.kind == "closed" and point.work == work and point.clients >= 2 * point.workers
         ]
-        if alone:
-            return statistics.median(row["mean_ms"] for row in alone)
+        counts = {row["workers"] for row in rows if row["throughput"] > 0}
+        if counts:
+            count = workers if workers in counts else min(counts)
+            mine = [row for row in rows if row["workers"] == count and row["throughput"] > 0]
+            busiest = max(row["clients"] for row in mine)
+            saturated = [row for row in mine if row["clients"] == busiest]
+            return statistics.median(count * 1000 / row["throughput"] for row in saturated)
         if work.sleep_ms:
             return work.sleep_ms
         raise ValueError(f"no service time known for {work.name}: pass service_ms=")

@@ -92,6 +92,19 @@ def _by_workers(rows: Sequence[Row]) -> dict[int, list[Row]]:
     return lines
 
 
+def _title(key: str, rows: Sequence[Row]) -> str:
+    """A percentile's name, with the fewest calls behind it when that is under 100.
+
+    The p99 of 20 calls is the slowest or second slowest of them: a plot must not let it
+    pass for a tail measured over thousands.
+    """
+    name = key.split("_")[0]
+    fewest = min((r["calls"] for r in rows), default=0)
+    if name == "p99" and fewest < 100:
+        return f"p99 (some points: only {fewest} calls, so p99 = max)"
+    return name
+
+
 def percentiles_vs_clients(rows: Sequence[Row], work: str) -> Figure:
     """p50, p90 and p99 against clients, one line per worker count, log-log axes."""
     grid = _select(rows, kind="closed", work=work)
@@ -103,7 +116,7 @@ def percentiles_vs_clients(rows: Sequence[Row], work: str) -> Figure:
             axis.plot(
                 [r["clients"] for r in line], [r[key] for r in line], "o-", label=f"W={workers}"
             )
-        axis.set(xscale="log", yscale="log", xlabel="concurrent clients C", title=key.split("_")[0])
+        axis.set(xscale="log", yscale="log", xlabel="concurrent clients C", title=_title(key, grid))
         _label_measured(axis.xaxis, [r["clients"] for r in grid])
         _label_log(axis.yaxis, [r[k] for r in grid for k in keys])
         axis.grid(True, which="major", alpha=0.3)
@@ -144,7 +157,12 @@ def throughput_vs_clients(
 
 
 def latency_vs_load(rows: Sequence[Row], service_ms: float) -> Figure:
-    """Open loop: measured latency against offered load, beside the M/D/c and M/M/c means."""
+    """Open loop: measured latency against arrival rate, beside the M/D/c and M/M/c means.
+
+    Each point sits at the arrival rate the load generators really achieved (calls whose
+    intended send fell in the window, per second), labelled with the rate it was offered:
+    a Poisson schedule of half a second can land well off its target.
+    """
     points = sorted(_select(rows, kind="open"), key=lambda r: r["offered"])
     if not points:
         raise ValueError("no open-loop rows: run bench.open_loop() first")
@@ -152,9 +170,22 @@ def latency_vs_load(rows: Sequence[Row], service_ms: float) -> Figure:
     capacity = servers / (service_ms / 1000)
     fig = Figure(figsize=(6.5, 3.8), layout="tight")
     axis = fig.subplots()
-    offered = [r["offered"] for r in points]
-    axis.plot(offered, [r["mean_ms"] for r in points], "o-", label="measured mean")
-    axis.plot(offered, [r["p99_ms"] for r in points], "s:", label="measured p99")
+    arrived = [r.get("arrivals", r["offered"]) for r in points]
+    calls = sorted(r["calls"] for r in points)
+    tail = f"measured p99 (of {calls[0]}–{calls[-1]} calls"
+    tail += ": ≈ the slowest)" if calls[0] < 100 else ")"
+    axis.plot(arrived, [r["mean_ms"] for r in points], "o-", label="measured mean")
+    axis.plot(arrived, [r["p99_ms"] for r in points], "s:", label=tail)
+    for x, r in zip(arrived, points, strict=True):
+        axis.annotate(
+            f"offered {r['offered']:.0f}/s",
+            (x, r["mean_ms"]),
+            textcoords="offset points",
+            xytext=(0, -12),
+            ha="center",
+            fontsize=7,
+            color="dimgrey",
+        )
     model = [capacity * k / 100 for k in range(1, 97)]
     axis.plot(
         model,
@@ -174,10 +205,10 @@ def latency_vs_load(rows: Sequence[Row], service_ms: float) -> Figure:
     )
     axis.axvline(capacity, color="red", lw=1, ls=":", label=f"capacity W/S = {capacity:.0f}/s")
     axis.set(
-        xlabel="offered load (calls per second, Poisson arrivals)",
+        xlabel="arrival rate (calls per second, Poisson; measured)",
         ylabel="latency (ms)",
         yscale="log",
-        title=f"Open loop, W={servers}, S = {service_ms:.1f} ms",
+        title=f"Open loop, W={servers}, S = {service_ms:.1f} ms per call per worker at saturation",
     )
     _label_log(axis.yaxis, axis.get_ylim())
     axis.grid(True, which="major", alpha=0.3)
@@ -199,6 +230,8 @@ def cdf(latencies: dict[str, Sequence[float]]) -> Figure:
     for p in (0.5, 0.9, 0.99):
         axis.axhline(p, color="grey", lw=0.6, ls=":")
         text = f"p{p * 100:.0f}" + (f" = {percentile(only, p * 100):.0f} ms" if only else "")
+        if only and p == 0.99 and len(only) < 100:  # nearest rank: p99 of < 100 calls is the max
+            text += f" (the slowest of {len(only)} calls)"
         # At the left edge (axes fraction 0.01), just above its line (data height p).
         axis.text(
             0.01,
@@ -232,17 +265,27 @@ def heatmap(rows: Sequence[Row], work: str, key: str = "p99_ms") -> Figure:
     fig = Figure(figsize=(1.2 * len(clients) + 2, 0.7 * len(workers) + 1.6), layout="tight")
     axis = fig.subplots()
     image = axis.imshow(values, cmap="viridis_r", aspect="auto", norm=matplotlib.colors.LogNorm())
+    finite = [v for line in values for v in line if math.isfinite(v) and v > 0]
+    # White on the darker half of a log colour scale: above the geometric mean of its ends.
+    middle = math.sqrt(min(finite) * max(finite)) if finite else math.inf
     for i, line in enumerate(values):
         for j, value in enumerate(line):
+            if not math.isfinite(value):
+                continue  # a configuration not measured: leave the cell blank
             axis.text(
                 j,
                 i,
                 f"{value:.0f}" if value >= 10 else f"{value:.1f}",
                 ha="center",
                 va="center",
-                color="white" if value > (max(map(max, values)) ** 0.5) else "black",
+                color="white" if value > middle else "black",
                 fontsize=8,
             )
+    fewest = min((r["calls"] for r in grid), default=0)
+    name = key.split("_")[0]
+    title = f"{name} latency (ms), {work}"
+    if name == "p99" and fewest < 100:
+        title += f"\nas few as {fewest} calls per cell: there p99 = the slowest call"
     axis.set(
         xticks=range(len(clients)),
         xticklabels=clients,
@@ -250,10 +293,10 @@ def heatmap(rows: Sequence[Row], work: str, key: str = "p99_ms") -> Figure:
         yticklabels=workers,
         xlabel="concurrent clients C",
         ylabel="worker processes W",
-        title=f"{key.split('_')[0]} latency (ms), {work}",
+        title=title,
     )
     bar = fig.colorbar(image, ax=axis, label="ms")
-    bar.set_ticks(log_ticks([v for line in values for v in line]))
+    bar.set_ticks(log_ticks(finite))
     bar.ax.yaxis.set_major_formatter(_plain())
     bar.minorticks_off()
     return fig
