@@ -5,6 +5,15 @@
 * error reply: the AMQP ``type`` property ``"error"``, the request's ``correlation_id`` and a
   human-readable reason as the body (UTF-8).
 
+Two optional request properties of ours, which other tutorial clients simply do not send:
+
+* the header ``x-deadline``: when the caller stops waiting, in integer milliseconds since the
+  Unix epoch. A worker drops a request whose deadline has passed without computing it
+  (RabbitMQ's per-message ``expiration`` only removes a message at the head of a queue, never
+  one already delivered to a worker's prefetch buffer).
+* ``message_id``: the caller's idempotency key, the same on every try of one logical call
+  (each try has its own ``correlation_id``).
+
 Keeping it plain text is what lets a pika client talk to an aio-pika worker and back, and it
 means nothing executable ever crosses the wire (never pickle).
 """
@@ -13,6 +22,9 @@ from __future__ import annotations
 
 from .errors import RemoteError
 from .fib import DEFAULT_MAX_N, check_n
+
+DEADLINE_HEADER = "x-deadline"
+"""Request header: the caller's deadline, integer milliseconds since the Unix epoch."""
 
 ERROR_TYPE = "error"
 """Value of the AMQP ``type`` property that marks an error reply."""
