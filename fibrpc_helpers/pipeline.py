@@ -1,0 +1,79 @@
+"""The next stage of an asynchronous pipeline: what tutorial six's "A note on RPC" recommends.
+
+With RPC the caller waits for each reply. In a pipeline nobody waits for a reply: each
+request names the *next stage's* queue in ``reply_to``, the worker (the same reference
+worker, which answers on whatever ``reply_to`` says) publishes its result there, and the next
+stage consumes results when they come, in any order. Until then they wait in that queue, not
+in the memory of a caller that might be gone.
+
+``collect`` is such a next stage, small enough for notebook 06 to time it: it consumes a
+stage queue until it holds ``count`` results or its one deadline passes. It owns everything
+it starts: its consumer is cancelled when it returns, times out or is cancelled, and a message
+it took but had not acked goes back to the queue. It declares no queue: the caller declares
+the stage queue and deletes it (``nb.queue`` in a notebook).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+
+from .errors import RemoteError
+from .wire import decode_reply
+
+Result = int | RemoteError
+"""A result as the next stage sees it: fib(n), or the worker's error reply."""
+
+
+class StageTimeout(TimeoutError):
+    """The next stage did not get all the results it expected before its deadline."""
+
+
+async def collect(queue: AbstractQueue, count: int, *, timeout: float) -> dict[str, Result]:
+    """Consume ``queue`` until ``count`` results arrived; return them by correlation id.
+
+    An error reply is kept as its ``RemoteError``: one bad request does not stop the stage.
+    ``timeout`` is the whole wait; past it, ``StageTimeout`` says how many results came.
+    """
+    if count < 0:
+        raise ValueError(f"count must be 0 or more, got {count}")
+    if timeout <= 0:
+        raise ValueError(f"timeout must be positive (seconds), got {timeout}")
+    results: dict[str, Result] = {}
+    if count == 0:
+        return results
+
+    async def take() -> None:
+        # The iterator cancels its consumer on exit and requeues what it took but did not
+        # hand out; each message is acked once its result is stored.
+        async with queue.iterator() as messages:
+            async for message in messages:
+                async with message.process():
+                    results[message.correlation_id or ""] = _result(message)
+                if len(results) >= count:
+                    return
+
+    # One task, owned here: awaited on every path, cancelled if it is still running.
+    task = asyncio.ensure_future(take())
+    try:
+        await asyncio.wait([task], timeout=timeout)
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task.cancelled():  # our deadline cancelled it (an outside cancel raised above)
+        raise StageTimeout(
+            f"the next stage got {len(results)} of {count} results from queue "
+            f"{queue.name!r} in {timeout:g} s; check that workers consume the request queue "
+            "and that each request's reply_to names this queue"
+        )
+    task.result()  # a lost connection or channel: raise it here
+    return results
+
+
+def _result(message: AbstractIncomingMessage) -> Result:
+    try:
+        return decode_reply(message.body, message.type)
+    except RemoteError as error:
+        return error
