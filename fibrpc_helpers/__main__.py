@@ -26,7 +26,7 @@ from .fib import DEFAULT_MAX_N, RECURSIVE_MAX_N, fib, fib_recursive
 from .processes import WorkerProcesses
 from .urls import amqp_url, mask_url
 from .watch import watch
-from .worker import FibonacciRpcWorker
+from .worker import QUEUE_TYPES, FibonacciRpcWorker
 
 WORK: dict[str, Callable[[int], int]] = {"fast": fib, "recursive": fib_recursive}
 
@@ -61,13 +61,16 @@ async def _serve(args: argparse.Namespace) -> int:
         compute=WORK[args.work],
         max_n=_max_n(args),
         service_time=args.sleep_ms / 1000,
+        queue_type=args.queue_type,
     )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):  # before saying "serving": a SIGTERM
         loop.add_signal_handler(signum, stopping.set)  # right after it must stop us cleanly
+    # processes.WorkerProcesses waits for this line: "worker NAME is serving" must stay first.
     print(
-        f"worker {worker.name} is serving queue {args.queue!r} at {mask_url(amqp_url(args.url))}"
+        f"worker {worker.name} is serving queue {args.queue!r} "
+        f"({worker.request_queue.describe()}) at {mask_url(amqp_url(args.url))}"
         f" (prefetch {args.prefetch}, work {args.work}); Ctrl-C stops it",
         flush=True,
     )
@@ -78,10 +81,12 @@ async def _serve(args: argparse.Namespace) -> int:
     await worker.stop()
     counts = worker.counts
     logging.getLogger("fibrpc_helpers.worker").info(
-        "stopped: %d answered, %d error replies, %d dropped",
+        "stopped: %d answered, %d error replies, %d dropped (no reply_to), %d expired "
+        "(deadline passed before it was computed)",
         counts.answered,
         counts.errors,
         counts.dropped,
+        counts.expired,
     )
     return 0
 
@@ -114,13 +119,19 @@ def _worker(args: argparse.Namespace) -> int:
         work=args.work,
         sleep_ms=args.sleep_ms,
         max_n=args.max_n,
+        queue_type=args.queue_type,
     )
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
+    try:
+        workers.start()
+    except RuntimeError as error:  # each worker has already said why on stderr
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     with workers:
-        for name in workers.names:
-            print(f"worker {name} is serving queue {args.queue!r}", flush=True)
+        for line in workers.ready_lines:
+            print(line, flush=True)
         while not stopping.wait(0.5):
             if any(process.poll() is not None for process in workers.processes):
                 print("error: a worker process exited; stopping the others", file=sys.stderr)
@@ -184,6 +195,10 @@ def parser() -> argparse.ArgumentParser:
                    help="fast exact fib, or the tutorial's recursive (CPU-bound) one")
     w.add_argument("--sleep-ms", type=float, default=0.0,
                    help="extra I/O-like wait per request, in milliseconds")
+    w.add_argument("--queue-type", choices=QUEUE_TYPES, default=None,
+                   help="declare the queue as this type if it does not exist (default: "
+                   "quorum, durable); an existing queue is served as it is, unless it has "
+                   "another type than the one given here (then: an error)")
     w.add_argument("--max-n", type=int, default=None,
                    help=f"largest n accepted (default {DEFAULT_MAX_N}, or {RECURSIVE_MAX_N} "
                    "with --work recursive, so one request cannot hold a worker for hours)")

@@ -37,3 +37,20 @@ class RpcConnectionError(RpcError, ConnectionError):
     The request may or may not have been processed; a retry is safe because the work is
     idempotent.
     """
+
+
+class QueueMismatchError(RpcError):
+    """The request queue exists with another type than the one the worker was asked for.
+
+    Raised only when a type was asked for explicitly (``queue_type=`` or ``--queue-type``):
+    without one, a worker adopts the queue as it is. RabbitMQ never changes a queue's type or
+    durability in place (a declare that differs is refused with 406 PRECONDITION_FAILED), so
+    the way out is to serve the queue as it is, use another name, or delete it first. The
+    message is one line naming the queue, what it is, what was asked and what to do.
+    """
+
+    def __init__(self, message: str, *, queue: str, existing: str, asked: str) -> None:
+        super().__init__(message)
+        self.queue = queue
+        self.existing = existing
+        self.asked = asked

@@ -34,8 +34,10 @@ def worker_command(
     work: str = "fast",
     sleep_ms: float = 0.0,
     max_n: int | None = None,
+    queue_type: str | None = None,
 ) -> list[str]:
-    """The command line of one worker process."""
+    """The command line of one worker process (``queue_type``: see
+    :meth:`FibonacciRpcWorker.start`; None adopts the queue, else declares quorum)."""
     command = [sys.executable, "-m", "fibrpc_helpers", "worker", "--queue", queue]
     command += ["--prefetch", str(prefetch), "--work", work, "--exit-with-parent"]
     if url:
@@ -44,6 +46,8 @@ def worker_command(
         command += ["--sleep-ms", f"{sleep_ms:g}"]
     if max_n is not None:
         command += ["--max-n", str(max_n)]
+    if queue_type is not None:
+        command += ["--queue-type", queue_type]
     return command
 
 
@@ -61,6 +65,7 @@ class WorkerProcesses:
         self.command = worker_command(**options)  # type: ignore[arg-type]
         self.processes: list[subprocess.Popen[str]] = []
         self.names: list[str] = []
+        self.ready_lines: list[str] = []  # each worker's "worker NAME is serving ..." line
 
     def start(self, timeout: float = 60.0) -> WorkerProcesses:
         """Start the processes and return once each one is consuming the queue."""
@@ -77,7 +82,8 @@ class WorkerProcesses:
                 )
             )
         try:
-            self.names = [self._wait_ready(process, timeout) for process in self.processes]
+            self.ready_lines = [self._wait_ready(process, timeout) for process in self.processes]
+            self.names = [_READY.match(line).group(1) for line in self.ready_lines]  # type: ignore[union-attr]
         except BaseException:
             self.stop()
             raise
@@ -85,19 +91,20 @@ class WorkerProcesses:
 
     @staticmethod
     def _wait_ready(process: subprocess.Popen[str], timeout: float) -> str:
+        """The worker's ready line (it names the worker and the queue type it serves)."""
         assert process.stdout is not None
         timer = threading.Timer(timeout, process.kill)  # unblocks readline if it never says so
         timer.start()
         try:
             for line in process.stdout:
-                match = _READY.match(line)
-                if match:
-                    return match.group(1)
+                if _READY.match(line):
+                    return line.rstrip("\n")
         finally:
             timer.cancel()
         raise RuntimeError(
             f"worker process {process.pid} exited (code {process.wait()}) before it was "
-            "ready; its error is on this process's stderr (the terminal running Jupyter)"
+            "ready; its error is in the workers' log (this process's stderr, or the file "
+            "given as stderr=)"
         )
 
     @property

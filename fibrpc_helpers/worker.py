@@ -11,6 +11,15 @@ the work must be idempotent and why the client discards a second reply.
 
 Bad input never kills the worker and never loops: a request that cannot be answered gets
 an error reply (AMQP ``type`` = ``error``) and is acked like any other.
+
+A request nobody waits for any more is not computed: the client puts its deadline in the
+``x-deadline`` header, and the worker checks it just before it starts on each request it
+holds. RabbitMQ's per-message ``expiration`` cannot do this: it removes an expired message
+only at the head of the queue, never one already delivered to a worker's prefetch buffer.
+
+The request queue (see :func:`declare_request_queue`): a worker adopts an existing one as it
+is, whatever its type, and otherwise declares a durable quorum queue, as RabbitMQ's own
+tutorial six does today.
 """
 
 from __future__ import annotations
@@ -18,11 +27,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import socket
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import aio_pika
+import aiormq.exceptions
 from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractQueue,
@@ -31,8 +44,9 @@ from aio_pika.abc import (
 )
 
 from .client import DEFAULT_QUEUE, connect_robust
+from .errors import QueueMismatchError
 from .fib import DEFAULT_MAX_N, fib
-from .wire import ERROR_TYPE, BadRequest, decode_request, encode_result
+from .wire import DEADLINE_HEADER, ERROR_TYPE, BadRequest, decode_request, encode_result
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +57,10 @@ STOP_TIMEOUT = 60.0
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
+LOG_INTERVAL = 1.0
+"""Seconds between two warnings about expired or malformed-deadline requests: a burst of a
+thousand expired requests logs one line with the running total, not a thousand lines."""
+
 
 @dataclass
 class WorkerCounts:
@@ -51,6 +69,7 @@ class WorkerCounts:
     answered: int = 0  # success replies
     errors: int = 0  # error replies (bad input, or the work failed)
     dropped: int = 0  # requests without reply_to: nobody to answer, acked and logged
+    expired: int = 0  # requests whose x-deadline had passed: acked, neither computed nor answered
 
 
 def default_worker_name() -> str:
@@ -58,11 +77,229 @@ def default_worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+# --- The request queue: adopt it as it is, or declare it -------------------------------------
+
+QueueType = Literal["quorum", "classic"]
+QUEUE_TYPES: tuple[QueueType, ...] = ("quorum", "classic")
+"""The types a worker declares when asked (``queue_type=`` / ``--queue-type``)."""
+
+_MAX_PROBES = 12
+"""Declares tried to learn an existing queue's properties: each 406 names one of them."""
+
+# RabbitMQ's text for a declare that differs from the existing queue (rabbit_misc.erl,
+# the same from 3.10 to 4.x): "inequivalent arg 'KEY' for queue 'NAME' in vhost 'V':
+# received NEW but current is CURRENT", where a value reads "none" (absent), 'V' (a field
+# such as durable, or a typed argument compared with a typed one), or "the value 'V' of
+# type 'T'" (a typed argument compared with an absent one).
+_INEQUIVALENT = re.compile(r"inequivalent arg '(?P<key>[^']+)' for .* but current is (?P<now>.*)$")
+_TYPED = re.compile(r"^the value '(?P<value>.*)' of type '(?P<type>[^']+)'$")
+_QUOTED = re.compile(r"^'(?P<value>.*)'$")
+_INTEGER_TYPES = frozenset(
+    {"byte", "short", "signedint", "long", "unsignedbyte", "unsignedshort", "unsignedint"}
+)
+
+
+@dataclass(frozen=True)
+class RequestQueue:
+    """What a request queue is: the properties and arguments a declare must repeat exactly.
+
+    ``type`` is ``"quorum"``, ``"classic"``, ``"stream"``..., or ``"unknown"`` when the
+    broker's answers could not be read (then ``durable`` is None and the worker only
+    consumes, with a passive declare).
+    """
+
+    type: str
+    durable: bool | None
+    auto_delete: bool = False
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def asked(cls, queue_type: QueueType) -> RequestQueue:
+        """The queue a worker declares when there is none.
+
+        quorum: durable, as tutorial six's official code declares it today (a quorum queue
+        must be durable, and cannot be exclusive or auto-delete). Replicated on a cluster,
+        written to disk, the type RabbitMQ recommends; it honours the client's per-message
+        TTL (``expiration``) from RabbitMQ 3.10 on.
+
+        classic: not durable, exactly as the aio-pika tutorial declares it
+        (``declare_queue(name)``), so that tutorial's server can share the queue whichever
+        of the two starts first. RabbitMQ 4.3 and later refuse a new non-durable,
+        non-exclusive queue by default (the deprecated feature ``transient_nonexcl_queues``):
+        use quorum there.
+        """
+        if queue_type not in QUEUE_TYPES:
+            raise ValueError(
+                f"queue_type must be one of {', '.join(map(repr, QUEUE_TYPES))} or None "
+                f"(adopt the existing queue, else quorum), got {queue_type!r}"
+            )
+        return cls(queue_type, durable=queue_type == "quorum",
+                   arguments={"x-queue-type": queue_type})
+
+    @property
+    def durability(self) -> str:
+        """``durable`` or ``not durable`` (and ``auto-delete``), as a person reads it."""
+        if self.durable is None:
+            return "durability unknown"
+        return ("durable" if self.durable else "not durable") + (
+            ", auto-delete" if self.auto_delete else ""
+        )
+
+    def describe(self) -> str:
+        """``quorum, durable``: what the start-up line says the worker serves."""
+        return f"{self.type}, {self.durability}"
+
+
+async def declare_request_queue(
+    connection: aio_pika.abc.AbstractConnection,
+    name: str,
+    queue_type: QueueType | None = None,
+) -> RequestQueue:
+    """Find out what the request queue is, declaring it only when it is absent.
+
+    Why so careful: RabbitMQ refuses (406 PRECONDITION_FAILED, closing the channel) a declare
+    whose type, durability or arguments differ from the existing queue's, and tutorial six
+    exists in two shapes, a durable quorum queue (RabbitMQ's official code, every language)
+    and a classic non-durable one (aio-pika's tutorial). A worker that simply declared its own
+    shape would die beside a server of the other. So:
+
+    1. a passive declare (it never creates anything) tells whether the queue exists;
+    2. if it exists, it is adopted as it is; AMQP has no "describe queue", so its type and
+       durability are read from the 406 answers to equivalent declares (each names one
+       property that differs and its current value);
+    3. if it is absent, it is declared as asked (None: durable quorum). A 406 there means
+       another worker declared it in between, differently: adopt that one as in 2.
+
+    Only an explicit ``queue_type`` that differs from the existing queue's type raises
+    :class:`QueueMismatchError`; a different durability of the same type is adopted.
+    Every declare runs on a throwaway channel, because a refused one closes its channel.
+    """
+    wanted = RequestQueue.asked(queue_type or "quorum")
+    existing = await _existing(connection, name)
+    if existing is None:
+        refusal = await _declare(connection, name, wanted)
+        if refusal is None:
+            return wanted  # ours, or an equivalent one declared a moment before
+        existing = await _learn(connection, name)
+    if queue_type is not None and existing.type not in (queue_type, "unknown"):
+        raise QueueMismatchError(
+            f"the request queue {name!r} already exists as a {existing.type} queue "
+            f"({existing.durability}), but a {queue_type} queue was asked for: start the worker "
+            f"without a queue type (no --queue-type) to serve it as it is, or use another "
+            f"queue name",
+            queue=name, existing=existing.describe(), asked=queue_type,
+        )
+    if queue_type is not None and existing.type == "unknown":
+        log.warning("could not tell the type of queue %r; serving it as it is", name)
+    return existing
+
+
+async def _existing(connection: aio_pika.abc.AbstractConnection, name: str
+                    ) -> RequestQueue | None:
+    """The existing queue's properties, or None when there is no such queue."""
+    channel = await _throwaway_channel(connection)
+    try:
+        await channel.queue_declare(name, passive=True)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        return None
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+    return await _learn(connection, name)
+
+
+async def _learn(connection: aio_pika.abc.AbstractConnection, name: str) -> RequestQueue:
+    """Declare equivalents until the broker accepts one: that one is the queue as it is.
+
+    Starts from a durable quorum queue (a quorum declare is never taken for a classic queue,
+    even where RabbitMQ relaxes its checks); each refusal names one property or argument
+    and its current value, which the next try repeats.
+    """
+    guess = RequestQueue.asked("quorum")
+    arguments = dict(guess.arguments)
+    durable, auto_delete = True, False
+    for _ in range(_MAX_PROBES):
+        guess = RequestQueue(str(arguments["x-queue-type"]), durable, auto_delete, arguments)
+        refusal = await _declare(connection, name, guess)
+        if refusal is None:
+            return guess
+        learned = _current_value(refusal)
+        if learned is None:
+            break
+        key, value = learned
+        if key == "durable" and isinstance(value, bool):
+            durable = value
+        elif key == "auto_delete" and isinstance(value, bool):
+            auto_delete = value
+        elif key == "x-queue-type" and value is None:
+            arguments[key] = "classic"  # a classic queue declared without the argument
+        elif value is not None and key not in ("durable", "auto_delete"):
+            arguments[key] = value
+        else:
+            break
+        arguments = dict(arguments)
+    log.warning("could not read the properties of queue %r from the broker's answers", name)
+    return RequestQueue("unknown", durable=None)
+
+
+def _current_value(refusal: str) -> tuple[str, Any] | None:
+    """(key, current value) from a 406 text, or None when it is not one we can read back."""
+    match = _INEQUIVALENT.search(refusal)
+    if match is None:
+        return None
+    key, now = match["key"], match["now"].strip()
+    if now == "none":
+        return key, None
+    typed = _TYPED.match(now)
+    if typed:
+        value, kind = typed["value"], typed["type"]
+        if kind == "longstr":
+            return key, value
+        if kind in _INTEGER_TYPES:
+            return key, int(value)
+        if kind == "bool":
+            return key, value == "true"
+        return None  # a float, table or array argument: not worth reading back
+    quoted = _QUOTED.match(now)
+    if quoted is None:
+        return None
+    value = quoted["value"]
+    if value in ("true", "false"):
+        return key, value == "true"
+    return key, value
+
+
+async def _throwaway_channel(connection: aio_pika.abc.AbstractConnection) -> Any:
+    """A plain channel on the connection underneath: a robust channel closed by a refused
+    declare would try to come back, and it would re-declare the queue each time it did."""
+    underlay = connection.transport.connection  # type: ignore[union-attr]
+    return await underlay.channel()
+
+
+async def _declare(connection: aio_pika.abc.AbstractConnection, name: str,
+                   queue: RequestQueue) -> str | None:
+    """Declare on a throwaway channel; None when accepted, else the 406 text."""
+    channel = await _throwaway_channel(connection)
+    try:
+        await channel.queue_declare(
+            name, durable=bool(queue.durable), auto_delete=queue.auto_delete,
+            arguments=dict(queue.arguments),
+        )
+    except aiormq.exceptions.ChannelPreconditionFailed as error:
+        return str(error)
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+    return None
+
+
 class FibonacciRpcWorker:
     """Consumes a request queue and answers each request on its ``reply_to`` queue.
 
     Start it with ``await FibonacciRpcWorker.start()``; ``await worker.stop()`` stops
     consuming, finishes the requests it holds and closes the connection.
+    ``worker.request_queue`` says what it serves (``worker.queue_type``, ``worker.durable``);
+    ``worker.counts`` what it did.
     """
 
     def __init__(
@@ -75,6 +312,7 @@ class FibonacciRpcWorker:
         max_n: int,
         service_time: float,
         name: str,
+        request_queue: RequestQueue,
     ) -> None:
         self.connection = connection
         self.channel = channel
@@ -83,7 +321,9 @@ class FibonacciRpcWorker:
         self.max_n = max_n
         self.service_time = service_time
         self.name = name
+        self.request_queue = request_queue
         self.counts = WorkerCounts()
+        self._last_warning: dict[str, float] = {}  # what was warned about -> when (monotonic)
         self._consumer_tag: str | None = None
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -100,23 +340,40 @@ class FibonacciRpcWorker:
         max_n: int = DEFAULT_MAX_N,
         service_time: float = 0.0,
         name: str | None = None,
+        queue_type: QueueType | None = None,
     ) -> FibonacciRpcWorker:
-        """Connect, declare the request queue, and start serving it.
+        """Connect, adopt or declare the request queue, and start serving it.
 
         ``prefetch`` is how many unacked requests the broker hands this worker at once (1 =
         fair dispatch); ``service_time`` adds that many seconds of I/O-like waiting per
         request, to show how workers scale work that is not CPU-bound.
+
+        ``queue_type``: None adopts an existing request queue whatever its type, and declares
+        a durable quorum queue when there is none (RabbitMQ's tutorial six today);
+        ``"quorum"`` or ``"classic"`` (not durable, the aio-pika tutorial's) asks for that
+        type, and raises :class:`QueueMismatchError` if the queue exists with another type.
+        See :func:`declare_request_queue` and :meth:`RequestQueue.asked`.
         """
         if prefetch < 1:
             raise ValueError(f"prefetch must be 1 or more, got {prefetch}")
+        if queue_type is not None:
+            RequestQueue.asked(queue_type)  # a bad value fails before connecting
         connection = await connect_robust(url)
         try:
             # No publisher confirms: the reply and the ack go out in order on this channel.
             channel = await connection.channel(publisher_confirms=False)
             await channel.set_qos(prefetch_count=prefetch)
-            # Declared exactly as tutorial six does (not durable), so workers and clients
-            # written in other languages can share it.
-            request_queue = await channel.declare_queue(queue)
+            kind = await declare_request_queue(connection, queue, queue_type)
+            # Declared again on the robust channel with exactly what the queue is (an
+            # equivalent declare changes nothing), because aio-pika re-declares a robust
+            # channel's queues after a reconnection, and after the queue was deleted.
+            if kind.durable is None:
+                request_queue = await channel.declare_queue(queue, passive=True)
+            else:
+                request_queue = await channel.declare_queue(
+                    queue, durable=kind.durable, auto_delete=kind.auto_delete,
+                    arguments=dict(kind.arguments),
+                )
             worker = cls(
                 connection,
                 channel,  # type: ignore[arg-type]
@@ -125,6 +382,7 @@ class FibonacciRpcWorker:
                 max_n=max_n,
                 service_time=service_time,
                 name=name or default_worker_name(),
+                request_queue=kind,
             )
             worker._consumer_tag = await request_queue.consume(worker._on_request)
         except BaseException:
@@ -153,6 +411,9 @@ class FibonacciRpcWorker:
             )
             await self._ack(message)
             return
+        if self._expired(message):
+            await self._ack(message)
+            return
         reply = await self._reply_for(message.body, message.correlation_id)
         try:
             # Not mandatory: without confirms a returned reply could not be reported back to
@@ -177,6 +438,47 @@ class FibonacciRpcWorker:
                 pass  # the channel is gone: the broker redelivers it
             return
         await self._ack(message)
+
+    def _expired(self, message: AbstractIncomingMessage) -> bool:
+        """Whether the caller's deadline (header ``x-deadline``) has passed: then nobody
+        waits for the answer, and computing it would only delay the requests behind it.
+
+        Checked when the worker starts on the request, not when it arrived: with prefetch
+        > 1 a request can wait in this worker's buffer long after RabbitMQ handed it over,
+        where the queue's per-message TTL no longer reaches it. The deadline is wall-clock
+        time, so it assumes the client's and the worker's clocks agree (NTP) to well within
+        a call's timeout. No header, or one that is not an integer, means no deadline: other
+        tutorials' clients do not send it.
+        """
+        deadline = (message.headers or {}).get(DEADLINE_HEADER)
+        if deadline is None:
+            return False
+        if isinstance(deadline, bool) or not isinstance(deadline, int):
+            self._warn(
+                "malformed",
+                "request (correlation_id=%r) has an %s header %r that is not an integer "
+                "number of milliseconds since the epoch; computing it as if it had none",
+                message.correlation_id, DEADLINE_HEADER, deadline,
+            )
+            return False
+        late_ms = time.time() * 1000 - deadline
+        if late_ms < 0:
+            return False
+        self.counts.expired += 1
+        self._warn(
+            "expired",
+            "dropped request (correlation_id=%r) whose caller's deadline passed %.0f ms ago: "
+            "acked, not computed, no reply (%d expired so far)",
+            message.correlation_id, late_ms, self.counts.expired,
+        )
+        return True
+
+    def _warn(self, what: str, message: str, *args: object) -> None:
+        """Log a warning, at most one per LOG_INTERVAL for each ``what``."""
+        now = time.monotonic()
+        if now - self._last_warning.get(what, float("-inf")) >= LOG_INTERVAL:
+            self._last_warning[what] = now
+            log.warning(message, *args)
 
     @staticmethod
     async def _ack(message: AbstractIncomingMessage) -> None:
@@ -212,6 +514,16 @@ class FibonacciRpcWorker:
         return aio_pika.Message(body, correlation_id=correlation_id, app_id=self.name, type=type)
 
     @property
+    def queue_type(self) -> str:
+        """The type of the request queue this worker serves: "quorum", "classic"..."""
+        return self.request_queue.type
+
+    @property
+    def durable(self) -> bool | None:
+        """Whether the request queue survives a broker restart (None: could not tell)."""
+        return self.request_queue.durable
+
+    @property
     def in_flight(self) -> int:
         """Requests received and not yet acked."""
         return self._in_flight
@@ -231,4 +543,7 @@ class FibonacciRpcWorker:
         await self.connection.close()
 
     def __repr__(self) -> str:
-        return f"<FibonacciRpcWorker {self.name} queue={self.queue.name!r}>"
+        return (
+            f"<FibonacciRpcWorker {self.name} queue={self.queue.name!r} "
+            f"({self.request_queue.describe()})>"
+        )
