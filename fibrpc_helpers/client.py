@@ -8,18 +8,27 @@ How a call works:
 1. At connect, the client declares one exclusive callback queue and consumes it. Exclusive
    means only this connection can read it, and the broker deletes it when the client goes.
 2. ``call(n)`` makes a fresh ``correlation_id``, maps it to a future, and publishes the
-   request to the request queue with ``reply_to`` = the callback queue. ``mandatory=True``
-   makes the broker hand back a request that no queue would receive (no worker, ever).
+   request to the request queue with ``reply_to`` = the callback queue. The channel has
+   publisher confirms and ``on_return_raises=True``, so a ``mandatory`` request that no
+   queue would receive comes back as an error at once (aio-pika drops a returned message
+   silently on a channel without confirms).
 3. Every reply on the callback queue is matched to its future by ``correlation_id``. A reply
    whose id is not waited for is discarded and counted, never raised: a worker that dies
    after replying but before acking gets its request redelivered, so the same reply can
    legitimately arrive twice.
+
+The timeout is the whole call: waiting for a lost broker to come back, publishing, waiting
+for the reply, every retry and the diagnosis of a timeout all fit inside it. The request
+carries the call's deadline twice: as its AMQP ``expiration`` (RabbitMQ drops it if it is
+still queued then, but only at the head of the queue) and in the ``x-deadline`` header (the
+reference worker drops it unanswered if it reaches the worker too late, prefetched or not).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from types import TracebackType
@@ -39,7 +48,7 @@ from yarl import URL
 
 from .errors import NoWorkerError, RpcConnectionError, RpcTimeout
 from .urls import amqp_url, mask_url
-from .wire import decode_reply, encode_request
+from .wire import DEADLINE_HEADER, decode_reply, encode_request
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +57,12 @@ DEFAULT_TIMEOUT = 10.0
 """Seconds a call waits for its reply unless told otherwise: no call waits forever."""
 
 _REMEMBERED_IDS = 10_000  # how many finished correlation ids we remember, to name discards
+
+_PROBE_LEAD = 1.0
+"""At most this many seconds before a call's deadline, the client asks the broker (in the
+background, without stopping the wait) whether anyone consumes the request queue, so that a
+timeout can say why without taking any time past the deadline."""
+_PROBE_FRESH = 1.0  # seconds a queue check stays good for every call that times out
 
 RECONNECT_INTERVAL = 1.0
 """Seconds between reconnection attempts after the broker goes away (aio-pika's default is
@@ -89,17 +104,11 @@ async def connect_robust(url: str | None) -> AbstractRobustConnection:
 
 
 class _NoReply(RpcTimeout):
-    """The call's timer went off; ``call`` adds why (nobody consumes the queue, or slow)."""
+    """A try's timer went off; ``call`` retries, or says why (``why``, else from the broker)."""
 
-
-def _cancelled_from_outside() -> bool:
-    """Whether the current task is being cancelled (not just a future awaited inside it).
-
-    Python 3.10 cannot tell; callers also look at whether the channel is gone.
-    """
-    task = asyncio.current_task()
-    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
-    return cancelling is not None and cancelling() > 0
+    def __init__(self, message: str, why: str | None = None) -> None:
+        super().__init__(message)
+        self.why = why
 
 
 class FibonacciRpcClient:
@@ -128,6 +137,8 @@ class FibonacciRpcClient:
         self._finished: OrderedDict[str, str] = OrderedDict()  # correlation id -> how it ended
         self._closing = False
         self._connected = True  # False from a lost connection until the channel is restored
+        self._probe: asyncio.Task[str] | None = None  # the queue check of timed-out calls
+        self._probed: tuple[float, str] | None = None  # (loop time, what the check found)
 
     @classmethod
     async def connect(
@@ -151,47 +162,97 @@ class FibonacciRpcClient:
         connection.close_callbacks.add(client._on_connection_closed)
         return client
 
-    async def call(self, n: int, *, timeout: float | None = None) -> int:
+    async def call(
+        self,
+        n: int,
+        *,
+        timeout: float | None = None,
+        idempotency_key: str | None = None,
+        retries: int = 0,
+    ) -> int:
         """Return fib(n) computed by a worker.
 
+        ``timeout`` (default: the client's) is the whole call, retries included: every try
+        gets an equal share of what is left. ``retries`` sends the request again after a try
+        times out; every try has its own ``correlation_id`` and the same ``message_id``, the
+        idempotency key: ``idempotency_key`` if given, else a fresh one per logical call. A
+        worker with side effects uses the key to do the work once however often it arrives.
+
         Raises NoWorkerError when no queue takes the request, RpcTimeout when no reply comes
-        within ``timeout`` seconds (default: the client's), RemoteError when the worker
-        answers with an error, RpcConnectionError when the connection is lost meanwhile.
+        in time, RemoteError when the worker answers with an error, RpcConnectionError when
+        the connection is lost meanwhile. A cancellation from outside stays a cancellation.
         """
         timeout = self.timeout if timeout is None else timeout
+        if not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be a whole number, 0 or more, got {retries!r}")
         body = encode_request(n)  # bad input fails here, before anything is sent
         if self._closing:
             raise RpcConnectionError("this client is closed; connect a new one to make calls")
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        # One key per logical call, also when the caller gives none: a redelivered request
+        # then carries the same message_id too.
+        key = uuid4().hex if idempotency_key is None else idempotency_key
+        tries = retries + 1
+        for attempt in range(tries):
+            left = timeout if attempt == 0 else deadline - loop.time()
+            share = left / (tries - attempt)
+            try:
+                reply = await self._try(n, body, share, key)
+            except _NoReply as error:
+                if attempt + 1 < tries:
+                    log.info("%s; trying again (%d of %d)", error, attempt + 2, tries)
+                    continue
+                said = f" ({tries} tries, the same idempotency key)" if tries > 1 else ""
+                raise RpcTimeout(
+                    f"no reply to fib({n}) from queue {self.queue!r} within {timeout:g} s"
+                    f"{said}: {error.why or self._why_no_reply()}"
+                ) from None
+            return decode_reply(reply.body, reply.type)
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    async def _try(
+        self, n: int, body: bytes, timeout: float, key: str
+    ) -> AbstractIncomingMessage:
+        """One try of a call: publish with a fresh correlation id, wait for its reply."""
+        loop = asyncio.get_running_loop()
         correlation_id = uuid4().hex
         future: asyncio.Future[AbstractIncomingMessage] = loop.create_future()
-        # The timer fails the future itself, so the reply wait needs no extra task.
-        timer = loop.call_later(timeout, self._time_out, future, n, timeout, correlation_id)
+        deadline = loop.time() + timeout
+        # Timers fail the future themselves, so the reply wait needs no extra task: the
+        # first starts the queue check shortly before the deadline, the second ends the try.
+        timers = [
+            loop.call_at(deadline - min(_PROBE_LEAD, timeout / 4), self._start_probe),
+            loop.call_at(deadline, self._time_out, future, n, timeout, correlation_id),
+        ]
         request = aio_pika.Message(
             body,
             correlation_id=correlation_id,
+            message_id=key,
             reply_to=self.callback_queue.name,
-            # A request nobody waits for any more must not be computed later.
+            # RabbitMQ drops the request if it is still queued when nobody waits any more...
             expiration=timeout,
+            # ...and the worker drops it if it gets it too late (queued or prefetched).
+            headers={DEADLINE_HEADER: int((time.time() + timeout) * 1000)},
         )
         try:
             if not self._connected:
                 await self._wait_for_broker(future, n, timeout)
             # Registered before publishing: the reply can arrive before the publisher confirm.
             self._pending[correlation_id] = future
-            await self._publish(request, timeout)
-            reply = await future
-        except _NoReply as error:
-            raise RpcTimeout(f"{error}: {await self._why_no_reply()}") from None
+            await self._publish(request, future)
+            return await future
         finally:
-            timer.cancel()
+            for timer in timers:
+                timer.cancel()
             if self._pending.pop(correlation_id, None) is not None:
                 self._remember(correlation_id, "late")
             if not future.done():
                 future.cancel()
             elif not future.cancelled():
-                future.exception()  # retrieved: the call has already ended another way
-        return decode_reply(reply.body, reply.type)
+                future.exception()  # retrieved: the try has already ended another way
 
     def _time_out(
         self,
@@ -227,59 +288,102 @@ class FibonacciRpcClient:
             )
         self._connected = True
 
-    async def _why_no_reply(self) -> str:
-        """Say why a call timed out: nobody consumes the request queue, or workers are slow."""
+    def _start_probe(self) -> None:
+        """Check the request queue in the background, unless a check is running or fresh.
+
+        The task belongs to the client (``close`` cancels and awaits it); every call that is
+        about to time out shares it.
+        """
+        if self._closing or (self._probe is not None and not self._probe.done()):
+            return
+        if self._probed and self._probed[0] > asyncio.get_running_loop().time() - _PROBE_FRESH:
+            return
+        self._probe = asyncio.ensure_future(self._check_queue())
+
+    def _why_no_reply(self) -> str:
+        """Why a call timed out, from the latest queue check (never waits for one)."""
         advice = (
             f"is a worker running? Start one with `python -m fibrpc_helpers worker --queue "
             f"{self.queue}`, or pass a longer timeout."
         )
+        fresh = asyncio.get_running_loop().time() - 2 * _PROBE_FRESH
+        if self._probed is None or self._probed[0] < fresh or not self._probed[1]:
+            return advice
+        found = self._probed[1]
+        return f"{found}: {advice}" if found.startswith("nobody") else found
+
+    async def _check_queue(self) -> str:
+        """Ask the broker whether anyone consumes the request queue; '' if it cannot say."""
+        found = ""
         try:
             # A throwaway plain channel: a failed passive declare closes it, and a robust
             # channel would try to bring it back.
             underlay = self.connection.transport.connection  # type: ignore[union-attr]
-            channel = await underlay.channel(timeout=1)
+            channel = await underlay.channel(timeout=_PROBE_LEAD)
             try:
                 declared = await channel.queue_declare(self.queue, passive=True, timeout=1)
             finally:
                 if not channel.is_closed:
-                    await asyncio.wait_for(channel.close(), 1)
-        except Exception:
-            return advice
-        if not declared.consumer_count:
-            return (
-                f"nobody consumes that queue ({declared.message_count} request(s) waiting in "
-                f"it): {advice}"
-            )
-        return (
-            f"{declared.consumer_count} worker(s) consume that queue but none answered in time: "
-            "they are busy or slow. Pass a longer timeout or start more workers."
-        )
+                    await asyncio.wait_for(channel.close(), _PROBE_LEAD)
+            if not declared.consumer_count:
+                found = (
+                    f"nobody consumes that queue ({declared.message_count} request(s) "
+                    "waiting in it)"
+                )
+            else:
+                found = (
+                    f"{declared.consumer_count} worker(s) consume that queue but none "
+                    "answered in time: they are busy or slow. Pass a longer timeout or start "
+                    "more workers."
+                )
+        except Exception as error:  # the check is advice only: it must never fail a call
+            log.debug("could not check queue %r: %r", self.queue, error)
+        self._probed = (asyncio.get_running_loop().time(), found)
+        return found
 
-    async def _publish(self, request: aio_pika.Message, timeout: float) -> None:
-        """Publish a request; the broker confirms it, or returns it when no queue takes it."""
+    async def _publish(
+        self, request: aio_pika.Message, future: asyncio.Future[AbstractIncomingMessage]
+    ) -> None:
+        """Publish a request; the broker confirms it, or returns it when no queue takes it.
+
+        It waits no longer than the try (``future`` fails at its deadline, or when the
+        connection is lost). The publish runs in a task of its own that the call owns, so
+        that a cancellation from outside (the caller's, passed on) and one from inside
+        aio-pika (its channel closed under the publish) cannot be confused, on every Python.
+        """
+        publishing = asyncio.ensure_future(
+            self.channel.default_exchange.publish(request, routing_key=self.queue, mandatory=True)
+        )
         try:
-            await self.channel.default_exchange.publish(
-                request, routing_key=self.queue, mandatory=True, timeout=timeout
-            )
+            await asyncio.wait((publishing, future), return_when=asyncio.FIRST_COMPLETED)
+            if not publishing.done() and (future.cancelled() or future.exception()):
+                publishing.cancel()  # the try is over before the broker confirmed
+            await asyncio.wait((publishing,))  # a reply can come before its confirm
+        except asyncio.CancelledError:
+            publishing.cancel()
+            await asyncio.wait((publishing,))
+            raise  # our caller cancelled the call
+        if publishing.cancelled() and future.done() and not future.cancelled():
+            failed = future.exception()
+            if isinstance(failed, _NoReply):
+                raise _NoReply(
+                    str(failed),
+                    why="the broker did not confirm the request in time; is it overloaded or "
+                    "blocked (low disk or memory)?",
+                )
+            if failed is not None:
+                raise failed
+        try:
+            publishing.result()
         except PublishError:
             raise NoWorkerError(
                 f"the broker has no queue named {self.queue!r}, so no worker can receive the "
                 f"request. Start a worker (`python -m fibrpc_helpers worker --queue "
                 f"{self.queue}`) or check the queue name."
             ) from None
-        except asyncio.TimeoutError:
-            raise RpcTimeout(
-                f"the broker did not confirm the request within {timeout:g} s; is it "
-                "overloaded or blocked (low disk or memory)?"
-            ) from None
         except (
             asyncio.CancelledError, AMQPError, ChannelInvalidStateError, ConnectionError
         ) as error:
-            channel_lost = self._closing or self.channel.is_closed
-            if isinstance(error, asyncio.CancelledError) and (
-                _cancelled_from_outside() or not channel_lost
-            ):
-                raise  # our caller cancelled the call
             # The channel closed under the publish, so the broker never confirmed it.
             if self._closing:
                 raise RpcConnectionError(
@@ -334,6 +438,9 @@ class FibonacciRpcClient:
     async def close(self) -> None:
         """Close the connection; the broker deletes the exclusive callback queue."""
         self._closing = True
+        if self._probe is not None:
+            self._probe.cancel()
+            await asyncio.wait((self._probe,))
         await self.connection.close()
 
     async def __aenter__(self) -> FibonacciRpcClient:

@@ -1,0 +1,119 @@
+"""One deadline per call, and a cancellation that stays a cancellation.
+
+A call's timeout is its whole time: publishing, waiting for the reply and saying why no
+reply came all fit inside it, even when the broker stops answering. To make a broker that
+stops answering, this module freezes a private RabbitMQ node (SIGSTOP to its Erlang VM) and
+thaws it afterwards (SIGCONT); the shared broker on 5672 is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+
+import aio_pika
+import pytest
+from private_node import PrivateNode, node_fixture  # noqa: F401  (the fixture `node`)
+from waits import wait_until
+
+from fibrpc_helpers import FibonacciRpcClient, RpcTimeout, broker
+
+pytestmark = [
+    pytest.mark.skipif(
+        broker._find_server() is None or not hasattr(signal, "SIGSTOP"),
+        reason="needs rabbitmq-server (apt-get install rabbitmq-server) and POSIX signals "
+        "to freeze a private node",
+    ),
+    pytest.mark.timeout(120),
+]
+
+SLACK = 0.25  # seconds a loaded 2-core machine may add to a timer; far below what was added
+
+
+@contextmanager
+def frozen(node: PrivateNode) -> Iterator[None]:
+    """The node's Erlang VM stopped (it answers nothing) until the block ends."""
+    vm = int((node.state_dir / "rabbitmq.pid").read_text().strip())
+    os.kill(vm, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(vm, signal.SIGCONT)
+
+
+@pytest.fixture
+async def private_client(
+    node: PrivateNode, queue_name: str
+) -> AsyncIterator[FibonacciRpcClient]:
+    """A client of the private node, on a queue that exists and that nobody consumes."""
+    connection = await aio_pika.connect(node.url)
+    async with connection:
+        await (await connection.channel()).declare_queue(queue_name)
+        client = await FibonacciRpcClient.connect(node.url, queue=queue_name)
+        try:
+            yield client
+        finally:
+            await client.close()
+            await (await connection.channel()).queue_delete(queue_name)
+
+
+async def test_a_call_to_a_frozen_broker_ends_at_its_timeout(node, private_client):
+    """Before: the publish, the wait and the diagnosis each had their own time (about 1.5 s
+    here for a 0.5 s call, up to 3.5 s)."""
+    with frozen(node):
+        started = time.monotonic()
+        with pytest.raises(RpcTimeout, match="within 0.5 s"):
+            await private_client.call(5, timeout=0.5)
+        took = time.monotonic() - started
+    assert took < 0.5 + SLACK, f"a 0.5 s call took {took:.2f} s"
+
+
+async def test_a_timed_out_call_still_says_why_within_its_timeout(private_client):
+    """The queue check runs while the call waits, so the reason costs no extra time."""
+    started = time.monotonic()
+    with pytest.raises(RpcTimeout, match="nobody consumes that queue"):
+        await private_client.call(5, timeout=0.4)
+    took = time.monotonic() - started
+    assert took < 0.4 + SLACK, f"a 0.4 s call took {took:.2f} s"
+
+
+async def test_retries_share_the_call_timeout(private_client):
+    started = time.monotonic()
+    with pytest.raises(RpcTimeout, match=r"within 0.6 s \(3 tries"):
+        await private_client.call(5, timeout=0.6, retries=2)
+    took = time.monotonic() - started
+    assert 0.6 - 0.01 < took < 0.6 + SLACK, f"a 0.6 s call with retries took {took:.2f} s"
+
+
+async def test_a_cancelled_call_raises_cancelled_error_even_while_the_client_closes(
+    node, private_client
+):
+    """A cancellation from outside is the caller's, whatever else happens at that moment.
+
+    Before: on Python 3.10, which cannot tell who cancelled, a call cancelled while its
+    client was closing raised RpcConnectionError.
+    """
+    with frozen(node):
+        call = asyncio.ensure_future(private_client.call(5, timeout=30))
+        await wait_until(lambda: private_client.in_flight == 1, 5, "the request in flight")
+        closing = asyncio.ensure_future(private_client.close())
+        await wait_until(lambda: private_client._closing, 5, "the client to start closing")
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+    await asyncio.wait_for(closing, 30)  # thawed: the close completes
+
+
+async def test_a_cancelled_call_while_waiting_for_the_reply_raises_cancelled_error(
+    private_client,
+):
+    call = asyncio.ensure_future(private_client.call(5, timeout=30))
+    await wait_until(lambda: private_client.in_flight == 1, 5, "the request in flight")
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert private_client.in_flight == 0
