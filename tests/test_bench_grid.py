@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import math
+import time
 
 import pytest
 
 from fibrpc_helpers.bench import grid
-from fibrpc_helpers.bench.grid import CALL_COLUMNS, Bench, Preset, Work
+from fibrpc_helpers.bench.grid import CALL_COLUMNS, Bench, Point, Preset, Work
+from fibrpc_helpers.bench.loadgen import Generator, LoopLag, idle_slack
 
 IO_5MS = Work("io-5ms", n=7, sleep_ms=5)
 
@@ -79,6 +82,35 @@ def test_each_point_reports_its_load_generators_event_loop_lag(bench: Bench) -> 
     (point,) = bench.closed_grid(works=[IO_5MS], workers=(1,), clients=(2,))
     assert len(point.loop_lags) == 2  # one figure per load-generator process that ran clients
     row = point.row()
-    assert 0 <= row["loop_lag_ms"] < 1000
-    assert row["loadgen_lagging"] == (row["loop_lag_ms"] > 5)
+    assert 0 <= row["loop_lag_mean_ms"] <= row["loop_lag_ms"] < 1000
+    assert row["loadgen_share"] == pytest.approx(row["loop_lag_mean_ms"] / row["p50_ms"])
+    assert row["loadgen_lagging"] == (row["loadgen_share"] >= grid.LAG_SHARE)
     assert "loadgen loop lag" in grid.describe(row)
+
+
+def _point(lag_ms: float) -> Point:
+    """A closed point of 10 calls of 10 ms each, its load generator lagging ``lag_ms``."""
+    records = [(0, 0.1 + i * 0.01, 0.1 + i * 0.01, 0.11 + i * 0.01, "") for i in range(10)]
+    point = Point("closed", "correlation-id", IO_5MS, 1, 1, 1, math.nan, 0.1, 0.1, records)
+    point.loop_lags = [LoopLag(worst=0.02, mean=0.0), LoopLag(worst=0.005, mean=lag_ms / 1e3)]
+    return point
+
+
+def test_a_point_is_flagged_only_when_the_lag_is_a_sizeable_share_of_its_p50() -> None:
+    calm, lagging = _point(0.5).row(), _point(2.0).row()
+    assert calm["p50_ms"] == pytest.approx(10)
+    assert calm["loop_lag_ms"] == pytest.approx(20)  # one long stall alone flags nothing
+    assert calm["loadgen_share"] == pytest.approx(0.05) and not calm["loadgen_lagging"]
+    assert lagging["loadgen_share"] == pytest.approx(0.2) and lagging["loadgen_lagging"]
+    assert "20% of the p50 may be load-generator delay" in grid.describe(lagging)
+
+
+async def test_the_lag_ticker_sees_a_blocked_event_loop_beyond_its_idle_slack() -> None:
+    slack = await idle_slack(ticks=10)
+    assert 0 <= slack < 0.05
+    t0 = time.monotonic()
+    ticker = asyncio.create_task(Generator._lag(t0, 0.0, 0.1, slack=slack))
+    await asyncio.sleep(0.02)
+    time.sleep(0.04)  # noqa: ASYNC251 - blocks the event loop on purpose: the lag to measure
+    lag = await ticker
+    assert lag.worst >= 0.02 and 0 < lag.mean <= lag.worst

@@ -32,9 +32,26 @@ from .stats import poisson_schedule
 Record = tuple[int, float, float, float, str]  # client, intended, sent, done, error ("" = ok)
 
 # How often the lag ticker wakes. A ticker that asks to wake every 5 ms and wakes late by x
-# says that the event loop was busy for x: every reply that arrived meanwhile waited as long,
-# and that wait was counted in some call's latency.
+# says that the event loop was busy (or its process waited for a core) for x: a reply that
+# arrived meanwhile waited about as long, and that wait was counted in its call's latency.
 LAG_TICK = 0.005
+# An idle event loop wakes a timer late by itself: epoll counts its timeout in whole
+# milliseconds, rounded up, so a ticker on an idle loop reads about 0.5 ms of "lag" that no
+# reply (which wakes the loop through its socket) ever waits. Each process measures this
+# slack on its idle loop when it starts, and subtracts it.
+SLACK_TICKS = 40
+
+
+@dataclass(frozen=True)
+class LoopLag:
+    """How late a load generator's event loop was during one window, beyond its idle slack.
+
+    ``mean`` is about the extra wait of a typical reply before the generator read it (the
+    ticks fall at moments unrelated to the replies); ``worst`` is the longest single stall.
+    """
+
+    worst: float  # seconds
+    mean: float  # seconds
 
 
 @dataclass
@@ -58,8 +75,9 @@ class Load:
 class Generator:
     """The clients of one process, kept connected from run to run (keyed by design, queue)."""
 
-    def __init__(self, url: str | None) -> None:
+    def __init__(self, url: str | None, slack: float = 0.0) -> None:
         self.url = url
+        self.slack = slack  # seconds an idle loop's timer wakes late (see SLACK_TICKS)
         self.pools: dict[tuple[str, str], list[Caller]] = {}
 
     async def clients(self, load: Load) -> list[Caller]:
@@ -71,38 +89,38 @@ class Generator:
             )
         return pool[: load.clients]
 
-    async def run(self, load: Load) -> tuple[list[Record], float]:
-        """Every call of ``load``, and this event loop's worst lag (s) in the measured window."""
+    async def run(self, load: Load) -> tuple[list[Record], LoopLag]:
+        """Every call of ``load``, and this event loop's lag in the measured window."""
         clients = await self.clients(load)
         records: list[Record] = []
         delay = load.start_at - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
         t0 = load.start_at
-        ticker = asyncio.create_task(self._lag(t0, load.warmup, load.warmup + load.duration))
-        if load.loop == "closed":
-            await asyncio.gather(
-                *(self._closed(load, i, client, t0, records) for i, client in enumerate(clients))
-            )
-        else:
-            await self._open(load, clients, t0, records)
+        window = (load.warmup, load.warmup + load.duration)
+        ticker = asyncio.create_task(self._lag(t0, *window, slack=self.slack))
+        try:
+            if load.loop == "closed":
+                calls = (self._closed(load, i, c, t0, records) for i, c in enumerate(clients))
+                await asyncio.gather(*calls)
+            else:
+                await self._open(load, clients, t0, records)
+        except BaseException:  # the calls failed: the ticker goes with them
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+            raise
         return records, await ticker
 
     @staticmethod
-    async def _lag(t0: float, start: float, end: float) -> float:
-        """The largest lateness of a ticker due every LAG_TICK s in [start, end) after t0.
+    async def _lag(t0: float, start: float, end: float, slack: float = 0.0) -> LoopLag:
+        """The lateness beyond ``slack`` of a ticker due every LAG_TICK s in [start, end).
 
         A load generator whose one core is full times its own queueing: its calls look
         slower, and Little's law still holds. The lag of its event loop is what shows it.
         """
-        worst, due = 0.0, start
-        while due < end:
-            delay = t0 + due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            worst = max(worst, time.monotonic() - t0 - due)
-            due += LAG_TICK
-        return worst
+        lates = await _ticks(t0, start, end)
+        excess = [max(0.0, late - slack) for late in lates] or [0.0]
+        return LoopLag(worst=max(excess), mean=sum(excess) / len(excess))
 
     async def _closed(
         self, load: Load, index: int, client: Caller, t0: float, out: list[Record]
@@ -148,8 +166,26 @@ class Generator:
         self.pools.clear()
 
 
+async def _ticks(t0: float, start: float, end: float) -> list[float]:
+    """How late (s) a ticker due every LAG_TICK s in [start, end) after ``t0`` woke each time."""
+    lates, due = [], start
+    while due < end:
+        delay = t0 + due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        lates.append(time.monotonic() - t0 - due)
+        due += LAG_TICK
+    return lates
+
+
+async def idle_slack(ticks: int = SLACK_TICKS) -> float:
+    """How late this event loop's timer wakes when nothing else runs: the median lateness."""
+    lates = sorted(await _ticks(time.monotonic(), 0.0, ticks * LAG_TICK))
+    return lates[len(lates) // 2]
+
+
 async def _serve(url: str | None) -> None:
-    generator = Generator(url)
+    generator = Generator(url, slack=await idle_slack())
     loop = asyncio.get_running_loop()
     print(json.dumps({"ready": os.getpid()}), flush=True)
     while True:
@@ -167,7 +203,7 @@ async def _serve(url: str | None) -> None:
                 print(json.dumps({"connected": len(clients)}), flush=True)
                 continue
             records, lag = await generator.run(Load(**command))
-            print(json.dumps({"records": records, "lag": lag}), flush=True)
+            print(json.dumps({"records": records, "lag": asdict(lag)}), flush=True)
         except Exception as error:  # report it to the parent, which raises it there
             print(json.dumps({"error": f"{type(error).__name__}: {error}"}), flush=True)
     await generator.close()
@@ -264,14 +300,14 @@ class LoadGenerators:
 
     def collect(
         self, busy: Sequence[subprocess.Popen[str]], timeout: float
-    ) -> tuple[list[Record], list[float]]:
-        """Every process's calls, and each process's worst event-loop lag in seconds."""
+    ) -> tuple[list[Record], list[LoopLag]]:
+        """Every process's calls, and each process's event-loop lag."""
         records: list[Record] = []
-        lags: list[float] = []
+        lags: list[LoopLag] = []
         for process in busy:
             answer = self._read(process, timeout)
             records += [tuple(r) for r in answer["records"]]  # type: ignore[misc]
-            lags.append(float(answer["lag"]))
+            lags.append(LoopLag(**answer["lag"]))
         return records, lags
 
     def close_clients(self) -> None:
