@@ -4,6 +4,11 @@
 machine needs no other step. The node this module starts keeps its data, logs and Erlang
 cookie under ``.broker/`` in the project (git-ignored), listens on the URL's port, and is
 recorded in ``.broker/node.json`` so that ``stop`` stops that node and never anything else.
+
+Starting and stopping a node of our own needs POSIX process groups and signals, so it happens
+on Linux and macOS only. On Windows RabbitMQ runs as a Windows service (its installer sets one
+up), so ``ensure`` there only checks that a broker answers and otherwise says how to get one;
+``status`` works everywhere.
 """
 
 from __future__ import annotations
@@ -32,17 +37,65 @@ def default_state_dir() -> Path:
 START_TIMEOUT = 120.0
 
 # Debian puts the real scripts here; /usr/sbin/rabbitmq-server is a wrapper that insists on
-# running as the `rabbitmq` user, which our project-local node does not want.
-_SCRIPT_DIRS = ("/usr/lib/rabbitmq/bin", "/usr/local/opt/rabbitmq/sbin", "/opt/homebrew/sbin")
+# running as the `rabbitmq` user, which our project-local node does not want. Then Homebrew's
+# places (Intel, Apple Silicon), as RabbitMQ's Homebrew guide lists them.
+_SCRIPT_DIRS = (
+    "/usr/lib/rabbitmq/bin",
+    "/usr/local/opt/rabbitmq/sbin",
+    "/opt/homebrew/opt/rabbitmq/sbin",
+    "/usr/local/sbin",
+    "/opt/homebrew/sbin",
+)
 
-HOW_TO_GET_ONE = """\
-No RabbitMQ broker answers at {url}, and rabbitmq-server is not installed here.
-Get one of these, then run the command again:
-  * Debian/Ubuntu:  sudo apt-get install rabbitmq-server
-  * macOS:          brew install rabbitmq
-  * Docker:         docker run -d --name rabbitmq -p 5672:5672 rabbitmq:3
-Or point AMQP_URL at a broker you already have, e.g.
-  export AMQP_URL=amqp://user:password@broker.example.org:5672/"""
+# How to install RabbitMQ, per platform: one entry per way, continuation lines indented.
+_INSTALL = {
+    "linux": [
+        "Debian/Ubuntu:  sudo apt-get install rabbitmq-server\n"
+        "(as root, `broker ensure` runs apt-get itself)",
+        "other Linux:    your distribution's rabbitmq-server package",
+    ],
+    "darwin": [
+        "macOS:          brew install rabbitmq   (Homebrew; `broker ensure` then starts a\n"
+        "node of its own from it, with its data in .broker/)",
+    ],
+    "win32": [
+        "Windows:        RabbitMQ's installer (https://www.rabbitmq.com/docs/install-windows;\n"
+        "it needs Erlang first) or `choco install rabbitmq`. Both run RabbitMQ as a\n"
+        "Windows service that starts by itself; if it is installed but stopped, start\n"
+        "the RabbitMQ service in the Services panel.",
+    ],
+}
+
+
+def how_to_get_one(url: str, platform: str | None = None) -> str:
+    """What to do when nothing answers at the local ``url`` and no node can be started here.
+
+    ``platform`` is a ``sys.platform`` value (this machine's by default): each platform gets
+    its own way to install RabbitMQ, then the ways that work everywhere (Docker, or the class
+    broker's URL in ``.env``)."""
+    platform = platform or sys.platform
+    key = "win32" if platform.startswith("win") else "darwin" if platform == "darwin" else "linux"
+    why = (
+        "this project starts no node of its own on Windows" if key == "win32"
+        else "rabbitmq-server is not installed"
+    )
+    ways = [*_INSTALL[key], "Docker:         docker run -d --name rabbitmq -p 5672:5672 rabbitmq:3"]
+    lines = [
+        f"No RabbitMQ broker answers at {mask_url(url)}, and {why}.",
+        "Get one, then run `python -m fibrpc_helpers broker ensure` again:",
+        *("  * " + way.replace("\n", "\n                    ") for way in ways),
+        "Or use a broker you already have (the class broker): put its URL in a file named .env",
+        "at the project root, one line:",
+        "  AMQP_URL=amqp://user:password@broker.example.org:5672/vhost",
+        "or set the AMQP_URL environment variable (README: Teaching with this series).",
+    ]
+    return "\n".join(lines)
+
+
+def can_start_nodes() -> bool:
+    """Whether this module can start and stop a node of its own here: POSIX only (it uses
+    process groups and signals); on Windows RabbitMQ runs as a service."""
+    return os.name == "posix"
 
 
 class BrokerError(RuntimeError):
@@ -92,6 +145,8 @@ def probe(url: str | None = None, timeout: float = 3.0) -> str | None:
 
 def _recorded_node(state_dir: Path) -> dict | None:
     """The node we started, if its recorded process is still alive and is that node."""
+    if not can_start_nodes():
+        return None  # none was started here (and os.kill(pid, 0) would END it on Windows)
     try:
         record = json.loads((state_dir / "node.json").read_text())
         pid = int(record["pid"])
@@ -119,6 +174,7 @@ def _process_start_time(pid: int) -> str | None:
 
 
 def status(url: str | None = None, state_dir: Path | None = None) -> BrokerInfo:
+    """Whether a broker answers at the URL, its version, and whether ``ensure`` started it."""
     url = amqp_url(url)
     record = _recorded_node(state_dir or default_state_dir())
     started_by_us = record is not None and record["port"] == url_port(url)
@@ -239,6 +295,8 @@ def ensure(url: str | None = None, state_dir: Path | None = None) -> BrokerInfo:
             f"no RabbitMQ broker answers at {mask_url(url)}. It is not on this machine, so "
             "it cannot be started from here: check the host, port and credentials in AMQP_URL."
         )
+    if not can_start_nodes():
+        raise BrokerError(how_to_get_one(url))
     server = _find_server()
     if server is None and _can_apt_install():
         _install_with_apt()
@@ -246,7 +304,7 @@ def ensure(url: str | None = None, state_dir: Path | None = None) -> BrokerInfo:
             return status(url, state_dir)
         server = _find_server()
     if server is None:
-        raise BrokerError(HOW_TO_GET_ONE.format(url=mask_url(url)))
+        raise BrokerError(how_to_get_one(url))
     _start_node(server, url, state_dir)
     return status(url, state_dir)
 
@@ -254,6 +312,9 @@ def ensure(url: str | None = None, state_dir: Path | None = None) -> BrokerInfo:
 def stop(state_dir: Path | None = None) -> str:
     """Stop the node that ``ensure`` started; leave any other broker alone."""
     state_dir = state_dir or default_state_dir()
+    if not can_start_nodes():
+        return ("this project starts no RabbitMQ node on Windows; nothing stopped (to stop "
+                "RabbitMQ itself, stop the RabbitMQ service in the Services panel)")
     record = _recorded_node(state_dir)
     if record is None:
         return "no RabbitMQ node started by this project is running; nothing stopped"

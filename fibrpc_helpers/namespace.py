@@ -23,8 +23,8 @@ def namespace() -> str:
     if not value:
         try:
             user = getpass.getuser()
-        except Exception:  # no user name in some containers
-            user = f"uid{os.getuid()}"
+        except Exception:  # no user name in some containers (os.getuid is POSIX-only)
+            user = f"uid{os.getuid()}" if hasattr(os, "getuid") else "user"
         value = f"{user}@{socket.gethostname()}"
     return re.sub(r"[^A-Za-z0-9_.@-]", "-", value)[:100]
 

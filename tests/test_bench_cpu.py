@@ -1,14 +1,20 @@
-"""Whose CPU was busy: the verdicts from known inputs, and the /proc readings themselves."""
+"""Whose CPU was busy: the verdicts from known inputs, the /proc readings themselves, and a
+machine without /proc (macOS, Windows), where the figures are unknown and the report says so."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
+from fibrpc_helpers.bench import cpu
 from fibrpc_helpers.bench.cpu import CpuMeter, CpuUse, broker_pid, process_cpu_seconds
+from fibrpc_helpers.bench.grid import Point, Work, describe
+
+needs_proc = pytest.mark.skipif(not cpu.available(), reason="no /proc here: CPU is unknown")
 
 
 def test_verdict_names_the_saturated_role() -> None:
@@ -38,6 +44,7 @@ def test_verdict_when_nothing_is_busy() -> None:
     assert use.total("workers") == 7.0 and use.peak("workers") == 4.0
 
 
+@needs_proc
 def test_process_cpu_grows_with_work_and_a_gone_process_is_none() -> None:
     meter = CpuMeter({"me": [os.getpid()]})
     meter.start()
@@ -50,6 +57,7 @@ def test_process_cpu_grows_with_work_and_a_gone_process_is_none() -> None:
     assert process_cpu_seconds(2**22 + 12345) is None
 
 
+@needs_proc
 def test_the_local_broker_is_found(url: str) -> None:
     where = urlparse(url)
     if where.hostname not in ("localhost", "127.0.0.1", "::1"):
@@ -57,3 +65,32 @@ def test_the_local_broker_is_found(url: str) -> None:
     pid = broker_pid(where.port or 5672)
     assert pid is not None, "the broker of the test suite runs on this machine"
     assert Path(f"/proc/{pid}/comm").read_text().strip() == "beam.smp"
+
+
+def test_a_role_without_readings_is_unknown_not_idle() -> None:
+    """A remote broker has no pid here: its CPU is NaN, and the verdict still comes out."""
+    use = CpuUse(1.0, roles={"broker": [], "workers": [97.0]}, machine=120.0, cores=2)
+    assert math.isnan(use.total("broker")) and math.isnan(use.peak("broker"))
+    assert use.bottleneck() == "workers CPU-bound"
+
+
+def test_without_proc_the_bench_reports_cpu_as_not_available(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """macOS and Windows have no /proc: every reading is unknown and the report says so."""
+    monkeypatch.setattr(cpu, "PROC", tmp_path)  # an empty directory: no /proc here
+    assert not cpu.available()
+    assert process_cpu_seconds(os.getpid()) is None and broker_pid(5672) is None
+    meter = CpuMeter({"broker": [broker_pid(5672)], "workers": [os.getpid()]})
+    meter.start()
+    use = meter.stop()
+    assert not use.available and math.isnan(use.machine) and math.isnan(use.total("workers"))
+    assert use.bottleneck() == use.describe() == cpu.NOT_AVAILABLE
+    work = Work("io-1ms", sleep_ms=1)
+    point = Point(kind="closed", design="reference", work=work, workers=1, clients=1,
+                  prefetch=1, offered=math.nan, warmup=0.0, duration=1.0, cpu=use)
+    point.records.append((0, 0.1, 0.1, 0.102, ""))  # one call: client, intended, sent, done
+    row = point.row()  # a report row with CPU unknown: NaN figures, the reason as verdict
+    assert math.isnan(row["cpu_workers"]) and math.isnan(row["cpu_machine"])
+    assert row["bottleneck"] == cpu.NOT_AVAILABLE
+    assert cpu.NOT_AVAILABLE in describe(row)

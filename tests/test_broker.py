@@ -6,6 +6,12 @@ this machine; the broker itself is exercised by every other test and by test_cli
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from fibrpc_helpers import broker, mask_url
@@ -30,10 +36,57 @@ def test_without_rabbitmq_and_without_apt_it_names_the_ways_to_get_one(
     with pytest.raises(broker.BrokerError) as caught:
         broker.ensure("amqp://guest:s3cret@localhost:5999/", state_dir=tmp_path)
     message = str(caught.value)
-    for way in ("apt-get install rabbitmq-server", "brew install rabbitmq", "docker run",
-                "AMQP_URL"):
-        assert way in message
+    assert message == broker.how_to_get_one("amqp://guest:s3cret@localhost:5999/")
     assert "s3cret" not in message and "guest:****@localhost:5999" in message
+
+
+@pytest.mark.parametrize(
+    "platform, ways",
+    [
+        ("linux", ["sudo apt-get install rabbitmq-server"]),
+        ("darwin", ["brew install rabbitmq"]),
+        ("win32", ["https://www.rabbitmq.com/docs/install-windows", "choco install rabbitmq",
+                   "RabbitMQ service"]),
+    ],
+)
+def test_each_platform_is_told_its_own_way_to_get_a_broker(platform, ways):
+    message = broker.how_to_get_one("amqp://guest:s3cret@localhost:5672/", platform)
+    for way in [*ways, "docker run -d --name rabbitmq -p 5672:5672", "AMQP_URL=amqp://", ".env"]:
+        assert way in message
+    others = {"linux": "apt-get", "darwin": "brew", "win32": "choco"}
+    assert not any(word in message for p, word in others.items() if p != platform)
+    assert "s3cret" not in message
+
+
+def test_on_windows_ensure_only_checks_and_says_how_to_get_one(nothing_answers, monkeypatch):
+    """No node of our own on Windows (no process groups): not even rabbitmq-server is looked for."""
+    monkeypatch.setattr(broker, "can_start_nodes", lambda: False)
+    monkeypatch.setattr(broker, "_find_server", lambda: pytest.fail("must not look for a server"))
+    monkeypatch.setattr(sys, "platform", "win32")
+    with pytest.raises(broker.BrokerError, match="choco install rabbitmq"):
+        broker.ensure("amqp://guest:guest@localhost:5999/")
+
+
+def test_on_windows_a_recorded_pid_is_never_signalled(monkeypatch, tmp_path):
+    """On Windows os.kill(pid, 0) would END the process; there, no record is ever read.
+
+    The bystander carries our node's name in its environment, so on Linux the record would
+    say it is our node: only the platform guard keeps status and stop away from it."""
+    env = {**os.environ, "RABBITMQ_NODENAME": "fibrpc5999@localhost"}
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env)
+    try:
+        (tmp_path / "node.json").write_text(
+            json.dumps({"pid": bystander.pid, "nodename": "fibrpc5999@localhost", "port": 5999})
+        )
+        if Path(f"/proc/{bystander.pid}/environ").exists():
+            assert broker._recorded_node(tmp_path) is not None  # what the guard must prevent
+        monkeypatch.setattr(broker, "can_start_nodes", lambda: False)
+        assert broker._recorded_node(tmp_path) is None
+        assert "nothing stopped" in broker.stop(tmp_path)
+        assert bystander.poll() is None  # still running
+    finally:
+        bystander.kill()
+        bystander.wait()
 
 
 def test_describe_masks_the_password():
@@ -59,10 +112,6 @@ def test_mask_url(url, masked):
 
 def test_stop_leaves_alone_a_process_that_only_reuses_the_recorded_pid(tmp_path):
     """The record names a pid; stop checks it is really our node before signalling it."""
-    import json
-    import subprocess
-    import sys
-
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         (tmp_path / "node.json").write_text(
