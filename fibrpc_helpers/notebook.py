@@ -18,7 +18,8 @@ of that name (a kernel that was restarted before its cleanup cell). Worker proce
 by themselves when the kernel exits (see ``WorkerProcesses``).
 
 Stable API (other notebooks build on it): ``start``, ``check_broker``, ``short_name``,
-``Notebook`` (``url``, ``queue``, ``worker_processes``, ``track``, ``cleanup``).
+``Notebook`` (``url``, ``queue``, ``worker_processes``, ``track``, ``cleanup``), and
+``reading_minutes`` for the reading time a notebook's introduction states.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,6 +49,11 @@ To fix it, run one of these in a terminal in the project folder, then run this c
   .venv/bin/python -m fibrpc_helpers broker ensure  (starts a broker only)
 In a class with a shared broker, put the address your teacher gives you in the .env file
 at the project root (a line AMQP_URL=amqp://...), then run the notebook again."""
+
+WORDS_PER_MINUTE = 200
+"""Reading speed of prose assumed by ``reading_minutes``."""
+MINUTES_PER_CODE_CELL = 0.5
+"""Time ``reading_minutes`` allows for reading one code cell and its output."""
 
 _NOTEBOOKS: dict[str, Notebook] = {}
 _STEP_TIMEOUT = 15.0  # seconds one cleanup step may take before we give up on it
@@ -131,6 +139,27 @@ class Notebook:
             parts = [f"{count} {kind}{'' if count == 1 else 's'}" for kind, count in done.items()]
             print("stopped or closed: " + (", ".join(parts) or "nothing"))
             print("deleted queues: " + (", ".join(deleted) or "none"))
+
+
+def reading_minutes(notebook: Mapping[str, Any]) -> int:
+    """Minutes a first reading of ``notebook`` (its JSON, as loaded) takes, rounded up to 5.
+
+    Words of prose at ``WORDS_PER_MINUTE`` plus ``MINUTES_PER_CODE_CELL`` per code cell,
+    navigation links left out. One rule for every notebook, so that the estimates in their
+    introductions agree with each other and can be recomputed; it is reading time only, not
+    the time the cells take to run.
+    """
+    words = code_cells = 0
+    for cell in notebook["cells"]:
+        if cell.get("metadata", {}).get("fibrpc", {}).get("navigation"):
+            continue
+        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        if cell["cell_type"] == "markdown":
+            words += len(source.split())
+        elif cell["cell_type"] == "code":
+            code_cells += 1
+    minutes = words / WORDS_PER_MINUTE + code_cells * MINUTES_PER_CODE_CELL
+    return max(5, 5 * math.ceil(minutes / 5))
 
 
 async def start(name: str, url: str | None = None) -> Notebook:
