@@ -111,3 +111,33 @@ def test_queueing_model_latencies() -> None:
     assert math.isinf(mdc_latency(3.0, 1.0, 2))
     # A light load waits almost never: latency tends to the service time.
     assert mdc_latency(0.001, 0.01, 4) == pytest.approx(0.01, rel=1e-6)
+
+
+def _scaling_rows(throughputs: dict[int, list[float]]) -> list[dict[str, object]]:
+    return [
+        {"work": "cpu", "workers": w, "throughput": t}
+        for w, values in throughputs.items()
+        for t in values
+    ]
+
+
+def test_the_scaling_sentence_follows_the_measured_numbers_and_the_cores() -> None:
+    from fibrpc_helpers.bench.conclusions import best_throughput, scaling
+
+    rows = _scaling_rows({1: [300, 340], 2: [520, 500], 4: [560, 410]})
+    assert best_throughput(rows, "cpu") == {1: 340, 2: 520, 4: 560}
+    two = scaling(rows, "cpu", 2)
+    assert "W = 1: 340, W = 2: 520, W = 4: 560" in two and "2 to 4: 1.1x" in two
+    assert "stopped growing after W = 2" in two and "one of this machine's 2 cores" in two
+    assert "below this machine's 8 cores" in scaling(rows, "cpu", 8)
+    assert "more workers than this machine's 1 core:" in scaling(rows, "cpu", 1)
+    grows = scaling(_scaling_rows({1: [100], 2: [190], 4: [370]}), "cpu", 8)
+    assert "grew at every step, up to W = 4" in grows and "stopped" not in grows
+    with pytest.raises(ValueError, match="two worker counts"):
+        scaling(_scaling_rows({1: [100]}), "cpu", 2)
+
+
+def test_a_cpu_figure_that_could_not_be_read_says_so() -> None:
+    from fibrpc_helpers.bench.conclusions import percent
+
+    assert percent(26.6) == "27%" and percent(math.nan) == "not available"
