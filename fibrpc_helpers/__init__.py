@@ -5,7 +5,14 @@ plumbing (broker, worker processes) so a notebook cell shows only the idea it te
 """
 
 from .client import DEFAULT_QUEUE, DEFAULT_TIMEOUT, FibonacciRpcClient, ReplyCounts
-from .errors import NoWorkerError, RemoteError, RpcConnectionError, RpcError, RpcTimeout
+from .errors import (
+    NoWorkerError,
+    QueueMismatchError,
+    RemoteError,
+    RpcConnectionError,
+    RpcError,
+    RpcTimeout,
+)
 from .fib import DEFAULT_MAX_N, check_n, fib, fib_recursive
 from .namespace import namespace, namespaced
 from .processes import WorkerProcesses
@@ -19,6 +26,7 @@ __all__ = [
     "FibonacciRpcClient",
     "FibonacciRpcWorker",
     "NoWorkerError",
+    "QueueMismatchError",
     "RemoteError",
     "ReplyCounts",
     "RpcConnectionError",

@@ -1,0 +1,252 @@
+"""Request queue types: a worker adopts the queue it finds, whatever its type, and declares a
+durable quorum queue (RabbitMQ's tutorial six today) only when there is none.
+
+The two tutorials declare the request queue differently: RabbitMQ's official code as a durable
+quorum queue, aio-pika's as a classic non-durable one. RabbitMQ refuses (406) any declare that
+differs from the existing queue, so a worker that insisted on its own shape would die beside a
+server of the other shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import aio_pika
+import aiormq
+import pytest
+
+from fibrpc_helpers import (
+    FibonacciRpcClient,
+    FibonacciRpcWorker,
+    QueueMismatchError,
+    WorkerProcesses,
+    fib,
+)
+from fibrpc_helpers import worker as worker_module
+
+QUORUM = {"durable": True, "arguments": {"x-queue-type": "quorum"}}  # the official tutorial's
+CLASSIC = {}  # the aio-pika tutorial's: declare_queue(name)
+
+
+async def declare(connection: aio_pika.abc.AbstractConnection, name: str, **options) -> None:
+    channel = await connection.channel()
+    await channel.declare_queue(name, **options)
+    await channel.close()
+
+
+async def accepts(connection: aio_pika.abc.AbstractConnection, name: str, **options) -> bool:
+    """Whether the broker takes this declare as equivalent to the existing queue."""
+    channel = await connection.channel()
+    try:
+        await channel.declare_queue(name, **options)
+    except aiormq.exceptions.ChannelPreconditionFailed:
+        return False
+    await channel.close()
+    return True
+
+
+async def consumers(connection: aio_pika.abc.AbstractConnection, name: str) -> int:
+    channel = await connection.channel()
+    declared = await channel.declare_queue(name, passive=True)
+    await channel.close()
+    return declared.declaration_result.consumer_count
+
+
+async def serves(url: str, queue: str) -> None:
+    async with await FibonacciRpcClient.connect(url, queue=queue) as client:
+        assert await client.call(20, timeout=10) == fib(20)
+
+
+async def test_an_absent_queue_is_declared_durable_quorum_like_the_official_tutorial(
+    url, queue_name, connection
+):
+    worker = await FibonacciRpcWorker.start(url, queue=queue_name)
+    try:
+        assert (worker.queue_type, worker.durable) == ("quorum", True)
+        await serves(url, queue_name)
+    finally:
+        await worker.stop()
+    # The official tutorial's server declares it the same way: accepted as equivalent.
+    assert await accepts(connection, queue_name, **QUORUM)
+    assert not await accepts(connection, queue_name, **CLASSIC)
+
+
+async def test_a_worker_adopts_an_existing_quorum_queue_and_serves(url, queue_name, connection):
+    await declare(connection, queue_name, **QUORUM)  # the official tutorial's server ran first
+    worker = await FibonacciRpcWorker.start(url, queue=queue_name)
+    try:
+        assert (worker.queue_type, worker.durable) == ("quorum", True)
+        await serves(url, queue_name)
+    finally:
+        await worker.stop()
+
+
+async def test_a_worker_adopts_the_aio_pika_tutorials_classic_queue_and_serves(
+    url, queue_name, connection
+):
+    await declare(connection, queue_name, **CLASSIC)  # the aio-pika tutorial's server ran first
+    worker = await FibonacciRpcWorker.start(url, queue=queue_name)
+    try:
+        assert (worker.queue_type, worker.durable) == ("classic", False)
+        await serves(url, queue_name)
+    finally:
+        await worker.stop()
+    assert await accepts(connection, queue_name, **CLASSIC), "the queue was left as it was"
+
+
+async def test_a_quorum_queue_with_a_delivery_limit_and_dead_letters_is_adopted_as_it_is(
+    url, queue_name, connection
+):
+    """Arguments the worker never asks for are read back from the broker and kept: the
+    worker's robust channel re-declares its queue after a reconnection, and a declare that
+    dropped them would be refused."""
+    arguments = {"x-queue-type": "quorum", "x-delivery-limit": 3,
+                 "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dead"}
+    await declare(connection, queue_name, durable=True, arguments=arguments)
+    worker = await FibonacciRpcWorker.start(url, queue=queue_name, queue_type="quorum")
+    try:
+        assert worker.queue_type == "quorum"
+        assert dict(worker.request_queue.arguments) == arguments
+        await serves(url, queue_name)
+    finally:
+        await worker.stop()
+
+
+async def test_asking_for_the_existing_type_adopts_its_durability(url, queue_name, connection):
+    await declare(connection, queue_name, durable=True)  # classic, durable
+    worker = await FibonacciRpcWorker.start(url, queue=queue_name, queue_type="classic")
+    try:
+        assert (worker.queue_type, worker.durable) == ("classic", True)
+        await serves(url, queue_name)
+    finally:
+        await worker.stop()
+
+
+async def test_asking_for_classic_declares_the_aio_pika_tutorials_queue(
+    url, queue_name, connection
+):
+    worker = await FibonacciRpcWorker.start(url, queue=queue_name, queue_type="classic")
+    try:
+        assert (worker.queue_type, worker.durable) == ("classic", False)
+    finally:
+        await worker.stop()
+    assert await accepts(connection, queue_name, **CLASSIC)
+
+
+@pytest.mark.parametrize(
+    ("existing", "asked", "says"),
+    [(QUORUM, "classic", "as a quorum queue (durable), but a classic queue was asked for"),
+     (CLASSIC, "quorum", "as a classic queue (not durable), but a quorum queue was asked for")],
+    ids=["quorum-asked-classic", "classic-asked-quorum"],
+)
+async def test_an_explicit_other_type_raises_a_one_line_queue_mismatch_error(
+    url, queue_name, connection, existing, asked, says
+):
+    await declare(connection, queue_name, **existing)
+    with pytest.raises(QueueMismatchError) as caught:
+        await FibonacciRpcWorker.start(url, queue=queue_name, queue_type=asked)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"the request queue {queue_name!r} already exists {says}" in message
+    assert "without a queue type" in message and "another queue name" in message
+    assert await accepts(connection, queue_name, **existing), "the queue was changed"
+    assert await consumers(connection, queue_name) == 0, "the failed worker left a consumer"
+
+
+async def test_an_unknown_queue_type_is_refused_before_connecting():
+    with pytest.raises(ValueError, match="queue_type must be one of 'quorum', 'classic'"):
+        await FibonacciRpcWorker.start("amqp://guest:guest@127.0.0.1:1/", queue_type="stream")
+
+
+async def test_two_workers_starting_at_once_on_an_absent_queue_both_serve(url, queue_name):
+    first, second = await asyncio.gather(
+        FibonacciRpcWorker.start(url, queue=queue_name),
+        FibonacciRpcWorker.start(url, queue=queue_name),
+    )
+    try:
+        assert first.queue_type == second.queue_type == "quorum"
+        async with await FibonacciRpcClient.connect(url, queue=queue_name) as client:
+            results = await asyncio.gather(*(client.call(n, timeout=20) for n in range(40)))
+        assert results == [fib(n) for n in range(40)]
+        assert first.counts.answered > 0 and second.counts.answered > 0
+        assert first.counts.answered + second.counts.answered == 40
+    finally:
+        await asyncio.gather(first.stop(), second.stop())
+
+
+@pytest.mark.parametrize("asked", [None, "quorum"])
+async def test_a_queue_declared_differently_between_the_look_and_the_declare(
+    url, queue_name, connection, monkeypatch, asked
+):
+    """The race itself, made certain: the passive declare finds no queue, then the aio-pika
+    tutorial's server declares its classic queue before the worker declares. The worker's
+    declare is refused (406); it adopts the queue, or (explicit quorum) says they differ."""
+    really_existing = worker_module._existing
+
+    async def absent_until_someone_else_declares(connection_, name):
+        assert await really_existing(connection_, name) is None
+        await declare(connection, name, **CLASSIC)
+        return None
+
+    monkeypatch.setattr(worker_module, "_existing", absent_until_someone_else_declares)
+    if asked is None:
+        worker = await FibonacciRpcWorker.start(url, queue=queue_name)
+        try:
+            assert (worker.queue_type, worker.durable) == ("classic", False)
+            await serves(url, queue_name)
+        finally:
+            await worker.stop()
+    else:
+        with pytest.raises(QueueMismatchError, match="already exists as a classic queue"):
+            await FibonacciRpcWorker.start(url, queue=queue_name, queue_type=asked)
+
+
+def test_worker_processes_pass_the_queue_type_and_say_what_they_serve(url, queue_name):
+    with WorkerProcesses(1, url=url, queue=queue_name, queue_type="classic") as workers:
+        [line] = workers.ready_lines
+    assert line.startswith(f"worker {workers.names[0]} is serving queue {queue_name!r} "
+                           "(classic, not durable) at amqp://guest:****@")
+
+
+CLI = [sys.executable, "-m", "fibrpc_helpers"]
+
+
+def test_the_cli_start_up_line_names_the_queue_type(url, queue_name):
+    worker = subprocess.Popen(
+        [*CLI, "worker", "--url", url, "--queue", queue_name], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert worker.stdout is not None
+        line = worker.stdout.readline()
+        assert f"is serving queue {queue_name!r} (quorum, durable) at" in line
+    finally:
+        worker.kill()
+        worker.wait()
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+async def test_the_cli_exits_1_with_one_line_and_no_traceback_on_a_mismatch(
+    url, queue_name, connection, processes
+):
+    await declare(connection, queue_name, **QUORUM)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [*CLI, "worker", "--url", url, "--queue", queue_name, "--queue-type", "classic",
+         "--processes", processes],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0] == (
+        f"error: the request queue {queue_name!r} already exists as a quorum queue (durable), "
+        "but a classic queue was asked for: start the worker without a queue type "
+        "(no --queue-type) to serve it as it is, or use another queue name"
+    )
+    if processes == "1":
+        assert len(lines) == 1
