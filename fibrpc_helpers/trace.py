@@ -7,7 +7,7 @@ and timings.
 
 Use it around any code that talks to the broker in this Python process (a notebook kernel)::
 
-    from fibrpc_helpers.trace import Trace
+    from fibrpc_helpers.trace import Trace   # import it before starting consumers
 
     async with Trace() as trace:   # `async with` also waits for the last acks
         print(f"fib(10) = {await client.call(10)}")
@@ -15,61 +15,67 @@ Use it around any code that talks to the broker in this Python process (a notebo
     print(trace.table())    # one line per call: request, worker, reply, round trip
     trace.calls             # the same as a list of Call objects, for asserts
 
-How it sees the messages: while a ``Trace`` is open, aio-pika's ``Exchange.publish``,
-``IncomingMessage`` (every delivery) and ``IncomingMessage.ack/nack/reject`` are wrapped so
-that each one is noted with a timestamp. Nothing is sent to the broker and no message is
-changed. Only this process is seen: for a worker running in another process
-(``WorkerProcesses``) the trace has the request and the reply, and the diagram draws the
-worker's part dashed, named by the reply's ``app_id``.
+How it sees the messages: importing this module wraps a few public aio-pika methods
+(``Queue.consume``'s callback, ``Queue.get``, ``Exchange.publish``,
+``IncomingMessage.ack/nack/reject``) with pass-through wrappers that note each message with a
+timestamp while a ``Trace`` is open (see ``fibrpc_helpers.trace_hooks``, the one place that
+touches aio-pika). Nothing is sent to the broker and no message is changed. Only this process
+is seen: for a worker running in another process (``WorkerProcesses``) the trace has the
+request and the reply, and the diagram draws the worker's part dashed.
+
+Workers are named the same way in every trace: "worker A", "worker B", ... in the order
+they first appear, and ``Trace.workers`` (and the diagram's legend) says who each one is: the
+``app_id`` its replies carry (``host:pid`` for the reference worker), and whether it ran in
+this process. A worker in this process that goes away holding a request it never acked (its
+channel closed, or the request was redelivered to another worker without its ack) is marked
+gone at that moment, with no call needed; a worker in another process cannot be seen dying,
+so say so with ``trace.mark_killed(app_id)`` right after killing it.
 
 Stable API (other notebooks build on it): ``Trace`` (``async with`` or ``with``; ``events``,
-``calls``, ``workers``, ``table()``, ``draw()``, ``settle()``), ``Event``, ``Call`` (per
-request: ``sent``, ``deliveries``, ``worker``, ``replied``, ``acked``, ``received``, ``reply``,
-``app_id``, ``error``, ``replies``, ``returned``, ``round_trip``).
+``calls``, ``workers``, ``table()``, ``draw()``, ``settle()``, ``mark_killed()``), ``Event``,
+``Call`` (per request: ``sent``, ``deliveries``, ``worker``, ``replied``, ``acked``,
+``received``, ``reply``, ``app_id``, ``error``, ``replies``, ``returned``, ``round_trip``),
+``Worker`` (``label``, ``app_id``, ``consumer_tag``, ``in_process``, ``gone``, ``note``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import string
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import aio_pika
-from aio_pika.exceptions import PublishError
-from aio_pika.message import IncomingMessage
-from aiormq.abc import DeliveredMessage
-from pamqp.commands import Basic
-
-from .namespace import short_name
+from . import trace_hooks
+from .trace_hooks import Event
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-_BODY_CHARS = 40  # enough for any fib request or a short reply/error text
+__all__ = ["Call", "Event", "Trace", "Worker"]
+
+trace_hooks.install()
+
+GONE_BEFORE_ACK = "gone before its ack"
 
 
-@dataclass(frozen=True)
-class Event:
-    """One thing that happened to one message, seen from this process.
+@dataclass
+class Worker:
+    """One worker seen in a trace, and who it is.
 
-    ``kind`` is ``publish`` (sent to an exchange), ``return`` (the broker handed a mandatory
-    message back: no queue took it), ``deliver`` (a consumer or ``queue.get`` received it),
-    or ``ack`` / ``nack`` / ``reject`` (a consumer settled it).
+    In this process a worker is one consumer of a request queue (``consumer_tag``; a
+    ``queue.get`` is the consumer "basic.get"). In another process it is known only by the
+    ``app_id`` its replies carry. ``gone`` is when it went away holding a request it never
+    acked (seconds since the trace started), with ``note`` saying how it is known.
     """
 
-    time: float  # seconds since the trace started
-    kind: str
-    routing_key: str  # with the default exchange: the name of the queue
-    correlation_id: str | None
-    reply_to: str | None
-    body: str
-    type: str | None = None
-    app_id: str | None = None
-    redelivered: bool = False
-    consumer_tag: str | None = None
-    delivery_tag: int | None = None  # with consumer_tag: which delivery an ack settles
+    label: str  # "worker A", "worker B", ... in the order the workers first appear
+    app_id: str | None = None  # what its replies say (the reference worker: host:pid)
+    consumer_tag: str | None = None  # in this process only
+    gone: float | None = None
+    note: str = ""
+    in_process: bool = False  # it ran in this process: what it received or sent was seen
 
 
 @dataclass
@@ -90,7 +96,7 @@ class Call:
     reply_to: str | None  # the callback queue
     sent: float | None = None
     delivered: float | None = None  # when a worker in this process received it
-    worker: str | None = None  # "worker 1", ... (see Trace.workers)
+    worker: str | None = None  # "worker A", ... (see Trace.workers); None: unknown sender
     replied: float | None = None  # when the worker published the reply
     acked: float | None = None  # when the worker acked the request
     received: float | None = None  # when the first reply reached the client
@@ -118,88 +124,9 @@ class Call:
         return self.received - self.sent
 
 
-_ACTIVE: list[Trace] = []
-_ORIGINALS: dict[str, Any] = {}
-
-
-def _body_text(body: bytes) -> str:
-    text = body[:_BODY_CHARS].decode("utf-8", errors="replace")
-    return text + ("…" if len(body) > _BODY_CHARS else "")
-
-
-def _note(kind: str, message: Any, routing_key: str | None = None, **extra: Any) -> None:
-    if not _ACTIVE:
-        return
-    now = time.perf_counter()
-    for trace in _ACTIVE:
-        trace._add(
-            Event(
-                time=now - trace.started,
-                kind=kind,
-                routing_key=routing_key if routing_key is not None else (message.routing_key or ""),
-                correlation_id=message.correlation_id,
-                reply_to=message.reply_to,
-                body=_body_text(message.body),
-                type=message.type,
-                app_id=message.app_id,
-                **extra,
-            )
-        )
-
-
-def _install() -> None:
-    """Wrap the aio-pika methods that see messages; undone by ``_uninstall``."""
-    if _ORIGINALS:
-        return
-    publish = aio_pika.Exchange.publish
-    init = IncomingMessage.__init__
-    settle = {name: getattr(IncomingMessage, name) for name in ("ack", "nack", "reject")}
-
-    async def traced_publish(self: Any, message: Any, routing_key: str, **kwargs: Any) -> Any:
-        _note("publish", message, routing_key)
-        try:
-            result = await publish(self, message, routing_key, **kwargs)
-        except PublishError:
-            _note("return", message, routing_key)
-            raise
-        if isinstance(result, DeliveredMessage):  # returned, with on_return_raises=False
-            _note("return", message, routing_key)
-        return result
-
-    def traced_init(self: Any, message: DeliveredMessage, no_ack: bool = False) -> None:
-        init(self, message, no_ack=no_ack)
-        if not isinstance(message.delivery, Basic.Return):  # returns are noted at publish
-            _note(
-                "deliver",
-                self,
-                redelivered=bool(self.redelivered),
-                consumer_tag=self.consumer_tag,
-                delivery_tag=self.delivery_tag,
-            )
-
-    def make_settle(name: str) -> Any:
-        original = settle[name]
-
-        async def traced(self: Any, *args: Any, **kwargs: Any) -> None:
-            await original(self, *args, **kwargs)
-            _note(name, self, consumer_tag=self.consumer_tag, delivery_tag=self.delivery_tag)
-
-        return traced
-
-    _ORIGINALS.update(publish=publish, init=init, **settle)
-    aio_pika.Exchange.publish = traced_publish  # type: ignore[method-assign]
-    IncomingMessage.__init__ = traced_init  # type: ignore[method-assign]
-    for name in settle:
-        setattr(IncomingMessage, name, make_settle(name))
-
-
-def _uninstall() -> None:
-    if not _ORIGINALS:
-        return
-    aio_pika.Exchange.publish = _ORIGINALS.pop("publish")  # type: ignore[method-assign]
-    IncomingMessage.__init__ = _ORIGINALS.pop("init")  # type: ignore[method-assign]
-    for name in ("ack", "nack", "reject"):
-        setattr(IncomingMessage, name, _ORIGINALS.pop(name))
+def _label(index: int) -> str:
+    letters = string.ascii_uppercase
+    return f"worker {letters[index] if index < len(letters) else index + 1}"
 
 
 class Trace:
@@ -217,8 +144,7 @@ class Trace:
         self.started = time.perf_counter()
         self.events = []
         self.duration = None
-        _install()
-        _ACTIVE.append(self)
+        trace_hooks.LISTENERS.append(self._add)
         return self
 
     def __exit__(
@@ -228,10 +154,8 @@ class Trace:
         tb: TracebackType | None,
     ) -> None:
         self.duration = time.perf_counter() - self.started
-        if self in _ACTIVE:
-            _ACTIVE.remove(self)
-        if not _ACTIVE:
-            _uninstall()
+        if self._add in trace_hooks.LISTENERS:
+            trace_hooks.LISTENERS.remove(self._add)
 
     async def __aenter__(self) -> Trace:
         return self.__enter__()
@@ -258,7 +182,19 @@ class Trace:
                 return
 
     def _add(self, event: Event) -> None:
-        self.events.append(event)
+        """Keep one event from the hooks, its time made relative to the trace's start."""
+        self.events.append(replace(event, time=event.time - self.started))
+
+    def mark_killed(self, app_id: str, note: str = "killed") -> None:
+        """Note that the worker whose replies carry ``app_id`` was killed, now.
+
+        For a worker in another process (``WorkerProcesses.kill``; its ``app_id`` is in
+        ``WorkerProcesses.names``), whose end this process cannot see. A worker in this
+        process that goes away holding a request is marked without this call.
+        """
+        if not app_id:
+            raise ValueError("mark_killed needs the app_id of the worker (e.g. host:pid)")
+        self._add(Event(time.perf_counter(), "killed", "", None, None, note, app_id=app_id))
 
     # -- what the events mean -------------------------------------------------------------
 
@@ -272,30 +208,9 @@ class Trace:
         )
 
     @property
-    def workers(self) -> dict[str, str]:
-        """Worker label ("worker 1", ...) -> who it is: a consumer tag in this process, or
-        the ``app_id`` of a worker in another process (``host:pid``)."""
-        return {label: identity for identity, label in self._worker_labels().items()}
-
-    def _worker_labels(self) -> dict[str, str]:
-        """Worker identity -> label, numbered in the order the workers first appear."""
-        labels: dict[str, str] = {}
-        reply_queues = self._reply_queues()
-        received_here = {  # requests that a consumer in this process received
-            event.correlation_id
-            for event in self.events
-            if event.kind == "deliver" and not self._is_reply(event, reply_queues)
-        }
-        for event in self.events:
-            identity = None
-            if event.kind == "deliver" and not self._is_reply(event, reply_queues):
-                identity = event.consumer_tag or "basic.get"
-            elif event.kind == "deliver" and event.app_id:
-                if event.correlation_id not in received_here:
-                    identity = event.app_id  # a reply from a worker in another process
-            if identity and identity not in labels:
-                labels[identity] = f"worker {len(labels) + 1}"
-        return labels
+    def workers(self) -> dict[str, Worker]:
+        """The workers seen, by label ("worker A", ...), in the order they first appear."""
+        return self._read()[1]
 
     @property
     def calls(self) -> list[Call]:
@@ -305,11 +220,34 @@ class Trace:
         notebook 02, before correlation ids are introduced) are matched the way the broker
         moves them: first in, first out per queue, and an ack to the delivery it settles.
         """
+        return self._read()[0]
+
+    def _read(self) -> tuple[list[Call], dict[str, Worker]]:
+        """Calls and workers, from the events in the order they happened."""
         reply_queues = self._reply_queues()
-        labels = self._worker_labels()
         calls: list[Call] = []
         by_id: dict[str, Call] = {}
         by_delivery: dict[tuple[str | None, int | None], Call] = {}
+        workers: dict[tuple[str, str], Worker] = {}  # ("tag", consumer tag) / ("app", app_id)
+        holding: dict[tuple[str | None, int | None], tuple[Call, Worker]] = {}  # unsettled
+
+        def worker(kind: str, identity: str) -> Worker:
+            if kind == "app":  # a worker of this process whose replies carry this app_id
+                known = next((w for w in workers.values() if w.app_id == identity), None)
+                if known is not None:
+                    return known
+            if (kind, identity) not in workers:
+                found = Worker(_label(len(workers)))
+                if kind == "tag":
+                    found.consumer_tag, found.in_process = identity, True
+                else:
+                    found.app_id = identity
+                workers[kind, identity] = found
+            return workers[kind, identity]
+
+        def gone(who: Worker, when: float, note: str) -> None:
+            if who.gone is None:
+                who.gone, who.note = when, note
 
         def new_call(event: Event, queue: str) -> Call:
             call = Call(len(calls) + 1, event.correlation_id, None, queue, event.reply_to)
@@ -325,6 +263,13 @@ class Trace:
             reply = self._is_reply(event, reply_queues)
             cid = event.correlation_id
             key = (event.consumer_tag, event.delivery_tag)
+            if event.kind == "killed":
+                gone(worker("app", event.app_id or ""), event.time, event.body)
+                continue
+            if event.kind == "close":  # a consumer's channel closed: it lost what it held
+                for held in [k for k in holding if k[0] == event.consumer_tag]:
+                    gone(holding.pop(held)[1], event.time, GONE_BEFORE_ACK)
+                continue
             if event.kind == "publish" and not reply:
                 call = new_call(event, event.routing_key)
                 call.request, call.sent = event.body, event.time
@@ -337,6 +282,7 @@ class Trace:
                     call.returned = True
                 continue
             if event.kind in ("ack", "nack", "reject"):
+                holding.pop(key, None)
                 call = by_delivery.get(key) or (by_id.get(cid) if cid else None)
                 if call is not None and not reply and call.acked is None:
                     call.acked = event.time
@@ -348,18 +294,31 @@ class Trace:
                 if call is None:  # sent before the trace began, or by another process
                     call = new_call(event, event.routing_key)
                     call.request = event.body
+                for held, (other, who) in list(holding.items()):
+                    if other is call:  # back from a worker that never settled it: gone
+                        del holding[held]
+                        gone(who, event.time, GONE_BEFORE_ACK)
+                taker = worker("tag", event.consumer_tag or "basic.get")
+                if not event.no_ack:
+                    holding[key] = (call, taker)
                 by_delivery[key] = call
                 call.delivered = event.time if call.delivered is None else call.delivered
-                call.worker = labels.get(event.consumer_tag or "basic.get")
-                call.deliveries.append((event.time, call.worker, event.redelivered))
+                call.worker = taker.label
+                call.deliveries.append((event.time, taker.label, event.redelivered))
                 call.in_process = True
                 call.redelivered = call.redelivered or event.redelivered
-            elif event.kind == "publish":  # a reply, published by a worker in this process
+            elif event.kind == "publish":  # a reply, published in this process
                 call = by_id.get(cid) if cid else first(
                     lambda c, event=event: c.reply_to == event.routing_key
                     and c.delivered is not None and c.replied is None)
-                if call is None:
-                    call = new_call(event, "")  # a reply to a request we never saw
+                if call is None:  # a reply to a request we never saw
+                    call = new_call(event, "")
+                    if event.app_id:
+                        call.worker = worker("app", event.app_id).label
+                publisher = next((w for w in workers.values() if w.label == call.worker), None)
+                if publisher is not None:
+                    publisher.in_process = True
+                    publisher.app_id = publisher.app_id or event.app_id
                 call.replied = event.time if call.replied is None else call.replied
                 call.replies_sent.append((event.time, call.worker, event.body))
                 call.reply_to = call.reply_to or event.routing_key
@@ -377,8 +336,8 @@ class Trace:
                     call.error = event.type == "error"
                     call.app_id = event.app_id
                     if call.worker is None and event.app_id:
-                        call.worker = labels.get(event.app_id)
-        return calls
+                        call.worker = worker("app", event.app_id).label
+        return calls, {found.label: found for found in workers.values()}
 
     # -- for people -------------------------------------------------------------------------
 
@@ -405,118 +364,22 @@ class Trace:
     def __repr__(self) -> str:
         return f"<Trace {len(self.events)} events, {len(self.calls)} calls>"
 
-    def draw(self, title: str | None = None, *, max_calls: int = 10) -> Figure:
+    def draw(
+        self, title: str | None = None, *, max_calls: int = 10, gap: float = 0.01
+    ) -> Figure:
         """The sequence diagram of the traced calls (at most ``max_calls``), as a Figure.
 
-        Lanes, left to right: client, request queue(s), worker(s) (named by the ``app_id`` of
-        their replies when they set one, else "worker 1", ...), callback queue. Each arrow
-        is one message, one row per step, in time order (the time in ms since the trace
-        started is on the left). Each call has its own colour and is labelled with the first
-        characters of its correlation id. Dashed: the worker ran in another process, so only
-        the request and the reply were seen. ✓ marks the worker's ack.
+        Lanes, left to right: client, request queue(s), worker A, B, ..., "unknown sender"
+        (replies that match no worker seen, with no ``app_id``), callback queue. A legend
+        under the diagram says who each worker is (its ``app_id``, this process or another).
+        Each arrow is one message, one row per step, in time order (the time in ms since the
+        trace started is on the left). Rows are evenly spaced, so wherever more than ``gap``
+        seconds pass between two rows the diagram breaks its lanes and says how long. Each
+        call has its own colour and is labelled with the first characters of its correlation
+        id. Dashed: the worker ran in another process, so only the request and the reply
+        were seen. ✓ marks the worker's ack; ✗ ends the lane of a worker that went away
+        holding a request it never acked.
         """
-        return _draw(self, title, max_calls)
+        from .trace_draw import draw  # matplotlib is needed to draw, not to record
 
-
-def _lanes(calls: list[Call], workers: list[str]) -> dict[str, float]:
-    names = ["client"]
-    queues = [call.queue for call in calls if call.queue]
-    names += sorted(set(queues), key=queues.index)
-    names += workers
-    if any(call.sent is None or (call.received and not call.worker) for call in calls):
-        names.append("someone else")
-    names.append("callback queue")
-    return {name: float(index) for index, name in enumerate(names)}
-
-
-@dataclass
-class _Step:
-    """One arrow (or ack mark, when start == end) of the diagram."""
-
-    time: float
-    start: float
-    end: float
-    colour: Any
-    label: str = ""
-    dashed: bool = False
-
-
-def _steps(calls: list[Call], lanes: dict[str, float], colours: Any) -> list[_Step]:
-    client, callback = lanes["client"], lanes["callback queue"]
-    steps: list[_Step] = []
-    for call in calls:
-        colour = colours((call.number - 1) % 10)
-        tag = f"{call.correlation_id[:6]}: " if call.correlation_id else ""
-        queue = lanes.get(call.queue, client)
-        worker = lanes.get(call.worker or "someone else", lanes.get("someone else", queue))
-        if call.sent is not None:
-            returned = "  (returned: no queue took it)" if call.returned else ""
-            steps.append(_Step(call.sent, client, queue, colour,
-                               f"{tag}fib({call.request}){returned}"))
-        if call.in_process and call.delivered is not None:
-            for time_, who, redelivered in call.deliveries:
-                to = lanes.get(who or "someone else", worker)
-                steps.append(_Step(time_, queue, to, colour, "redelivered" if redelivered else ""))
-            for time_, who, body in call.replies_sent:  # two: the request ran twice
-                steps.append(_Step(time_, lanes.get(who or "someone else", worker), callback,
-                                   colour, body))
-            if call.acked is not None:
-                steps.append(_Step(call.acked, worker, worker, colour, "ack"))
-        elif call.received is not None and call.sent is not None:
-            middle = (call.sent + call.received) / 2  # unseen: the worker is in another process
-            steps.append(_Step(middle, queue, worker, colour, "(another process)", dashed=True))
-            steps.append(_Step(middle, worker, callback, colour, call.reply or "", dashed=True))
-        elif call.replied is not None:
-            steps.append(_Step(call.replied, worker, callback, colour, call.reply or ""))
-        if call.received is not None:
-            reply = ("error: " if call.error else "") + (call.reply or "")
-            steps.append(_Step(call.received, callback, client, colour, f"{tag}{reply}"))
-            for later in call.arrivals[1:]:
-                steps.append(_Step(later, callback, client, colour,
-                                   f"{tag}duplicate: discarded"))
-        elif call.sent is not None and not call.returned:
-            steps.append(_Step(call.sent, client, client, colour, "no reply"))
-    steps.sort(key=lambda step: step.time)
-    return steps
-
-
-def _draw(trace: Trace, title: str | None, max_calls: int) -> Figure:
-    import matplotlib.pyplot as plt  # imported here: recording needs no matplotlib
-
-    calls = trace.calls[:max_calls]
-    lanes = _lanes(calls, list(trace.workers))
-    steps = _steps(calls, lanes, plt.get_cmap("tab10"))
-    rows = max(len(steps), 1)
-    fig, ax = plt.subplots(figsize=(1.9 * len(lanes) + 1.6, 1.3 + 0.3 * rows))
-    says = {}  # worker label -> the app_id its replies carry (its name), when there is one
-    for worker in trace.workers:
-        app_ids = {call.app_id for call in calls if call.worker == worker and call.app_id}
-        if len(app_ids) == 1 and app_ids != {worker}:
-            says[worker] = app_ids.pop()
-    for name, x in lanes.items():
-        ax.plot([x, x], [-0.5, rows - 0.5], color="0.8", lw=1, zorder=0)
-        ax.text(x, -0.8, says.get(name, short_name(name)), ha="center", va="bottom",
-                fontsize=9, fontweight="bold")
-    for row, step in enumerate(steps):
-        if step.start == step.end:  # a mark on one lane: an ack, or a call with no reply
-            mark = "✓ ack" if step.label == "ack" else "✗ no reply"
-            ax.text(step.start + 0.05, row, mark, color=step.colour, fontsize=8, va="center")
-            continue
-        ax.annotate("", xy=(step.end, row), xytext=(step.start, row),
-                    arrowprops={"arrowstyle": "-|>", "color": step.colour, "lw": 1.3,
-                                "linestyle": "--" if step.dashed else "-"})
-        ax.text((step.start + step.end) / 2, row - 0.12, step.label, fontsize=7,
-                color=step.colour, ha="center", va="bottom")
-    ticks = ["unseen" if step.dashed else f"{step.time * 1000:.1f} ms" for step in steps]
-    ax.set_yticks(range(len(steps)), ticks, fontsize=7)
-    ax.set_xlim(-0.5, len(lanes) - 0.5)
-    ax.set_ylim(rows - 0.4, -1.2)
-    ax.set_xticks([])
-    for side in ("top", "right", "bottom", "left"):
-        ax.spines[side].set_visible(False)
-    total = len(trace.calls)
-    shown = f" (first {len(calls)} of {total} calls)" if total > len(calls) else ""
-    ax.set_title((title or "messages in this cell") + shown, fontsize=10)
-    fig.tight_layout()
-    plt.close(fig)  # returned, not shown twice: Jupyter displays the returned Figure
-    return fig
+        return draw(self, title, max_calls=max_calls, gap=gap)

@@ -9,7 +9,17 @@ import pytest
 from matplotlib.figure import Figure
 
 from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker, NoWorkerError, WorkerProcesses
+from fibrpc_helpers import trace_hooks
 from fibrpc_helpers.trace import Trace
+
+
+def texts(axes) -> list[str]:
+    return [text.get_text() for text in axes.texts]
+
+
+def crosses(axes) -> list:
+    """The ✗ markers of the diagram: the lanes of workers that went away."""
+    return [line for line in axes.get_lines() if line.get_marker() == "x"]
 
 
 async def until(condition, timeout: float = 5.0) -> None:
@@ -33,14 +43,16 @@ async def test_a_call_in_this_process_is_traced_step_by_step(worker, client):
     assert sorted(kinds[3:]) == ["ack", "deliver"]
     (call,) = trace.calls
     assert call.request == "10" and call.reply == "55" and not call.error
-    assert call.worker == "worker 1" and call.in_process
+    assert call.worker == "worker A" and call.in_process
     assert call.queue == worker.queue.name and call.reply_to == client.callback_queue.name
     assert 0 <= call.sent < call.delivered < call.replied < call.received
     assert call.replied < call.acked
     assert call.round_trip == pytest.approx(call.received - call.sent)
-    assert trace.workers == {"worker 1": trace.events[1].consumer_tag}
+    (who,) = trace.workers.values()
+    assert who.label == "worker A" and who.in_process and who.gone is None
+    assert who.consumer_tag == trace.events[1].consumer_tag and who.app_id == worker.name
     lines = trace.table().splitlines()
-    assert "fib(10)" in lines[1] and "55" in lines[1] and "worker 1" in lines[1]
+    assert "fib(10)" in lines[1] and "55" in lines[1] and "worker A" in lines[1]
 
 
 async def test_concurrent_calls_are_matched_by_correlation_id(worker, client):
@@ -59,8 +71,10 @@ async def test_a_worker_in_another_process_is_named_by_its_app_id(url, queue_nam
             assert await client.call(20) == 6765
     (call,) = trace.calls
     assert not call.in_process and call.delivered is None
-    assert call.worker == "worker 1"
-    assert trace.workers == {"worker 1": workers.names[0]}
+    assert call.worker == "worker A"
+    (who,) = trace.workers.values()
+    assert who.label == "worker A" and who.app_id == workers.names[0]
+    assert not who.in_process and who.consumer_tag is None
     assert call.round_trip is not None and call.round_trip > 0
 
 
@@ -78,9 +92,17 @@ async def test_unknown_and_duplicate_replies_show_as_such(worker, client, connec
     first, stray = trace.calls
     assert first.replies == 2  # the duplicate reached the client (which discarded it)
     assert stray.sent is None and stray.correlation_id == "not-a-call-of-ours"
-    assert stray.replies == 1
+    assert stray.replies == 1 and stray.worker is None  # no app_id: an unknown sender
     assert client.replies.duplicate == 1 and client.replies.unknown == 1
     assert "×2" in trace.table().splitlines()[1]
+    axes = trace.draw().axes[0]
+    lanes = [text.get_text() for text in axes.texts if text.get_fontweight() == "bold"]
+    assert lanes[0] == "client" and "unknown sender" in lanes and "someone else" not in lanes
+    legend = [text for text in texts(axes) if text.startswith("unknown sender:")]
+    assert legend == [
+        "unknown sender: a reply with no app_id, to a request no worker here took "
+        "(published in this process)"
+    ]
 
 
 async def test_a_returned_request_and_an_error_reply(url, queue_name, worker, connection):
@@ -106,13 +128,12 @@ async def test_a_returned_request_and_an_error_reply(url, queue_name, worker, co
 
 
 async def test_traces_nest_and_stop_recording_when_closed(worker, client):
-    original = aio_pika.Exchange.publish
     with Trace() as outer:
         await client.call(1)
         with Trace() as inner:
             await client.call(2)
     await client.call(3)
-    assert aio_pika.Exchange.publish is original  # nothing stays wrapped
+    assert not trace_hooks.LISTENERS  # closed traces no longer listen
     assert [call.request for call in outer.calls] == ["1", "2"]
     assert [call.request for call in inner.calls] == ["2"]
     assert inner.duration is not None and inner.duration > 0
@@ -125,8 +146,10 @@ async def test_draw_makes_a_sequence_diagram(worker, client):
     assert isinstance(figure, Figure)
     (axes,) = figure.axes
     lanes = [text.get_text() for text in axes.texts if text.get_fontweight() == "bold"]
-    # the worker's lane is named by the app_id its replies carry (FibonacciRpcWorker: host:pid)
-    assert lanes == ["client", worker.queue.name, worker.name, "callback queue"]
+    # the worker's lane is "worker A"; the legend says who it is: the app_id its replies
+    # carry (FibonacciRpcWorker: host:pid)
+    assert lanes == ["client", worker.queue.name, "worker A", "callback queue"]
+    assert f"worker A: app_id {worker.name} (this process)" in texts(axes)
     assert "first 3 of 12 calls" in axes.get_title()
     assert len(axes.get_yticklabels()) == 3 * 5  # request, delivery, reply, received, ack
     assert sum(text.get_text() == "✓ ack" for text in axes.texts) == 3
@@ -166,7 +189,7 @@ async def test_messages_without_correlation_id_are_matched_first_in_first_out(
     calls = trace.calls
     assert [(c.request, c.reply) for c in calls] == [("1", "2"), ("2", "4"), ("3", "6")]
     assert all(c.sent < c.delivered < c.replied < c.received for c in calls)
-    assert all(c.acked is not None and c.worker == "worker 1" for c in calls)
+    assert all(c.acked is not None and c.worker == "worker A" for c in calls)
 
 
 async def test_a_request_redelivered_after_a_worker_died_shows_both_deliveries(
@@ -190,13 +213,22 @@ async def test_a_request_redelivered_after_a_worker_died_shows_both_deliveries(
             await rescuer.stop()
     (call,) = trace.calls
     assert [(who, again) for _, who, again in call.deliveries] == [
-        ("worker 1", False),
-        ("worker 2", True),
+        ("worker A", False),
+        ("worker B", True),
     ]
-    assert call.worker == "worker 2" and call.redelivered and call.app_id == "rescuer"
+    assert call.worker == "worker B" and call.redelivered and call.app_id == "rescuer"
     assert call.acked is not None and call.acked > call.deliveries[1][0]
+    dead, rescuer = trace.workers.values()
+    # its channel closed holding the request: gone there, before the redelivery
+    assert dead.gone is not None and call.deliveries[0][0] < dead.gone < call.deliveries[1][0]
+    assert dead.note == "gone before its ack" and dead.app_id is None
+    assert rescuer.gone is None and rescuer.app_id == "rescuer"
     axes = trace.draw().axes[0]
-    assert sum(text.get_text() == "redelivered" for text in axes.texts) == 1
+    assert texts(axes).count("redelivered") == 1
+    assert texts(axes).count("gone before its ack") == 1
+    assert len(crosses(axes)) == 1  # the ✗ that ends worker A's lane
+    assert "worker A: no app_id (this process); ✗ gone before its ack at" in " ".join(
+        texts(axes))
 
 
 async def test_a_request_sent_before_the_trace_or_elsewhere_is_still_a_call(
@@ -217,6 +249,6 @@ async def test_a_request_sent_before_the_trace_or_elsewhere_is_still_a_call(
             await worker.stop()
     (call,) = trace.calls
     assert call.sent is None and call.request == "5" and call.correlation_id == "early"
-    assert call.worker == "worker 1" and call.replied is not None and call.acked is not None
+    assert call.worker == "worker A" and call.replied is not None and call.acked is not None
     assert "fib(5)" in trace.table() and "(sent away)" in trace.table()
     trace.draw()  # no arrow from the client, and no error

@@ -1,0 +1,213 @@
+"""Draw a ``Trace`` as a sequence diagram (matplotlib), readable at a glance.
+
+One row per step, time running down, so messages a tenth of a millisecond apart stay
+readable. Rows are evenly spaced, which hides how long the wait between two rows was; so
+wherever more than ``gap`` seconds pass between two rows, every lane is broken there and the
+break says how long (``⋯ 147.2 ms ⋯``), the way a sequence diagram marks time passing.
+
+Lanes are named for who they are: "client" (the calls' side in this process), the request
+queue(s), "worker A", "worker B", ... (the same names as ``Trace.workers``; a legend under the
+diagram says who each one is), "unknown sender" (a reply with no ``app_id`` that matches no
+worker seen), and "callback queue".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .namespace import short_name
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from .trace import Call, Trace, Worker
+
+UNKNOWN = "unknown sender"
+_UNSEEN = 1e-6  # an unseen step of another process sits just after the request/before the reply
+_BREAK = 0.7  # the height a break adds, in rows
+
+
+@dataclass
+class _Step:
+    """One row of the diagram: an arrow, or a mark on one lane (ack, no reply, gone)."""
+
+    time: float  # where the row sorts; for an unseen step, next to what was seen
+    start: float
+    end: float
+    colour: Any
+    label: str = ""
+    dashed: bool = False  # in another process: this step was not seen, only inferred
+    mark: str = ""  # "ack", "no reply", "gone": a mark on the lane ``start``
+
+
+def _lanes(calls: list[Call], workers: list[str]) -> dict[str, float]:
+    names = ["client"]
+    queues = [call.queue for call in calls if call.queue]
+    names += sorted(set(queues), key=queues.index)
+    names += workers
+    if any(call.worker is None and (call.replied is not None or call.received is not None)
+           and not call.in_process for call in calls):
+        names.append(UNKNOWN)
+    names.append("callback queue")
+    return {name: float(index) for index, name in enumerate(names)}
+
+
+def _steps(calls: list[Call], workers: dict[str, Worker], lanes: dict[str, float],
+           colours: Any) -> list[_Step]:
+    client, callback = lanes["client"], lanes["callback queue"]
+    steps: list[_Step] = []
+    for call in calls:
+        colour = colours((call.number - 1) % 10)
+        tag = f"{call.correlation_id[:6]}: " if call.correlation_id else ""
+        queue = lanes.get(call.queue, client)
+        worker = lanes.get(call.worker or UNKNOWN, lanes.get(UNKNOWN, queue))
+        if call.sent is not None:
+            returned = "  (returned: no queue took it)" if call.returned else ""
+            steps.append(_Step(call.sent, client, queue, colour,
+                               f"{tag}fib({call.request}){returned}"))
+        if call.in_process and call.delivered is not None:
+            for time_, who, redelivered in call.deliveries:
+                to = lanes.get(who or UNKNOWN, worker)
+                steps.append(_Step(time_, queue, to, colour, "redelivered" if redelivered else ""))
+            for time_, who, body in call.replies_sent:  # two: the request ran twice
+                steps.append(_Step(time_, lanes.get(who or UNKNOWN, worker), callback,
+                                   colour, body))
+            if call.acked is not None:
+                steps.append(_Step(call.acked, worker, worker, colour, mark="ack"))
+        elif call.received is not None and call.sent is not None:
+            # the worker is in another process: it took the request some time after it was
+            # sent and replied some time before the reply arrived; both unseen
+            steps.append(_Step(call.sent + _UNSEEN, queue, worker, colour, "(another process)",
+                               dashed=True))
+            steps.append(_Step(call.received - _UNSEEN, worker, callback, colour,
+                               call.reply or "", dashed=True))
+        elif call.replied is not None:  # published here, answering no request seen here
+            steps.append(_Step(call.replied, worker, callback, colour, call.reply or ""))
+        elif call.received is not None:  # from another process, answering no traced request
+            steps.append(_Step(call.received - _UNSEEN, worker, callback, colour,
+                               call.reply or "", dashed=True))
+        if call.received is not None:
+            reply = ("error: " if call.error else "") + (call.reply or "")
+            unmatched = "  (matches no call here)" if call.sent is None else ""
+            steps.append(_Step(call.received, callback, client, colour,
+                               f"{tag}{reply}{unmatched}"))
+            for later in call.arrivals[1:]:
+                steps.append(_Step(later, callback, client, colour,
+                                   f"{tag}duplicate: discarded"))
+        elif call.sent is not None and not call.returned:
+            steps.append(_Step(call.sent, client, client, colour, mark="no reply"))
+    for found in workers.values():
+        if found.gone is not None and found.label in lanes:
+            x = lanes[found.label]
+            steps.append(_Step(found.gone, x, x, "black", found.note, mark="gone"))
+    steps.sort(key=lambda step: (step.time, step.mark != "gone"))  # gone, then what follows
+    return steps
+
+
+def _rows(steps: list[_Step], gap: float) -> tuple[list[float], list[tuple[float, float]]]:
+    """The y of each row, and the breaks (y, seconds skipped) where more than gap passed."""
+    ys: list[float] = []
+    breaks: list[tuple[float, float]] = []
+    y = 0.0
+    for index, step in enumerate(steps):
+        if index:
+            y += 1.0
+            skipped = step.time - steps[index - 1].time
+            if skipped > gap:
+                breaks.append((y + _BREAK / 2 - 0.5, skipped))
+                y += _BREAK
+        ys.append(y)
+    return ys, breaks
+
+
+def _who(found: Worker) -> str:
+    where = "this process" if found.in_process else "another process"
+    said = f"app_id {found.app_id}" if found.app_id else "no app_id"
+    gone = f"; ✗ {found.note} at {found.gone * 1000:.1f} ms" if found.gone is not None else ""
+    return f"{found.label}: {said} ({where}){gone}"
+
+
+def _legend(lanes: dict[str, float], workers: dict[str, Worker], calls: list[Call]) -> list[str]:
+    lines = [_who(found) for label, found in workers.items() if label in lanes]
+    if UNKNOWN in lanes:
+        here = any(call.worker is None and call.replied is not None for call in calls)
+        origin = "published in this process" if here else "from another process"
+        lines.append(f"{UNKNOWN}: a reply with no app_id, to a request no worker here took "
+                     f"({origin})")
+    return lines
+
+
+def _lifelines(ax: Axes, lanes: dict[str, float], top: float, bottom: float,
+               breaks: list[tuple[float, float]], ends: dict[float, float]) -> None:
+    """Each lane's vertical line, interrupted at every break, ended where its worker went."""
+    cuts = [top] + [y for y, _ in breaks] + [bottom]
+    for x in lanes.values():
+        end = ends.get(x, bottom)
+        for upper, lower in zip(cuts, cuts[1:], strict=False):
+            low = lower - (0.18 if lower != bottom else 0)
+            high = upper + (0.18 if upper != top else 0)
+            if high < min(low, end):
+                ax.plot([x, x], [high, min(low, end)], color="0.8", lw=1, zorder=0)
+    for y, skipped in breaks:
+        ax.axhline(y, color="0.6", lw=0.6, ls=(0, (1, 3)), zorder=0)
+        for x in lanes.values():
+            if ends.get(x, bottom) > y:
+                for dy in (-0.16, 0.16):  # a broken-axis mark: two slanted strokes
+                    ax.plot([x - 0.06, x + 0.06], [y + dy + 0.05, y + dy - 0.05],
+                            color="0.5", lw=1, zorder=1)
+        ax.text(-0.55, y, f"⋯ {skipped * 1000:.1f} ms ⋯", ha="right", va="center",
+                fontsize=7, style="italic", color="0.3")
+
+
+def draw(trace: Trace, title: str | None, *, max_calls: int, gap: float) -> Figure:
+    """The diagram of ``trace`` (see ``Trace.draw``)."""
+    import matplotlib.pyplot as plt  # imported here: recording needs no matplotlib
+
+    if gap <= 0:
+        raise ValueError(f"gap must be a positive number of seconds, not {gap!r}")
+    all_calls, workers = trace._read()
+    calls = all_calls[:max_calls]
+    shown = {call.worker for call in calls} | {w for w, f in workers.items() if f.gone}
+    lanes = _lanes(calls, [label for label in workers if label in shown])
+    steps = _steps(calls, workers, lanes, plt.get_cmap("tab10"))
+    ys, breaks = _rows(steps, gap)
+    legend = _legend(lanes, workers, calls)
+    bottom = (ys[-1] if ys else 0.0) + 0.5
+    height = 1.3 + 0.3 * (bottom + 0.5) + 0.22 * len(legend)
+    fig, ax = plt.subplots(figsize=(1.9 * len(lanes) + 1.6, height))
+    ends = {step.start: y for y, step in zip(ys, steps, strict=True) if step.mark == "gone"}
+    _lifelines(ax, lanes, -0.5, bottom, breaks, ends)
+    for name, x in lanes.items():
+        ax.text(x, -0.8, short_name(name), ha="center", va="bottom", fontsize=9,
+                fontweight="bold")
+    for y, step in zip(ys, steps, strict=True):
+        if step.mark == "gone":
+            ax.plot([step.start], [y], marker="x", color="black", markersize=11, mew=2.2)
+            ax.text(step.start + 0.08, y, step.label, fontsize=8, va="center")
+        elif step.mark:  # a mark on one lane: an ack, or a call with no reply
+            text = "✓ ack" if step.mark == "ack" else "✗ no reply"
+            ax.text(step.start + 0.05, y, text, color=step.colour, fontsize=8, va="center")
+        else:
+            ax.annotate("", xy=(step.end, y), xytext=(step.start, y),
+                        arrowprops={"arrowstyle": "-|>", "color": step.colour, "lw": 1.3,
+                                    "linestyle": "--" if step.dashed else "-"})
+            ax.text((step.start + step.end) / 2, y - 0.12, step.label, fontsize=7,
+                    color=step.colour, ha="center", va="bottom")
+    ticks = ["unseen" if step.dashed else f"{step.time * 1000:.1f} ms" for step in steps]
+    ax.set_yticks(ys, ticks, fontsize=7)
+    for index, line in enumerate(legend):
+        ax.text(-0.5, bottom + 0.35 + 0.75 * index, line, fontsize=8, va="top", ha="left")
+    ax.set_xlim(-0.5, len(lanes) - 0.5)
+    ax.set_ylim(bottom + 0.35 + 0.75 * len(legend), -1.2)
+    ax.set_xticks([])
+    ax.tick_params(axis="y", length=0)
+    for side in ("top", "right", "bottom", "left"):
+        ax.spines[side].set_visible(False)
+    total = len(all_calls)
+    more = f" (first {len(calls)} of {total} calls)" if total > len(calls) else ""
+    ax.set_title((title or "messages in this cell") + more, fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)  # returned, not shown twice: Jupyter displays the returned Figure
+    return fig
