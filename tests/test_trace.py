@@ -8,9 +8,14 @@ import aio_pika
 import pytest
 from matplotlib.figure import Figure
 
-from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker, NoWorkerError, WorkerProcesses
-from fibrpc_helpers import trace_hooks
-from fibrpc_helpers.trace import Trace
+from fibrpc_helpers import (
+    FibonacciRpcClient,
+    FibonacciRpcWorker,
+    NoWorkerError,
+    WorkerProcesses,
+    trace_hooks,
+)
+from fibrpc_helpers.trace import Event, Trace
 
 
 def texts(axes) -> list[str]:
@@ -252,3 +257,160 @@ async def test_a_request_sent_before_the_trace_or_elsewhere_is_still_a_call(
     assert call.worker == "worker A" and call.replied is not None and call.acked is not None
     assert "fib(5)" in trace.table() and "(sent away)" in trace.table()
     trace.draw()  # no arrow from the client, and no error
+
+
+def _aio_pikas_own_init() -> bool:
+    """IncomingMessage.__init__ is aio-pika's function, not a replacement."""
+    init = aio_pika.IncomingMessage.__init__
+    return init.__module__ == "aio_pika.message" and init.__qualname__ == (
+        "IncomingMessage.__init__"
+    )
+
+
+async def test_live_built_consumers_are_seen_without_patching_incoming_message(
+    queue_name, connection
+):
+    """The three ways the notebooks take requests: consume + process(), get, iterator."""
+    channel = await connection.channel()
+    requests = await channel.declare_queue(queue_name)
+    callback = await channel.declare_queue(exclusive=True)
+    replies: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage] = asyncio.Queue()
+    await callback.consume(replies.put, no_ack=True)
+
+    async def on_request(request: aio_pika.abc.AbstractIncomingMessage) -> None:
+        async with request.process():  # acks when the block ends
+            reply = aio_pika.Message(request.body, correlation_id=request.correlation_id)
+            await channel.default_exchange.publish(reply, routing_key=request.reply_to)
+
+    async def send(correlation_id: str) -> None:
+        await channel.default_exchange.publish(
+            aio_pika.Message(b"1", correlation_id=correlation_id, reply_to=callback.name),
+            routing_key=queue_name,
+        )
+
+    async with Trace() as trace:
+        assert _aio_pikas_own_init()
+        await send("got")
+        taken = await requests.get(timeout=5)
+        await taken.ack()
+        await send("iterated")
+        async with requests.iterator() as iterator:
+            async for request in iterator:
+                await request.ack()
+                break
+        consumer_tag = await requests.consume(on_request)
+        await send("consumed")
+        await asyncio.wait_for(replies.get(), 5)
+    await requests.cancel(consumer_tag)
+    assert _aio_pikas_own_init()
+    got, iterated, consumed = trace.calls
+    for call in (got, iterated, consumed):
+        assert call.delivered is not None and call.acked is not None and call.in_process
+    assert consumed.replied is not None and consumed.received is not None
+    assert consumed.sent < consumed.delivered < consumed.replied < consumed.acked
+    labels = [got.worker, iterated.worker, consumed.worker]
+    assert labels == ["worker A", "worker B", "worker C"]  # get, the iterator, the consumer
+    assert trace.workers["worker A"].consumer_tag == "basic.get"
+    assert all(w.gone is None for w in trace.workers.values())
+
+
+async def test_the_reference_worker_is_seen_without_patching_incoming_message(worker, client):
+    async with Trace() as trace:
+        assert _aio_pikas_own_init()
+        assert await client.call(12) == 144
+    (call,) = trace.calls
+    assert call.delivered is not None and call.acked is not None
+    assert trace.workers["worker A"].app_id == worker.name
+
+
+def _rows(axes) -> dict[str, float]:
+    """Row label (its time, "12.3 ms") -> its y in the diagram."""
+    return {label.get_text(): y for label, y in zip(
+        axes.get_yticklabels(), axes.get_yticks(), strict=True)}
+
+
+async def test_a_long_wait_between_two_rows_is_drawn_as_a_break_with_its_length(
+    queue_name, connection, client
+):
+    channel = await connection.channel()
+    requests = await channel.declare_queue(queue_name)
+
+    async def slow(request: aio_pika.abc.AbstractIncomingMessage) -> None:
+        await asyncio.sleep(0.3)
+        reply = aio_pika.Message(b"55", correlation_id=request.correlation_id)
+        await channel.default_exchange.publish(reply, routing_key=request.reply_to)
+        await request.ack()
+
+    await requests.consume(slow)
+    async with Trace() as trace:
+        assert await client.call(10) == 55
+    (call,) = trace.calls
+    waited = call.replied - call.delivered
+    assert waited >= 0.3
+    axes = trace.draw(gap=0.2).axes[0]
+    breaks = [text for text in texts(axes) if text.startswith("⋯")]
+    assert breaks == [f"⋯ {waited * 1000:.1f} ms ⋯"]  # only there: every other step is quick
+    rows = _rows(axes)
+    after, before = rows[f"{call.replied * 1000:.1f} ms"], rows[f"{call.delivered * 1000:.1f} ms"]
+    assert after - before > 1  # the break adds room between the two rows
+    calm = trace.draw(gap=10).axes[0]
+    assert not [text for text in texts(calm) if text.startswith("⋯")]
+    with pytest.raises(ValueError, match="gap"):
+        trace.draw(gap=0)
+
+
+async def test_a_worker_that_settles_or_never_acks_is_not_marked_gone(queue_name, connection,
+                                                                      client):
+    """A channel that closes holding nothing (acked; or no_ack, nothing to ack) lost nothing."""
+    careful, carefree = await connection.channel(), await connection.channel()
+
+    def replier(channel):
+        async def on_request(request: aio_pika.abc.AbstractIncomingMessage) -> None:
+            reply = aio_pika.Message(b"1", correlation_id=request.correlation_id)
+            await channel.default_exchange.publish(reply, routing_key=request.reply_to)
+            if channel is careful:
+                await request.ack()
+
+        return on_request
+
+    await (await careful.declare_queue(queue_name)).consume(replier(careful))
+    async with Trace() as trace:
+        assert await client.call(1) == 1
+        await careful.close()
+        await (await carefree.declare_queue(queue_name)).consume(replier(carefree), no_ack=True)
+        assert await client.call(2) == 1
+        await carefree.close()
+    assert [e.kind for e in trace.events].count("close") == 2  # both closes were seen
+    assert [w.gone for w in trace.workers.values()] == [None, None]
+    assert not crosses(trace.draw().axes[0])
+
+
+def test_a_request_redelivered_without_its_first_takers_ack_marks_that_taker_gone():
+    """When no close was seen, the redelivery itself says the first taker lost it."""
+    trace = Trace()
+    request = {"routing_key": "q", "correlation_id": "c1", "reply_to": "amq.gen-1", "body": "5"}
+    trace.events = [
+        Event(0.000, "publish", **request),
+        Event(0.001, "deliver", **request, consumer_tag="t1", delivery_tag=1),
+        Event(0.050, "deliver", **request, redelivered=True, consumer_tag="t2", delivery_tag=1),
+        Event(0.051, "ack", **request, consumer_tag="t2", delivery_tag=1),
+    ]
+    first, second = trace.workers.values()
+    assert (first.label, first.gone, first.note) == ("worker A", 0.050, "gone before its ack")
+    assert second.gone is None and trace.calls[0].acked == 0.051
+
+
+async def test_a_worker_killed_in_another_process_is_marked_where_we_say(url, queue_name,
+                                                                         client):
+    with WorkerProcesses(1, url=url, queue=queue_name) as workers:
+        async with Trace() as trace:
+            assert await client.call(5) == 5
+            workers.kill(0)
+            trace.mark_killed(workers.names[0])
+    (who,) = trace.workers.values()
+    assert who.app_id == workers.names[0] and who.note == "killed"
+    assert who.gone is not None and who.gone > trace.calls[0].received
+    axes = trace.draw().axes[0]
+    assert len(crosses(axes)) == 1 and "killed" in texts(axes)
+    with pytest.raises(ValueError, match="app_id"):
+        trace.mark_killed("")
