@@ -31,13 +31,30 @@ async def connection(url: str) -> AsyncIterator[aio_pika.abc.AbstractConnection]
 
 @pytest.fixture
 async def queue_name(request: pytest.FixtureRequest, url: str) -> AsyncIterator[str]:
-    """A request-queue name no other test uses; the queue is deleted afterwards."""
+    """A request-queue name no other test uses; the queue is deleted afterwards (workers
+    declare durable quorum queues, which nothing else would ever remove)."""
     name = f"test.{request.node.name[:40]}.{uuid.uuid4().hex[:8]}"
     yield name
     connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel()
         await channel.queue_delete(name)
+
+
+OFFICIAL_QUEUE: dict = {"durable": True, "arguments": {"x-queue-type": "quorum"}}
+"""How RabbitMQ's tutorial six declares the request queue today (and the worker, by default)."""
+
+
+@pytest.fixture
+async def request_queue(connection: aio_pika.abc.AbstractConnection, queue_name: str) -> str:
+    """The test's request queue, declared as RabbitMQ's tutorial six declares it today
+    (durable quorum), with nobody consuming it yet; deleted afterwards (``queue_name``).
+
+    Durable: a queue left behind would outlive even a broker restart, hence the delete."""
+    channel = await connection.channel()
+    await channel.declare_queue(queue_name, **OFFICIAL_QUEUE)
+    await channel.close()
+    return queue_name
 
 
 @pytest.fixture

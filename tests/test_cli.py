@@ -52,7 +52,8 @@ def test_worker_exits_0_on_sigterm_after_serving(cli_worker, url, queue_name):
     assert run(*CLI, "call", "--url", url, "--queue", queue_name, "7").stdout == "fib(7) = 13\n"
     cli_worker.send_signal(signal.SIGTERM)
     assert cli_worker.wait(timeout=20) == 0
-    assert "1 answered" in (cli_worker.stderr.read() if cli_worker.stderr else "")
+    summary = cli_worker.stderr.read() if cli_worker.stderr else ""
+    assert "stopped: 1 answered, 0 error replies, 0 dropped (no reply_to), 0 expired" in summary
 
 
 def test_a_remote_error_is_one_line_on_stderr_and_exit_1(cli_worker, url, queue_name):

@@ -42,7 +42,7 @@ async def test_each_client_has_its_own_exclusive_callback_queue(url, worker, cli
 async def _reply_in_reverse(connection, queue_name: str, count: int, copies: int = 1) -> list:
     """A hand-made worker: takes `count` requests, then answers them newest first."""
     channel = await connection.channel()
-    queue = await channel.declare_queue(queue_name)
+    queue = await channel.declare_queue(queue_name, passive=True)  # it consumes, never declares
     requests = []
     async with queue.iterator() as messages:
         async for message in messages:
@@ -60,8 +60,9 @@ async def _reply_in_reverse(connection, queue_name: str, count: int, copies: int
     return [m.correlation_id for m in requests]
 
 
-async def test_concurrent_calls_answered_out_of_order_are_matched(connection, client, queue_name):
-    await (await connection.channel()).declare_queue(queue_name)
+async def test_concurrent_calls_answered_out_of_order_are_matched(
+    connection, client, queue_name, request_queue
+):
     ns = list(range(20, 40))
     responder = asyncio.create_task(_reply_in_reverse(connection, queue_name, len(ns)))
     results = await asyncio.gather(*(client.call(n) for n in ns))
@@ -71,8 +72,9 @@ async def test_concurrent_calls_answered_out_of_order_are_matched(connection, cl
     assert client.in_flight == 0
 
 
-async def test_a_duplicate_reply_is_discarded_and_counted(connection, client, queue_name):
-    await (await connection.channel()).declare_queue(queue_name)
+async def test_a_duplicate_reply_is_discarded_and_counted(
+    connection, client, queue_name, request_queue
+):
     responder = asyncio.create_task(_reply_in_reverse(connection, queue_name, 1, copies=2))
     assert await client.call(12) == 144
     await responder
@@ -95,22 +97,25 @@ async def test_a_stray_reply_is_discarded_and_counted(connection, worker, client
     assert client.replies.discarded == 1
 
 
-async def test_no_consumer_times_out_and_forgets_the_call(connection, client, queue_name):
-    await (await connection.channel()).declare_queue(queue_name)
+async def test_no_consumer_times_out_and_forgets_the_call(
+    connection, client, queue_name, request_queue
+):
     with pytest.raises(RpcTimeout):
         await client.call(5, timeout=0.3)
     assert client.in_flight == 0
-    # The request carries the call's timeout as its expiration: nobody computes it later.
-    # The broker expires it about 0.3 s after it was enqueued.
+    # The request carries the call's timeout as its expiration, and it sits at the head of
+    # the queue (nobody consumes it), so the broker drops it about 0.3 s after it was
+    # enqueued; a quorum queue honours per-message TTL from RabbitMQ 3.10 on.
     await wait_for_depth(connection, queue_name, 0, 5, "the broker to expire the request")
 
 
-async def test_a_reply_after_the_timeout_is_counted_as_late(connection, client, queue_name):
-    await (await connection.channel()).declare_queue(queue_name)
+async def test_a_reply_after_the_timeout_is_counted_as_late(
+    connection, client, queue_name, request_queue
+):
     with pytest.raises(RpcTimeout):
         await client.call(5, timeout=0.2)
     channel = await connection.channel()
-    await (await channel.declare_queue(queue_name)).purge()  # the given-up request
+    await (await channel.declare_queue(queue_name, passive=True)).purge()  # the given-up request
     # Hand-reply to a request id the client gave up on, then make a normal call.
     late_id = next(iter(client._finished))
     await channel.default_exchange.publish(
@@ -143,8 +148,9 @@ async def test_local_input_errors_never_reach_the_broker(client):
     assert client.in_flight == 0
 
 
-async def test_pending_calls_fail_clearly_when_the_client_closes(connection, url, queue_name):
-    await (await connection.channel()).declare_queue(queue_name)
+async def test_pending_calls_fail_clearly_when_the_client_closes(
+    connection, url, queue_name, request_queue
+):
     client = await FibonacciRpcClient.connect(url, queue=queue_name)
     call = asyncio.create_task(client.call(5, timeout=30))
     while client.in_flight == 0:
