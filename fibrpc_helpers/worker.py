@@ -120,7 +120,10 @@ class RequestQueue:
         quorum: durable, as tutorial six's official code declares it today (a quorum queue
         must be durable, and cannot be exclusive or auto-delete). Replicated on a cluster,
         written to disk, the type RabbitMQ recommends; it honours the client's per-message
-        TTL (``expiration``) from RabbitMQ 3.10 on.
+        TTL (``expiration``) from RabbitMQ 3.10 on. From RabbitMQ 4.0 a quorum queue also
+        has a delivery limit of 20 by default: a request handed out that many times (one
+        that kills every worker that takes it) is dropped, or dead-lettered if the queue has
+        a dead-letter exchange, instead of going round forever.
 
         classic: not durable, exactly as the aio-pika tutorial declares it
         (``declare_queue(name)``), so that tutorial's server can share the queue whichever
@@ -368,23 +371,23 @@ class FibonacciRpcWorker:
             # equivalent declare changes nothing), because aio-pika re-declares a robust
             # channel's queues after a reconnection, and after the queue was deleted.
             if kind.durable is None:
-                request_queue = await channel.declare_queue(queue, passive=True)
+                consumed = await channel.declare_queue(queue, passive=True)
             else:
-                request_queue = await channel.declare_queue(
+                consumed = await channel.declare_queue(
                     queue, durable=kind.durable, auto_delete=kind.auto_delete,
                     arguments=dict(kind.arguments),
                 )
             worker = cls(
                 connection,
                 channel,  # type: ignore[arg-type]
-                request_queue,
+                consumed,
                 compute=compute,
                 max_n=max_n,
                 service_time=service_time,
                 name=name or default_worker_name(),
                 request_queue=kind,
             )
-            worker._consumer_tag = await request_queue.consume(worker._on_request)
+            worker._consumer_tag = await consumed.consume(worker._on_request)
         except BaseException:
             await connection.close()
             raise
