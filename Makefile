@@ -25,7 +25,7 @@ lab: setup
 
 test: setup
 	$(PY) -m pytest tests notebooks --nbval --nbval-current-env \
-		--sanitize-with notebooks/nbval_sanitize.cfg $(PYTEST_ARGS)
+		--nbval-sanitize-with notebooks/nbval_sanitize.cfg $(PYTEST_ARGS)
 	@if [ "$(E2E)" = no ]; then echo "e2e: SKIPPED: E2E=no"; \
 	else $(MAKE) --no-print-directory e2e; fi
 
@@ -34,7 +34,7 @@ test-package: setup
 
 test-notebooks: setup
 	$(PY) -m pytest notebooks --nbval --nbval-current-env \
-		--sanitize-with notebooks/nbval_sanitize.cfg $(PYTEST_ARGS)
+		--nbval-sanitize-with notebooks/nbval_sanitize.cfg $(PYTEST_ARGS)
 
 # The classroom benchmark (under 2 minutes) and the speed ratios against aio_pika.patterns.RPC;
 # CSVs and plots land in results/ (git-ignored).
