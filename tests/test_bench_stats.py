@@ -115,7 +115,7 @@ def test_queueing_model_latencies() -> None:
 
 def _scaling_rows(throughputs: dict[int, list[float]]) -> list[dict[str, object]]:
     return [
-        {"work": "cpu", "workers": w, "throughput": t}
+        {"work": "cpu", "workers": w, "throughput": t, "bottleneck": f"verdict {w} {t:g}"}
         for w, values in throughputs.items()
         for t in values
     ]
@@ -126,15 +126,19 @@ def test_the_scaling_sentence_follows_the_measured_numbers_and_the_cores() -> No
 
     rows = _scaling_rows({1: [300, 340], 2: [520, 500], 4: [560, 410]})
     assert best_throughput(rows, "cpu") == {1: 340, 2: 520, 4: 560}
-    two = scaling(rows, "cpu", 2)
-    assert "W = 1: 340, W = 2: 520, W = 4: 560" in two and "2 to 4: 1.1x" in two
-    assert "stopped growing after W = 2" in two and "one of this machine's 2 cores" in two
-    assert "below this machine's 8 cores" in scaling(rows, "cpu", 8)
-    assert "more workers than this machine's 1 core:" in scaling(rows, "cpu", 1)
-    grows = scaling(_scaling_rows({1: [100], 2: [190], 4: [370]}), "cpu", 8)
-    assert "grew at every step, up to W = 4" in grows and "stopped" not in grows
+    two = scaling(rows, "cpu", 2, cpu_bound=True)
+    assert "W = 1: 340, W = 2: 520, W = 4: 560" in two and "2 to 4: 1.08x" in two
+    assert "stopped growing after W = 2" in two and "keep this machine's 2 cores busy" in two
+    assert two.endswith("At W = 4: verdict 4 560.")  # the verdict of the point that fell short
+    assert "below this machine's 8 cores" in scaling(rows, "cpu", 8, cpu_bound=True)
+    sleeping = scaling(rows, "cpu", 2, cpu_bound=False)
+    assert "cores" not in sleeping and "something else limited them" in sleeping
+    grows = _scaling_rows({1: [100], 2: [190], 4: [370]})
+    assert "grew at every step, up to W = 4" in scaling(grows, "cpu", 8, cpu_bound=True)
+    assert "more workers than this machine's 1 core:" in scaling(grows, "cpu", 1, cpu_bound=True)
+    assert "stopped" not in scaling(grows, "cpu", 1, cpu_bound=False)
     with pytest.raises(ValueError, match="two worker counts"):
-        scaling(_scaling_rows({1: [100]}), "cpu", 2)
+        scaling(_scaling_rows({1: [100]}), "cpu", 2, cpu_bound=True)
 
 
 def test_a_cpu_figure_that_could_not_be_read_says_so() -> None:

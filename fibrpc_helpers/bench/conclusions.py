@@ -26,8 +26,14 @@ def best_throughput(rows: Sequence[dict[str, Any]], work: str) -> dict[int, floa
     return dict(sorted(best.items()))
 
 
-def scaling(rows: Sequence[dict[str, Any]], work: str, cores: int | None) -> str:
-    """How ``work``'s throughput grew with the workers, and where it stopped, in one sentence."""
+def scaling(
+    rows: Sequence[dict[str, Any]], work: str, cores: int | None, *, cpu_bound: bool
+) -> str:
+    """How ``work``'s throughput grew with the workers, and where it stopped, in sentences.
+
+    ``cores`` is ``os.cpu_count()``; ``cpu_bound`` says whether a worker needs a core for
+    its work (the recursive fib) or mostly waits (a sleep), which changes what a stop means.
+    """
     best = best_throughput(rows, work)
     if len(best) < 2:
         raise ValueError(f"{work} needs points at two worker counts or more, got {list(best)}")
@@ -35,26 +41,33 @@ def scaling(rows: Sequence[dict[str, Any]], work: str, cores: int | None) -> str
     pairs = zip(counts, counts[1:], strict=False)
     steps = [(a, b, best[b] / best[a] if best[a] else math.inf) for a, b in pairs]
     figures = ", ".join(f"W = {w}: {best[w]:.0f}" for w in counts)
-    ratios = ", ".join(f"{a} to {b}: {r:.1f}x" for a, b, r in steps)
+    ratios = ", ".join(f"{a} to {b}: {r:.2f}x" for a, b, r in steps)
     said = f"{work}, calls/s at the best C ({figures}); from W = {ratios}. "
-    stop = next((a for a, _, r in steps if r < GROWTH), None)
     machine = f"this machine's {cores} core{'' if cores == 1 else 's'}"
+    stop = next(((a, b) for a, b, r in steps if r < GROWTH), None)
     if stop is None:
-        return said + f"It grew at every step, up to W = {counts[-1]}, the most measured."
-    said += f"It stopped growing after W = {stop} (less than {GROWTH:g}x per step)"
-    if not cores:
+        said += f"It grew at every step, up to W = {counts[-1]}, the most measured"
+        if cpu_bound and cores and counts[-1] > cores:
+            said += (
+                f", more workers than {machine}: with prefetch 1 a worker also waits a round "
+                "trip for its next request, and meanwhile another can use its core"
+            )
         return said + "."
-    if stop == cores:
-        return said + f": W = {stop} gave each worker one of {machine}; more only take turns."
-    if stop > cores:
-        return said + (
-            f", more workers than {machine}: with prefetch 1 a worker also waits a round trip "
-            "for its next request, and meanwhile another can use its core."
-        )
-    return said + (
-        f", below {machine}: the broker and the load generators need cores too, and other "
-        "programs may have held some (see the CPU figures)."
+    last, next_ = stop
+    said += f"It stopped growing after W = {last} (less than {GROWTH:g}x per step)"
+    if cpu_bound and cores and last >= cores:
+        said += f": {last} workers can already keep {machine} busy, more only take turns"
+    elif cpu_bound and cores:
+        said += f", below {machine}: the broker, the load generators and other programs use"
+        said += " cores too"
+    elif not cpu_bound:
+        said += ": sleeping workers need little CPU, so something else limited them"
+    verdict = next(
+        (r["bottleneck"] for r in rows if r["work"] == work and r["workers"] == next_
+         and r["throughput"] == best[next_]),
+        "",
     )
+    return said + (f". At W = {next_}: {verdict}." if verdict else ".")
 
 
 def percent(value: float) -> str:
