@@ -90,7 +90,7 @@ def _steps(calls: list[Call], workers: dict[str, Worker], lanes: dict[str, float
                                call.reply or "", dashed=True))
         if call.received is not None:
             reply = ("error: " if call.error else "") + (call.reply or "")
-            unmatched = "  (matches no call here)" if call.sent is None else ""
+            unmatched = "  (matches no request in this trace)" if call.sent is None else ""
             steps.append(_Step(call.received, callback, client, colour,
                                f"{tag}{reply}{unmatched}"))
             for later in call.arrivals[1:]:

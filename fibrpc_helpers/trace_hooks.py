@@ -120,7 +120,8 @@ def _observed(callback: Callable[[Any], Any], no_ack: bool) -> Callable[[Any], A
     """The consumer callback, noting each delivery first. A coroutine function stays one
     and a plain function stays plain, so aio-pika treats the wrapper as it would the
     callback (including its warning for a plain function)."""
-    if inspect.iscoroutinefunction(callback):
+    call = type(callback).__call__  # an object with an async __call__ is awaited too
+    if inspect.iscoroutinefunction(callback) or inspect.iscoroutinefunction(call):
 
         @functools.wraps(callback)
         async def on_message_async(message: Any) -> Any:
@@ -155,7 +156,10 @@ def _wrap_consume(original: Callable[..., Any]) -> Callable[..., Any]:
         no_ack = bool(bound.arguments.get("no_ack", False))
         bound.arguments["callback"] = _observed(bound.arguments["callback"], no_ack)
         consumer_tag = await original(*bound.args, **bound.kwargs)
-        self.channel.close_callbacks.add(_close_noter(consumer_tag))
+        try:
+            self.channel.close_callbacks.add(_close_noter(consumer_tag))
+        except RuntimeError:  # the channel closed already ("Collection frozen"): nothing to see
+            pass
         return consumer_tag
 
     return consume
