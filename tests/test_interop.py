@@ -357,9 +357,12 @@ async def test_an_aio_pika_tutorial_server_started_after_our_worker_gets_a_406(
     await worker.wait_for_line(WORKER_READY)
     server = aio_pika_docs_server(start, url, request_queue)
     assert await server.wait_for_exit() != 0
-    assert "PRECONDITION_FAILED" in "\n".join(server.stderr), server.describe()
+    assert "PRECONDITION_FAILED - inequivalent arg 'durable'" in "\n".join(server.stderr), (
+        server.describe()
+    )
     assert await consumers(connection, request_queue) == 1  # our worker is still there
     await call_many(url, request_queue, 3)
+    assert await declared_as(connection, request_queue, QUORUM)
 
 
 async def test_with_queue_type_classic_an_aio_pika_tutorial_server_can_join_our_worker(
