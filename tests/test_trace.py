@@ -81,6 +81,9 @@ async def test_a_worker_in_another_process_is_named_by_its_app_id(url, queue_nam
     assert who.label == "worker A" and who.app_id == workers.names[0]
     assert not who.in_process and who.consumer_tag is None
     assert call.round_trip is not None and call.round_trip > 0
+    axes = trace.draw().axes[0]
+    assert f"worker A: app_id {workers.names[0]} (another process)" in texts(axes)
+    assert texts(axes).count("(another process)") == 1  # its part is inferred, dashed
 
 
 async def test_unknown_and_duplicate_replies_show_as_such(worker, client, connection):
@@ -88,21 +91,26 @@ async def test_unknown_and_duplicate_replies_show_as_such(worker, client, connec
     with Trace() as trace:
         assert await client.call(7) == 13
         answered = trace.calls[0].correlation_id
-        for correlation_id in (answered, "not-a-call-of-ours"):
+        for correlation_id, app_id in [(answered, None), ("not-a-call-of-ours", None),
+                                       ("signed", "elsewhere:42")]:
             await channel.default_exchange.publish(
-                aio_pika.Message(b"13", correlation_id=correlation_id),
+                aio_pika.Message(b"13", correlation_id=correlation_id, app_id=app_id),
                 routing_key=client.callback_queue.name,
             )
-        await until(lambda: client.replies.discarded == 2)
-    first, stray = trace.calls
+        await until(lambda: client.replies.discarded == 3)
+    first, stray, signed = trace.calls
+    # a stray reply that says who sent it comes from that worker's lane
+    assert signed.sent is None and signed.worker == "worker B"
+    assert trace.workers["worker B"].app_id == "elsewhere:42"
     assert first.replies == 2  # the duplicate reached the client (which discarded it)
     assert stray.sent is None and stray.correlation_id == "not-a-call-of-ours"
     assert stray.replies == 1 and stray.worker is None  # no app_id: an unknown sender
-    assert client.replies.duplicate == 1 and client.replies.unknown == 1
+    assert client.replies.duplicate == 1 and client.replies.unknown == 2
     assert "×2" in trace.table().splitlines()[1]
     axes = trace.draw().axes[0]
     lanes = [text.get_text() for text in axes.texts if text.get_fontweight() == "bold"]
-    assert lanes[0] == "client" and "unknown sender" in lanes and "someone else" not in lanes
+    assert lanes == ["client", worker.queue.name, "worker A", "worker B", "unknown sender",
+                     "callback queue"]
     legend = [text for text in texts(axes) if text.startswith("unknown sender:")]
     assert legend == [
         "unknown sender: a reply with no app_id, to a request no worker here took "
@@ -349,7 +357,8 @@ async def test_a_long_wait_between_two_rows_is_drawn_as_a_break_with_its_length(
     assert waited >= 0.3
     axes = trace.draw(gap=0.2).axes[0]
     breaks = [text for text in texts(axes) if text.startswith("⋯")]
-    assert breaks == [f"⋯ {waited * 1000:.1f} ms ⋯"]  # only there: every other step is quick
+    assert f"⋯ {waited * 1000:.1f} ms ⋯" in breaks
+    assert all(float(text.split()[1]) > 200 for text in breaks)  # only where more than gap
     rows = _rows(axes)
     after, before = rows[f"{call.replied * 1000:.1f} ms"], rows[f"{call.delivered * 1000:.1f} ms"]
     assert after - before > 1  # the break adds room between the two rows
