@@ -2,9 +2,10 @@
 
 Two servers beside our worker, each started before it and after it:
 
-* RabbitMQ's official tutorial (every language) declares ``rpc_queue`` durable and quorum,
-  with prefetch 1 and an iterative fib: tests/tutorial_six/official_pika_server.py has its
-  shape. Our worker declares the same queue when it is first, and adopts it when it is not.
+* RabbitMQ's official tutorial (pika, Java, Go, Node.js, .NET, Ruby...) declares
+  ``rpc_queue`` durable and quorum, with prefetch 1 and an iterative fib:
+  tests/tutorial_six/official_pika_server.py has its shape. Our worker declares the same
+  queue when it is first, and adopts it when it is not.
 * The aio-pika documentation's tutorial declares a classic, non-durable queue:
   tests/tutorial_six/aio_pika_docs_server.py has its shape. Our worker adopts that queue when
   the server is first; when our worker is first, it declares quorum and the aio-pika server
@@ -53,7 +54,7 @@ START_TIMEOUT = 60.0
 CALL_TIMEOUT = 30.0
 """Seconds a client waits for all its replies."""
 QUORUM = {"durable": True, "arguments": {"x-queue-type": "quorum"}}
-"""The request queue as the official tutorial declares it (every language, today)."""
+"""The request queue as RabbitMQ's tutorial declares it today (pika, Java, Go, Node.js, .NET...)."""
 CLASSIC = {"durable": False, "arguments": None}
 """The request queue as the aio-pika documentation's tutorial declares it."""
 SERVER_REQUEST = re.compile(r"^request fib\(\d+\)$")
@@ -64,7 +65,7 @@ class Program:
     """A process a test started. Reader threads collect its output lines as they come, so the
     test can wait for a line (an event) and read everything it printed afterwards."""
 
-    def __init__(self, name: str, args: list[str], cwd: Path | None = None) -> None:
+    def __init__(self, name: str, args: list[str]) -> None:
         self.name = name
         self.process = subprocess.Popen(
             args,
@@ -72,7 +73,6 @@ class Program:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            cwd=cwd,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         self.stdout: list[str] = []
@@ -159,8 +159,8 @@ def start(request_queue: str) -> Iterator[Start]:
     before ``request_queue`` deletes the queue."""
     programs: list[Program] = []
 
-    def run(name: str, *args: str | Path, cwd: Path | None = None) -> Program:
-        programs.append(Program(name, [str(arg) for arg in args], cwd=cwd))
+    def run(name: str, *args: str | Path) -> Program:
+        programs.append(Program(name, [str(arg) for arg in args]))
         return programs[-1]
 
     yield run
