@@ -73,8 +73,11 @@ def test_on_windows_a_recorded_pid_is_never_signalled(monkeypatch, tmp_path):
     The bystander carries our node's name in its environment, so on Linux the record would
     say it is our node: only the platform guard keeps status and stop away from it."""
     env = {**os.environ, "RABBITMQ_NODENAME": "fibrpc5999@localhost"}
-    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env)
+    sleeper = "import time; print('up', flush=True); time.sleep(60)"
+    bystander = subprocess.Popen([sys.executable, "-c", sleeper], env=env, stdout=subprocess.PIPE)
     try:
+        assert bystander.stdout is not None
+        bystander.stdout.readline()  # running: its /proc environ is filled in by now
         (tmp_path / "node.json").write_text(
             json.dumps({"pid": bystander.pid, "nodename": "fibrpc5999@localhost", "port": 5999})
         )
