@@ -3,7 +3,8 @@
 Modules, one idea each: ``stats`` (percentiles, Little's law, Poisson arrivals, queueing
 models), ``cpu`` (whose CPU was busy), ``designs`` (the four RPC designs as clients),
 ``loadgen`` (load-generator processes), ``grid`` (the runner and its presets), ``plots``
-(the figures) and ``ratios`` (the side-by-side speed comparison with aio_pika.patterns.RPC).
+(the figures), ``conclusions`` (sentences chosen from the measured numbers and the machine's
+cores) and ``ratios`` (the side-by-side speed comparison with aio_pika.patterns.RPC).
 
 ``from fibrpc_helpers.bench import Bench`` works; the submodules are imported on first use,
 so ``python -m fibrpc_helpers.bench.loadgen`` (a load-generator process) starts lean.
