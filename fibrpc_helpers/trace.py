@@ -67,7 +67,9 @@ class Worker:
     In this process a worker is one consumer of a request queue (``consumer_tag``; a
     ``queue.get`` is the consumer "basic.get"). In another process it is known only by the
     ``app_id`` its replies carry. ``gone`` is when it went away holding a request it never
-    acked (seconds since the trace started), with ``note`` saying how it is known.
+    acked (seconds since the trace started), and ``note`` says how: "gone before its ack"
+    (seen here: its channel closed, or the request came back redelivered without its ack)
+    or the note given to ``Trace.mark_killed``.
     """
 
     label: str  # "worker A", "worker B", ... in the order the workers first appear
