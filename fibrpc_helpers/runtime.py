@@ -1,0 +1,271 @@
+"""The process runtime: child processes and event-loop tasks that have one owner each.
+
+Worker processes, aio-pika's patterns workers and the benchmark's load generators are all
+started and stopped here, one way (a Trio-style nursery for processes):
+
+* ``ProcessGroup.spawn`` starts a child; ``wait_ready`` waits, within one deadline for the
+  whole group, until each child prints the line that says it is ready (a child that exits,
+  or never says so, fails the start and is killed);
+* ``ProcessGroup.stop`` sends SIGTERM to every child first (they finish in parallel), waits
+  within one deadline, then kills the stragglers; it runs on ``with`` exit and at interpreter
+  exit for any group still open;
+* every child learns its parent's pid (``FIBRPC_PARENT_PID``): ``watch_parent`` in the child
+  returns when that parent is gone, so a child never outlives a killed Jupyter kernel.
+
+``TaskGroup`` is the same idea for the coroutines of one event loop (Python 3.10 has no
+``asyncio.TaskGroup``): the first task that fails, or the group's one deadline, cancels every
+other task, waits for them, and the failure is raised with its own traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import re
+import select
+import signal
+import subprocess
+import time
+import weakref
+from collections.abc import Coroutine, Sequence
+from types import TracebackType
+from typing import IO, Any, TypeVar
+
+PARENT_PID = "FIBRPC_PARENT_PID"
+"""Environment variable naming the pid of the process that started a child: the child
+compares it with ``os.getppid()``, which changes when that parent dies (even if it died
+before the child could look)."""
+
+T = TypeVar("T")
+
+_OPEN: weakref.WeakSet[ProcessGroup] = weakref.WeakSet()
+
+
+class ChildError(RuntimeError):
+    """A child process exited, failed or did not answer in time."""
+
+
+class Child:
+    """One child process and its stdout, read line by line with a deadline."""
+
+    def __init__(self, process: subprocess.Popen[bytes], name: str) -> None:
+        self.process = process
+        self.name = name
+        self.ready_line = ""
+        self._buffer = b""
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def readline(self, deadline: float) -> str:
+        """The next line the child prints (without its newline), by ``deadline``
+        (``time.monotonic()``); ChildError if it exits or stays silent until then."""
+        assert self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ChildError(f"{self.name} (pid {self.pid}) said nothing in time")
+            readable, _, _ = select.select([fd], [], [], left)
+            if readable:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    code = self.process.wait()
+                    raise ChildError(f"{self.name} (pid {self.pid}) exited with code {code}")
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode()
+
+    def write(self, line: str) -> None:
+        """Send one line to the child's stdin."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+        self.process.stdin.flush()
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+
+class ProcessGroup:
+    """Child processes started together and stopped together; ``with ProcessGroup() as g:``."""
+
+    def __init__(self, *, stderr: IO[Any] | int | None = None) -> None:
+        """``stderr``: where the children's logs go (a file, ``subprocess.DEVNULL``); by
+        default this process's stderr."""
+        self.stderr = stderr
+        self.children: list[Child] = []
+
+    def spawn(
+        self, command: Sequence[str], *, name: str = "child", stdin: bool = False
+    ) -> Child:
+        """Start ``command``; its stdout is ours to read, its stdin too if ``stdin``."""
+        _OPEN.add(self)
+        process = subprocess.Popen(
+            list(command),
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", PARENT_PID: str(os.getpid())},
+        )
+        child = Child(process, name)
+        self.children.append(child)
+        return child
+
+    def wait_ready(
+        self, children: Sequence[Child], ready: str | re.Pattern[str], timeout: float
+    ) -> list[str]:
+        """Each child's first line matching ``ready``, all within ``timeout`` seconds.
+
+        A child that exits first, or has not said it by then, is killed with the whole
+        group, and ChildError says which one and why.
+        """
+        pattern = re.compile(ready) if isinstance(ready, str) else ready
+        deadline = time.monotonic() + timeout
+        try:
+            for child in children:
+                while not pattern.search(line := child.readline(deadline)):
+                    pass
+                child.ready_line = line
+        except ChildError as error:
+            self.stop(timeout=0)
+            raise ChildError(
+                f"{error} before it was ready (waited up to {timeout:g} s); its error, if "
+                "any, is in its log (this process's stderr, or the file given as stderr=)"
+            ) from None
+        except BaseException:
+            self.stop(timeout=0)
+            raise
+        return [child.ready_line for child in children]
+
+    @property
+    def pids(self) -> list[int]:
+        return [child.pid for child in self.children]
+
+    def stop(self, timeout: float = 30.0) -> list[int]:
+        """SIGTERM every running child, wait for all within ``timeout``, SIGKILL the rest.
+
+        Returns the exit codes (negative: killed by that signal), in spawn order.
+        """
+        for child in self.children:
+            if child.running:
+                child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        codes = []
+        for child in self.children:
+            try:
+                codes.append(child.process.wait(max(0.0, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                codes.append(child.process.wait())
+            for pipe in (child.process.stdout, child.process.stdin):
+                if pipe is not None:
+                    try:
+                        pipe.close()
+                    except OSError:  # a stdin whose reader is gone
+                        pass
+        _OPEN.discard(self)
+        return codes
+
+    def __enter__(self) -> ProcessGroup:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def stop_all() -> None:
+    """Stop every ProcessGroup still open in this Python process (runs at exit)."""
+    for group in list(_OPEN):
+        group.stop(timeout=10)
+
+
+atexit.register(stop_all)
+
+
+def parent_gone() -> bool:
+    """True in a child whose parent (the process that spawned it here) has exited."""
+    expected = os.environ.get(PARENT_PID)
+    parent = int(expected) if expected and expected.isdigit() else None
+    return parent is not None and os.getppid() != parent
+
+
+async def watch_parent(interval: float = 0.5) -> None:
+    """Return once this process's parent is gone (never, for a process started otherwise).
+
+    Polling ``getppid`` works everywhere Python runs; Linux's PR_SET_PDEATHSIG would fire
+    when the parent's *thread* that forked us ends, which a Jupyter kernel's threads do.
+    """
+    while not parent_gone():
+        await asyncio.sleep(interval)
+
+
+class TaskGroup:
+    """Coroutines that end together, within one deadline.
+
+    ``spawn`` adds a task (also from inside another task of the group); ``wait(timeout)``
+    returns when every task has finished. The first task to fail cancels all the others, and
+    ``wait`` raises its exception (traceback and all) once they are gone; at the deadline
+    every task is cancelled and ``wait`` raises TimeoutError. A cancellation of the waiter
+    cancels the tasks too and stays a cancellation. Nothing outlives ``wait``.
+    """
+
+    def __init__(self, what: str = "tasks") -> None:
+        self.what = what
+        self.tasks: list[asyncio.Task[Any]] = []
+
+    def spawn(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        task = asyncio.ensure_future(coroutine)
+        self.tasks.append(task)
+        return task
+
+    def _failure(self) -> BaseException | None:
+        for task in self.tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                return task.exception()
+        return None
+
+    async def wait(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            while pending := [task for task in self.tasks if not task.done()]:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise TimeoutError(f"{self.what} did not finish within {timeout:g} s")
+                await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_EXCEPTION)
+                if self._failure() is not None:
+                    break
+        finally:
+            for task in self.tasks:
+                task.cancel()
+            if self.tasks:
+                await asyncio.wait(self.tasks)
+        failure = self._failure()
+        for task in self.tasks:  # every later failure is retrieved: the first one is raised
+            if not task.cancelled():
+                task.exception()
+        if failure is not None:
+            raise failure
+
+    async def __aenter__(self) -> TaskGroup:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None:  # the body failed: nothing it started may outlive it
+            for task in self.tasks:
+                task.cancel()
+            if self.tasks:
+                await asyncio.wait(self.tasks)

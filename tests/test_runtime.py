@@ -1,0 +1,194 @@
+"""The process runtime with real child processes (no broker): start, ready, stop, orphans;
+and the task group that the load generators run their loops in."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from fibrpc_helpers.runtime import ChildError, ProcessGroup, TaskGroup
+
+PY = sys.executable
+
+
+def python(code: str) -> list[str]:
+    return [PY, "-c", textwrap.dedent(code)]
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie has exited: it only waits to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_gone(pid: int, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while alive(pid):
+        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
+        time.sleep(0.02)
+
+
+READY_THEN_SLEEP = "import time\nprint('ready', flush=True)\ntime.sleep(60)"
+
+
+def test_a_child_that_never_says_ready_fails_the_start_at_the_deadline_and_is_killed() -> None:
+    group = ProcessGroup(stderr=subprocess.DEVNULL)
+    child = group.spawn(python("import time\nprint('starting', flush=True)\ntime.sleep(60)"))
+    started = time.monotonic()
+    with pytest.raises(ChildError, match=r"said nothing in time before it was ready"):
+        group.wait_ready([child], "^ready", timeout=0.5)
+    assert 0.5 <= time.monotonic() - started < 5
+    assert child.process.poll() is not None  # stopped with its group, not left behind
+
+
+def test_a_child_that_exits_before_ready_says_its_exit_code() -> None:
+    group = ProcessGroup(stderr=subprocess.DEVNULL)
+    child = group.spawn(python("raise SystemExit(3)"))
+    with pytest.raises(ChildError, match=r"exited with code 3 before it was ready"):
+        group.wait_ready([child], "^ready", timeout=30)
+
+
+def test_ready_lines_come_back_and_stop_terminates_every_child_at_once() -> None:
+    with ProcessGroup() as group:
+        children = [group.spawn(python(READY_THEN_SLEEP)) for _ in range(3)]
+        assert group.wait_ready(children, "^ready", timeout=30) == ["ready"] * 3
+        started = time.monotonic()
+        codes = group.stop(timeout=10)
+    assert codes == [-signal.SIGTERM] * 3
+    assert time.monotonic() - started < 5  # signalled together, not one after another
+
+
+def test_a_child_that_ignores_sigterm_is_killed_once_the_stop_deadline_passes() -> None:
+    stubborn = (
+        "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('ready', flush=True)\ntime.sleep(60)"
+    )
+    group = ProcessGroup()
+    children = [group.spawn(python(stubborn)), group.spawn(python(READY_THEN_SLEEP))]
+    group.wait_ready(children, "^ready", timeout=30)
+    started = time.monotonic()
+    codes = group.stop(timeout=0.5)
+    assert codes == [-signal.SIGKILL, -signal.SIGTERM]
+    assert 0.5 <= time.monotonic() - started < 5
+
+
+def test_lines_are_read_with_a_deadline_and_written_to_stdin() -> None:
+    echo = (
+        "import sys\nprint('ready', flush=True)\n"
+        "for line in sys.stdin: print(line.upper(), end='', flush=True)"
+    )
+    with ProcessGroup() as group:
+        child = group.spawn(python(echo), stdin=True)
+        group.wait_ready([child], "^ready", timeout=30)
+        child.write("hello")
+        assert child.readline(time.monotonic() + 30) == "HELLO"
+        with pytest.raises(ChildError, match="said nothing in time"):
+            child.readline(time.monotonic() + 0.1)
+
+
+@pytest.mark.parametrize("death", ["killed", "exits without stopping"])
+def test_a_child_exits_when_its_parent_dies(death: str) -> None:
+    """The parent starts a child that watches it, prints the child's pid, then dies."""
+    child_code = (
+        "import asyncio\nfrom fibrpc_helpers.runtime import watch_parent\n"
+        "print('ready', flush=True)\nasyncio.run(watch_parent(0.05))"
+    )
+    end = "time.sleep(60)" if death == "killed" else "pass"
+    parent_code = f"""
+        import sys, time
+        from fibrpc_helpers.runtime import ProcessGroup
+        group = ProcessGroup()
+        child = group.spawn([sys.executable, "-c", {child_code!r}])
+        group.wait_ready([child], "^ready", timeout=30)
+        print(child.pid, flush=True)
+        {end}
+    """
+    parent = subprocess.Popen(python(parent_code), stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        pid = int(parent.stdout.readline())
+        assert alive(pid)
+        if death == "killed":  # no atexit, no cleanup: only the child's watch can end it
+            parent.kill()
+        parent.wait(30)
+        wait_gone(pid, 10, "the orphaned child to exit")
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def test_the_parent_pid_is_handed_to_the_child() -> None:
+    with ProcessGroup() as group:
+        child = group.spawn(python("import os\nprint(os.environ['FIBRPC_PARENT_PID'])"))
+        assert child.readline(time.monotonic() + 30) == str(os.getpid())
+
+
+async def test_the_first_failing_task_cancels_the_others_and_raises_with_its_traceback() -> None:
+    cancelled = []
+
+    async def forever(name: str) -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.append(name)
+            raise
+
+    async def broken() -> None:
+        await asyncio.sleep(0.01)
+        raise KeyError("boom")
+
+    group = TaskGroup("calls")
+    others = [group.spawn(forever("a")), group.spawn(forever("b"))]
+    group.spawn(broken())
+    with pytest.raises(KeyError, match="boom") as caught:
+        await group.wait(timeout=30)
+    assert sorted(cancelled) == ["a", "b"] and all(task.done() for task in others)
+    assert any(entry.name == "broken" for entry in caught.traceback)  # its own traceback
+
+
+async def test_the_group_deadline_cancels_every_task() -> None:
+    group = TaskGroup("the run")
+    task = group.spawn(asyncio.sleep(60))
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(TimeoutError, match="the run did not finish within 0.1 s"):
+        await group.wait(timeout=0.1)
+    assert task.cancelled() and asyncio.get_running_loop().time() - started < 5
+
+
+async def test_tasks_spawned_by_tasks_are_waited_for_too() -> None:
+    group = TaskGroup()
+    results: list[int] = []
+
+    async def leaf(i: int) -> None:
+        await asyncio.sleep(0.01 * i)
+        results.append(i)
+
+    async def spawner() -> None:
+        for i in range(3):
+            group.spawn(leaf(i))
+            await asyncio.sleep(0)
+
+    group.spawn(spawner())
+    await group.wait(timeout=30)
+    assert sorted(results) == [0, 1, 2]
+
+
+async def test_cancelling_the_waiter_cancels_the_tasks_and_stays_a_cancellation() -> None:
+    group = TaskGroup()
+    task = group.spawn(asyncio.sleep(60))
+    waiter = asyncio.ensure_future(group.wait(timeout=30))
+    await asyncio.sleep(0.01)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert task.cancelled()
