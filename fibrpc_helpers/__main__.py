@@ -24,9 +24,10 @@ from .client import DEFAULT_QUEUE, DEFAULT_TIMEOUT, FibonacciRpcClient
 from .errors import RpcError
 from .fib import DEFAULT_MAX_N, RECURSIVE_MAX_N, fib, fib_recursive
 from .processes import WorkerProcesses
+from .request_queue import QUEUE_TYPES
 from .urls import amqp_url, mask_url
 from .watch import watch
-from .worker import QUEUE_TYPES, FibonacciRpcWorker
+from .worker import FibonacciRpcWorker
 
 WORK: dict[str, Callable[[int], int]] = {"fast": fib, "recursive": fib_recursive}
 
@@ -53,6 +54,12 @@ def _max_n(args: argparse.Namespace) -> int:
     return RECURSIVE_MAX_N if args.work == "recursive" else DEFAULT_MAX_N
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM) + (
+    (signal.SIGBREAK,) if hasattr(signal, "SIGBREAK") else ()  # Windows' Ctrl-Break
+)
+"""The signals that stop a worker gracefully (it finishes what it holds)."""
+
+
 async def _serve(args: argparse.Namespace) -> int:
     worker = await FibonacciRpcWorker.start(
         args.url,
@@ -65,8 +72,11 @@ async def _serve(args: argparse.Namespace) -> int:
     )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):  # before saying "serving": a SIGTERM
-        loop.add_signal_handler(signum, stopping.set)  # right after it must stop us cleanly
+    for signum in STOP_SIGNALS:  # before saying "serving": a SIGTERM right after it must
+        try:  # stop us cleanly
+            loop.add_signal_handler(signum, stopping.set)
+        except NotImplementedError:  # Windows: no event-loop signal handlers
+            signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stopping.set))
     # processes.WorkerProcesses waits for this line: "worker NAME is serving" must stay first.
     print(
         f"worker {worker.name} is serving queue {args.queue!r} "
@@ -122,7 +132,7 @@ def _worker(args: argparse.Namespace) -> int:
         queue_type=args.queue_type,
     )
     stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, lambda *_: stopping.set())
     try:
         workers.start()

@@ -381,14 +381,17 @@ class FibonacciRpcClient:
                 f"request. Start a worker (`python -m fibrpc_helpers worker --queue "
                 f"{self.queue}`) or check the queue name."
             ) from None
-        except (
-            asyncio.CancelledError, AMQPError, ChannelInvalidStateError, ConnectionError
-        ) as error:
-            # The channel closed under the publish, so the broker never confirmed it.
+        except (asyncio.CancelledError, Exception) as error:
+            # The channel closed under the publish, so the broker never confirmed it. (When
+            # the client closes, aiormq can re-raise the channel's close reason as a bare
+            # Exception.)
             if self._closing:
                 raise RpcConnectionError(
                     "the client was closed while a call was being sent"
                 ) from None
+            lost = (asyncio.CancelledError, AMQPError, ChannelInvalidStateError, ConnectionError)
+            if not isinstance(error, lost):
+                raise
             raise RpcConnectionError(
                 f"the connection to the broker was lost while sending the request ({error!r}); "
                 "retrying is safe because the work is idempotent"

@@ -7,11 +7,9 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-TUTORIAL = Path(__file__).parent / "tutorial_six"
 CLI = [sys.executable, "-m", "fibrpc_helpers"]
 
 
@@ -98,32 +96,6 @@ def test_processes_runs_several_workers_and_stops_them_all(url, queue_name):
     finally:
         if parent.poll() is None:
             parent.kill()
-
-
-def test_our_call_talks_to_the_tutorials_pika_server(url, queue_name):
-    server = start(sys.executable, str(TUTORIAL / "pika_rpc_server.py"), url, queue_name)
-    try:
-        done = run(*CLI, "call", "--url", url, "--queue", queue_name, "30", "1")
-        assert done.stdout == "fib(30) = 832040\nfib(1) = 1\n", done.stderr
-    finally:
-        server.kill()
-        server.wait()
-
-
-def test_our_call_talks_to_the_aio_pika_tutorial_server(url, queue_name):
-    server = start(sys.executable, str(TUTORIAL / "aio_pika_rpc_server.py"), url, queue_name)
-    try:
-        done = run(*CLI, "call", "--url", url, "--queue", queue_name, "15")
-        assert done.stdout == "fib(15) = 610\n", done.stderr
-    finally:
-        server.kill()
-        server.wait()
-
-
-def test_the_tutorials_pika_client_talks_to_our_worker(cli_worker, url, queue_name):
-    done = run(sys.executable, str(TUTORIAL / "pika_rpc_client.py"), url, queue_name, "30", "12")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == " [.] Got 832040\n [.] Got 144\n"
 
 
 def test_broker_status_shows_version_and_masks_the_password(url):

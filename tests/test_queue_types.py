@@ -25,7 +25,7 @@ from fibrpc_helpers import (
     WorkerProcesses,
     fib,
 )
-from fibrpc_helpers import worker as worker_module
+from fibrpc_helpers import request_queue as request_queue_module
 
 QUORUM = {"durable": True, "arguments": {"x-queue-type": "quorum"}}  # the official tutorial's
 CLASSIC = {}  # the aio-pika tutorial's: declare_queue(name)
@@ -184,14 +184,14 @@ async def test_a_queue_declared_differently_between_the_look_and_the_declare(
     """The race itself, made certain: the passive declare finds no queue, then the aio-pika
     tutorial's server declares its classic queue before the worker declares. The worker's
     declare is refused (406); it adopts the queue, or (explicit quorum) says they differ."""
-    really_existing = worker_module._existing
+    really_existing = request_queue_module._existing
 
     async def absent_until_someone_else_declares(connection_, name):
         assert await really_existing(connection_, name) is None
         await declare(connection, name, **CLASSIC)
         return None
 
-    monkeypatch.setattr(worker_module, "_existing", absent_until_someone_else_declares)
+    monkeypatch.setattr(request_queue_module, "_existing", absent_until_someone_else_declares)
     if asked is None:
         worker = await FibonacciRpcWorker.start(url, queue=queue_name)
         try:
