@@ -1,0 +1,635 @@
+"""A RabbitMQ cluster on this machine: three project-local nodes behind one address.
+
+``python -m fibrpc_helpers broker ensure --nodes 3`` makes one, to show what a single broker
+cannot: a node dies and the calls go on. It starts three nodes the way :mod:`broker` starts
+one (their data, logs and Erlang cookie under ``.broker/cluster/node-N/``, their own AMQP and
+distribution ports), joins them into one cluster (``rabbitmqctl stop_app``, ``join_cluster``,
+``start_app``, as RabbitMQ's clustering guide does it by hand), and starts a TCP proxy in front
+of them: Debian's haproxy, listening on the URL's port and health-checking every node each
+half second.
+
+Why a proxy and not a list of brokers in ``AMQP_URL``: aio-pika's ``connect_robust`` takes one
+URL and reconnects to that one address only (a multi-host connection was asked for in its issue
+#141 and never merged). Behind a proxy, the client and worker need no change at all: when their
+node dies the proxy closes their connection, their robust connection reconnects to the same
+address, and the proxy hands it to a node that is up, where aio-pika re-declares the callback
+queue and the consumers. So does every other program that speaks AMQP to that address
+(RabbitMQ's official tutorials in any language, ``rabbitmqctl``-free tools), and a class broker
+made of several machines works the same way with the proxy on one of them.
+
+The nodes need one shared Erlang cookie (the password nodes and ``rabbitmqctl`` use to talk to
+each other): ``start`` writes one into every node's home before it first starts.
+
+What a cluster with quorum queues buys: a quorum queue keeps a replica on each node and a
+leader elected among them (Raft); a message is confirmed to its publisher once a majority of
+replicas wrote it, so losing one node of three loses no confirmed request, and the queue keeps
+working while a majority (two of three) is up. Which node leads a queue: ``status``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import broker
+from .urls import amqp_url, mask_url, url_host, url_port
+
+DEFAULT_NODES = 3
+
+PROXY_CHECK_INTERVAL_MS = 500
+"""How often haproxy checks each node's AMQP port: a dead node stops getting new
+connections within about this long."""
+
+_PID_NODE = re.compile(r"^<(.+?)(?:\.\d+)+>$")  # an Erlang pid as rabbitmqctl prints it
+
+CTL_TIMEOUT = 120.0
+"""Seconds one ``rabbitmqctl`` command may take (the CLI starts an Erlang VM of its own,
+which takes a few seconds on a busy machine)."""
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node of the cluster: where it listens and where it keeps its data."""
+
+    index: int  # 1, 2, 3...
+    port: int  # AMQP; its Erlang distribution port is port + 20000, as in broker.py
+    state_dir: Path
+
+    @property
+    def name(self) -> str:
+        """Its Erlang node name, as broker.py names a node: ``fibrpcPORT@localhost``."""
+        return f"fibrpc{self.port}@localhost"
+
+    @property
+    def url(self) -> str:
+        """A URL that reaches this node alone, past the proxy."""
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    def environment(self) -> dict[str, str]:
+        """The environment rabbitmq-server and rabbitmqctl need for this node."""
+        return broker._node_environment(self.port, self.state_dir)
+
+    def beam_pid(self) -> int | None:
+        """The pid of the node's Erlang VM (beam.smp), from the pid file the node writes."""
+        try:
+            return int((self.state_dir / "rabbitmq.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+
+@dataclass
+class NodeStatus:
+    node: Node
+    up: bool  # its AMQP port accepts connections
+    in_cluster: bool  # a running node of the cluster lists it as running
+
+
+@dataclass
+class QueueLeader:
+    """A quorum queue, the node that leads it, and the nodes that hold a replica of it."""
+
+    name: str
+    leader: str
+    members: list[str]
+    online: list[str]
+
+
+class ClusterError(broker.BrokerError):
+    """The cluster could not be started, joined or asked; the message says what to do."""
+
+
+def default_state_dir() -> Path:
+    """Where the cluster keeps its nodes' data and the proxy's configuration."""
+    return broker.default_state_dir() / "cluster"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _find_haproxy() -> str | None:
+    return shutil.which("haproxy") or next(
+        (p for p in ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy") if Path(p).exists()), None
+    )
+
+
+def _install_haproxy() -> None:
+    """Debian's haproxy, with apt-get, when we are root (as broker.py installs RabbitMQ)."""
+    print("haproxy is not installed; installing it with apt-get", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "haproxy"]):
+        print(f"  $ {' '.join(command)}", flush=True)
+        result = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if result.returncode != 0:
+            raise ClusterError(
+                f"`{' '.join(command)}` failed:\n{result.stderr.decode(errors='replace')[-2000:]}"
+            )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap it if this process started it (no zombie)
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Cluster:
+    """``nodes`` RabbitMQ nodes on this machine and a proxy in front of them.
+
+    The proxy listens on the URL's port; node N listens on that port + N, so the URL of
+    ``AMQP_URL`` (``localhost:5672`` by default) reaches the cluster through the proxy.
+    Everything lives under ``state_dir`` (``.broker/cluster/``); ``cluster.json`` there
+    records what was started, so that ``stop`` stops exactly that and nothing else.
+    """
+
+    def __init__(
+        self, url: str | None = None, nodes: int = DEFAULT_NODES, state_dir: Path | None = None
+    ) -> None:
+        if nodes < 1:
+            raise ValueError(f"a cluster needs 1 node or more, got {nodes}")
+        self.url = amqp_url(url)
+        self.port = url_port(self.url)
+        self.state_dir = state_dir or default_state_dir()
+        self.nodes = [
+            Node(i, self.port + i, self.state_dir / f"node-{i}") for i in range(1, nodes + 1)
+        ]
+        self._processes: dict[int, subprocess.Popen[bytes]] = {}
+
+    # --- what is there ---------------------------------------------------------------------
+
+    @classmethod
+    def recorded(cls, state_dir: Path | None = None) -> Cluster | None:
+        """The cluster that ``start`` recorded under ``state_dir``, if there is one."""
+        state_dir = state_dir or default_state_dir()
+        try:
+            record = json.loads((state_dir / "cluster.json").read_text())
+            return cls(record["url"], int(record["nodes"]), state_dir)
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def proxy_pid(self) -> int | None:
+        """The pid of the proxy this cluster started, if it still runs."""
+        try:
+            record = json.loads((self.state_dir / "cluster.json").read_text())
+            pid = int(record["proxy_pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        environ = Path(f"/proc/{pid}/cmdline")
+        if not _alive(pid):
+            return None
+        if environ.exists() and str(self._proxy_config()).encode() not in environ.read_bytes():
+            return None  # that pid is another process now
+        return pid
+
+    def node_up(self, node: Node) -> bool:
+        """Whether the node's AMQP port accepts a connection (and speaks AMQP)."""
+        return broker.probe(node.url, timeout=2.0) is not None
+
+    def status(self) -> list[NodeStatus]:
+        """Every node: is it up, and does a running node count it as running in the cluster."""
+        up = {node.index: self.node_up(node) for node in self.nodes}
+        running: set[str] = set()
+        for node in self.nodes:
+            if up[node.index]:
+                try:
+                    running = set(self._cluster_status(node).get("running_nodes", []))
+                    break
+                except ClusterError:
+                    continue
+        return [NodeStatus(node, up[node.index], node.name in running) for node in self.nodes]
+
+    def _cluster_status(self, node: Node) -> dict:
+        return json.loads(self.ctl(node, "cluster_status", "--formatter", "json"))
+
+    def quorum_queues(self) -> list[QueueLeader]:
+        """Every quorum queue of the cluster's default vhost, with its leader and members."""
+        for node in self.nodes:
+            if not self.node_up(node):
+                continue
+            rows = json.loads(self.ctl(
+                node, "list_queues", "name", "type", "leader", "members", "online",
+                "--formatter", "json",
+            ))
+            return [
+                QueueLeader(row["name"], row["leader"], list(row["members"]),
+                            list(row["online"]))
+                for row in rows if row.get("type") == "quorum"
+            ]
+        raise ClusterError("no node of the cluster is up to ask; start it with "
+                           "`python -m fibrpc_helpers broker ensure --nodes 3`")
+
+    def queue_nodes(self) -> dict[str, str]:
+        """Every queue's node: a classic queue's home, a quorum queue's leader.
+
+        Read from each queue's process id, which names its node (``<NODE.1.2.3>``):
+        RabbitMQ 3.10 has a ``leader`` column for quorum queues only."""
+        for node in self.nodes:
+            if not self.node_up(node):
+                continue
+            where = {}
+            output = self.ctl(node, "list_queues", "--quiet", "--no-table-headers", "name", "pid")
+            for line in output.splitlines():
+                name, _, pid = line.rpartition("\t")
+                found = _PID_NODE.match(pid.strip())
+                if name and found:
+                    where[name] = found.group(1)
+            return where
+        raise ClusterError("no node of the cluster is up to ask; start it with "
+                           "`python -m fibrpc_helpers broker ensure --nodes 3`")
+
+    def leader_of(self, queue: str) -> Node:
+        """The node that leads ``queue`` (a quorum queue) now."""
+        for found in self.quorum_queues():
+            if found.name == queue:
+                return self.node_named(found.leader)
+        raise ClusterError(f"the cluster has no quorum queue named {queue!r}")
+
+    def node_named(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise ClusterError(f"{name!r} is not a node of this cluster")
+
+    def ctl(self, node: Node, *args: str, timeout: float = CTL_TIMEOUT) -> str:
+        """Run ``rabbitmqctl ARGS`` against ``node`` (its name and cookie); its output."""
+        return self._cli("rabbitmqctl", node, *args, timeout=timeout)
+
+    def _cli(self, tool: str, node: Node, *args: str, timeout: float = CTL_TIMEOUT) -> str:
+        server = broker._find_server()
+        if server is None:
+            raise ClusterError(broker.how_to_get_one(self.url))
+        command = [str(Path(server).with_name(tool)), "-n", node.name, *args]
+        try:
+            result = subprocess.run(command, env=node.environment(), capture_output=True,
+                                    text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ClusterError(f"`{tool} {' '.join(args)}` on {node.name} took over "
+                               f"{timeout:g} s") from None
+        if result.returncode != 0:
+            raise ClusterError(
+                f"`{tool} {' '.join(args)}` on {node.name} failed: "
+                f"{(result.stderr or result.stdout).strip()[-1500:]}"
+            )
+        return result.stdout
+
+    # --- starting ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every node, join them into one cluster, start the proxy; return when the
+        cluster answers at the URL. Nodes already up stay as they are."""
+        if url_host(self.url) not in ("localhost", "127.0.0.1", "::1"):
+            raise ClusterError(
+                f"a cluster is started on this machine only, and {mask_url(self.url)} points "
+                "elsewhere: set AMQP_URL (or --url) to a localhost URL"
+            )
+        if not broker.can_start_nodes():
+            raise ClusterError(broker.how_to_get_one(self.url))
+        server = broker._find_server()
+        if server is None and broker._can_apt_install():
+            broker._install_with_apt()
+            server = broker._find_server()
+        if server is None:
+            raise ClusterError(broker.how_to_get_one(self.url))
+        haproxy = _find_haproxy()
+        if haproxy is None and broker._can_apt_install():
+            _install_haproxy()
+            haproxy = _find_haproxy()
+        if haproxy is None:
+            raise ClusterError(
+                "the cluster's nodes are reached through haproxy, which is not installed: "
+                "`sudo apt-get install haproxy` (Debian/Ubuntu), `brew install haproxy` "
+                "(macOS), then run this again"
+            )
+        self._check_ports()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._record(proxy_pid=self.proxy_pid())
+        cookie = self._cookie()
+        starting = [node for node in self.nodes if not self.node_up(node)]
+        for node in starting:
+            home = node.state_dir / "home"
+            home.mkdir(parents=True, exist_ok=True)
+            cookie_file = home / ".erlang.cookie"
+            if not cookie_file.exists():
+                cookie_file.write_text(cookie)
+                cookie_file.chmod(0o400)
+            self._spawn(server, node)
+        print(f"starting {len(starting)} RabbitMQ node(s) on ports "
+              f"{', '.join(str(node.port) for node in starting) or '-'} "
+              f"(data in {self.state_dir.parent.name}/{self.state_dir.name}/) ",
+              end="", flush=True)
+        self._wait_up(starting)
+        print(" ready", flush=True)
+        self._join()
+        self._start_proxy(haproxy)
+
+    def _check_ports(self) -> None:
+        """Refuse to start over a broker that is not ours, before starting anything."""
+        if self.proxy_pid() is None and not _port_free(self.port):
+            answered = broker.probe(self.url, timeout=2.0)
+            what = f"RabbitMQ {answered}" if answered else "another program"
+            raise ClusterError(
+                f"{what} already listens on port {self.port}, where the cluster's proxy "
+                "would listen. Stop it first (`python -m fibrpc_helpers broker stop` stops "
+                "the single node this project started), or give the cluster another port: "
+                "--url amqp://guest:guest@localhost:PORT/ (its nodes take PORT+1 to "
+                f"PORT+{len(self.nodes)})"
+            )
+        for node in self.nodes:
+            if self.node_up(node):
+                continue
+            for port in (node.port, node.port + 20000):
+                if not _port_free(port):
+                    raise ClusterError(
+                        f"port {port} (node {node.index}, {node.name}) is taken by another "
+                        "program; give the cluster another port with --url "
+                        "amqp://guest:guest@localhost:PORT/"
+                    )
+
+    def _cookie(self) -> str:
+        """The cluster's one Erlang cookie: the first node's, else a new random one."""
+        for node in self.nodes:
+            existing = node.state_dir / "home" / ".erlang.cookie"
+            if existing.exists():
+                return existing.read_text().strip()
+        return secrets.token_hex(16).upper()
+
+    def _spawn(self, server: str, node: Node) -> None:
+        """Start one node's rabbitmq-server, recorded as broker.py records its node (so
+        ``broker.stop(node.state_dir)`` stops it)."""
+        env = node.environment()
+        log = node.state_dir / "log" / "server-output.log"
+        with open(log, "ab") as output:
+            process = subprocess.Popen(
+                [server], env=env, stdin=subprocess.DEVNULL, stdout=output,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self._processes[node.index] = process
+        (node.state_dir / "node.json").write_text(json.dumps({
+            "pid": process.pid,
+            "nodename": node.name,
+            "port": node.port,
+            "started": broker._process_start_time(process.pid),
+        }))
+
+    def _wait_up(self, nodes: list[Node], timeout: float = broker.START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        waiting = list(nodes)
+        while waiting:
+            for node in list(waiting):
+                process = self._processes.get(node.index)
+                if process is not None and process.poll() is not None:
+                    print(" failed", flush=True)
+                    raise ClusterError(
+                        f"node {node.name} exited with code {process.returncode}; see "
+                        f"{node.state_dir / 'log'} for why"
+                    )
+                if self.node_up(node):
+                    waiting.remove(node)
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                print(" timed out", flush=True)
+                raise ClusterError(
+                    f"{', '.join(n.name for n in waiting)} did not accept AMQP connections "
+                    f"within {timeout:g} s; see {waiting[0].state_dir / 'log'}"
+                )
+            print(".", end="", flush=True)
+            time.sleep(1.0)
+
+    def _join(self) -> None:
+        """Join every node that the first node does not count as a member yet."""
+        first = self.nodes[0]
+        members = set(self._cluster_status(first).get("disk_nodes", []))
+        for node in self.nodes[1:]:
+            if node.name in members:
+                continue
+            print(f"joining {node.name} to {first.name}", flush=True)
+            self.ctl(node, "stop_app")
+            self.ctl(node, "join_cluster", first.name)
+            self.ctl(node, "start_app")
+
+    def _proxy_config(self) -> Path:
+        return self.state_dir / "haproxy.cfg"
+
+    def _write_proxy_config(self) -> Path:
+        """haproxy in TCP mode: one port in front, every node checked each half second.
+
+        ``on-marked-down shutdown-sessions`` closes the connections to a node that stops
+        answering (a frozen node would otherwise hold them open until the heartbeat times
+        out); ``redispatch`` sends a connection whose node refuses it to another node.
+        Client and server timeouts are far above AMQP's heartbeat (60 s by default), so an
+        idle connection is never cut by the proxy."""
+        check = f"check inter {PROXY_CHECK_INTERVAL_MS}ms fall 1 rise 2 " \
+                "on-marked-down shutdown-sessions"
+        servers = "\n".join(
+            f"    server {node.name.partition('@')[0]} 127.0.0.1:{node.port} {check}"
+            for node in self.nodes
+        )
+        config = self._proxy_config()
+        config.write_text(
+            "# Written by `python -m fibrpc_helpers broker ensure --nodes N`\n"
+            "global\n"
+            "    maxconn 4096\n"
+            "defaults\n"
+            "    mode tcp\n"
+            "    timeout connect 2s\n"
+            "    timeout client 3h\n"
+            "    timeout server 3h\n"
+            "    retries 2\n"
+            "    option redispatch\n"
+            "listen amqp\n"
+            f"    bind 127.0.0.1:{self.port}\n"
+            "    balance roundrobin\n"
+            f"{servers}\n"
+        )
+        return config
+
+    def _start_proxy(self, haproxy: str) -> None:
+        if self.proxy_pid() is not None:
+            return
+        config = self._write_proxy_config()
+        check = subprocess.run([haproxy, "-c", "-q", "-f", str(config)], capture_output=True,
+                               text=True, timeout=30)
+        if check.returncode != 0:
+            raise ClusterError(f"haproxy refused {config}: {check.stderr.strip()}")
+        with open(self.state_dir / "haproxy.log", "ab") as output:
+            process = subprocess.Popen(
+                [haproxy, "-db", "-f", str(config)], stdin=subprocess.DEVNULL, stdout=output,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self._processes[0] = process
+        self._record(proxy_pid=process.pid)
+        deadline = time.monotonic() + 30
+        while broker.probe(self.url, timeout=2.0) is None:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise ClusterError(
+                    f"the proxy did not answer at {mask_url(self.url)}; see "
+                    f"{self.state_dir / 'haproxy.log'}"
+                )
+            time.sleep(0.2)
+
+    def _record(self, proxy_pid: int | None) -> None:
+        (self.state_dir / "cluster.json").write_text(json.dumps({
+            "url": self.url, "nodes": len(self.nodes), "proxy_pid": proxy_pid,
+        }))
+
+    # --- failures, on purpose ----------------------------------------------------------------
+
+    def kill(self, node: Node) -> int:
+        """``kill -9`` the node's Erlang VM, as a crash or a pulled plug would; its pid."""
+        pid = node.beam_pid()
+        if pid is None or not _alive(pid):
+            raise ClusterError(f"{node.name} is not running")
+        os.kill(pid, signal.SIGKILL)
+        process = self._processes.get(node.index)
+        if process is not None:
+            try:
+                process.wait(30)  # its rabbitmq-server script ends with it
+            except subprocess.TimeoutExpired:
+                pass
+        return pid
+
+    def restart(self, node: Node) -> None:
+        """Start a stopped or killed node again; it rejoins the cluster by itself (its data
+        remembers the cluster) and takes its replicas back."""
+        if self.node_up(node):
+            return
+        server = broker._find_server()
+        if server is None:
+            raise ClusterError(broker.how_to_get_one(self.url))
+        self._spawn(server, node)
+        self._wait_up([node])
+
+    # --- stopping ----------------------------------------------------------------------------
+
+    def stop(self) -> str:
+        """Stop the proxy and every node this cluster started; nothing else."""
+        stopped = []
+        pid = self.proxy_pid()
+        if pid is not None:
+            os.killpg(pid, signal.SIGTERM)
+            self._wait_gone(pid, 10)
+            stopped.append(f"the proxy (pid {pid})")
+        for node in self.nodes:
+            said = broker.stop(node.state_dir)
+            if said.startswith("stopped"):
+                stopped.append(node.name)
+        for process in self._processes.values():
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+        self._processes.clear()
+        if not stopped:
+            return "no RabbitMQ cluster started by this project is running; nothing stopped"
+        return f"stopped the cluster: {', '.join(stopped)}"
+
+    @staticmethod
+    def _wait_gone(pid: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                os.killpg(pid, signal.SIGKILL)
+                return
+            time.sleep(0.1)
+
+    def describe(self) -> str:
+        """Lines for people: the address, each node (up or not), each quorum queue's leader."""
+        lines = [f"RabbitMQ cluster of {len(self.nodes)} nodes behind haproxy at "
+                 f"{mask_url(self.url)}" + ("" if self.proxy_pid() else " (proxy NOT running)")]
+        for found in self.status():
+            state = "up" if found.up else "DOWN"
+            if found.up and not found.in_cluster:
+                state += ", not (yet) running in the cluster"
+            lines.append(f"  node {found.node.index}: {found.node.name} on port "
+                         f"{found.node.port}: {state}")
+        try:
+            queues = self.quorum_queues()
+        except ClusterError as error:
+            lines.append(f"  quorum queues: cannot tell ({error})")
+            return "\n".join(lines)
+        for queue in queues:
+            offline = sorted(set(queue.members) - set(queue.online))
+            lines.append(f"  quorum queue {queue.name!r}: led by {queue.leader}"
+                         + (f" (replicas offline: {', '.join(offline)})" if offline else ""))
+        if not queues:
+            lines.append("  no quorum queue yet (a worker declares its request queue)")
+        return "\n".join(lines)
+
+
+# --- what the command line calls -----------------------------------------------------------
+
+def ensure(url: str | None = None, nodes: int = DEFAULT_NODES,
+           state_dir: Path | None = None) -> Cluster:
+    """``broker ensure --nodes N``: start the cluster unless it runs already."""
+    cluster = Cluster(url, nodes, state_dir)
+    recorded = Cluster.recorded(cluster.state_dir)
+    if recorded is not None and (recorded.port, len(recorded.nodes)) != (
+        cluster.port, len(cluster.nodes)
+    ):
+        raise ClusterError(
+            f"a cluster of {len(recorded.nodes)} node(s) on port {recorded.port} is recorded in "
+            f"{cluster.state_dir}; stop it first (`python -m fibrpc_helpers broker stop`)"
+        )
+    cluster.start()
+    return cluster
+
+
+def stop(state_dir: Path | None = None) -> str | None:
+    """``broker stop``: stop the recorded cluster; None when none was ever started here."""
+    cluster = Cluster.recorded(state_dir)
+    return None if cluster is None else cluster.stop()
+
+
+def status(state_dir: Path | None = None) -> str | None:
+    """``broker status``: the recorded cluster's lines; None when none was started here."""
+    cluster = Cluster.recorded(state_dir)
+    return None if cluster is None else cluster.describe()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fibrpc_helpers.cluster ensure|status|stop [--nodes N] [--url URL]``, until
+    ``broker ensure --nodes N`` calls the same functions."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m fibrpc_helpers.cluster")
+    parser.add_argument("action", choices=["ensure", "status", "stop"])
+    parser.add_argument("--nodes", type=int, default=DEFAULT_NODES)
+    parser.add_argument("--url")
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "ensure":
+            print(ensure(args.url, args.nodes).describe())
+        elif args.action == "status":
+            print(status() or "no RabbitMQ cluster was started by this project")
+        else:
+            print(stop() or "no RabbitMQ cluster was started by this project; nothing stopped")
+    except broker.BrokerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

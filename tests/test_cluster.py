@@ -1,0 +1,314 @@
+"""A three-node RabbitMQ cluster behind haproxy: the node that leads the request queue is
+killed (``kill -9`` of its Erlang VM) in the middle of 300 calls, and nothing is lost.
+
+The module starts its own cluster (``cluster.Cluster``) on free ports in a temporary folder,
+never the shared broker on 5672, and stops every node and the proxy when it is done, also
+when a test fails. Two worker processes and the client reach the cluster through the proxy's
+one address, exactly as they reach a single broker: nothing in them knows it is a cluster.
+
+* The client's node survives: every one of the 300 calls is answered, with the right
+  answer, each exactly once (a second reply, after a redelivery, is discarded and counted).
+  The request queue is a quorum queue, so the requests it had confirmed were already on a
+  majority of nodes when the leader died; a survivor takes the lead and hands them out.
+* The client's node is the one killed, and it is restarted during the run: the calls that
+  were waiting on the lost connection end with a clear RpcConnectionError, the client
+  reconnects through the proxy to a surviving node and re-declares its callback queue
+  there, the killed node rejoins the cluster, and calls go on.
+
+Where rabbitmq-server or haproxy is missing (and cannot be installed), the module is skipped
+and says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aio_pika
+import pytest
+from waits import wait_until
+
+from fibrpc_helpers import (
+    FibonacciRpcClient,
+    RpcConnectionError,
+    RpcError,
+    WorkerProcesses,
+    broker,
+    fib,
+)
+from fibrpc_helpers.cluster import Cluster, ClusterError, Node, _find_haproxy, _port_free
+
+CALLS = 300
+CONCURRENCY = 16
+KILL_AFTER = 100  # answered calls before the leader is killed: the middle of the run
+CALL_TIMEOUT = 30.0  # seconds per call: far above a leader election (a few seconds)
+CARRY_ON_WITHIN = 20.0
+"""Seconds from the kill to the first call that was sent after it and answered: the failover
+(the proxy's health check, a new queue leader, the workers' reconnection) fits in it."""
+WORK_MS = 20  # each worker holds a request this long, so the run lasts a few seconds
+
+pytestmark = [
+    pytest.mark.skipif(
+        broker._find_server() is None,
+        reason="rabbitmq-server is not installed here, so no cluster can be started "
+        "(install it: apt-get install rabbitmq-server)",
+    ),
+    pytest.mark.skipif(
+        _find_haproxy() is None and not broker._can_apt_install(),
+        reason="haproxy is not installed here and cannot be (not root on Debian): "
+        "apt-get install haproxy",
+    ),
+    pytest.mark.timeout(240),
+]
+
+
+def _free_base_port() -> int:
+    """A port P with P..P+3 free and P+1..P+3 + 20000 free (the nodes' distribution ports)."""
+    for base in range(21000 + uuid.uuid4().int % 20000, 45000, 11):
+        ports = [base, *(base + i for i in (1, 2, 3)), *(base + 20000 + i for i in (1, 2, 3))]
+        if all(_port_free(port) for port in ports):
+            return base
+    pytest.fail("no free ports for a RabbitMQ cluster")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    state_dir = tmp_path_factory.mktemp("cluster")
+    started = Cluster(f"amqp://guest:guest@localhost:{_free_base_port()}/", 3, state_dir)
+    try:
+        started.start()
+    except ClusterError as error:
+        started.stop()
+        pytest.fail(f"could not start a RabbitMQ cluster: {error}\n{_log_tails(state_dir)}")
+    try:
+        yield started
+    finally:
+        pids = [pid for pid in (started.proxy_pid(), *map(Node.beam_pid, started.nodes)) if pid]
+        started.stop()
+        left = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+        assert not left, f"processes of the cluster still running after stop: {left}"
+
+
+def _log_tails(state_dir: Path) -> str:
+    logs = sorted(state_dir.glob("node-*/log/*.log"))
+    return "\n".join(f"{log.name}: {log.read_text(errors='replace')[-800:]}" for log in logs)
+
+
+@pytest.fixture
+def revive(cluster: Cluster) -> Iterator[None]:
+    """Every node is up and in the cluster before the test and after it (a test kills one:
+    two more would leave the quorum queues without a majority)."""
+
+    def all_up() -> None:
+        for node in cluster.nodes:
+            cluster.restart(node)
+
+    all_up()
+    yield
+    all_up()
+
+
+class CountingClient(FibonacciRpcClient):
+    """The reference client, also counting every reply that reaches it by correlation id."""
+
+    seen: Counter[str]
+
+    async def _on_reply(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        self.seen[message.correlation_id or ""] += 1
+        await super()._on_reply(message)
+
+
+async def _connect(url: str, queue: str) -> CountingClient:
+    client = await CountingClient.connect(url, queue=queue)
+    assert isinstance(client, CountingClient)
+    client.seen = Counter()
+    return client
+
+
+async def _declare_request_queue_on(node: Node, queue: str) -> None:
+    """Declare the request queue (durable quorum, as the worker would) over a connection to
+    ``node`` itself: RabbitMQ 3.10 places a new quorum queue's leader on the declaring
+    client's node, so the test chooses which node leads it."""
+    connection = await aio_pika.connect(node.url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.declare_queue(queue, durable=True, arguments={"x-queue-type": "quorum"})
+
+
+async def _delete_queue(cluster: Cluster, queue: str) -> None:
+    connection = await aio_pika.connect(cluster.url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete(queue)
+
+
+@dataclass
+class Run:
+    """What happened to every call of one run, and when."""
+
+    results: dict[int, int | BaseException] = field(default_factory=dict)
+    sent_at: dict[int, float] = field(default_factory=dict)
+    ended_at: dict[int, float] = field(default_factory=dict)
+    killed_at: float | None = None
+
+    def n(self, i: int) -> int:
+        return i % 90
+
+    @property
+    def answered(self) -> list[int]:
+        return [i for i, r in self.results.items() if not isinstance(r, BaseException)]
+
+    @property
+    def errors(self) -> list[BaseException]:
+        return [r for r in self.results.values() if isinstance(r, BaseException)]
+
+    def carried_on_after(self) -> float:
+        """Seconds from the kill to the first call sent after it that was answered."""
+        assert self.killed_at is not None
+        after = [self.ended_at[i] for i in self.answered if self.sent_at[i] > self.killed_at]
+        assert after, "no call sent after the kill was answered"
+        return min(after) - self.killed_at
+
+
+async def _run(client: FibonacciRpcClient, kill: Callable[[], Awaitable[None]]) -> Run:
+    """CALLS calls, CONCURRENCY at a time; ``kill`` runs once KILL_AFTER are answered."""
+    run = Run()
+    todo = iter(range(CALLS))
+    halfway = asyncio.Event()
+
+    async def caller() -> None:
+        for i in todo:
+            run.sent_at[i] = time.monotonic()
+            try:
+                run.results[i] = await client.call(run.n(i), timeout=CALL_TIMEOUT)
+            except RpcError as error:
+                run.results[i] = error
+            run.ended_at[i] = time.monotonic()
+            if len(run.answered) >= KILL_AFTER:
+                halfway.set()
+
+    async def killer() -> None:
+        await halfway.wait()
+        run.killed_at = time.monotonic()
+        await kill()
+
+    await asyncio.gather(killer(), *(caller() for _ in range(CONCURRENCY)))
+    return run
+
+
+def _check_answers(run: Run, client: CountingClient) -> None:
+    """No call answered wrongly; every answered call had exactly one reply accepted."""
+    assert len(run.results) == CALLS
+    wrong = {i: r for i, r in run.results.items()
+             if not isinstance(r, BaseException) and r != fib(run.n(i))}
+    assert not wrong, f"answered wrongly: {wrong}"
+    # Every reply that arrived was counted once: accepted (one per answered call), or
+    # discarded as a duplicate of an accepted one, or as late (its call had already failed).
+    replies = client.replies
+    assert replies.answered == len(run.answered)
+    assert sum(client.seen.values()) == replies.answered + replies.discarded
+    assert replies.unknown == 0, "a reply came for a call this client never made"
+    accepted_twice = [cid for cid, count in client.seen.items() if count > 1]
+    assert replies.duplicate + replies.late >= len(accepted_twice)
+
+
+async def test_killing_the_leader_loses_no_request(cluster, revive, worker_log):
+    queue = f"test.cluster.{uuid.uuid4().hex[:8]}"
+    client = await _connect(cluster.url, queue)
+    try:
+        where = await asyncio.to_thread(cluster.queue_nodes)
+        client_node = cluster.node_named(where[client.callback_queue.name])
+        leader = next(node for node in cluster.nodes if node != client_node)
+        await _declare_request_queue_on(leader, queue)
+        assert await asyncio.to_thread(cluster.leader_of, queue) == leader
+        with WorkerProcesses(2, url=cluster.url, queue=queue, sleep_ms=WORK_MS,
+                             stderr=worker_log):
+
+            async def kill() -> None:
+                await asyncio.to_thread(cluster.kill, leader)
+
+            run = await _run(client, kill)
+            _check_answers(run, client)
+            # The client's node survived: every request it sent was answered.
+            assert not run.errors, f"calls failed though the client's node is up: {run.errors}"
+            carried_on = run.carried_on_after()
+            assert carried_on < CARRY_ON_WITHIN
+            new_leader = await asyncio.to_thread(cluster.leader_of, queue)
+            assert new_leader != leader
+
+            # The killed node comes back, rejoins, and takes its replica back; calls go on.
+            await asyncio.to_thread(cluster.restart, leader)
+            await wait_until(lambda: asyncio.to_thread(_online, cluster, queue, leader), 60,
+                             f"{leader.name} back among the queue's online replicas")
+            assert await asyncio.gather(*(client.call(n, timeout=CALL_TIMEOUT)
+                                          for n in range(30))) == [fib(n) for n in range(30)]
+        print(f"\nleader {leader.name} killed after {KILL_AFTER} answers; the first call sent "
+              f"after the kill was answered {carried_on:.2f} s after it; "
+              f"{client.replies.duplicate} duplicate replies discarded")
+    finally:
+        await client.close()
+        await _delete_queue(cluster, queue)
+
+
+async def test_the_clients_node_killed_and_restarted(cluster, revive, worker_log):
+    queue = f"test.cluster.{uuid.uuid4().hex[:8]}"
+    client = await _connect(cluster.url, queue)
+    try:
+        callback_queue = client.callback_queue.name
+        where = await asyncio.to_thread(cluster.queue_nodes)
+        leader = cluster.node_named(where[callback_queue])  # the client's node leads too
+        await _declare_request_queue_on(leader, queue)
+        assert await asyncio.to_thread(cluster.leader_of, queue) == leader
+        with WorkerProcesses(2, url=cluster.url, queue=queue, sleep_ms=WORK_MS,
+                             stderr=worker_log):
+
+            async def kill_and_restart() -> None:
+                await asyncio.to_thread(cluster.kill, leader)
+                await asyncio.to_thread(cluster.restart, leader)
+
+            run = await _run(client, kill_and_restart)
+            _check_answers(run, client)
+            # The calls waiting on the lost connection say so; none times out or is wrong.
+            for error in run.errors:
+                assert isinstance(error, RpcConnectionError), repr(error)
+                assert "connection to the broker" in str(error)
+            assert len(run.errors) <= CONCURRENCY
+            carried_on = run.carried_on_after()
+            assert carried_on < CARRY_ON_WITHIN
+
+            # The robust connection came back through the proxy to another node and
+            # re-declared the callback queue there, under the same name.
+            assert client.callback_queue.name == callback_queue
+            moved_to = (await asyncio.to_thread(cluster.queue_nodes))[callback_queue]
+            assert moved_to != leader.name
+            await wait_until(lambda: asyncio.to_thread(_online, cluster, queue, leader), 60,
+                             f"{leader.name} back among the queue's online replicas")
+            assert await asyncio.gather(*(client.call(n, timeout=CALL_TIMEOUT)
+                                          for n in range(30))) == [fib(n) for n in range(30)]
+        print(f"\n{leader.name} (the client's node and the leader) killed after {KILL_AFTER} "
+              f"answers and restarted: {len(run.errors)} calls ended with "
+              f"RpcConnectionError, {len(run.answered)} answered; the first call sent after "
+              f"the kill was answered {carried_on:.2f} s after it; the callback queue moved "
+              f"to {moved_to}")
+    finally:
+        await client.close()
+        await _delete_queue(cluster, queue)
+
+
+def _online(cluster: Cluster, queue: str, node: Node) -> bool:
+    return any(found.name == queue and node.name in found.online
+               for found in cluster.quorum_queues())
+
+
+@pytest.fixture
+def worker_log(tmp_path: Path) -> Iterator[object]:
+    """The worker processes' log, shown when a test fails."""
+    path = tmp_path / "workers.log"
+    with open(path, "w") as log:
+        yield log
+    print(path.read_text()[-3000:])
