@@ -32,7 +32,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 from uuid import uuid4
 
 import aio_pika
@@ -118,6 +118,13 @@ class FibonacciRpcClient:
     One client runs any number of calls at once (``asyncio.gather``) over one callback queue.
     """
 
+    CHANNEL_OPTIONS: ClassVar[dict[str, bool]] = {
+        "publisher_confirms": True,
+        "on_return_raises": True,
+    }
+    """How the client's channel is opened: with publisher confirms, so that a returned
+    request raises (a variant without them, in the benchmark, overrides this)."""
+
     def __init__(
         self,
         connection: AbstractRobustConnection,
@@ -151,9 +158,8 @@ class FibonacciRpcClient:
         """Connect, declare this client's exclusive callback queue and start consuming it."""
         connection = await connect_robust(url)
         try:
-            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            # No name: the broker (or, on a robust connection, aio-pika) picks a unique one.
-            callback_queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+            channel = await connection.channel(**cls.CHANNEL_OPTIONS)
+            callback_queue = await cls._reply_queue(channel)  # type: ignore[arg-type]
             client = cls(connection, channel, callback_queue, queue=queue, timeout=timeout)  # type: ignore[arg-type]
             await callback_queue.consume(client._on_reply, no_ack=True)
         except BaseException:
@@ -161,6 +167,15 @@ class FibonacciRpcClient:
             raise
         connection.close_callbacks.add(client._on_connection_closed)
         return client
+
+    @classmethod
+    async def _reply_queue(cls, channel: AbstractRobustChannel) -> AbstractQueue:
+        """The queue this client's replies arrive on: its own exclusive callback queue.
+
+        No name: the broker (or, on a robust connection, aio-pika) picks a unique one. The
+        benchmark's reply-path variants override this one method.
+        """
+        return await channel.declare_queue(exclusive=True, auto_delete=True)
 
     async def call(
         self,
@@ -214,9 +229,10 @@ class FibonacciRpcClient:
         raise AssertionError("unreachable: the last try returns or raises")
 
     async def _try(
-        self, n: int, body: bytes, timeout: float, key: str
+        self, n: int, body: bytes, timeout: float, key: str, reply_to: str | None = None
     ) -> AbstractIncomingMessage:
-        """One try of a call: publish with a fresh correlation id, wait for its reply."""
+        """One try of a call: publish with a fresh correlation id, wait for its reply (on
+        the callback queue, or on ``reply_to`` when a variant gives one per try)."""
         loop = asyncio.get_running_loop()
         correlation_id = uuid4().hex
         future: asyncio.Future[AbstractIncomingMessage] = loop.create_future()
@@ -231,7 +247,7 @@ class FibonacciRpcClient:
             body,
             correlation_id=correlation_id,
             message_id=key,
-            reply_to=self.callback_queue.name,
+            reply_to=reply_to or self.callback_queue.name,
             # RabbitMQ drops the request if it is still queued when nobody waits any more...
             expiration=timeout,
             # ...and the worker drops it if it gets it too late (queued or prefetched).

@@ -10,8 +10,12 @@ import time
 import pytest
 
 from fibrpc_helpers.bench import grid
-from fibrpc_helpers.bench.grid import CALL_COLUMNS, Bench, Point, Preset, Work
-from fibrpc_helpers.bench.loadgen import Generator, LoopLag, idle_slack
+from fibrpc_helpers.bench.designs import DESIGNS
+from fibrpc_helpers.bench.grid import Bench
+from fibrpc_helpers.bench.loadgen import Generator, idle_slack
+from fibrpc_helpers.bench.points import LAG_SHARE, Call, LoopLag, Point
+from fibrpc_helpers.bench.presets import Preset, Work
+from fibrpc_helpers.bench.reports import CALL_COLUMNS, describe
 
 IO_5MS = Work("io-5ms", n=7, sleep_ms=5)
 
@@ -37,12 +41,12 @@ def bench(url: str, tmp_path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[
 
 def test_closed_loop_records_every_call_and_excludes_the_warmup(bench: Bench) -> None:
     (point,) = bench.closed_grid()
-    assert point.records and all(error == "" for *_, error in point.records)
-    assert {client for client, *_ in point.records} == {0, 1, 2}  # every client called
-    warmup = [r for r in point.records if r[1] < point.warmup]
+    assert point.records and all(call.error == "" for call in point.records)
+    assert {call.client for call in point.records} == {0, 1, 2}  # every client called
+    warmup = [call for call in point.records if call.intended < point.warmup]
     assert warmup and not set(warmup) & set(point.measured())
-    for _, intended, sent, done, _ in point.records:
-        assert intended == sent <= done  # closed loop: sent when intended
+    for call in point.records:
+        assert call.intended == call.sent <= call.done  # closed loop: sent when intended
     row = point.row()
     assert row["calls"] == len(point.measured())
     assert row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] <= row["max_ms"]
@@ -55,8 +59,8 @@ def test_open_loop_measures_from_the_intended_send_time(bench: Bench) -> None:
     (point,) = bench.open_loop(service_ms=5.0)
     assert point.offered == pytest.approx(100.0)  # half of W / S = 1 / 5 ms
     assert point.records
-    for _, intended, sent, done, error in point.records:
-        assert error == "" and intended <= sent + 0.001 and sent <= done
+    for call in point.records:
+        assert call.error == "" and call.intended <= call.sent + 0.001 and call.sent <= call.done
     row = point.row()
     latencies = point.latencies()
     assert min(latencies) >= 0.005 and row["calls"] == len(latencies)
@@ -65,7 +69,7 @@ def test_open_loop_measures_from_the_intended_send_time(bench: Bench) -> None:
 
 def test_designs_all_answer_and_the_csv_is_tidy(bench: Bench) -> None:
     points = bench.designs(clients=(2,))
-    assert [p.design for p in points] == list(grid.DESIGNS)
+    assert [p.design for p in points] == list(DESIGNS)
     for point in points:
         assert point.row()["calls"] > 0 and point.row()["errors"] == 0, point.design
     folder = bench.save()
@@ -84,14 +88,15 @@ def test_each_point_reports_its_load_generators_event_loop_lag(bench: Bench) -> 
     row = point.row()
     assert 0 <= row["loop_lag_mean_ms"] <= row["loop_lag_ms"] < 1000
     assert row["loadgen_share"] == pytest.approx(row["loop_lag_mean_ms"] / row["p50_ms"])
-    assert row["loadgen_lagging"] == (row["loadgen_share"] >= grid.LAG_SHARE)
-    assert "loadgen loop lag" in grid.describe(row)
+    assert row["loadgen_lagging"] == (row["loadgen_share"] >= LAG_SHARE)
+    assert "loadgen loop lag" in describe(row)
 
 
 def _point(lag_ms: float) -> Point:
     """A closed point of 10 calls of 10 ms each, its load generator lagging ``lag_ms``."""
-    records = [(0, 0.1 + i * 0.01, 0.1 + i * 0.01, 0.11 + i * 0.01, "") for i in range(10)]
-    point = Point("closed", "correlation-id", IO_5MS, 1, 1, 1, math.nan, 0.1, 0.1, records)
+    records = [Call(0, 0.1 + i * 0.01, 0.1 + i * 0.01, 0.11 + i * 0.01) for i in range(10)]
+    point = Point(kind="closed", design="correlation-id", work=IO_5MS, workers=1, clients=1,
+                  prefetch=1, warmup=0.1, duration=0.1, records=records)
     point.loop_lags = [LoopLag(worst=0.02, mean=0.0), LoopLag(worst=0.005, mean=lag_ms / 1e3)]
     return point
 
@@ -102,14 +107,14 @@ def test_a_point_is_flagged_only_when_the_lag_is_a_sizeable_share_of_its_p50() -
     assert calm["loop_lag_ms"] == pytest.approx(20)  # one long stall alone flags nothing
     assert calm["loadgen_share"] == pytest.approx(0.05) and not calm["loadgen_lagging"]
     assert lagging["loadgen_share"] == pytest.approx(0.2) and lagging["loadgen_lagging"]
-    assert "20% of the p50 may be load-generator delay" in grid.describe(lagging)
+    assert "20% of the p50 may be load-generator delay" in describe(lagging)
 
 
 async def test_the_lag_ticker_sees_a_blocked_event_loop_beyond_its_idle_slack() -> None:
     slack = await idle_slack(ticks=10)
     assert 0 <= slack < 0.05
     t0 = time.monotonic()
-    ticker = asyncio.create_task(Generator._lag(t0, 0.0, 0.1, slack=slack))
+    ticker = asyncio.create_task(Generator(None, slack=slack)._lag(t0, 0.0, 0.1))
     await asyncio.sleep(0.02)
     time.sleep(0.04)  # noqa: ASYNC251 - blocks the event loop on purpose: the lag to measure
     lag = await ticker

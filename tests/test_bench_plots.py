@@ -6,7 +6,6 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from fibrpc_helpers.bench.grid import PRESETS, TRIVIAL, Work
 from fibrpc_helpers.bench.plots import (
     cdf,
     heatmap,
@@ -14,6 +13,7 @@ from fibrpc_helpers.bench.plots import (
     percentiles_vs_clients,
     throughput_vs_clients,
 )
+from fibrpc_helpers.bench.presets import PRESETS, TRIVIAL, Work
 
 
 def _rows() -> list[dict[str, Any]]:
@@ -113,11 +113,12 @@ def test_p99_of_few_calls_says_how_few() -> None:
 
 def _closed_point(workers: int, clients: int, calls: int, latency: float) -> Any:
     """A closed point of io-10ms whose ``calls`` calls of ``latency`` s fill a 1 s window."""
-    from fibrpc_helpers.bench.grid import Point
+    from fibrpc_helpers.bench.points import Call, Point
 
     io = Work("io-10ms", sleep_ms=10)
-    point = Point("closed", "correlation-id", io, workers, clients, 1, float("nan"), 0.0, 1.0)
-    point.records = [(0, i / calls, i / calls, i / calls + latency, "") for i in range(calls)]
+    point = Point(kind="closed", design="correlation-id", work=io, workers=workers,
+                  clients=clients, prefetch=1, warmup=0.0, duration=1.0)
+    point.records = [Call(0, i / calls, i / calls, i / calls + latency) for i in range(calls)]
     return point
 
 

@@ -1,10 +1,16 @@
-"""The latency benchmark of the series: ``python -m fibrpc_helpers bench [quick|full|ratios]``.
+"""The latency benchmark of the series: ``python -m fibrpc_helpers bench PRESET``.
 
-Modules, one idea each: ``stats`` (percentiles, Little's law, Poisson arrivals, queueing
-models), ``cpu`` (whose CPU was busy), ``designs`` (the four RPC designs as clients),
-``loadgen`` (load-generator processes), ``grid`` (the runner and its presets), ``plots``
-(the figures), ``conclusions`` (sentences chosen from the measured numbers and the machine's
-cores) and ``ratios`` (the side-by-side speed comparison with aio_pika.patterns.RPC).
+Presets: ``quick``, ``full``, ``ratios`` and ``ladder`` (see ``command``).
+
+Modules, one idea each: ``presets`` (what a run measures), ``points`` (a point's calls and
+its summary row), ``reports`` (printed lines, tables, CSVs), ``grid`` (the runner: it owns
+the processes and measures points), ``loadgen`` (load-generator processes), ``serve`` (the
+benchmark's worker processes), ``designs`` (the reference client with one part swapped, and
+aio_pika.patterns.RPC), ``compare`` (designs side by side, interleaved), ``ratios`` and
+``ladder`` (the comparisons with patterns.RPC), ``stats`` (percentiles, Little's law,
+Poisson arrivals, queueing models), ``cpu`` (whose CPU was busy), ``plots`` (the figures),
+``conclusions`` (sentences chosen from the measured numbers and the machine's cores) and
+``progress`` (the progress bar, in a terminal or a notebook).
 
 ``from fibrpc_helpers.bench import Bench`` works; the submodules are imported on first use,
 so ``python -m fibrpc_helpers.bench.loadgen`` (a load-generator process) starts lean.
@@ -17,13 +23,14 @@ from typing import Any
 
 _EXPORTS = {
     "Bench": "grid",
-    "Point": "grid",
-    "Preset": "grid",
-    "PRESETS": "grid",
-    "Work": "grid",
-    "describe": "grid",
-    "table": "grid",
-    "TABLE": "grid",
+    "Call": "points",
+    "Point": "points",
+    "Preset": "presets",
+    "PRESETS": "presets",
+    "Work": "presets",
+    "describe": "reports",
+    "table": "reports",
+    "TABLE": "reports",
     "ratios": "ratios",
     "Ratios": "ratios",
 }

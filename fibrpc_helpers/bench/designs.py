@@ -1,42 +1,38 @@
-"""The RPC designs the series builds, as clients the benchmark can drive side by side.
+"""The RPC designs the benchmark compares: the reference with one part swapped, and patterns.
 
-* ``queue-per-request``: a new exclusive callback queue for every call (the first idea a
-  student has; it costs a queue declare, a consume and a delete per call);
-* ``correlation-id``: one callback queue per client, a correlation id per call; this is the
-  package's FibonacciRpcClient, the reference design;
-* ``direct-reply-to``: RabbitMQ's ``amq.rabbitmq.reply-to`` pseudo-queue: no callback queue
-  at all, the broker hands the reply straight to the consuming channel;
-* ``patterns``: aio-pika's own ``aio_pika.patterns.RPC``, in its JSON flavour (``JsonRPC``,
-  the same class with JSON instead of pickle: this project never pickles across the wire),
-  served by its own worker process (``python -m fibrpc_helpers.bench.designs worker``).
+Every tutorial-six design is ``FibonacciRpcClient`` itself, or a subclass that overrides
+the one part its name says, so that a comparison measures exactly that difference and
+nothing else (publish timeout, expiration, the deadline header, error mapping and clean-up
+are the reference's, always):
 
-The first three speak tutorial six's wire format, so the package's worker serves them all;
-each variant is a few lines over the reference client because only the reply path differs.
-All of them publish with confirms and ``mandatory``, and time out, like the reference.
+* ``correlation-id``: the reference client (one callback queue, a correlation id per call);
+* ``queue-per-request``: a fresh exclusive callback queue for every try (declare, consume,
+  delete: what a student writes first);
+* ``direct-reply-to``: RabbitMQ's ``amq.rabbitmq.reply-to`` pseudo-queue instead of a
+  callback queue: the broker hands each reply straight to the consuming channel;
+* ``no-confirms``: the reference without publisher confirms: a publish does not wait for the
+  broker, and a request no queue takes is dropped silently (no ``NoWorkerError``);
+* ``patterns``: aio-pika's own ``aio_pika.patterns.RPC`` in its JSON flavour (``JsonRPC``:
+  this project never pickles across the wire), served by its own worker
+  (``python -m fibrpc_helpers.bench.serve patterns``).
+
+A ``Design`` also names the worker side (the reference worker or the patterns one), the
+event loop of both sides, and the worker's prefetch, so the tuning ladder can add one
+lever per rung.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
-import signal
-import sys
-from typing import Any, Protocol
-from uuid import uuid4
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
 
-import aio_pika
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractQueue, AbstractRobustChannel, AbstractRobustConnection
 from aio_pika.patterns import JsonRPC
 
 from ..client import DEFAULT_TIMEOUT, FibonacciRpcClient, connect_robust
-from ..errors import NoWorkerError, RpcTimeout
-from ..fib import fib
-from ..processes import WorkerProcesses
-from ..wire import decode_reply, encode_request
+from ..errors import RpcTimeout
 from ..worker import DIRECT_REPLY_TO
-
-DESIGNS = ("queue-per-request", "correlation-id", "direct-reply-to", "patterns")
 
 
 class Caller(Protocol):
@@ -44,104 +40,61 @@ class Caller(Protocol):
     async def close(self) -> None: ...
 
 
-class _OneChannelClient:
-    """Shared plumbing of the two variants: one connection, one confirming channel."""
+class QueuePerRequestClient(FibonacciRpcClient):
+    """The reference, but every try declares, consumes and deletes its own callback queue.
 
-    def __init__(self, connection: Any, channel: Any, queue: str, timeout: float) -> None:
-        self.connection, self.channel, self.queue, self.timeout = (
-            connection,
-            channel,
-            queue,
-            timeout,
-        )
+    The queue's declare and consume come before the try's timer starts and its delete
+    after it ends: the round trips this design adds, which its latency shows.
+    """
 
-    @classmethod
-    async def _open(cls, url: str | None, queue: str, timeout: float) -> Any:
-        connection = await connect_robust(url)
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        return cls(connection, channel, queue, timeout)
-
-    async def _publish(self, n: int, correlation_id: str, reply_to: str) -> None:
-        message = aio_pika.Message(
-            encode_request(n), correlation_id=correlation_id, reply_to=reply_to
-        )
+    async def _try(
+        self, n: int, body: bytes, timeout: float, key: str, reply_to: str | None = None
+    ) -> Any:
+        queue = await self.channel.declare_queue(exclusive=True, auto_delete=True)
         try:
-            await self.channel.default_exchange.publish(
-                message, routing_key=self.queue, mandatory=True
-            )
-        except aio_pika.exceptions.PublishError:
-            raise NoWorkerError(f"no queue named {self.queue!r}: start a worker") from None
-
-    async def close(self) -> None:
-        await self.connection.close()
-
-
-class QueuePerRequestClient(_OneChannelClient):
-    """Declares, consumes and deletes a fresh exclusive callback queue for every call."""
-
-    @classmethod
-    async def connect(cls, url: str | None = None, *, queue: str, timeout: float = DEFAULT_TIMEOUT):  # type: ignore[no-untyped-def]
-        return await cls._open(url, queue, timeout)
-
-    async def call(self, n: int, *, timeout: float | None = None) -> int:
-        timeout = self.timeout if timeout is None else timeout
-        callback = await self.channel.declare_queue(exclusive=True, auto_delete=True)
-        reply: asyncio.Future[AbstractIncomingMessage] = asyncio.get_running_loop().create_future()
-        correlation_id = uuid4().hex
-
-        async def on_reply(message: AbstractIncomingMessage) -> None:
-            if message.correlation_id == correlation_id and not reply.done():
-                reply.set_result(message)
-
-        tag = await callback.consume(on_reply, no_ack=True)
-        try:
-            await self._publish(n, correlation_id, callback.name)
-            message = await asyncio.wait_for(reply, timeout)
-        except asyncio.TimeoutError:
-            raise RpcTimeout(f"no reply to fib({n}) within {timeout:g} s") from None
+            await queue.consume(self._on_reply, no_ack=True)
+            return await super()._try(n, body, timeout, key, reply_to=queue.name)
         finally:
-            await callback.cancel(tag)
-            await callback.delete(if_unused=False, if_empty=False)
-        return decode_reply(message.body, message.type)
+            await queue.delete(if_unused=False, if_empty=False)
 
 
-class DirectReplyToClient(_OneChannelClient):
-    """Consumes ``amq.rabbitmq.reply-to``: replies go straight to this channel, no queue."""
+class DirectReplyToClient(FibonacciRpcClient):
+    """The reference, but replies come on ``amq.rabbitmq.reply-to``: no callback queue.
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.pending: dict[str, asyncio.Future[AbstractIncomingMessage]] = {}
+    RabbitMQ's rules: consume the pseudo-queue with no-ack on the channel that publishes,
+    before publishing (``connect`` consumes it at once). What it gives up: a reply is never
+    queued, so a reply whose client has gone is dropped by the broker.
+    """
 
     @classmethod
-    async def connect(cls, url: str | None = None, *, queue: str, timeout: float = DEFAULT_TIMEOUT):  # type: ignore[no-untyped-def]
-        client = await cls._open(url, queue, timeout)
-        pseudo = await client.channel.get_queue(DIRECT_REPLY_TO, ensure=False)
-        await pseudo.consume(client._on_reply, no_ack=True)  # must come before publishing
-        return client
+    async def _reply_queue(cls, channel: AbstractRobustChannel) -> AbstractQueue:
+        return await channel.get_queue(DIRECT_REPLY_TO, ensure=False)
 
-    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
-        future = self.pending.pop(message.correlation_id or "", None)
-        if future is not None and not future.done():
-            future.set_result(message)
 
-    async def call(self, n: int, *, timeout: float | None = None) -> int:
-        timeout = self.timeout if timeout is None else timeout
-        correlation_id = uuid4().hex
-        future = self.pending[correlation_id] = asyncio.get_running_loop().create_future()
-        try:
-            await self._publish(n, correlation_id, DIRECT_REPLY_TO)
-            message = await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
-            raise RpcTimeout(f"no reply to fib({n}) within {timeout:g} s") from None
-        finally:
-            self.pending.pop(correlation_id, None)
-        return decode_reply(message.body, message.type)
+class NoConfirmsClient(FibonacciRpcClient):
+    """The reference, but its channel has no publisher confirms.
+
+    What it gives up: a publish returns once written to the socket, so a request that no
+    queue takes is dropped without a word (aio-pika hands ``basic.return`` to the caller only
+    on a confirming channel): no ``NoWorkerError``, only a timeout.
+    """
+
+    CHANNEL_OPTIONS: ClassVar[dict[str, bool]] = {
+        "publisher_confirms": False,
+        "on_return_raises": False,
+    }
+
+
+class DirectNoConfirmsClient(DirectReplyToClient, NoConfirmsClient):
+    """Direct reply-to and no publisher confirms: both swaps at once."""
 
 
 class PatternsClient:
     """aio-pika's ``patterns.JsonRPC`` calling ``fib`` on the patterns worker."""
 
-    def __init__(self, connection: Any, rpc: JsonRPC, queue: str, timeout: float) -> None:
+    def __init__(
+        self, connection: AbstractRobustConnection, rpc: JsonRPC, queue: str, timeout: float
+    ) -> None:
         self.connection, self.rpc, self.queue, self.timeout = connection, rpc, queue, timeout
 
     @classmethod
@@ -149,73 +102,67 @@ class PatternsClient:
         cls, url: str | None = None, *, queue: str, timeout: float = DEFAULT_TIMEOUT
     ) -> PatternsClient:
         connection = await connect_robust(url)
-        channel = await connection.channel()
-        return cls(connection, await JsonRPC.create(channel), queue, timeout)
+        try:
+            channel = await connection.channel()
+            rpc = await JsonRPC.create(channel)
+        except BaseException:
+            await connection.close()
+            raise
+        return cls(connection, rpc, queue, timeout)
 
     async def call(self, n: int, *, timeout: float | None = None) -> int:
         timeout = self.timeout if timeout is None else timeout
         try:
+            # patterns.RPC sets the request's expiration from its own timeout argument
             return int(await asyncio.wait_for(self.rpc.call(self.queue, {"n": n}), timeout))
         except asyncio.TimeoutError:
             raise RpcTimeout(f"no reply to fib({n}) within {timeout:g} s") from None
 
     async def close(self) -> None:
+        await self.rpc.close()
         await self.connection.close()
 
 
-async def connect(design: str, url: str | None, queue: str, timeout: float) -> Caller:
-    """A connected client of the named design."""
-    kinds: dict[str, Any] = {
-        "queue-per-request": QueuePerRequestClient,
-        "correlation-id": FibonacciRpcClient,
-        "direct-reply-to": DirectReplyToClient,
-        "patterns": PatternsClient,
-    }
-    if design not in kinds:
-        raise ValueError(f"unknown design {design!r}; choose one of {', '.join(DESIGNS)}")
-    return await kinds[design].connect(url, queue=queue, timeout=timeout)
+CLIENTS: dict[str, Any] = {
+    "correlation-id": FibonacciRpcClient,
+    "queue-per-request": QueuePerRequestClient,
+    "direct-reply-to": DirectReplyToClient,
+    "no-confirms": NoConfirmsClient,
+    "direct-no-confirms": DirectNoConfirmsClient,
+    "patterns": PatternsClient,
+}
 
 
-class PatternsWorkerProcesses(WorkerProcesses):
-    """``count`` processes serving ``fib`` with ``aio_pika.patterns.JsonRPC``."""
+@dataclass(frozen=True)
+class Design:
+    """One side-by-side contender: a client, the worker that serves it, their event loop."""
 
-    def __init__(
-        self, count: int, *, url: str | None = None, queue: str, stderr: Any = None
-    ) -> None:
-        super().__init__(count, stderr=stderr)
-        self.command = [sys.executable, "-m", "fibrpc_helpers.bench.designs", "--queue", queue]
-        if url:
-            self.command += ["--url", url]
+    name: str  # what the report calls it
+    client: str  # a key of CLIENTS
+    server: str = "reference"  # "reference" (FibonacciRpcWorker) or "patterns"
+    loop: str = "asyncio"  # event loop of the worker and of the clients: "asyncio", "uvloop"
+    prefetch: int | None = None  # the worker's; None: the run's (patterns: no limit)
+    gives_up: str = ""  # what this design no longer promises, next to its figures
 
-
-async def _serve_patterns(url: str | None, queue: str) -> None:
-    """The patterns worker: registers ``fib`` under the queue's name and serves it."""
-    connection = await connect_robust(url)
-    channel = await connection.channel()
-    rpc = await JsonRPC.create(channel)
-
-    async def fib_call(*, n: int) -> int:
-        return fib(n)
-
-    await rpc.register(queue, fib_call, auto_delete=True)
-    print(f"worker patterns:{os.getpid()} is serving queue {queue!r}", flush=True)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
-    parent = os.getppid()
-    while not stopping.is_set() and os.getppid() == parent:  # exit with a dead parent
-        try:
-            await asyncio.wait_for(stopping.wait(), 0.5)
-        except asyncio.TimeoutError:
-            pass
-    await rpc.close()
-    await connection.close()
+    @property
+    def label(self) -> str:
+        return self.name
 
 
-if __name__ == "__main__":
-    arguments = argparse.ArgumentParser(description="aio_pika.patterns.JsonRPC fib worker")
-    arguments.add_argument("--url")
-    arguments.add_argument("--queue", required=True)
-    options = arguments.parse_args()
-    asyncio.run(_serve_patterns(options.url, options.queue))
+DESIGNS = ("queue-per-request", "correlation-id", "direct-reply-to", "patterns")
+"""The designs a preset compares (the series teaches these four)."""
+
+
+def design(name: str) -> Design:
+    """The named design of DESIGNS (each with its own client, on the default loop)."""
+    if name not in CLIENTS:
+        raise ValueError(f"unknown design {name!r}; choose one of {', '.join(CLIENTS)}")
+    return Design(name, name, server="patterns" if name == "patterns" else "reference")
+
+
+async def connect(client: str, url: str | None, queue: str, timeout: float) -> Caller:
+    """A connected client of the named kind (a key of CLIENTS)."""
+    if client not in CLIENTS:
+        raise ValueError(f"unknown client {client!r}; choose one of {', '.join(CLIENTS)}")
+    caller: Caller = await CLIENTS[client].connect(url, queue=queue, timeout=timeout)
+    return caller

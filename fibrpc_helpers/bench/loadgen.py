@@ -1,35 +1,43 @@
 """A load-generator process: real clients that call at a closed- or open-loop pace.
 
 One Python process runs one event loop on one core, so a single process driving 64 clients
-would measure itself, not the RPC. The grid runner starts a few of these processes
+would measure itself, not the RPC. The runner starts a few of these processes
 (``LoadGenerators``) and spreads the clients over them. Each process reads one JSON command
-per line on stdin, runs it, and answers one JSON line on stdout with every call it made:
-``[client, intended, sent, done, error]``, times in seconds from the run's start.
+per line on stdin, runs it, and answers one JSON line on stdout with every call it made
+(``[client, intended, sent, done, error]``, times in seconds from the run's start; the
+parent reads them as ``points.Call``).
 
 All processes share the start instant: ``time.monotonic()`` is the machine-wide
 CLOCK_MONOTONIC on Linux, so the parent can say "start at t" to every process.
+
+Every loop of a run (each closed-loop client, the open loop's arrivals and their calls, the
+lag ticker) is a task of one ``runtime.TaskGroup`` with one deadline for the run: an
+unexpected exception in any of them ends the run at once, with its traceback sent to the
+parent, and leaves no loop running on the pooled clients.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
-import subprocess
+import signal
 import sys
-import threading
 import time
+import traceback
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from itertools import cycle
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 from ..errors import RpcError
+from ..runtime import ChildError, ProcessGroup, TaskGroup, watch_parent
 from .designs import Caller, connect
+from .points import Call, LoopLag
+from .serve import LOOPS, run
 from .stats import poisson_schedule
-
-Record = tuple[int, float, float, float, str]  # client, intended, sent, done, error ("" = ok)
 
 # How often the lag ticker wakes. A ticker that asks to wake every 5 ms and wakes late by x
 # says that the event loop was busy (or its process waited for a core) for x: a reply that
@@ -40,25 +48,15 @@ LAG_TICK = 0.005
 # reply (which wakes the loop through its socket) ever waits. Each process measures this
 # slack on its idle loop when it starts, and subtracts it.
 SLACK_TICKS = 40
-
-
-@dataclass(frozen=True)
-class LoopLag:
-    """How late a load generator's event loop was during one window, beyond its idle slack.
-
-    ``mean`` is about the extra wait of a typical reply before the generator read it (the
-    ticks fall at moments unrelated to the replies); ``worst`` is the longest single stall.
-    """
-
-    worst: float  # seconds
-    mean: float  # seconds
+# Seconds a run may take beyond its windows and the calls' timeout before it is failed.
+RUN_MARGIN = 30.0
 
 
 @dataclass
 class Load:
     """What one load-generator process does in one run."""
 
-    design: str
+    client: str  # which client class (a key of designs.CLIENTS)
     queue: str
     clients: int
     loop: str  # "closed": send the next call when the last returns; "open": Poisson arrivals
@@ -71,9 +69,14 @@ class Load:
     start_at: float = 0.0  # time.monotonic() at which the run starts
     client_offset: int = 0  # numbers this process's clients from here, for the CSV
 
+    @property
+    def deadline(self) -> float:
+        """Seconds the whole run may take: its windows, one call's timeout, a margin."""
+        return self.warmup + self.duration + self.timeout + RUN_MARGIN
+
 
 class Generator:
-    """The clients of one process, kept connected from run to run (keyed by design, queue)."""
+    """The clients of one process, kept connected from run to run (keyed by client, queue)."""
 
     def __init__(self, url: str | None, slack: float = 0.0) -> None:
         self.url = url
@@ -81,89 +84,86 @@ class Generator:
         self.pools: dict[tuple[str, str], list[Caller]] = {}
 
     async def clients(self, load: Load) -> list[Caller]:
-        pool = self.pools.setdefault((load.design, load.queue), [])
-        missing = load.clients - len(pool)
-        if missing > 0:
-            pool += await asyncio.gather(
-                *(connect(load.design, self.url, load.queue, load.timeout) for _ in range(missing))
-            )
+        pool = self.pools.setdefault((load.client, load.queue), [])
+        while len(pool) < load.clients:  # one by one: a failed connect leaks nothing
+            pool.append(await connect(load.client, self.url, load.queue, load.timeout))
         return pool[: load.clients]
 
-    async def run(self, load: Load) -> tuple[list[Record], LoopLag]:
+    async def run(self, load: Load) -> tuple[list[Call], LoopLag]:
         """Every call of ``load``, and this event loop's lag in the measured window."""
         clients = await self.clients(load)
-        records: list[Record] = []
+        records: list[Call] = []
         delay = load.start_at - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
         t0 = load.start_at
-        window = (load.warmup, load.warmup + load.duration)
-        ticker = asyncio.create_task(self._lag(t0, *window, slack=self.slack))
-        try:
-            if load.loop == "closed":
-                calls = (self._closed(load, i, c, t0, records) for i, c in enumerate(clients))
-                await asyncio.gather(*calls)
-            else:
-                await self._open(load, clients, t0, records)
-        except BaseException:  # the calls failed: the ticker goes with them
-            ticker.cancel()
-            await asyncio.gather(ticker, return_exceptions=True)
-            raise
-        return records, await ticker
+        group = TaskGroup(f"a run of {load.clients} {load.loop}-loop clients")
+        ticker = group.spawn(self._lag(t0, load.warmup, load.warmup + load.duration))
+        if load.loop == "closed":
+            for index, client in enumerate(clients):
+                group.spawn(self._closed(load, index, client, t0, records))
+        else:
+            group.spawn(self._open(load, clients, t0, records, group))
+        await group.wait(load.deadline)
+        return records, ticker.result()
 
-    @staticmethod
-    async def _lag(t0: float, start: float, end: float, slack: float = 0.0) -> LoopLag:
-        """The lateness beyond ``slack`` of a ticker due every LAG_TICK s in [start, end).
+    async def _lag(self, t0: float, start: float, end: float) -> LoopLag:
+        """The lateness beyond the idle slack of a ticker due every LAG_TICK s in [start, end).
 
         A load generator whose one core is full times its own queueing: its calls look
         slower, and Little's law still holds. The lag of its event loop is what shows it.
         """
         lates = await _ticks(t0, start, end)
-        excess = [max(0.0, late - slack) for late in lates] or [0.0]
+        excess = [max(0.0, late - self.slack) for late in lates] or [0.0]
         return LoopLag(worst=max(excess), mean=sum(excess) / len(excess))
 
     async def _closed(
-        self, load: Load, index: int, client: Caller, t0: float, out: list[Record]
+        self, load: Load, index: int, client: Caller, t0: float, out: list[Call]
     ) -> None:
         end = load.warmup + load.duration
         number = load.client_offset + index
         while (sent := time.monotonic() - t0) < end:
-            error = await self._call(client, load)
-            out.append((number, sent, sent, time.monotonic() - t0, error))
+            error = await _call(client, load)
+            out.append(Call(number, sent, sent, time.monotonic() - t0, error))
 
     async def _open(
-        self, load: Load, clients: Sequence[Caller], t0: float, out: list[Record]
+        self,
+        load: Load,
+        clients: Sequence[Caller],
+        t0: float,
+        out: list[Call],
+        group: TaskGroup,
     ) -> None:
         schedule = poisson_schedule(load.rate, load.warmup + load.duration, load.seed)
-        tasks = []
         numbered = cycle(enumerate(clients))
 
         async def one(intended: float, number: int, client: Caller) -> None:
             sent = time.monotonic() - t0
-            error = await self._call(client, load)
-            out.append((number, intended, sent, time.monotonic() - t0, error))
+            error = await _call(client, load)
+            out.append(Call(number, intended, sent, time.monotonic() - t0, error))
 
         for intended in schedule:
             delay = t0 + intended - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             index, client = next(numbered)
-            tasks.append(asyncio.create_task(one(intended, load.client_offset + index, client)))
-        await asyncio.gather(*tasks)
-
-    @staticmethod
-    async def _call(client: Caller, load: Load) -> str:
-        try:
-            await client.call(load.n, timeout=load.timeout)
-        except (RpcError, ValueError, asyncio.TimeoutError) as error:
-            return type(error).__name__
-        return ""
+            group.spawn(one(intended, load.client_offset + index, client))
 
     async def close(self) -> None:
         for pool in self.pools.values():
             for client in pool:
                 await client.close()
         self.pools.clear()
+
+
+async def _call(client: Caller, load: Load) -> str:
+    """One call; the name of an RPC error it ended with ("" for a result). Anything else
+    is a bug in the run, and fails it."""
+    try:
+        await client.call(load.n, timeout=load.timeout)
+    except (RpcError, asyncio.TimeoutError) as error:
+        return type(error).__name__
+    return ""
 
 
 async def _ticks(t0: float, start: float, end: float) -> list[float]:
@@ -184,155 +184,147 @@ async def idle_slack(ticks: int = SLACK_TICKS) -> float:
     return lates[len(lates) // 2]
 
 
+def _answer(message: dict[str, Any]) -> None:
+    print(json.dumps(message), flush=True)
+
+
 async def _serve(url: str | None) -> None:
+    """Answer the parent's commands until it says quit, closes stdin, stops us or dies."""
     generator = Generator(url, slack=await idle_slack())
     loop = asyncio.get_running_loop()
-    print(json.dumps({"ready": os.getpid()}), flush=True)
-    while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if not line or line.strip() == "quit":
-            break
-        command = json.loads(line)
-        if command.get("close"):
-            await generator.close()
-            print(json.dumps({"closed": True}), flush=True)
-            continue
-        try:
-            if "connect" in command:  # connect the clients first, so all processes start together
-                clients = await generator.clients(Load(**command["connect"]))
-                print(json.dumps({"connected": len(clients)}), flush=True)
-                continue
-            records, lag = await generator.run(Load(**command))
-            print(json.dumps({"records": records, "lag": asdict(lag)}), flush=True)
-        except Exception as error:  # report it to the parent, which raises it there
-            print(json.dumps({"error": f"{type(error).__name__}: {error}"}), flush=True)
-    await generator.close()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    stopping = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    ends = [asyncio.ensure_future(watch_parent()), asyncio.ensure_future(stopping.wait())]
+    _answer({"ready": os.getpid()})
+    try:
+        while True:
+            reading = asyncio.ensure_future(stdin.readline())
+            await asyncio.wait((reading, *ends), return_when=asyncio.FIRST_COMPLETED)
+            if not reading.done():
+                reading.cancel()
+                return
+            line = reading.result().decode()
+            if not line or line.strip() == "quit":
+                return
+            command = json.loads(line)
+            try:
+                if command.get("close"):
+                    await generator.close()
+                    _answer({"closed": True})
+                elif "connect" in command:  # connect first, so all processes start together
+                    clients = await generator.clients(Load(**command["connect"]))
+                    _answer({"connected": len(clients)})
+                else:
+                    calls, lag = await generator.run(Load(**command))
+                    rows = [[c.client, c.intended, c.sent, c.done, c.error] for c in calls]
+                    _answer({"records": rows, "lag": asdict(lag)})
+            except Exception:  # the parent raises it, traceback and all
+                _answer({"error": traceback.format_exc()})
+    finally:
+        for task in ends:
+            task.cancel()
+        await generator.close()
 
 
 class LoadGenerators:
-    """``count`` load-generator processes; ``run()`` spreads clients and rate over them."""
+    """``count`` load-generator processes on one event loop kind; ``send`` spreads a load."""
 
-    def __init__(self, count: int, url: str | None = None) -> None:
-        self.count, self.url = count, url
-        self.stderr: Any = None  # where the processes' errors go (a log file); None: ours
-        self.processes: list[subprocess.Popen[str]] = []
+    def __init__(
+        self,
+        count: int,
+        url: str | None = None,
+        *,
+        loop: str = "asyncio",
+        stderr: IO[Any] | int | None = None,
+    ) -> None:
+        if loop not in LOOPS:
+            raise ValueError(f"unknown event loop {loop!r}; choose one of {', '.join(LOOPS)}")
+        self.count, self.url, self.loop = count, url, loop
+        self.group = ProcessGroup(stderr=stderr)
 
     def start(self, timeout: float = 60.0) -> LoadGenerators:
-        command = [sys.executable, "-m", "fibrpc_helpers.bench.loadgen"]
+        command = [sys.executable, "-m", "fibrpc_helpers.bench.loadgen", "--loop", self.loop]
         if self.url:
             command += ["--url", self.url]
-        for _ in range(self.count):
-            self.processes.append(
-                subprocess.Popen(
-                    command,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=self.stderr,
-                    text=True,
-                )
-            )
-        for process in self.processes:
-            self._read(process, timeout)
+        children = [
+            self.group.spawn(command, name="load generator", stdin=True) for _ in range(self.count)
+        ]
+        self.group.wait_ready(children, '^{"ready"', timeout)
         return self
-
-    @staticmethod
-    def _read(process: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
-        assert process.stdout is not None
-        timer = threading.Timer(timeout, process.kill)
-        timer.start()
-        try:
-            line = process.stdout.readline()
-        finally:
-            timer.cancel()
-        if not line:
-            raise RuntimeError(
-                f"load generator {process.pid} exited (code {process.wait()}); its error is "
-                "on stderr"
-            )
-        answer: dict[str, Any] = json.loads(line)
-        if "error" in answer:
-            raise RuntimeError(f"load generator {process.pid} failed: {answer['error']}")
-        return answer
 
     @property
     def pids(self) -> list[int]:
-        return [process.pid for process in self.processes]
+        return self.group.pids
 
-    def shares(self, load: Load) -> list[tuple[subprocess.Popen[str], Load]]:
+    def _read(self, child: Any, timeout: float) -> dict[str, Any]:
+        try:
+            answer: dict[str, Any] = json.loads(child.readline(time.monotonic() + timeout))
+        except ChildError:
+            self.stop()
+            raise
+        if "error" in answer:
+            self.stop()
+            raise RuntimeError(f"load generator {child.pid} failed:\n{answer['error']}")
+        return answer
+
+    def shares(self, load: Load) -> list[tuple[Any, Load]]:
         """Each process's share of ``load``: clients split evenly, the rate in proportion."""
         shares = []
         offset = 0
-        for i, process in enumerate(self.processes):
+        for i, child in enumerate(self.group.children):
             clients = load.clients // self.count + (i < load.clients % self.count)
             if clients == 0:
                 continue
-            share = Load(
-                **{
-                    **asdict(load),
-                    "clients": clients,
-                    "client_offset": offset,
-                    "rate": load.rate * clients / load.clients,
-                    "seed": load.seed * 1000 + i,
-                }
+            share = replace(
+                load,
+                clients=clients,
+                client_offset=offset,
+                rate=load.rate * clients / load.clients,
+                seed=load.seed * 1000 + i,
             )
             offset += clients
-            shares.append((process, share))
+            shares.append((child, share))
         return shares
 
-    @staticmethod
-    def _write(process: subprocess.Popen[str], command: dict[str, Any]) -> None:
-        assert process.stdin is not None
-        process.stdin.write(json.dumps(command) + "\n")
-        process.stdin.flush()
-
-    def send(self, load: Load, timeout: float = 60.0) -> list[subprocess.Popen[str]]:
+    def send(self, load: Load, timeout: float = 60.0) -> list[Any]:
         """Connect every share's clients, then start all processes at the same instant."""
         shares = self.shares(load)
-        for process, share in shares:
-            self._write(process, {"connect": asdict(share)})
-        for process, _ in shares:
-            self._read(process, timeout)
+        for child, share in shares:
+            child.write(json.dumps({"connect": asdict(share)}))
+        for child, _ in shares:
+            self._read(child, timeout)
         load.start_at = time.monotonic() + 0.02
-        for process, share in shares:
-            share.start_at = load.start_at
-            self._write(process, asdict(share))
-        return [process for process, _ in shares]
+        for child, share in shares:
+            child.write(json.dumps(asdict(replace(share, start_at=load.start_at))))
+        return [child for child, _ in shares]
 
-    def collect(
-        self, busy: Sequence[subprocess.Popen[str]], timeout: float
-    ) -> tuple[list[Record], list[LoopLag]]:
+    def collect(self, busy: Sequence[Any], load: Load) -> tuple[list[Call], list[LoopLag]]:
         """Every process's calls, and each process's event-loop lag."""
-        records: list[Record] = []
+        calls: list[Call] = []
         lags: list[LoopLag] = []
-        for process in busy:
-            answer = self._read(process, timeout)
-            records += [tuple(r) for r in answer["records"]]  # type: ignore[misc]
+        for child in busy:
+            answer = self._read(child, load.deadline + 10)
+            calls += [Call(*row) for row in answer["records"]]
             lags.append(LoopLag(**answer["lag"]))
-        return records, lags
+        return calls, lags
 
     def close_clients(self) -> None:
         """Close every client (between designs or queues), keeping the processes."""
-        for process in self.processes:
-            self._write(process, {"close": True})
-        for process in self.processes:
-            self._read(process, 30)
+        for child in self.group.children:
+            child.write(json.dumps({"close": True}))
+        for child in self.group.children:
+            self._read(child, 30)
 
     def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None and process.stdin:
+        for child in self.group.children:
+            if child.running:
                 try:
-                    process.stdin.write("quit\n")
-                    process.stdin.close()
+                    child.write("quit")
                 except OSError:
                     pass
-        for process in self.processes:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            if process.stdout:
-                process.stdout.close()
+        self.group.stop(timeout=10)
 
     def __enter__(self) -> LoadGenerators:
         return self.start()
@@ -347,5 +339,8 @@ class LoadGenerators:
 
 
 if __name__ == "__main__":
-    url = sys.argv[sys.argv.index("--url") + 1] if "--url" in sys.argv else None
-    asyncio.run(_serve(url))
+    arguments = argparse.ArgumentParser(description="a benchmark load-generator process")
+    arguments.add_argument("--url")
+    arguments.add_argument("--loop", choices=LOOPS, default="asyncio")
+    options = arguments.parse_args()
+    run(_serve(options.url), options.loop)

@@ -1,0 +1,86 @@
+"""Designs measured side by side in one run, interleaved, and what their figures say.
+
+Every design gets its own worker (on its own queue) for the whole comparison, and the points
+alternate between designs round by round (the order reversed every other round), so a burst
+of load from elsewhere on the machine lands on all of them alike. Each figure is the median
+over the rounds; ratios are taken against one design named the baseline.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .designs import Design
+from .grid import Bench
+from .points import Point
+from .presets import TRIVIAL, Work
+
+
+@dataclass
+class Figures:
+    """A design's medians at the comparison's two loads, and CPU per call at the busy one."""
+
+    design: Design
+    throughput: float  # calls/s at the busy load (C=many)
+    p50_ms: float  # at C=1
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # role -> CPU ms per call, busy
+    rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+
+def cpu_per_call(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Median CPU ms per call of each role (broker, worker, clients) over ``rows``.
+
+    CPU % of one core / calls per second x 10 = ms of CPU per call.
+    """
+    busy = [row for row in rows if row["throughput"] > 0]
+    roles = {"broker": "cpu_broker", "worker": "cpu_workers", "clients": "cpu_loadgens"}
+    if not busy:
+        return {role: float("nan") for role in roles}
+    return {
+        role: statistics.median(10 * row[key] / row["throughput"] for row in busy)
+        for role, key in roles.items()
+    }
+
+
+def interleaved(
+    bench: Bench,
+    designs: Sequence[Design],
+    *,
+    rounds: int,
+    many: int = 64,
+    work: Work = TRIVIAL,
+    queue_type: str | None = None,
+    kind: str = "design",
+) -> list[Figures]:
+    """Throughput at C=``many`` and p50 at C=1 of every design, ``rounds`` rounds each."""
+    p = bench.preset
+    rows: dict[str, dict[int, list[dict[str, Any]]]] = {d.name: {1: [], many: []} for d in designs}
+    total = 2 * rounds * len(designs)
+    with bench._progress(total, f"{len(designs)} designs"), bench.side_by_side(
+        designs, work, queue_type=queue_type
+    ) as running:
+        for round_ in range(rounds):
+            order = running if round_ % 2 == 0 else running[::-1]
+            for clients in (many, 1):
+                for workers in order:
+                    point = Point(kind=kind, design=workers.design.name, work=work, workers=1,
+                                  clients=clients, prefetch=workers.prefetch or 0,
+                                  warmup=p.warmup, duration=p.duration)
+                    row = bench.measure(point, workers).row()
+                    rows[workers.design.name][clients].append(row)
+    figures = []
+    for chosen in designs:
+        busy, single = rows[chosen.name][many], rows[chosen.name][1]
+        figures.append(
+            Figures(
+                chosen,
+                throughput=statistics.median(row["throughput"] for row in busy),
+                p50_ms=statistics.median(row["p50_ms"] for row in single),
+                cpu_ms=cpu_per_call(busy),
+                rows=busy + single,
+            )
+        )
+    return figures

@@ -1,0 +1,131 @@
+"""What one measurement point holds: every call it made, and the summary row they give."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .cpu import CpuUse
+from .presets import Work
+from .stats import littles_law_ratio, mean_in_flight, summarize
+
+# A point is flagged when its load generators' typical event-loop lag (the extra wait of a
+# typical reply before the generator read it) is at least this share of the point's p50:
+# then a tenth or more of the median latency may be the load generator's own delay rather
+# than the RPC's. A smaller share is within what these short points vary from run to run.
+LAG_SHARE = 0.10
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call a load generator made; times in seconds from the run's start."""
+
+    client: int  # the client's number in the point
+    intended: float  # when it was meant to be sent (open loop: its Poisson arrival)
+    sent: float
+    done: float
+    error: str = ""  # the exception's type name; "" when it returned a result
+
+    @property
+    def latency(self) -> float:
+        """From the intended send: a call that waited to be sent waited for the system."""
+        return self.done - self.intended
+
+
+@dataclass(frozen=True)
+class LoopLag:
+    """How late a load generator's event loop was during one window, beyond its idle slack.
+
+    ``mean`` is about the extra wait of a typical reply before the generator read it (the
+    ticks fall at moments unrelated to the replies); ``worst`` is the longest single stall.
+    """
+
+    worst: float  # seconds
+    mean: float  # seconds
+
+
+@dataclass(kw_only=True)
+class Point:
+    """One measured configuration: its calls and their summary."""
+
+    kind: str  # "closed", "open", "design" (or a ladder's "rung")
+    design: str
+    work: Work
+    workers: int
+    clients: int
+    prefetch: int
+    warmup: float
+    duration: float
+    offered: float = math.nan  # open loop: calls per second offered; nan for a closed loop
+    records: list[Call] = field(default_factory=list, repr=False)
+    cpu: CpuUse | None = None
+    service_ms: float = math.nan  # open loop: the service time S its offered load assumed
+    loop_lags: list[LoopLag] = field(default_factory=list)  # one per load generator
+
+    def calls(self) -> list[Call]:
+        return [r if isinstance(r, Call) else Call(*r) for r in self.records]
+
+    def measured(self) -> list[Call]:
+        """Calls whose intended start falls in the measured window (after the warm-up)."""
+        end = self.warmup + self.duration
+        return [call for call in self.calls() if self.warmup <= call.intended < end]
+
+    def latencies(self) -> list[float]:
+        return [call.latency for call in self.measured() if not call.error]
+
+    def row(self) -> dict[str, Any]:
+        """The summary row: percentiles in ms, throughput, Little's law, CPU, bottleneck."""
+        measured = self.measured()
+        errors = sum(1 for call in measured if call.error)
+        s = summarize(self.latencies(), self.duration, errors)
+        if self.kind == "open":
+            window = (self.warmup, self.warmup + self.duration)
+            spans = [(call.intended, call.done) for call in self.calls()]
+            concurrency = mean_in_flight(spans, *window)
+        else:
+            concurrency = float(self.clients)
+        littles = littles_law_ratio(s.throughput, s.mean, concurrency) if s.calls else math.nan
+        cpu = self.cpu
+        lags = self.loop_lags
+        lag_ms = max(lag.mean for lag in lags) * 1e3 if lags else math.nan
+        # nan when there is no lag or no p50: nan >= LAG_SHARE is False, never flagged
+        share = lag_ms / (s.p50 * 1e3) if s.calls and s.p50 > 0 else math.nan
+        return {
+            "kind": self.kind,
+            "design": self.design,
+            "work": self.work.name,
+            "workers": self.workers,
+            "clients": self.clients,
+            "prefetch": self.prefetch,
+            "offered": self.offered,
+            "service_ms": self.service_ms,
+            "calls": s.calls,
+            "errors": s.errors,
+            # Calls whose intended send fell in the window, per second: the arrival rate an
+            # open loop really achieved (its offered rate is only the target).
+            "arrivals": len(measured) / self.duration,
+            "throughput": s.throughput,
+            "mean_ms": s.mean * 1e3,
+            "p50_ms": s.p50 * 1e3,
+            "p90_ms": s.p90 * 1e3,
+            "p99_ms": s.p99 * 1e3,
+            "max_ms": s.max * 1e3,
+            "in_system": concurrency,
+            "littles": littles,
+            "cpu_broker": cpu.total("broker") if cpu else math.nan,
+            "cpu_workers": cpu.total("workers") if cpu else math.nan,
+            "cpu_worker_peak": cpu.peak("workers") if cpu else math.nan,
+            "cpu_loadgen_peak": cpu.peak("load generators") if cpu else math.nan,
+            "cpu_loadgens": cpu.total("load generators") if cpu else math.nan,
+            "cpu_machine": cpu.machine if cpu else math.nan,
+            "bottleneck": cpu.bottleneck() if cpu else "",
+            # How late a 5 ms ticker in the load generators woke during the window, beyond an
+            # idle loop's timer slack: the wait of a reply arriving then before the generator
+            # read it, counted in its call's latency. Mean: a typical reply (the laggier
+            # generator's); worst: the longest stall in any generator.
+            "loop_lag_ms": max(lag.worst for lag in lags) * 1e3 if lags else math.nan,
+            "loop_lag_mean_ms": lag_ms,
+            "loadgen_share": share,
+            "loadgen_lagging": share >= LAG_SHARE,
+        }

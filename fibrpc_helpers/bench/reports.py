@@ -1,0 +1,119 @@
+"""What a run's points become for a reader: printed lines, text tables and CSV files."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .points import Point
+
+CALL_COLUMNS = (
+    "point",
+    "kind",
+    "design",
+    "work",
+    "workers",
+    "clients",
+    "prefetch",
+    "offered",
+    "client",
+    "phase",
+    "intended",
+    "sent",
+    "done",
+    "latency",
+    "error",
+)
+
+
+def describe(row: dict[str, Any]) -> str:
+    """One printed line per point: the figures, Little's check and whose CPU was busy."""
+    what = f"{row['kind']:6} {row['design']:17} {row['work']:9} "
+    what += f"W={row['workers']:<2} C={row['clients']:<3}"
+    if row["kind"] == "open":
+        what += f" offered {row['offered']:5.0f}/s"
+    return (
+        f"{what} {row['throughput']:6.0f} calls/s  n={row['calls']:<5} "
+        f"p50 {row['p50_ms']:6.2f}  p90 "
+        f"{row['p90_ms']:6.2f}  p99 {row['p99_ms']:6.2f}  max {row['max_ms']:6.2f} ms  "
+        f"Little {row['throughput']:.0f}/s x {row['mean_ms']:.2f} ms = "
+        f"{row['throughput'] * row['mean_ms'] / 1e3:.1f} vs L {row['in_system']:.1f} "
+        f"({row['littles']:.2f})  cpu broker {row['cpu_broker']:.0f}% workers "
+        f"{row['cpu_workers']:.0f}% (peak {row['cpu_worker_peak']:.0f}%) loadgen peak "
+        f"{row['cpu_loadgen_peak']:.0f}% machine {row['cpu_machine']:.0f}%: {row['bottleneck']}"
+        + f"  loadgen loop lag mean {row['loop_lag_mean_ms']:.2f} worst {row['loop_lag_ms']:.1f} ms"
+        + (
+            f" (LAGGING: {row['loadgen_share']:.0%} of the p50 may be load-generator delay)"
+            if row["loadgen_lagging"]
+            else ""
+        )
+        + (f"  ERRORS {row['errors']}" if row["errors"] else "")
+    )
+
+
+TABLE = (
+    ("kind", "{:6}"),
+    ("design", "{:17}"),
+    ("work", "{:9}"),
+    ("workers", "W={:<2}"),
+    ("clients", "C={:<3}"),
+    ("throughput", "{:6.0f}/s"),
+    ("calls", "n={:<5}"),  # a p99 is read with the number of calls it comes from
+    ("p50_ms", "p50 {:6.1f}"),
+    ("p99_ms", "p99 {:6.1f} ms"),
+    ("littles", "Little {:4.2f}"),
+    ("cpu_machine", "machine CPU {:3.0f}%"),
+)
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]] = TABLE) -> str:
+    """Rows as aligned text lines: what a person reads in a notebook cell."""
+    return "\n".join("  ".join(fmt.format(row[key]) for key, fmt in columns) for row in rows)
+
+
+def call_rows(points: Sequence[Point]) -> Iterator[dict[str, Any]]:
+    """Every call of every point, one dict per call (the tidy CSV's rows)."""
+    for index, point in enumerate(points):
+        end = point.warmup + point.duration
+        for call in point.calls():
+            yield {
+                "point": index,
+                "kind": point.kind,
+                "design": point.design,
+                "work": point.work.name,
+                "workers": point.workers,
+                "clients": point.clients,
+                "prefetch": point.prefetch,
+                "offered": point.offered,
+                "client": call.client,
+                "phase": "measured" if point.warmup <= call.intended < end else "warmup",
+                "intended": round(call.intended, 6),
+                "sent": round(call.sent, 6),
+                "done": round(call.done, 6),
+                "latency": round(call.latency, 6),
+                "error": call.error,
+            }
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]] | Iterator[dict[str, Any]],
+              columns: Sequence[str] | None = None) -> None:
+    """Write dict rows as a CSV with a header (the columns of the first row by default)."""
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is None:
+        return
+    with open(path, "w", newline="") as out:
+        writer = csv.DictWriter(out, list(columns or first))
+        writer.writeheader()
+        writer.writerow(first)
+        writer.writerows(rows)
+
+
+def save(points: Sequence[Point], folder: Path) -> Path:
+    """Write calls.csv (every call) and summary.csv (one row per point); return the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_csv(folder / "calls.csv", call_rows(points), CALL_COLUMNS)
+    write_csv(folder / "summary.csv", [point.row() for point in points])
+    return folder

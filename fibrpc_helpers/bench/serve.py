@@ -1,0 +1,142 @@
+"""The benchmark's worker processes: the reference worker or aio-pika's patterns.RPC worker,
+on the event loop a design asks for.
+
+``python -m fibrpc_helpers.bench.serve reference|patterns --queue Q [--loop uvloop] ...``
+prints ``worker NAME is serving ...`` once it consumes (the runtime waits for that line),
+stops on SIGTERM after finishing what it holds, and exits when its parent dies.
+The reference side is ``FibonacciRpcWorker`` exactly as ``python -m fibrpc_helpers worker``
+runs it; only the event loop can differ, so a design measures the loop and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from aio_pika.patterns import JsonRPC
+
+from ..client import connect_robust
+from ..fib import DEFAULT_MAX_N, RECURSIVE_MAX_N, fib, fib_recursive
+from ..runtime import watch_parent
+from ..worker import FibonacciRpcWorker
+
+READY = r"^worker (\S+) is serving"
+LOOPS = ("asyncio", "uvloop")
+
+
+def command(
+    server: str,
+    *,
+    queue: str,
+    url: str | None = None,
+    loop: str = "asyncio",
+    prefetch: int | None = None,
+    work: str = "fast",
+    sleep_ms: float = 0.0,
+    queue_type: str | None = None,
+) -> list[str]:
+    """The command line of one worker process of ``server`` ("reference" or "patterns")."""
+    line = [sys.executable, "-m", "fibrpc_helpers.bench.serve", server, "--queue", queue]
+    line += ["--loop", loop, "--work", work, "--sleep-ms", f"{sleep_ms:g}"]
+    if url:
+        line += ["--url", url]
+    if prefetch is not None:
+        line += ["--prefetch", str(prefetch)]
+    if queue_type is not None:
+        line += ["--queue-type", queue_type]
+    return line
+
+
+def run(coroutine: Coroutine[Any, Any, None], loop: str) -> None:
+    """Run ``coroutine`` on the named event loop (uvloop: its own ``run``, no policy)."""
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(coroutine)
+    else:
+        asyncio.run(coroutine)
+
+
+async def _until_stopped() -> None:
+    """Return on SIGTERM or SIGINT, or when the parent process is gone."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    stopped = asyncio.ensure_future(stopping.wait())
+    orphaned = asyncio.ensure_future(watch_parent())
+    try:
+        await asyncio.wait((stopped, orphaned), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (stopped, orphaned):
+            task.cancel()
+        await asyncio.wait((stopped, orphaned))
+
+
+async def _reference(options: argparse.Namespace) -> None:
+    recursive = options.work == "recursive"
+    worker = await FibonacciRpcWorker.start(
+        options.url,
+        queue=options.queue,
+        prefetch=options.prefetch or 1,
+        compute=fib_recursive if recursive else fib,
+        max_n=RECURSIVE_MAX_N if recursive else DEFAULT_MAX_N,
+        service_time=options.sleep_ms / 1000,
+        queue_type=options.queue_type,
+    )
+    print(f"worker {worker.name} is serving queue {options.queue!r} on {options.loop}",
+          flush=True)
+    try:
+        await _until_stopped()
+    finally:
+        await worker.stop()
+
+
+async def _patterns(options: argparse.Namespace) -> None:
+    """Registers ``fib`` under the queue's name with ``JsonRPC`` and serves it."""
+    connection = await connect_robust(options.url)
+    try:
+        channel = await connection.channel()
+        if options.prefetch:
+            await channel.set_qos(prefetch_count=options.prefetch)
+        rpc = await JsonRPC.create(channel)
+
+        async def fib_call(*, n: int) -> int:
+            if options.sleep_ms:
+                await asyncio.sleep(options.sleep_ms / 1000)
+            return fib(n)
+
+        declare: dict[str, Any] = {"auto_delete": True}
+        if options.queue_type == "quorum":  # quorum queues are durable, never auto-deleted
+            declare = {"durable": True, "arguments": {"x-queue-type": "quorum"}}
+        await rpc.register(options.queue, fib_call, **declare)
+        print(f"worker patterns:{os.getpid()} is serving queue {options.queue!r} on "
+              f"{options.loop}", flush=True)
+        await _until_stopped()
+        await rpc.close()
+    finally:
+        await connection.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    arguments = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    arguments.add_argument("server", choices=("reference", "patterns"))
+    arguments.add_argument("--queue", required=True)
+    arguments.add_argument("--url")
+    arguments.add_argument("--loop", choices=LOOPS, default="asyncio")
+    arguments.add_argument("--prefetch", type=int)
+    arguments.add_argument("--work", choices=("fast", "recursive"), default="fast")
+    arguments.add_argument("--sleep-ms", type=float, default=0.0)
+    arguments.add_argument("--queue-type", choices=("quorum", "classic"))
+    options = arguments.parse_args(argv)
+    serve = _reference if options.server == "reference" else _patterns
+    run(serve(options), options.loop)
+
+
+if __name__ == "__main__":
+    main()
