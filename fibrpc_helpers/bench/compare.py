@@ -63,14 +63,15 @@ def interleaved(
         designs, work, queue_type=queue_type
     ) as running:
         for round_ in range(rounds):
-            order = running if round_ % 2 == 0 else running[::-1]
+            pairs = list(zip(designs, running, strict=True))
+            order = pairs if round_ % 2 == 0 else pairs[::-1]
             for clients in (many, 1):
-                for workers in order:
-                    point = Point(kind=kind, design=workers.design.name, work=work, workers=1,
+                for chosen, workers in order:
+                    point = Point(kind=kind, design=chosen.name, work=work, workers=1,
                                   clients=clients, prefetch=workers.prefetch or 0,
                                   warmup=p.warmup, duration=p.duration)
-                    row = bench.measure(point, workers).row()
-                    rows[workers.design.name][clients].append(row)
+                    row = bench.measure(point, workers, chosen).row()
+                    rows[chosen.name][clients].append(row)
     figures = []
     for chosen in designs:
         busy, single = rows[chosen.name][many], rows[chosen.name][1]

@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -173,6 +173,7 @@ class Bench:
         self._loadgens: dict[str, LoadGenerators] = {}
         self._queues: list[str] = []
         self._bar: Progress | None = None
+        self._started: dict[str, float] = {}  # the measurements under way: their start
         # Wall seconds each measurement took ("closed loop", "open loop", "designs"): the
         # notebook's run time on this machine, windows plus starting and stopping processes.
         self.elapsed: dict[str, float] = {}
@@ -183,12 +184,16 @@ class Bench:
         if loop not in self._loadgens:
             generators = LoadGenerators(self.preset.loadgens, self.url, loop=loop,
                                         stderr=self._log)
-            self._loadgens[loop] = generators.start()
-        return self._loadgens[loop]
+            self._loadgens[loop] = generators.spawn()
+        return self._loadgens[loop].ready()
 
     def start(self) -> Bench:
-        """Start the load-generator processes (workers start per measurement)."""
-        self.loadgens()
+        """Start the load-generator processes (workers start per measurement); they get
+        ready while the first workers start."""
+        if "asyncio" not in self._loadgens:
+            self._loadgens["asyncio"] = LoadGenerators(
+                self.preset.loadgens, self.url, stderr=self._log
+            ).spawn()
         return self
 
     def __enter__(self) -> Bench:
@@ -244,22 +249,32 @@ class Bench:
         queue_type: str | None = None,
         queues: Sequence[str] | None = None,
     ) -> Iterator[list[Workers]]:
-        """``count`` workers per design, each design on its own queue, all running at once
-        in one process group: started together, and signalled together when done."""
-        queues = queues or [
-            self.queue(f"{chosen.name}-{queue_type or 'default'}") for chosen in designs
-        ]
+        """``count`` workers for each design, in the order of ``designs``, all running at
+        once in one process group: started together, and signalled together when done.
+
+        Designs whose workers are the same (server, loop, prefetch) share them and their
+        queue: they differ on the client side only, and only one point runs at a time.
+        """
         with ProcessGroup(stderr=self._log) as group:
-            running = [
-                Workers(group, url=self.url, queue=queue, design=chosen, work=work,
-                        prefetch=self._prefetch(chosen), queue_type=queue_type)
-                for chosen, queue in zip(designs, queues, strict=True)
-            ]
-            commands = [w for w in running for _ in range(count)]
-            new = [group.spawn(w.command, name="worker") for w in commands]
-            group.wait_ready(new, READY, 60)
-            for workers, child in zip(commands, new, strict=True):
-                workers.children.append(child)
+            shared: dict[tuple[str, str, int | None], Workers] = {}
+            running = []
+            for index, chosen in enumerate(designs):
+                key = (chosen.server, chosen.loop, self._prefetch(chosen))
+                if key not in shared:
+                    label = f"{chosen.name}-{queue_type or 'default'}"
+                    queue = queues[index] if queues else self.queue(label)
+                    shared[key] = Workers(group, url=self.url, queue=queue, design=chosen,
+                                          work=work, prefetch=key[2], queue_type=queue_type)
+                running.append(shared[key])
+            # One worker per queue first: workers declaring a fresh quorum queue at the
+            # same instant can fail to consume it (the broker answers INTERNAL_ERROR).
+            for wave in ([1] * len(shared), [count - 1] * len(shared)):
+                pairs = [(w, group.spawn(w.command, name="worker"))
+                         for w, many in zip(shared.values(), wave, strict=True)
+                         for _ in range(many)]
+                group.wait_ready([child for _, child in pairs], READY, 60)
+                for workers, child in pairs:
+                    workers.children.append(child)
             try:
                 yield running
             finally:
@@ -268,11 +283,13 @@ class Bench:
                     generators.close_clients()
 
     # -- one point --------------------------------------------------------------------------
-    def measure(self, point: Point, workers: Workers) -> Point:
-        """Run one point: every load generator starts at once; CPU measured over the window."""
-        generators = self.loadgens(workers.design.loop)
+    def measure(self, point: Point, workers: Workers, design: Design | None = None) -> Point:
+        """Run one point of ``design`` (default: the workers' own) against ``workers``:
+        every load generator starts at once; CPU measured over the window."""
+        design = workers.design if design is None else design
+        generators = self.loadgens(design.loop)
         load = Load(
-            client=workers.design.client,
+            client=design.client,
             queue=workers.queue,
             clients=point.clients,
             loop="open" if point.kind == "open" else "closed",
@@ -308,13 +325,27 @@ class Bench:
     @contextmanager
     def _progress(self, total: int, what: str) -> Iterator[None]:
         self._bar = Progress(total, what, enabled=self.progress)
-        started = time.monotonic()
+        self._started[what] = time.monotonic()
         try:
             yield
         finally:
             self._bar.close()
             self._bar = None
-            self.elapsed[what] = self.elapsed.get(what, 0.0) + time.monotonic() - started
+            self.elapsed[what] = (
+                self.elapsed.get(what, 0.0) + time.monotonic() - self._started.pop(what)
+            )
+
+    @contextmanager
+    def _paused(self) -> Iterator[None]:
+        """A measurement inside another: its time is not counted twice in ``elapsed``."""
+        bar, outer = self._bar, dict(self._started)
+        paused = time.monotonic()
+        try:
+            yield
+        finally:
+            self._bar = bar
+            for what in outer:
+                self._started[what] += time.monotonic() - paused
 
     # -- what a preset measures ----------------------------------------------------------------
     def closed_grid(
@@ -323,26 +354,36 @@ class Bench:
         workers: Sequence[int] | None = None,
         clients: Sequence[int] | None = None,
         repeat: int = 1,
+        *,
+        open_loop: bool = False,
     ) -> list[Point]:
-        """Closed loop over clients x workers for each kind of work (default: the preset's)."""
+        """Closed loop over clients x workers for each kind of work (default: the preset's).
+
+        ``open_loop``: also run the preset's open loop (``open_loop()``) on the workers of
+        its work once they number the open loop's W, instead of starting them again.
+        """
         p = self.preset
         works = p.works if works is None else works
         workers = p.workers if workers is None else workers
-        clients = p.clients if clients is None else clients
+        grid = {work: p.clients_of(work) if clients is None else clients for work in works}
         done = []
-        with self._progress(len(works) * len(workers) * len(clients) * repeat, "closed loop"):
-            for work in works:
+        total = sum(len(counts) for counts in grid.values()) * len(workers) * repeat
+        with self._progress(total, "closed loop"):
+            for work, counts in grid.items():
                 warmup, duration = p.window(work)
                 with self.workers(self.queue(work.name), work, min(workers)) as running:
                     for count in sorted(workers):
                         running.grow(count)
-                        for number in clients:
+                        for number in counts:
                             for _ in range(repeat):
                                 point = Point(kind="closed", design=REFERENCE.name, work=work,
                                               workers=count, clients=number,
                                               prefetch=running.prefetch or 0,
                                               warmup=warmup, duration=duration)
                                 done.append(self.measure(point, running))
+                        if open_loop and work == p.open_work and count == p.open_workers:
+                            with self._paused():
+                                self.open_loop(running=running)
         return done
 
     def open_loop(
@@ -351,24 +392,29 @@ class Bench:
         workers: int | None = None,
         loads: Sequence[float] | None = None,
         service_ms: float | None = None,
+        *,
+        running: Workers | None = None,
     ) -> list[Point]:
         """Poisson arrivals at fractions of the capacity W / S; latency from intended send.
 
         S is each worker's time per call at saturation (see ``service_ms``), so W / S is a
-        throughput the closed grid really reached, not one below it.
+        throughput the closed grid really reached, not one below it. ``running``: workers
+        of ``work`` already serving (as many as the open loop's W), used as they are.
         """
         p = self.preset
         work = p.open_work if work is None else work
         workers = p.open_workers if workers is None else workers
+        if running is not None and (running.work != work or running.count != workers):
+            raise ValueError(f"the running workers are not {workers} of {work.name}")
         loads = p.open_loads if loads is None else loads
         service_ms = self.service_ms(work) if service_ms is None else service_ms
         capacity = workers / (service_ms / 1000)
-        queue = self.queue(f"open-{work.name}")
         done = []
-        with (
-            self._progress(len(loads), "open loop"),
-            self.workers(queue, work, workers) as running,
-        ):
+        with ExitStack() as stack:
+            stack.enter_context(self._progress(len(loads), "open loop"))
+            if running is None:
+                queue = self.queue(f"open-{work.name}")
+                running = stack.enter_context(self.workers(queue, work, workers))
             for load in loads:
                 # Twice the closed-loop window: a light Poisson load has few calls per second.
                 point = Point(kind="open", design=REFERENCE.name, work=work, workers=workers,
@@ -425,11 +471,11 @@ class Bench:
             chosen, work
         ) as running:
             for count in clients:
-                for workers in running:
-                    point = Point(kind="design", design=workers.design.name, work=work,
+                for one, workers in zip(chosen, running, strict=True):
+                    point = Point(kind="design", design=one.name, work=work,
                                   workers=1, clients=count, prefetch=workers.prefetch or 0,
                                   warmup=p.warmup, duration=p.duration)
-                    done.append(self.measure(point, workers))
+                    done.append(self.measure(point, workers, one))
         return done
 
     # -- results ------------------------------------------------------------------------------

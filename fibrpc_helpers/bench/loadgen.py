@@ -85,8 +85,17 @@ class Generator:
 
     async def clients(self, load: Load) -> list[Caller]:
         pool = self.pools.setdefault((load.client, load.queue), [])
-        while len(pool) < load.clients:  # one by one: a failed connect leaks nothing
-            pool.append(await connect(load.client, self.url, load.queue, load.timeout))
+        missing = load.clients - len(pool)
+        if missing > 0:  # all at once; if one fails, the others join the pool to be closed
+            made = await asyncio.gather(
+                *(connect(load.client, self.url, load.queue, load.timeout)
+                  for _ in range(missing)),
+                return_exceptions=True,
+            )
+            pool += [client for client in made if not isinstance(client, BaseException)]
+            for failed in made:
+                if isinstance(failed, BaseException):
+                    raise failed
         return pool[: load.clients]
 
     async def run(self, load: Load) -> tuple[list[Call], LoopLag]:
@@ -150,10 +159,12 @@ class Generator:
             group.spawn(one(intended, load.client_offset + index, client))
 
     async def close(self) -> None:
-        for pool in self.pools.values():
-            for client in pool:
-                await client.close()
+        clients = [client for pool in self.pools.values() for client in pool]
         self.pools.clear()
+        closed = await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+        for failed in closed:
+            if isinstance(failed, BaseException):
+                raise failed
 
 
 async def _call(client: Caller, load: Load) -> str:
@@ -243,16 +254,27 @@ class LoadGenerators:
             raise ValueError(f"unknown event loop {loop!r}; choose one of {', '.join(LOOPS)}")
         self.count, self.url, self.loop = count, url, loop
         self.group = ProcessGroup(stderr=stderr)
+        self._ready = False
 
-    def start(self, timeout: float = 60.0) -> LoadGenerators:
+    def spawn(self) -> LoadGenerators:
+        """Start the processes without waiting for them (see ``ready``)."""
         command = [sys.executable, "-m", "fibrpc_helpers.bench.loadgen", "--loop", self.loop]
         if self.url:
             command += ["--url", self.url]
-        children = [
-            self.group.spawn(command, name="load generator", stdin=True) for _ in range(self.count)
-        ]
-        self.group.wait_ready(children, '^{"ready"', timeout)
+        for _ in range(self.count):
+            self.group.spawn(command, name="load generator", stdin=True)
+        self._ready = False
         return self
+
+    def ready(self, timeout: float = 60.0) -> LoadGenerators:
+        """Wait, once, until every process has said it is ready."""
+        if not self._ready:
+            self.group.wait_ready(self.group.children, '^{"ready"', timeout)
+            self._ready = True
+        return self
+
+    def start(self, timeout: float = 60.0) -> LoadGenerators:
+        return self.spawn().ready(timeout)
 
     @property
     def pids(self) -> list[int]:
@@ -312,6 +334,7 @@ class LoadGenerators:
 
     def close_clients(self) -> None:
         """Close every client (between designs or queues), keeping the processes."""
+        self.ready()
         for child in self.group.children:
             child.write(json.dumps({"close": True}))
         for child in self.group.children:

@@ -44,6 +44,8 @@ class Preset:
     # won the cores for a moment, and a short window on a shared machine measures that noise.
     cpu_warmup: float | None = None  # default: ``warmup``
     cpu_duration: float | None = None  # default: ``duration``
+    # CPU-bound points cost the most time; a preset may measure them at fewer client counts.
+    cpu_clients: tuple[int, ...] | None = None  # default: ``clients``
 
     def window(self, work: Work) -> tuple[float, float]:
         """(warm-up, measured seconds) of a closed-loop point of ``work``."""
@@ -54,6 +56,12 @@ class Preset:
             )
         return self.warmup, self.duration
 
+    def clients_of(self, work: Work) -> tuple[int, ...]:
+        """The client counts C of the closed-loop points of ``work``."""
+        if work.work == "recursive" and self.cpu_clients is not None:
+            return self.cpu_clients
+        return self.clients
+
 
 PRESETS = {
     "quick": Preset(
@@ -63,8 +71,9 @@ PRESETS = {
         works=(Work("io-10ms", sleep_ms=10), Work("cpu-fib18", n=18, work="recursive")),
         warmup=0.1,
         duration=0.25,
-        cpu_warmup=0.2,
+        cpu_warmup=0.1,
         cpu_duration=1.0,
+        cpu_clients=(1, 16),
         open_workers=4,
         open_loads=(0.3, 0.6, 0.85),
         design_clients=(1, 16),
