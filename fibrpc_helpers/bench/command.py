@@ -1,8 +1,10 @@
-"""``python -m fibrpc_helpers bench [quick|full|ratios]``: run a preset, save CSVs and plots.
+"""``python -m fibrpc_helpers bench [quick|full|ratios|ladder]``: measure, save CSVs and plots.
 
 * ``quick``: a small grid, the open loop and the design comparison (CI, under 20 s);
 * ``full``: the classroom grid, C up to 64 and W up to 8 (under 120 s on 2 cores);
-* ``ratios``: the speed targets against ``aio_pika.patterns.RPC``, printed as ratios.
+* ``ratios``: the speed targets against ``aio_pika.patterns.RPC``, printed as ratios;
+* ``ladder``: the tuning ladder, from the reference to the fastest rung, one lever per rung,
+  side by side with ``aio_pika.patterns.RPC``; its last line names the fastest rung.
 
 Everything lands under ``results/<preset>-<time>/`` (git-ignored): calls.csv (every call),
 summary.csv (one row per point) and the PNG plots.
@@ -106,6 +108,28 @@ def run_ratios(
     return folder
 
 
+def run_ladder(*, url: str | None = None, rounds: int = 4, progress: bool = True) -> Path:
+    """Run the tuning ladder; print its table, what each rung gives up, and the verdict."""
+    from .grid import RESULTS
+    from .ladder import ladder, machine
+    from .plots import ladder_bars
+    from .reports import write_csv
+
+    started = time.monotonic()
+    result = ladder(url, rounds=rounds, progress=progress)
+    folder = RESULTS / f"ladder-{datetime.now():%Y%m%d-%H%M%S}"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_csv(folder / "summary.csv", result.rows)
+    ladder_bars(result).savefig(folder / "ladder.png", dpi=100)
+    print(f"\nladder ({rounds} interleaved rounds, medians; classic request queues; "
+          f"{machine()}):")
+    print(result.table())
+    print(result.gives_up())
+    print(f"in {time.monotonic() - started:.1f} s; rows and ladder.png in {folder}/")
+    print(result.verdict())
+    return folder
+
+
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """The ``bench`` subcommand of ``python -m fibrpc_helpers``."""
     b = commands.add_parser(
@@ -114,11 +138,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    b.add_argument("preset", nargs="?", default="quick", choices=[*PRESET_NAMES, "ratios"])
+    b.add_argument(
+        "preset", nargs="?", default="quick", choices=[*PRESET_NAMES, "ratios", "ladder"]
+    )
     b.add_argument("--url", help="AMQP URL (default: $AMQP_URL, else local guest)")
     b.add_argument("--prefetch", type=int, help="unacked requests per worker (default: preset's)")
     b.add_argument("--loadgens", type=int, help="load-generator processes (default 2)")
-    b.add_argument("--rounds", type=int, default=6, help="ratios: rounds to take medians over")
+    b.add_argument(
+        "--rounds", type=int, help="ratios, ladder: rounds to take medians over (6, 4)"
+    )
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(run=main)
 
@@ -127,8 +155,11 @@ def main(args: argparse.Namespace) -> int:
     amqp_url(args.url)  # fail early on a malformed URL
     if args.preset == "ratios":
         run_ratios(
-            url=args.url, prefetch=args.prefetch, rounds=args.rounds, progress=not args.no_progress
+            url=args.url, prefetch=args.prefetch, rounds=args.rounds or 6,
+            progress=not args.no_progress,
         )
+    elif args.preset == "ladder":
+        run_ladder(url=args.url, rounds=args.rounds or 4, progress=not args.no_progress)
     else:
         run_preset(
             args.preset,

@@ -351,3 +351,39 @@ def save_all(
         figure.savefig(path, dpi=100)
         paths.append(path)
     return paths
+
+
+def ladder_bars(ladder: Any) -> Figure:
+    """The tuning ladder: each rung's throughput at C=64 and p50 at C=1, as multiples of
+    aio_pika.patterns.RPC's (the dashed line at 1), and the CPU each call cost by role."""
+    rungs = [ladder.baseline, *ladder.rungs]
+    names = [figures.design.name for figures in rungs]
+    rates = [ladder.ratios(figures)[0] for figures in rungs]
+    p50s = [ladder.ratios(figures)[1] for figures in rungs]
+    fig = Figure(figsize=(12, 3.8), layout="tight")
+    left, middle, right = fig.subplots(1, 3)
+    colors = ["0.6"] + [f"C{i}" for i in range(len(rungs) - 1)]
+    left.barh(names, rates, color=colors)
+    left.set(xlabel="× patterns.RPC", title=f"throughput, C={ladder.many} (higher is better)")
+    middle.barh(names, p50s, color=colors)
+    middle.set(xlabel="× patterns.RPC", title="p50 latency, C=1 (lower is better)")
+    middle.set_yticklabels([])
+    for axis, values in ((left, rates), (middle, p50s)):
+        axis.axvline(1.0, color="0.3", linestyle="--", linewidth=1)
+        axis.invert_yaxis()
+        axis.grid(True, axis="x", alpha=0.3)
+        for y, value in enumerate(values):
+            axis.annotate(f"{value:.2f}x", (value, y), xytext=(3, 0),
+                          textcoords="offset points", va="center", fontsize=8)
+        axis.set_xlim(0, max(values) * 1.25)
+    left_edge = [0.0] * len(rungs)
+    for role, color in (("clients", "C0"), ("worker", "C1"), ("broker", "C2")):
+        values = [figures.cpu_ms[role] * 1000 for figures in rungs]
+        right.barh(names, values, left=left_edge, color=color, label=role)
+        left_edge = [a + b for a, b in zip(left_edge, values, strict=True)]
+    right.set(xlabel="CPU µs per call", title=f"CPU per call at C={ladder.many}")
+    right.set_yticklabels([])
+    right.invert_yaxis()
+    right.legend(fontsize=8, loc="lower right")
+    right.grid(True, axis="x", alpha=0.3)
+    return fig

@@ -1,0 +1,156 @@
+"""The tuning ladder: from the reference to the fastest Python RPC here, one lever per rung.
+
+``python -m fibrpc_helpers bench ladder`` measures every rung side by side with
+``aio_pika.patterns.RPC`` in one run, interleaved (see ``compare``): each rung's throughput
+at C=64 and p50 at C=1, with the CPU each call cost the clients, the worker and the broker.
+Each rung keeps the levers of the rungs above it and adds one; what it gives up is printed
+next to its figures. All request queues are classic (patterns.RPC declares a classic one),
+so every rung is compared like for like.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .compare import Figures, interleaved
+from .designs import Design
+from .grid import Bench
+from .presets import Preset
+
+BASELINE = Design("patterns.RPC", "patterns", server="patterns")
+REFERENCE_PREFETCH = 16
+
+RUNGS = (
+    Design(
+        "reference",
+        "correlation-id",
+        prefetch=REFERENCE_PREFETCH,
+        gives_up="nothing: NoWorkerError, timeouts, expiration, trace hooks, reconnection",
+    ),
+    Design(
+        "+ uvloop",
+        "correlation-id",
+        loop="uvloop",
+        prefetch=REFERENCE_PREFETCH,
+        gives_up="nothing in behaviour; uvloop has no Windows build, and a Jupyter kernel "
+        "keeps its own loop",
+    ),
+    Design(
+        "+ no confirms",
+        "no-confirms",
+        loop="uvloop",
+        prefetch=REFERENCE_PREFETCH,
+        gives_up="NoWorkerError: a request no queue takes is dropped, the call times out",
+    ),
+    Design(
+        "+ direct reply-to",
+        "direct-no-confirms",
+        loop="uvloop",
+        prefetch=REFERENCE_PREFETCH,
+        gives_up="queued replies: a reply whose client has gone is dropped by the broker",
+    ),
+    Design(
+        "+ prefetch 64",
+        "direct-no-confirms",
+        loop="uvloop",
+        prefetch=64,
+        gives_up="fair dispatch: one worker holds up to 64 requests, redelivered if it dies",
+    ),
+)
+"""Each rung adds one lever to the one before it."""
+
+TEACHES = {
+    "reference": "the tutorial's design with every promise kept: the bar to beat",
+    "+ uvloop": "an event loop written in C: less Python per message on both sides",
+    "+ no confirms": "a publish that does not wait for the broker saves a round trip per call",
+    "+ direct reply-to": "no callback queue: the broker hands the reply straight to the caller",
+    "+ prefetch 64": "a worker that holds more requests idles less between them",
+}
+"""What each rung teaches, in one sentence (the notebook prints it beside the figures)."""
+
+
+@dataclass
+class Ladder:
+    """The baseline's and every rung's figures, and the ratios against the baseline."""
+
+    baseline: Figures
+    rungs: list[Figures]
+    rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    many: int = 64
+
+    def ratios(self, figures: Figures) -> tuple[float, float]:
+        """(throughput at C=many, p50 at C=1), each as a multiple of the baseline's."""
+        return (
+            figures.throughput / self.baseline.throughput,
+            figures.p50_ms / self.baseline.p50_ms,
+        )
+
+    @property
+    def fastest(self) -> Figures:
+        """The rung with the highest throughput at C=many."""
+        return max(self.rungs, key=lambda figures: figures.throughput)
+
+    def table(self) -> str:
+        """One line per rung (the baseline first): figures, ratios, CPU per call."""
+        lines = [
+            f"{'rung':18} {'calls/s C=' + str(self.many):>14} {'x':>6} {'p50 C=1':>9} {'x':>6}"
+            f"   CPU ms per call: clients worker broker"
+        ]
+        for figures in [self.baseline, *self.rungs]:
+            rate, p50 = self.ratios(figures)
+            cpu = figures.cpu_ms
+            lines.append(
+                f"{figures.design.name:18} {figures.throughput:14.0f} {rate:5.2f}x "
+                f"{figures.p50_ms:6.2f} ms {p50:5.2f}x   {cpu['clients']:20.3f} "
+                f"{cpu['worker']:6.3f} {cpu['broker']:6.3f}"
+            )
+        return "\n".join(lines)
+
+    def gives_up(self) -> str:
+        return "\n".join(
+            f"{figures.design.name}: gives up {figures.design.gives_up}" for figures in self.rungs
+        )
+
+    def verdict(self) -> str:
+        """The last line of ``bench ladder``."""
+        best = self.fastest
+        rate, p50 = self.ratios(best)
+        return (
+            f"fastest rung: {best.design.name}: {rate:.2f}x patterns.RPC throughput at "
+            f"C={self.many}, {p50:.2f}x its p50 at C=1"
+        )
+
+
+def ladder(
+    url: str | None = None,
+    *,
+    rounds: int = 4,
+    warmup: float = 0.2,
+    duration: float = 0.6,
+    many: int = 64,
+    loadgens: int = 2,
+    rungs: tuple[Design, ...] = RUNGS,
+    progress: bool = True,
+    verbose: bool = False,
+    bench: Bench | None = None,
+) -> Ladder:
+    """Measure patterns.RPC and every rung side by side, ``rounds`` interleaved rounds."""
+    preset = Preset("ladder", clients=(), workers=(), works=(), warmup=warmup,
+                    duration=duration, loadgens=loadgens)
+    own = bench is None
+    bench = bench or Bench(preset, url=url, progress=progress, verbose=verbose).start()
+    try:
+        figures = interleaved(bench, [BASELINE, *rungs], rounds=rounds, many=many,
+                              queue_type="classic", kind="rung")
+        rows = [row for one in figures for row in one.rows]
+        return Ladder(figures[0], figures[1:], rows, many)
+    finally:
+        if own:
+            bench.close()
+
+
+def machine() -> str:
+    """What the figures were measured on (they hold for this machine only)."""
+    return f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} when it ended"
