@@ -1,6 +1,7 @@
 """Command line: ``python -m fibrpc_helpers broker|worker|call ...``.
 
-* ``broker ensure|status|stop``: make sure a RabbitMQ broker answers at AMQP_URL.
+* ``broker ensure|status|stop``: make sure a RabbitMQ broker answers at AMQP_URL;
+  ``broker ensure --nodes 3``: a cluster of three local nodes behind one address.
 * ``worker``: serve fib requests until SIGINT/SIGTERM, then finish what it holds, exit 0.
 * ``call N [N ...]``: print ``fib(N) = X`` per line; a one-line error and exit 1 on failure.
 * ``watch``: show, live, the queues of a namespace with their message and consumer counts.
@@ -12,19 +13,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 import threading
 from collections.abc import Callable
 
-from . import broker
+from . import broker, cluster
 from .bench.command import add_parser as add_bench
 from .client import DEFAULT_QUEUE, DEFAULT_TIMEOUT, FibonacciRpcClient
 from .errors import RpcError
 from .fib import DEFAULT_MAX_N, RECURSIVE_MAX_N, fib, fib_recursive
 from .processes import WorkerProcesses
 from .request_queue import QUEUE_TYPES
+from .runtime import LOOPS, run, watch_parent
 from .urls import amqp_url, mask_url
 from .watch import watch
 from .worker import FibonacciRpcWorker
@@ -34,14 +35,23 @@ WORK: dict[str, Callable[[int], int]] = {"fast": fib, "recursive": fib_recursive
 
 def _broker(args: argparse.Namespace) -> int:
     try:
-        if args.action == "ensure":
+        if args.action == "ensure" and args.nodes > 1:
+            print(cluster.ensure(args.url, args.nodes).describe())
+        elif args.action == "ensure":
             print(broker.describe(broker.ensure(args.url)))
         elif args.action == "status":
+            serving = cluster.serving(args.url)
+            if serving is not None:  # the cluster's proxy is the broker at that URL
+                print(serving.describe())
+                return 0 if any(node.up for node in serving.status()) else 1
             info = broker.status(args.url)
             print(broker.describe(info))
             return 0 if info.version else 1
         else:
             print(broker.stop())
+            said = cluster.stop()
+            if said is not None:
+                print(said)
     except broker.BrokerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -103,9 +113,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
 async def _watch_parent(stopping: asyncio.Event) -> None:
     """Stop when the process that started us is gone (a killed Jupyter kernel, say)."""
-    parent = os.getppid()
-    while os.getppid() == parent:
-        await asyncio.sleep(0.5)
+    await watch_parent()
     stopping.set()
 
 
@@ -117,7 +125,7 @@ def _worker(args: argparse.Namespace) -> int:
     logging.getLogger("aiormq").setLevel(logging.WARNING)
     if args.processes == 1:
         try:
-            return asyncio.run(_serve(args))
+            return run(_serve(args), args.loop)
         except RpcError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
@@ -130,6 +138,7 @@ def _worker(args: argparse.Namespace) -> int:
         sleep_ms=args.sleep_ms,
         max_n=args.max_n,
         queue_type=args.queue_type,
+        loop=args.loop,
     )
     stopping = threading.Event()
     for signum in STOP_SIGNALS:
@@ -174,8 +183,8 @@ async def _call(args: argparse.Namespace) -> int:
 def _watch(args: argparse.Namespace) -> int:
     logging.getLogger("aiormq").setLevel(logging.CRITICAL)  # our error says it, once
     try:
-        asyncio.run(watch(args.url, namespace=args.namespace, names=args.queue,
-                          interval=args.interval, once=args.once))
+        run(watch(args.url, namespace=args.namespace, names=args.queue,
+                  interval=args.interval, once=args.once))
     except RpcError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -195,6 +204,10 @@ def parser() -> argparse.ArgumentParser:
 
     b = with_url(commands.add_parser("broker", help="ensure, show or stop the RabbitMQ broker"))
     b.add_argument("action", choices=["ensure", "status", "stop"])
+    b.add_argument("--nodes", type=int, default=1,
+                   help="ensure: start a cluster of this many nodes on this machine behind "
+                   "one haproxy port, the URL's (default 1: a single node); status and stop "
+                   "see the cluster by themselves")
     b.set_defaults(run=_broker)
 
     w = with_url(commands.add_parser("worker", help="serve fib requests from a queue"))
@@ -212,6 +225,8 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--max-n", type=int, default=None,
                    help=f"largest n accepted (default {DEFAULT_MAX_N}, or {RECURSIVE_MAX_N} "
                    "with --work recursive, so one request cannot hold a worker for hours)")
+    w.add_argument("--loop", choices=LOOPS, default="auto",
+                   help="event loop (default: uvloop where it is installed, else asyncio's)")
     w.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
     w.set_defaults(run=lambda args: _worker(args))
 
@@ -219,7 +234,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--queue", default=DEFAULT_QUEUE)
     c.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per call")
     c.add_argument("n", type=int, nargs="+", metavar="N")
-    c.set_defaults(run=lambda args: asyncio.run(_call(args)))
+    c.set_defaults(run=lambda args: run(_call(args)))
 
     v = with_url(commands.add_parser("watch", help="show a namespace's queues live"))
     v.add_argument("--namespace", help="whose queues (default: yours, $FIBRPC_NAMESPACE or "

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import importlib.util
 import os
+import queue
 import re
-import select
 import signal
 import subprocess
+import threading
 import time
 import weakref
 from collections.abc import Coroutine, Sequence
@@ -47,13 +49,29 @@ class ChildError(RuntimeError):
 
 
 class Child:
-    """One child process and its stdout, read line by line with a deadline."""
+    """One child process and its stdout, read line by line with a deadline.
+
+    A thread of its own reads the child's stdout into a queue (a pipe cannot be polled with
+    a timeout on every platform), so a read waits no longer than its deadline.
+    """
 
     def __init__(self, process: subprocess.Popen[bytes], name: str) -> None:
         self.process = process
         self.name = name
         self.ready_line = ""
-        self._buffer = b""
+        self._lines: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._reader = threading.Thread(target=self._read, daemon=True, name=f"{name} stdout")
+        self._reader.start()
+
+    def _read(self) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None
+        try:
+            for line in stdout:
+                self._lines.put(line)
+        finally:  # end of file: the child has exited (or closed its stdout)
+            stdout.close()
+            self._lines.put(None)
 
     @property
     def pid(self) -> int:
@@ -62,21 +80,14 @@ class Child:
     def readline(self, deadline: float) -> str:
         """The next line the child prints (without its newline), by ``deadline``
         (``time.monotonic()``); ChildError if it exits or stays silent until then."""
-        assert self.process.stdout is not None
-        fd = self.process.stdout.fileno()
-        while b"\n" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ChildError(f"{self.name} (pid {self.pid}) said nothing in time")
-            readable, _, _ = select.select([fd], [], [], left)
-            if readable:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    code = self.process.wait()
-                    raise ChildError(f"{self.name} (pid {self.pid}) exited with code {code}")
-                self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return line.decode()
+        try:
+            line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise ChildError(f"{self.name} (pid {self.pid}) said nothing in time") from None
+        if line is None:
+            self._lines.put(None)  # every later read says so too
+            raise ChildError(f"{self.name} (pid {self.pid}) exited with code {self.process.wait()}")
+        return line.decode().rstrip("\r\n")
 
     def write(self, line: str) -> None:
         """Send one line to the child's stdin."""
@@ -160,12 +171,11 @@ class ProcessGroup:
             except subprocess.TimeoutExpired:
                 child.process.kill()
                 codes.append(child.process.wait())
-            for pipe in (child.process.stdout, child.process.stdin):
-                if pipe is not None:
-                    try:
-                        pipe.close()
-                    except OSError:  # a stdin whose reader is gone
-                        pass
+            if child.process.stdin is not None:  # stdout: its reader closes it at its end
+                try:
+                    child.process.stdin.close()
+                except OSError:  # a stdin whose reader is gone
+                    pass
         _OPEN.discard(self)
         return codes
 
@@ -190,21 +200,47 @@ def stop_all() -> None:
 atexit.register(stop_all)
 
 
-def parent_gone() -> bool:
-    """True in a child whose parent (the process that spawned it here) has exited."""
-    expected = os.environ.get(PARENT_PID)
-    parent = int(expected) if expected and expected.isdigit() else None
-    return parent is not None and os.getppid() != parent
+def _parent() -> int:
+    """The pid of the process that started us: as the runtime said, else our parent now."""
+    said = os.environ.get(PARENT_PID, "")
+    return int(said) if said.isdigit() else os.getppid()
 
 
 async def watch_parent(interval: float = 0.5) -> None:
-    """Return once this process's parent is gone (never, for a process started otherwise).
+    """Return once the process that started this one is gone.
 
     Polling ``getppid`` works everywhere Python runs; Linux's PR_SET_PDEATHSIG would fire
     when the parent's *thread* that forked us ends, which a Jupyter kernel's threads do.
     """
-    while not parent_gone():
+    parent = _parent()
+    while os.getppid() == parent:
         await asyncio.sleep(interval)
+
+
+LOOPS = ("auto", "asyncio", "uvloop")
+"""Event loops a process of ours can run on; "auto" is uvloop where it is installed."""
+
+
+def uvloop_installed() -> bool:
+    return importlib.util.find_spec("uvloop") is not None
+
+
+def run(coroutine: Coroutine[Any, Any, T], loop: str = "auto") -> T:
+    """Run ``coroutine`` to its end on a new event loop, as ``asyncio.run`` does.
+
+    ``loop``: "uvloop" (an event loop written in C, about twice as fast per message; no
+    Windows build), "asyncio" (the standard one), or "auto": uvloop where it is installed.
+    For our own processes only (workers, the command line, the benchmark): a Jupyter
+    kernel runs its own loop, and notebooks never change it.
+    """
+    if loop not in LOOPS:
+        coroutine.close()
+        raise ValueError(f"unknown event loop {loop!r}; choose one of {', '.join(LOOPS)}")
+    if loop == "uvloop" or (loop == "auto" and uvloop_installed()):
+        import uvloop  # uvloop.run: no event loop policy (deprecated in Python 3.14)
+
+        return uvloop.run(coroutine)
+    return asyncio.run(coroutine)
 
 
 class TaskGroup:

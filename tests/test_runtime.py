@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from fibrpc_helpers.runtime import ChildError, ProcessGroup, TaskGroup
+from fibrpc_helpers.runtime import ChildError, ProcessGroup, TaskGroup, run, uvloop_installed
 
 PY = sys.executable
 
@@ -125,6 +125,17 @@ def test_a_child_exits_when_its_parent_dies(death: str) -> None:
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_run_uses_the_event_loop_asked_for() -> None:
+    async def kind() -> str:
+        return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+    assert run(kind(), "asyncio") == "asyncio"
+    if uvloop_installed():
+        assert run(kind(), "uvloop") == "uvloop" == run(kind(), "auto")
+    with pytest.raises(ValueError, match="unknown event loop 'trio'"):
+        run(kind(), "trio")
 
 
 def test_the_parent_pid_is_handed_to_the_child() -> None:

@@ -13,7 +13,6 @@ summary.csv (one row per point) and the PNG plots.
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from datetime import datetime
 from pathlib import Path
@@ -83,25 +82,31 @@ def run_preset(
     return folder
 
 
+def worker_loop(loop: str) -> str:
+    """The event loop a worker started with ``--loop loop`` runs on."""
+    from ..runtime import uvloop_installed
+
+    return "uvloop" if loop == "uvloop" or (loop == "auto" and uvloop_installed()) else "asyncio"
+
+
 def run_ratios(
     *, url: str | None = None, prefetch: int | None = None, rounds: int = 6, progress: bool = True
 ) -> Path:
     """Run the ratio benchmark, print its figures and ratios, save its rows."""
     from .grid import RESULTS
     from .ratios import ratios
+    from .reports import write_csv
 
     started = time.monotonic()
     options = {"prefetch": prefetch} if prefetch is not None else {}
     result = ratios(url, rounds=rounds, progress=progress, **options)
     folder = RESULTS / f"ratios-{datetime.now():%Y%m%d-%H%M%S}"
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "summary.csv", "w", newline="") as out:
-        writer = csv.DictWriter(out, list(result.rows[0]))
-        writer.writeheader()
-        writer.writerows(result.rows)
+    write_csv(folder / "summary.csv", result.rows)
     print(
-        f"\nratios ({rounds} rounds, medians; reference worker prefetch "
-        f"{result.prefetch}, aio_pika.patterns.RPC worker: its default, no prefetch limit):"
+        f"\nratios ({rounds} rounds, medians; classic request queues; clients on asyncio; "
+        f"reference worker prefetch {result.prefetch} on {worker_loop(result.loop)}, "
+        "aio_pika.patterns.RPC worker on asyncio with its default, no prefetch limit):"
     )
     print(result.describe())
     print(f"in {time.monotonic() - started:.1f} s; rows in {folder}/summary.csv")

@@ -140,13 +140,14 @@ class Design:
     name: str  # what the report calls it
     client: str  # a key of CLIENTS
     server: str = "reference"  # "reference" (FibonacciRpcWorker) or "patterns"
-    loop: str = "asyncio"  # event loop of the worker and of the clients: "asyncio", "uvloop"
+    loop: str = "asyncio"  # the worker's event loop: "asyncio", "uvloop" or "auto"
+    client_loop: str | None = None  # the clients' (load generators'); None: ``loop``
     prefetch: int | None = None  # the worker's; None: the run's (patterns: no limit)
     gives_up: str = ""  # what this design no longer promises, next to its figures
 
     @property
-    def label(self) -> str:
-        return self.name
+    def clients_loop(self) -> str:
+        return self.loop if self.client_loop is None else self.client_loop
 
 
 DESIGNS = ("queue-per-request", "correlation-id", "direct-reply-to", "patterns")
@@ -154,10 +155,14 @@ DESIGNS = ("queue-per-request", "correlation-id", "direct-reply-to", "patterns")
 
 
 def design(name: str) -> Design:
-    """The named design of DESIGNS (each with its own client, on the default loop)."""
+    """The named design of CLIENTS as a student runs it: the reference worker on the
+    command line's event loop ("auto": uvloop where installed), patterns.RPC's worker and
+    every client on asyncio's (a notebook's)."""
     if name not in CLIENTS:
         raise ValueError(f"unknown design {name!r}; choose one of {', '.join(CLIENTS)}")
-    return Design(name, name, server="patterns" if name == "patterns" else "reference")
+    if name == "patterns":
+        return Design(name, name, server="patterns")
+    return Design(name, name, loop="auto", client_loop="asyncio")
 
 
 async def connect(client: str, url: str | None, queue: str, timeout: float) -> Caller:

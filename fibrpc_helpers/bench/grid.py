@@ -287,7 +287,7 @@ class Bench:
         """Run one point of ``design`` (default: the workers' own) against ``workers``:
         every load generator starts at once; CPU measured over the window."""
         design = workers.design if design is None else design
-        generators = self.loadgens(design.loop)
+        generators = self.loadgens(design.clients_loop)
         load = Load(
             client=design.client,
             queue=workers.queue,

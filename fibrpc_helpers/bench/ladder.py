@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..runtime import uvloop_installed
 from .compare import Figures, interleaved
 from .designs import Design
 from .grid import Bench
@@ -137,6 +138,11 @@ def ladder(
     bench: Bench | None = None,
 ) -> Ladder:
     """Measure patterns.RPC and every rung side by side, ``rounds`` interleaved rounds."""
+    if any(rung.loop == "uvloop" for rung in rungs) and not uvloop_installed():
+        raise RuntimeError(
+            "the ladder's uvloop rungs need uvloop: `pip install uvloop` (it has no Windows "
+            "build; pass rungs= without them there)"
+        )
     preset = Preset("ladder", clients=(), workers=(), works=(), warmup=warmup,
                     duration=duration, loadgens=loadgens)
     own = bench is None

@@ -33,10 +33,9 @@ from types import TracebackType
 from typing import IO, Any
 
 from ..errors import RpcError
-from ..runtime import ChildError, ProcessGroup, TaskGroup, watch_parent
+from ..runtime import LOOPS, ChildError, ProcessGroup, TaskGroup, run, watch_parent
 from .designs import Caller, connect
 from .points import Call, LoopLag
-from .serve import LOOPS, run
 from .stats import poisson_schedule
 
 # How often the lag ticker wakes. A ticker that asks to wake every 5 ms and wakes late by x

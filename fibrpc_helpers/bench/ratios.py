@@ -9,7 +9,9 @@ other work is too noisy for a pass/fail on speed):
 * I/O-bound work of 20 ms at C=32: W=4 throughput vs W=1 (target >= 3.5x).
 
 Like for like: both request queues are classic (patterns.RPC declares a classic queue), and
-both sides run on the same event loop. The two sides alternate point by point (see
+the clients of both run on asyncio's event loop, as in a notebook. Each worker runs as it
+ships: the reference worker on the command line's loop (``loop``, "auto": uvloop where it is
+installed), patterns.RPC's on asyncio's. The two sides alternate point by point (see
 ``compare``) and each figure is the median over ``rounds`` rounds.
 """
 
@@ -65,7 +67,7 @@ class Ratios:
     rows: list[dict[str, Any]] = field(default_factory=list)
     prefetch: int = REFERENCE_PREFETCH
     cpu: dict[str, dict[str, float]] = field(default_factory=dict)  # side -> role -> ms
-    loop: str = "asyncio"
+    loop: str = "auto"
 
     def describe(self) -> str:
         lines = [item.describe() for item in self.items]
@@ -91,7 +93,7 @@ def ratios(
     warmup: float = 0.2,
     duration: float = 0.6,
     prefetch: int = REFERENCE_PREFETCH,
-    loop: str = "asyncio",
+    loop: str = "auto",
     loadgens: int = 2,
     progress: bool = True,
     verbose: bool = True,
@@ -99,8 +101,9 @@ def ratios(
     """Measure the three comparisons; returns the ratios and the summary rows they came from."""
     preset = Preset("ratios", clients=(), workers=(), works=(), warmup=warmup,
                     duration=duration, loadgens=loadgens, prefetch=prefetch)
-    reference = Design("reference", "correlation-id", loop=loop, prefetch=prefetch)
-    patterns = Design("patterns.RPC", "patterns", server="patterns", loop=loop)
+    reference = Design("reference", "correlation-id", loop=loop, client_loop="asyncio",
+                       prefetch=prefetch)
+    patterns = Design("patterns.RPC", "patterns", server="patterns")
     with Bench(preset, url=url, progress=progress, verbose=verbose) as bench:
         ours, theirs = interleaved(bench, [reference, patterns], rounds=rounds,
                                    queue_type="classic")

@@ -1,11 +1,10 @@
 """The benchmark's worker processes: the reference worker or aio-pika's patterns.RPC worker,
 on the event loop a design asks for.
 
-``python -m fibrpc_helpers.bench.serve reference|patterns --queue Q [--loop uvloop] ...``
-prints ``worker NAME is serving ...`` once it consumes (the runtime waits for that line),
-stops on SIGTERM after finishing what it holds, and exits when its parent dies.
-The reference side is ``FibonacciRpcWorker`` exactly as ``python -m fibrpc_helpers worker``
-runs it; only the event loop can differ, so a design measures the loop and nothing else.
+The reference worker is the command line's (``python -m fibrpc_helpers worker --loop ...``).
+aio-pika's is served here: ``python -m fibrpc_helpers.bench.serve --queue Q [--loop uvloop]``
+prints ``worker NAME is serving ...`` once it consumes (the runtime waits for that line, as
+it does for the reference), stops on SIGTERM, and exits when its parent dies.
 """
 
 from __future__ import annotations
@@ -15,18 +14,16 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Coroutine
 from typing import Any
 
 from aio_pika.patterns import JsonRPC
 
 from ..client import connect_robust
-from ..fib import DEFAULT_MAX_N, RECURSIVE_MAX_N, fib, fib_recursive
-from ..runtime import watch_parent
-from ..worker import FibonacciRpcWorker
+from ..fib import fib
+from ..processes import READY, worker_command
+from ..runtime import LOOPS, run, watch_parent
 
-READY = r"^worker (\S+) is serving"
-LOOPS = ("asyncio", "uvloop")
+__all__ = ["READY", "command", "main"]
 
 
 def command(
@@ -41,8 +38,11 @@ def command(
     queue_type: str | None = None,
 ) -> list[str]:
     """The command line of one worker process of ``server`` ("reference" or "patterns")."""
-    line = [sys.executable, "-m", "fibrpc_helpers.bench.serve", server, "--queue", queue]
-    line += ["--loop", loop, "--work", work, "--sleep-ms", f"{sleep_ms:g}"]
+    if server == "reference":
+        return worker_command(url=url, queue=queue, prefetch=prefetch or 1, work=work,
+                              sleep_ms=sleep_ms, queue_type=queue_type, loop=loop)
+    line = [sys.executable, "-m", "fibrpc_helpers.bench.serve", "--queue", queue]
+    line += ["--loop", loop, "--sleep-ms", f"{sleep_ms:g}"]
     if url:
         line += ["--url", url]
     if prefetch is not None:
@@ -50,16 +50,6 @@ def command(
     if queue_type is not None:
         line += ["--queue-type", queue_type]
     return line
-
-
-def run(coroutine: Coroutine[Any, Any, None], loop: str) -> None:
-    """Run ``coroutine`` on the named event loop (uvloop: its own ``run``, no policy)."""
-    if loop == "uvloop":
-        import uvloop
-
-        uvloop.run(coroutine)
-    else:
-        asyncio.run(coroutine)
 
 
 async def _until_stopped() -> None:
@@ -76,25 +66,6 @@ async def _until_stopped() -> None:
         for task in (stopped, orphaned):
             task.cancel()
         await asyncio.wait((stopped, orphaned))
-
-
-async def _reference(options: argparse.Namespace) -> None:
-    recursive = options.work == "recursive"
-    worker = await FibonacciRpcWorker.start(
-        options.url,
-        queue=options.queue,
-        prefetch=options.prefetch or 1,
-        compute=fib_recursive if recursive else fib,
-        max_n=RECURSIVE_MAX_N if recursive else DEFAULT_MAX_N,
-        service_time=options.sleep_ms / 1000,
-        queue_type=options.queue_type,
-    )
-    print(f"worker {worker.name} is serving queue {options.queue!r} on {options.loop}",
-          flush=True)
-    try:
-        await _until_stopped()
-    finally:
-        await worker.stop()
 
 
 async def _patterns(options: argparse.Namespace) -> None:
@@ -124,18 +95,15 @@ async def _patterns(options: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    arguments = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    arguments.add_argument("server", choices=("reference", "patterns"))
+    arguments = argparse.ArgumentParser(description="aio_pika.patterns.JsonRPC fib worker")
     arguments.add_argument("--queue", required=True)
     arguments.add_argument("--url")
     arguments.add_argument("--loop", choices=LOOPS, default="asyncio")
     arguments.add_argument("--prefetch", type=int)
-    arguments.add_argument("--work", choices=("fast", "recursive"), default="fast")
     arguments.add_argument("--sleep-ms", type=float, default=0.0)
     arguments.add_argument("--queue-type", choices=("quorum", "classic"))
     options = arguments.parse_args(argv)
-    serve = _reference if options.server == "reference" else _patterns
-    run(serve(options), options.loop)
+    run(_patterns(options), options.loop)
 
 
 if __name__ == "__main__":
