@@ -48,10 +48,11 @@ def _broker(args: argparse.Namespace) -> int:
             print(broker.describe(info))
             return 0 if info.version else 1
         else:
-            print(broker.stop())
-            said = cluster.stop()
-            if said is not None:
-                print(said)
+            single, clustered = broker.stop(), cluster.stop()
+            if clustered is None or "nothing stopped" not in single:
+                print(single)
+            if clustered is not None:
+                print(clustered)
     except broker.BrokerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

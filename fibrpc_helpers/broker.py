@@ -241,12 +241,12 @@ def _node_environment(port: int, state_dir: Path) -> dict[str, str]:
     }
 
 
-def _start_node(server: str, url: str, state_dir: Path) -> None:
-    port = url_port(url)
+def _spawn_node(server: str, port: int, state_dir: Path) -> subprocess.Popen[bytes]:
+    """Start rabbitmq-server for the node on ``port`` with its data in ``state_dir``, and
+    record it in ``node.json`` (what ``stop`` reads); return at once. The nodes of a cluster
+    (cluster.py) start here too."""
     env = _node_environment(port, state_dir)
     log_path = state_dir / "log" / "server-output.log"
-    print(f"starting a RabbitMQ node on port {port} (data and logs in {state_dir.name}/) ",
-          end="", flush=True)
     with open(log_path, "ab") as output:
         process = subprocess.Popen(
             [server],
@@ -264,6 +264,15 @@ def _start_node(server: str, url: str, state_dir: Path) -> None:
             "started": _process_start_time(process.pid),
         })
     )
+    return process
+
+
+def _start_node(server: str, url: str, state_dir: Path) -> None:
+    port = url_port(url)
+    log_path = state_dir / "log" / "server-output.log"
+    print(f"starting a RabbitMQ node on port {port} (data and logs in {state_dir.name}/) ",
+          end="", flush=True)
+    process = _spawn_node(server, port, state_dir)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -2,11 +2,11 @@
 
 ``python -m fibrpc_helpers broker ensure --nodes 3`` makes one, to show what a single broker
 cannot: a node dies and the calls go on. It starts three nodes the way :mod:`broker` starts
-one (their data, logs and Erlang cookie under ``.broker/cluster/node-N/``, their own AMQP and
-distribution ports), joins them into one cluster (``rabbitmqctl stop_app``, ``join_cluster``,
-``start_app``, as RabbitMQ's clustering guide does it by hand), and starts a TCP proxy in front
-of them: Debian's haproxy, listening on the URL's port and health-checking every node each
-half second.
+one (their data, logs and Erlang cookie under ``.broker/cluster-PORT/node-N/``, their own
+AMQP and distribution ports), joins them into one cluster (``rabbitmqctl stop_app``,
+``join_cluster``, ``start_app``, as RabbitMQ's clustering guide does it by hand), and starts
+a TCP proxy in front of them: Debian's haproxy, listening on the URL's port and
+health-checking every node each half second.
 
 Why a proxy and not a list of brokers in ``AMQP_URL``: aio-pika's ``connect_robust`` takes one
 URL and reconnects to that one address only (a multi-host connection was asked for in its issue
@@ -36,7 +36,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,13 +107,28 @@ class ClusterError(broker.BrokerError):
     """The cluster could not be started, joined or asked; the message says what to do."""
 
 
-def default_state_dir() -> Path:
-    """Where the cluster keeps its nodes' data and the proxy's configuration."""
-    return broker.default_state_dir() / "cluster"
+def default_state_dir(port: int) -> Path:
+    """Where the cluster on ``port`` keeps its nodes' data and the proxy's configuration:
+    ``.broker/cluster-PORT/`` (one folder per port, so a cluster never meets the data of
+    another: its nodes' names contain their ports)."""
+    return broker.default_state_dir() / f"cluster-{port}"
+
+
+def recorded_clusters() -> list[Cluster]:
+    """Every cluster that ``broker ensure --nodes N`` recorded under ``.broker/``."""
+    found = []
+    for record in sorted(broker.default_state_dir().glob("cluster-*/cluster.json")):
+        cluster = Cluster.recorded(record.parent)
+        if cluster is not None:
+            found.append(cluster)
+    return found
 
 
 def _port_free(port: int) -> bool:
+    """Whether a listener could bind the port (as the nodes and haproxy do, reusing an
+    address whose last connection is only waiting out TIME_WAIT)."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -160,7 +174,7 @@ class Cluster:
 
     The proxy listens on the URL's port; node N listens on that port + N, so the URL of
     ``AMQP_URL`` (``localhost:5672`` by default) reaches the cluster through the proxy.
-    Everything lives under ``state_dir`` (``.broker/cluster/``); ``cluster.json`` there
+    Everything lives under ``state_dir`` (``.broker/cluster-PORT/``); ``cluster.json`` there
     records what was started, so that ``stop`` stops exactly that and nothing else.
     """
 
@@ -171,7 +185,7 @@ class Cluster:
             raise ValueError(f"a cluster needs 1 node or more, got {nodes}")
         self.url = amqp_url(url)
         self.port = url_port(self.url)
-        self.state_dir = state_dir or default_state_dir()
+        self.state_dir = state_dir or default_state_dir(self.port)
         self.nodes = [
             Node(i, self.port + i, self.state_dir / f"node-{i}") for i in range(1, nodes + 1)
         ]
@@ -180,9 +194,8 @@ class Cluster:
     # --- what is there ---------------------------------------------------------------------
 
     @classmethod
-    def recorded(cls, state_dir: Path | None = None) -> Cluster | None:
+    def recorded(cls, state_dir: Path) -> Cluster | None:
         """The cluster that ``start`` recorded under ``state_dir``, if there is one."""
-        state_dir = state_dir or default_state_dir()
         try:
             record = json.loads((state_dir / "cluster.json").read_text())
             return cls(record["url"], int(record["nodes"]), state_dir)
@@ -327,6 +340,10 @@ class Cluster:
         self._record(proxy_pid=self.proxy_pid())
         cookie = self._cookie()
         starting = [node for node in self.nodes if not self.node_up(node)]
+        if starting:
+            print(f"starting {len(starting)} RabbitMQ node(s) on port(s) "
+                  f"{', '.join(str(node.port) for node in starting)} (data in "
+                  f"{self.state_dir.parent.name}/{self.state_dir.name}/) ", end="", flush=True)
         for node in starting:
             home = node.state_dir / "home"
             home.mkdir(parents=True, exist_ok=True)
@@ -335,12 +352,9 @@ class Cluster:
                 cookie_file.write_text(cookie)
                 cookie_file.chmod(0o400)
             self._spawn(server, node)
-        print(f"starting {len(starting)} RabbitMQ node(s) on ports "
-              f"{', '.join(str(node.port) for node in starting) or '-'} "
-              f"(data in {self.state_dir.parent.name}/{self.state_dir.name}/) ",
-              end="", flush=True)
-        self._wait_up(starting)
-        print(" ready", flush=True)
+        if starting:
+            self._wait_up(starting)
+            print(" ready", flush=True)
         self._join()
         self._start_proxy(haproxy)
 
@@ -378,20 +392,7 @@ class Cluster:
     def _spawn(self, server: str, node: Node) -> None:
         """Start one node's rabbitmq-server, recorded as broker.py records its node (so
         ``broker.stop(node.state_dir)`` stops it)."""
-        env = node.environment()
-        log = node.state_dir / "log" / "server-output.log"
-        with open(log, "ab") as output:
-            process = subprocess.Popen(
-                [server], env=env, stdin=subprocess.DEVNULL, stdout=output,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        self._processes[node.index] = process
-        (node.state_dir / "node.json").write_text(json.dumps({
-            "pid": process.pid,
-            "nodename": node.name,
-            "port": node.port,
-            "started": broker._process_start_time(process.pid),
-        }))
+        self._processes[node.index] = broker._spawn_node(server, node.port, node.state_dir)
 
     def _wait_up(self, nodes: list[Node], timeout: float = broker.START_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
@@ -585,51 +586,23 @@ def ensure(url: str | None = None, nodes: int = DEFAULT_NODES,
     """``broker ensure --nodes N``: start the cluster unless it runs already."""
     cluster = Cluster(url, nodes, state_dir)
     recorded = Cluster.recorded(cluster.state_dir)
-    if recorded is not None and (recorded.port, len(recorded.nodes)) != (
-        cluster.port, len(cluster.nodes)
-    ):
+    if recorded is not None and len(recorded.nodes) != len(cluster.nodes):
         raise ClusterError(
-            f"a cluster of {len(recorded.nodes)} node(s) on port {recorded.port} is recorded in "
-            f"{cluster.state_dir}; stop it first (`python -m fibrpc_helpers broker stop`)"
+            f"the cluster on port {cluster.port} was made with {len(recorded.nodes)} nodes. "
+            "To start it over with another number: `python -m fibrpc_helpers broker stop`, "
+            f"delete {cluster.state_dir} (its data), and run this again"
         )
     cluster.start()
     return cluster
 
 
-def stop(state_dir: Path | None = None) -> str | None:
-    """``broker stop``: stop the recorded cluster; None when none was ever started here."""
-    cluster = Cluster.recorded(state_dir)
-    return None if cluster is None else cluster.stop()
+def serving(url: str | None = None) -> Cluster | None:
+    """The cluster whose proxy runs on the URL's port, if this project started one."""
+    found = Cluster.recorded(default_state_dir(url_port(amqp_url(url))))
+    return found if found is not None and found.proxy_pid() is not None else None
 
 
-def status(state_dir: Path | None = None) -> str | None:
-    """``broker status``: the recorded cluster's lines; None when none was started here."""
-    cluster = Cluster.recorded(state_dir)
-    return None if cluster is None else cluster.describe()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m fibrpc_helpers.cluster ensure|status|stop [--nodes N] [--url URL]``, until
-    ``broker ensure --nodes N`` calls the same functions."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m fibrpc_helpers.cluster")
-    parser.add_argument("action", choices=["ensure", "status", "stop"])
-    parser.add_argument("--nodes", type=int, default=DEFAULT_NODES)
-    parser.add_argument("--url")
-    args = parser.parse_args(argv)
-    try:
-        if args.action == "ensure":
-            print(ensure(args.url, args.nodes).describe())
-        elif args.action == "status":
-            print(status() or "no RabbitMQ cluster was started by this project")
-        else:
-            print(stop() or "no RabbitMQ cluster was started by this project; nothing stopped")
-    except broker.BrokerError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def stop() -> str | None:
+    """``broker stop``: stop every cluster recorded here; None when none was ever started."""
+    said = [cluster.stop() for cluster in recorded_clusters()]
+    return "\n".join(said) if said else None

@@ -22,6 +22,8 @@ and says why.
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 import uuid
 from collections import Counter
@@ -83,8 +85,10 @@ def _free_base_port() -> int:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    state_dir = tmp_path_factory.mktemp("cluster")
-    started = Cluster(f"amqp://guest:guest@localhost:{_free_base_port()}/", 3, state_dir)
+    port = _free_base_port()
+    # Where `broker status` looks for it when FIBRPC_BROKER_DIR is the parent folder.
+    state_dir = tmp_path_factory.mktemp("broker") / f"cluster-{port}"
+    started = Cluster(f"amqp://guest:guest@localhost:{port}/", 3, state_dir)
     try:
         started.start()
     except ClusterError as error:
@@ -248,6 +252,10 @@ async def test_killing_the_leader_loses_no_request(cluster, revive, worker_log):
             assert carried_on < CARRY_ON_WITHIN
             new_leader = await asyncio.to_thread(cluster.leader_of, queue)
             assert new_leader != leader
+            said = await _broker_status(cluster)
+            assert f"{leader.name} on port {leader.port}: DOWN" in said, said
+            assert f"quorum queue {queue!r}: led by {new_leader.name} (replicas offline: " \
+                f"{leader.name})" in said, said
 
             # The killed node comes back, rejoins, and takes its replica back; calls go on.
             await asyncio.to_thread(cluster.restart, leader)
@@ -305,6 +313,18 @@ async def test_the_clients_node_killed_and_restarted(cluster, revive, worker_log
     finally:
         await client.close()
         await _delete_queue(cluster, queue)
+
+
+async def _broker_status(cluster: Cluster) -> str:
+    """What `python -m fibrpc_helpers broker status` says about the cluster."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fibrpc_helpers", "broker", "status", "--url", cluster.url,
+        env={**os.environ, "FIBRPC_BROKER_DIR": str(cluster.state_dir.parent)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    assert process.returncode == 0, output.decode()
+    return output.decode()
 
 
 def _online(cluster: Cluster, queue: str, node: Node) -> bool:
