@@ -59,9 +59,10 @@ DEFAULT_TIMEOUT = 10.0
 _REMEMBERED_IDS = 10_000  # how many finished correlation ids we remember, to name discards
 
 _PROBE_LEAD = 1.0
-"""At most this many seconds before a call's deadline, the client asks the broker (in the
-background, without stopping the wait) whether anyone consumes the request queue, so that a
-timeout can say why without taking any time past the deadline."""
+"""At most this many seconds (and at most half the try's time) before a try's deadline, the
+client asks the broker (in the background, without stopping the wait) whether anyone
+consumes the request queue, so that a timeout can say why without taking any time past the
+deadline."""
 _PROBE_FRESH = 1.0  # seconds a queue check stays good for every call that times out
 
 RECONNECT_INTERVAL = 1.0
@@ -240,7 +241,7 @@ class FibonacciRpcClient:
         # Timers fail the future themselves, so the reply wait needs no extra task: the
         # first starts the queue check shortly before the deadline, the second ends the try.
         timers = [
-            loop.call_at(deadline - min(_PROBE_LEAD, timeout / 4), self._start_probe),
+            loop.call_at(deadline - min(_PROBE_LEAD, timeout / 2), self._start_probe),
             loop.call_at(deadline, self._time_out, future, n, timeout, correlation_id),
         ]
         request = aio_pika.Message(
@@ -330,6 +331,7 @@ class FibonacciRpcClient:
 
     async def _check_queue(self) -> str:
         """Ask the broker whether anyone consumes the request queue; '' if it cannot say."""
+        loop = asyncio.get_running_loop()
         found = ""
         try:
             # A throwaway plain channel: a failed passive declare closes it, and a robust
@@ -338,23 +340,25 @@ class FibonacciRpcClient:
             channel = await underlay.channel(timeout=_PROBE_LEAD)
             try:
                 declared = await channel.queue_declare(self.queue, passive=True, timeout=1)
+                if not declared.consumer_count:
+                    found = (
+                        f"nobody consumes that queue ({declared.message_count} request(s) "
+                        "waiting in it)"
+                    )
+                else:
+                    found = (
+                        f"{declared.consumer_count} worker(s) consume that queue but none "
+                        "answered in time: they are busy or slow. Pass a longer timeout or "
+                        "start more workers."
+                    )
+                self._probed = (loop.time(), found)  # known before the channel is closed
             finally:
                 if not channel.is_closed:
                     await asyncio.wait_for(channel.close(), _PROBE_LEAD)
-            if not declared.consumer_count:
-                found = (
-                    f"nobody consumes that queue ({declared.message_count} request(s) "
-                    "waiting in it)"
-                )
-            else:
-                found = (
-                    f"{declared.consumer_count} worker(s) consume that queue but none "
-                    "answered in time: they are busy or slow. Pass a longer timeout or start "
-                    "more workers."
-                )
         except Exception as error:  # the check is advice only: it must never fail a call
             log.debug("could not check queue %r: %r", self.queue, error)
-        self._probed = (asyncio.get_running_loop().time(), found)
+        if not found:
+            self._probed = (loop.time(), found)
         return found
 
     async def _publish(

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import aio_pika
+import aiormq.exceptions
 from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractQueue,
@@ -53,6 +54,8 @@ STOP_TIMEOUT = 60.0
 """Seconds ``stop`` waits for the requests in hand before closing anyway."""
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
+_START_TRIES = 3  # a broker's internal error at start-up (see ``start``) is retried this often
 
 LOG_INTERVAL = 1.0
 """Seconds between two warnings about expired or malformed-deadline requests: a burst of a
@@ -139,37 +142,47 @@ class FibonacciRpcWorker:
             raise ValueError(f"prefetch must be 1 or more, got {prefetch}")
         if queue_type is not None:
             RequestQueue.asked(queue_type)  # a bad value fails before connecting
-        connection = await connect_robust(url)
-        try:
-            # No publisher confirms: the reply and the ack go out in order on this channel.
-            channel = await connection.channel(publisher_confirms=False)
-            await channel.set_qos(prefetch_count=prefetch)
-            kind = await declare_request_queue(connection, queue, queue_type)
-            # Declared again on the robust channel with exactly what the queue is (an
-            # equivalent declare changes nothing), because aio-pika re-declares a robust
-            # channel's queues after a reconnection, and after the queue was deleted.
-            if kind.durable is None:
-                consumed = await channel.declare_queue(queue, passive=True)
-            else:
-                consumed = await channel.declare_queue(
-                    queue, durable=kind.durable, auto_delete=kind.auto_delete,
-                    arguments=dict(kind.arguments),
+        for attempt in range(1, _START_TRIES + 1):
+            connection = await connect_robust(url)
+            try:
+                # No publisher confirms: the reply and the ack go out in order on this channel.
+                channel = await connection.channel(publisher_confirms=False)
+                await channel.set_qos(prefetch_count=prefetch)
+                kind = await declare_request_queue(connection, queue, queue_type)
+                # Declared again on the robust channel with exactly what the queue is (an
+                # equivalent declare changes nothing), because aio-pika re-declares a robust
+                # channel's queues after a reconnection, and after the queue was deleted.
+                if kind.durable is None:
+                    consumed = await channel.declare_queue(queue, passive=True)
+                else:
+                    consumed = await channel.declare_queue(
+                        queue, durable=kind.durable, auto_delete=kind.auto_delete,
+                        arguments=dict(kind.arguments),
+                    )
+                worker = cls(
+                    connection,
+                    channel,  # type: ignore[arg-type]
+                    consumed,
+                    compute=compute,
+                    max_n=max_n,
+                    service_time=service_time,
+                    name=name or default_worker_name(),
+                    request_queue=kind,
                 )
-            worker = cls(
-                connection,
-                channel,  # type: ignore[arg-type]
-                consumed,
-                compute=compute,
-                max_n=max_n,
-                service_time=service_time,
-                name=name or default_worker_name(),
-                request_queue=kind,
-            )
-            worker._consumer_tag = await consumed.consume(worker._on_request)
-        except BaseException:
-            await connection.close()
-            raise
-        return worker
+                worker._consumer_tag = await consumed.consume(worker._on_request)
+                return worker
+            except aiormq.exceptions.ConnectionInternalError as error:
+                # RabbitMQ 3.x can fail the start of one of two workers that create the
+                # same quorum queue at the same moment (541 INTERNAL_ERROR, which closes the
+                # connection): that one starts again, and then finds the queue ready.
+                await connection.close()
+                if attempt == _START_TRIES:
+                    raise
+                log.info("the broker failed this worker's start (%r); starting again", error)
+            except BaseException:
+                await connection.close()
+                raise
+        raise AssertionError("unreachable: the last try returns or raises")
 
     async def _on_request(self, message: AbstractIncomingMessage) -> None:
         self._in_flight += 1
