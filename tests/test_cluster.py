@@ -53,10 +53,11 @@ CARRY_ON_WITHIN = 20.0
 """Seconds from the kill to the first call that was sent after it and answered: the failover
 (the proxy's health check, a new queue leader, the workers' reconnection) fits in it."""
 BACKOFF = 0.2
-"""Seconds a caller waits after an RpcConnectionError before its next call. For a moment
-after its connection is lost (until aio-pika has re-opened the channel on the new
-connection) a call fails at once with "lost while sending the request"; a caller that
-called again at once would use up its calls in that moment."""
+"""Seconds a caller waits after an RpcConnectionError before its next call, as a caller that
+retries would. Right after the client's node dies, calls fail at once for a moment: until
+aio-pika has reopened the channel on the new connection, and while the request queue elects
+its new leader (the broker refuses a request then, with a basic.nack). A caller that called
+again at once would use up all its calls in that moment."""
 WORK_MS = 20  # each worker holds a request this long, so the run lasts a few seconds
 
 pytestmark = [
