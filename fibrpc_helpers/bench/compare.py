@@ -28,6 +28,15 @@ class Figures:
     p50_ms: float  # at C=1
     cpu_ms: dict[str, float] = field(default_factory=dict)  # role -> CPU ms per call, busy
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    many: int = 64  # the busy load's C
+
+    def describe(self) -> str:
+        """One line: p50 at C=1, throughput at C=many, CPU per call by role."""
+        cpu = ", ".join(f"{role} {ms:.3f}" for role, ms in self.cpu_ms.items())
+        return (
+            f"{self.design.name:8} p50 at C=1 {self.p50_ms:5.2f} ms, throughput at "
+            f"C={self.many} {self.throughput:5.0f} calls/s, CPU ms per call: {cpu}"
+        )
 
 
 def cpu_per_call(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
@@ -54,12 +63,14 @@ def interleaved(
     work: Work = TRIVIAL,
     queue_type: str | None = None,
     kind: str = "design",
+    what: str = "designs side by side",
 ) -> list[Figures]:
-    """Throughput at C=``many`` and p50 at C=1 of every design, ``rounds`` rounds each."""
+    """Throughput at C=``many`` and p50 at C=1 of every design, ``rounds`` rounds each;
+    ``kind`` names the points, ``what`` the measurement (the progress bar, ``elapsed``)."""
     p = bench.preset
     rows: dict[str, dict[int, list[dict[str, Any]]]] = {d.name: {1: [], many: []} for d in designs}
     total = 2 * rounds * len(designs)
-    with bench._progress(total, f"{len(designs)} designs"), bench.side_by_side(
+    with bench._progress(total, what), bench.side_by_side(
         designs, work, queue_type=queue_type
     ) as running:
         for round_ in range(rounds):
@@ -82,6 +93,23 @@ def interleaved(
                 p50_ms=statistics.median(row["p50_ms"] for row in single),
                 cpu_ms=cpu_per_call(busy),
                 rows=busy + single,
+                many=many,
             )
         )
     return figures
+
+
+QUEUE_TYPES = (
+    Design("classic", "correlation-id", loop="auto", client_loop="asyncio", queue_type="classic"),
+    Design("quorum", "correlation-id", loop="auto", client_loop="asyncio", queue_type="quorum"),
+)
+"""The reference on the aio-pika tutorial's request queue (classic, not durable: deleted when
+the broker restarts) and on tutorial six's (quorum: durable and replicated, its messages
+written to disk), as a student runs it."""
+
+
+def queue_types(bench: Bench, *, rounds: int = 2, many: int = 16) -> list[Figures]:
+    """The reference on a classic and on a quorum request queue, side by side, interleaved:
+    what durability costs per call (p50 at C=1, throughput at C=``many``, CPU per call)."""
+    return interleaved(bench, QUEUE_TYPES, rounds=rounds, many=many, kind="queue",
+                       what="queue types")

@@ -54,8 +54,8 @@ class QueuePerRequestClient(FibonacciRpcClient):
         try:
             await queue.consume(self._on_reply, no_ack=True)
             return await super()._try(n, body, timeout, key, reply_to=queue.name)
-        finally:
-            await queue.delete(if_unused=False, if_empty=False)
+        finally:  # through the robust channel, which then forgets the queue (no restore)
+            await self.channel.queue_delete(queue.name)
 
 
 class DirectReplyToClient(FibonacciRpcClient):
@@ -143,6 +143,7 @@ class Design:
     loop: str = "asyncio"  # the worker's event loop: "asyncio", "uvloop" or "auto"
     client_loop: str | None = None  # the clients' (load generators'); None: ``loop``
     prefetch: int | None = None  # the worker's; None: the run's (patterns: no limit)
+    queue_type: str | None = None  # its request queue's: "classic", "quorum"; None: the run's
     gives_up: str = ""  # what this design no longer promises, next to its figures
 
     @property

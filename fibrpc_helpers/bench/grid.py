@@ -252,19 +252,21 @@ class Bench:
         """``count`` workers for each design, in the order of ``designs``, all running at
         once in one process group: started together, and signalled together when done.
 
-        Designs whose workers are the same (server, loop, prefetch) share them and their
-        queue: they differ on the client side only, and only one point runs at a time.
+        Designs whose workers are the same (server, loop, prefetch, queue type) share them
+        and their queue: they differ on the client side only, and only one point runs at a
+        time. A design's own ``queue_type`` wins over ``queue_type``.
         """
         with ProcessGroup(stderr=self._log) as group:
-            shared: dict[tuple[str, str, int | None], Workers] = {}
+            shared: dict[tuple[str, str, int | None, str | None], Workers] = {}
             running = []
             for index, chosen in enumerate(designs):
-                key = (chosen.server, chosen.loop, self._prefetch(chosen))
+                kind = chosen.queue_type or queue_type
+                key = (chosen.server, chosen.loop, self._prefetch(chosen), kind)
                 if key not in shared:
-                    label = f"{chosen.name}-{queue_type or 'default'}"
+                    label = f"{chosen.name}-{kind or 'default'}".replace(" ", "").strip("+")
                     queue = queues[index] if queues else self.queue(label)
                     shared[key] = Workers(group, url=self.url, queue=queue, design=chosen,
-                                          work=work, prefetch=key[2], queue_type=queue_type)
+                                          work=work, prefetch=key[2], queue_type=kind)
                 running.append(shared[key])
             # One worker per queue first: workers declaring a fresh quorum queue at the
             # same instant can fail to consume it (the broker answers INTERNAL_ERROR).
@@ -457,18 +459,19 @@ class Bench:
         clients: Sequence[int] | None = None,
         work: Work = TRIVIAL,
     ) -> list[Point]:
-        """The named designs side by side, each against one worker of its own, closed loop.
+        """The named designs side by side, closed loop, each against one worker.
 
-        Every design's worker runs during the whole comparison, and the points alternate
-        between designs (all designs at one C, then the next C), so a burst of load from
-        elsewhere on the machine lands on all of them alike.
+        Every worker runs during the whole comparison, and the points alternate between
+        designs (all designs at one C, then the next C), so a burst of load from elsewhere
+        on the machine lands on all of them alike. Every request queue is classic, as
+        patterns.RPC declares its own: the designs differ in their reply path only.
         """
         p = self.preset
         clients = p.design_clients if clients is None else clients
         chosen = [design(name) for name in designs]
         done = []
         with self._progress(len(chosen) * len(clients), "designs"), self.side_by_side(
-            chosen, work
+            chosen, work, queue_type="classic"
         ) as running:
             for count in clients:
                 for one, workers in zip(chosen, running, strict=True):

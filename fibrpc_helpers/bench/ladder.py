@@ -149,7 +149,7 @@ def ladder(
     bench = bench or Bench(preset, url=url, progress=progress, verbose=verbose).start()
     try:
         figures = interleaved(bench, [BASELINE, *rungs], rounds=rounds, many=many,
-                              queue_type="classic", kind="rung")
+                              queue_type="classic", kind="rung", what="ladder")
         rows = [row for one in figures for row in one.rows]
         return Ladder(figures[0], figures[1:], rows, many)
     finally:
