@@ -28,6 +28,7 @@ working while a majority (two of three) is up. Which node leads a queue: ``statu
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -35,13 +36,21 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import broker
+from .client import FibonacciRpcClient
+from .errors import RpcConnectionError, RpcError
 from .urls import amqp_url, mask_url, url_host, url_port
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DEFAULT_NODES = 3
 
@@ -606,3 +615,175 @@ def stop() -> str | None:
     """``broker stop``: stop every cluster recorded here; None when none was ever started."""
     said = [cluster.stop() for cluster in recorded_clusters()]
     return "\n".join(said) if said else None
+
+
+# --- calls through a failover, and what a cluster costs ------------------------------------
+
+@dataclass
+class CallRecord:
+    """One call of a run: when it was sent and ended (loop seconds), and how it ended."""
+
+    n: int
+    sent: float
+    ended: float
+    result: int | BaseException
+
+    @property
+    def answered(self) -> bool:
+        return not isinstance(self.result, BaseException)
+
+
+@dataclass
+class FailoverRun:
+    """Every call of a run during which a node was killed, and when it was killed."""
+
+    calls: list[CallRecord] = field(default_factory=list)
+    killed_at: float | None = None
+
+    @property
+    def answered(self) -> list[CallRecord]:
+        return [call for call in self.calls if call.answered]
+
+    @property
+    def errors(self) -> list[BaseException]:
+        return [call.result for call in self.calls if isinstance(call.result, BaseException)]
+
+    def wrong(self, right: Callable[[int], int]) -> list[CallRecord]:
+        """The calls answered with something else than ``right(n)``."""
+        return [call for call in self.answered if call.result != right(call.n)]
+
+    def carried_on_after(self) -> float | None:
+        """Seconds from the kill to the end of the first call sent after it and answered;
+        None if there was no kill or no such call."""
+        if self.killed_at is None:
+            return None
+        after = [c.ended for c in self.answered if c.sent > self.killed_at]
+        return min(after) - self.killed_at if after else None
+
+    def draw(self, title: str = "") -> Figure:
+        """Each call as a line from its sending to its end (answered or an error), in the
+        order they were sent, and the moment the node was killed."""
+        import matplotlib.pyplot as plt  # imported here: running calls needs no matplotlib
+
+        t0 = min(call.sent for call in self.calls)
+        figure, axes = plt.subplots(figsize=(9, 4))
+        ordered = sorted(self.calls, key=lambda call: call.sent)
+        for outcome, colour, label in ((True, "tab:blue", "answered"),
+                                       (False, "tab:red", "ended with an RpcError")):
+            chosen = [(i, c) for i, c in enumerate(ordered) if c.answered == outcome]
+            if chosen:
+                axes.hlines([i for i, _ in chosen], [c.sent - t0 for _, c in chosen],
+                            [c.ended - t0 for _, c in chosen], colors=colour, linewidth=1.2,
+                            label=f"{label} ({len(chosen)})")
+        if self.killed_at is not None:
+            axes.axvline(self.killed_at - t0, color="black", linestyle="--",
+                         label="node killed (kill -9)")
+            back = self.carried_on_after()
+            if back is not None:
+                axes.axvspan(self.killed_at - t0, self.killed_at - t0 + back, color="0.85",
+                             label=f"until the first call sent after it is answered "
+                             f"({back:.2f} s)")
+        axes.set_xlabel("seconds since the first call")
+        axes.set_ylabel("calls, in the order sent")
+        axes.set_title(title)
+        axes.legend(loc="lower right", fontsize="small")
+        figure.tight_layout()
+        plt.close(figure)  # Jupyter shows the returned figure once, not twice
+        return figure
+
+
+async def run_calls(
+    client: FibonacciRpcClient,
+    numbers: Sequence[int],
+    *,
+    concurrency: int,
+    timeout: float,
+    kill_after: int | None = None,
+    kill: Callable[[], Awaitable[object]] | None = None,
+    backoff: float = 0.0,
+) -> FailoverRun:
+    """Call fib(n) for every n, ``concurrency`` calls at a time, each with its own
+    ``timeout``; once ``kill_after`` calls are answered, ``kill()`` runs (once).
+
+    Every call ends, answered or with an RpcError, and is recorded. ``backoff``: seconds a
+    caller waits after an RpcConnectionError before its next call, as a caller that
+    retries would."""
+    loop = asyncio.get_running_loop()
+    run = FailoverRun()
+    todo = iter(numbers)
+    enough = asyncio.Event()
+    if kill_after is None:
+        kill_after = len(numbers) + 1  # never
+
+    async def caller() -> None:
+        for n in todo:
+            sent = loop.time()
+            result: int | BaseException
+            try:
+                result = await client.call(n, timeout=timeout)
+            except RpcError as error:
+                result = error
+            run.calls.append(CallRecord(n, sent, loop.time(), result))
+            if len(run.answered) >= kill_after:
+                enough.set()
+            if isinstance(result, RpcConnectionError) and backoff:
+                await asyncio.sleep(backoff)
+
+    async def killer() -> None:
+        await enough.wait()
+        run.killed_at = loop.time()
+        if kill is not None:
+            await kill()
+
+    callers = [asyncio.ensure_future(caller()) for _ in range(concurrency)]
+    watcher = asyncio.ensure_future(killer())
+    try:
+        await asyncio.gather(*callers)
+        if enough.is_set():
+            await watcher  # the kill finishes before the run is reported
+    finally:
+        for task in (*callers, watcher):
+            task.cancel()
+        await asyncio.wait((*callers, watcher))
+    return run
+
+
+@dataclass
+class Speed:
+    """What one set-up measured: median p50 at C=1, median throughput at C=``busy``."""
+
+    name: str
+    p50_ms: float
+    throughput: float
+    busy: int
+
+    def describe(self) -> str:
+        return (f"{self.name:16} p50 at C=1 {self.p50_ms:6.2f} ms   throughput at "
+                f"C={self.busy} {self.throughput:6.0f} calls/s")
+
+
+async def compare_speed(
+    clients: Mapping[str, FibonacciRpcClient],
+    *,
+    rounds: int = 3,
+    single_calls: int = 100,
+    busy_calls: int = 400,
+    busy: int = 16,
+) -> list[Speed]:
+    """p50 at C=1 and throughput at C=``busy`` of each client's set-up, measured side by
+    side: the set-ups take turns, round by round (the order reversed every other round), so
+    that load from elsewhere on the machine lands on all of them alike; medians over the
+    rounds."""
+    p50s: dict[str, list[float]] = {name: [] for name in clients}
+    rates: dict[str, list[float]] = {name: [] for name in clients}
+    loop = asyncio.get_running_loop()
+    for round_ in range(rounds):
+        order = list(clients.items())
+        for name, client in order if round_ % 2 == 0 else order[::-1]:
+            single = await run_calls(client, [10] * single_calls, concurrency=1, timeout=10)
+            p50s[name].append(1000 * statistics.median(c.ended - c.sent for c in single.calls))
+            started = loop.time()
+            many = await run_calls(client, [10] * busy_calls, concurrency=busy, timeout=10)
+            rates[name].append(len(many.answered) / (loop.time() - started))
+    return [Speed(name, statistics.median(p50s[name]), statistics.median(rates[name]), busy)
+            for name in clients]

@@ -24,11 +24,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aio_pika
@@ -43,7 +41,15 @@ from fibrpc_helpers import (
     broker,
     fib,
 )
-from fibrpc_helpers.cluster import Cluster, ClusterError, Node, _find_haproxy, _port_free
+from fibrpc_helpers.cluster import (
+    Cluster,
+    ClusterError,
+    FailoverRun,
+    Node,
+    _find_haproxy,
+    _port_free,
+    run_calls,
+)
 
 CALLS = 300
 CONCURRENCY = 16
@@ -157,69 +163,23 @@ async def _delete_queue(cluster: Cluster, queue: str) -> None:
         await channel.queue_delete(queue)
 
 
-@dataclass
-class Run:
-    """What happened to every call of one run, and when."""
-
-    results: dict[int, int | BaseException] = field(default_factory=dict)
-    sent_at: dict[int, float] = field(default_factory=dict)
-    ended_at: dict[int, float] = field(default_factory=dict)
-    killed_at: float | None = None
-
-    def n(self, i: int) -> int:
-        return i % 90
-
-    @property
-    def answered(self) -> list[int]:
-        return [i for i, r in self.results.items() if not isinstance(r, BaseException)]
-
-    @property
-    def errors(self) -> list[BaseException]:
-        return [r for r in self.results.values() if isinstance(r, BaseException)]
-
-    def carried_on_after(self) -> float:
-        """Seconds from the kill to the first call sent after it that was answered."""
-        assert self.killed_at is not None
-        after = [self.ended_at[i] for i in self.answered if self.sent_at[i] > self.killed_at]
-        assert after, "no call sent after the kill was answered"
-        return min(after) - self.killed_at
+def _numbers() -> list[int]:
+    return [i % 90 for i in range(CALLS)]
 
 
-async def _run(client: FibonacciRpcClient, kill: Callable[[], Awaitable[None]]) -> Run:
+async def _run(client: FibonacciRpcClient, kill: Callable[[], Awaitable[None]]) -> FailoverRun:
     """CALLS calls, CONCURRENCY at a time; ``kill`` runs once KILL_AFTER are answered."""
-    run = Run()
-    todo = iter(range(CALLS))
-    halfway = asyncio.Event()
-
-    async def caller() -> None:
-        for i in todo:
-            run.sent_at[i] = time.monotonic()
-            try:
-                run.results[i] = await client.call(run.n(i), timeout=CALL_TIMEOUT)
-            except RpcError as error:
-                run.results[i] = error
-            run.ended_at[i] = time.monotonic()
-            if isinstance(run.results[i], RpcConnectionError):
-                # As a caller that retries would: not at once, while the client reconnects.
-                await asyncio.sleep(BACKOFF)
-            if len(run.answered) >= KILL_AFTER:
-                halfway.set()
-
-    async def killer() -> None:
-        await halfway.wait()
-        run.killed_at = time.monotonic()
-        await kill()
-
-    await asyncio.gather(killer(), *(caller() for _ in range(CONCURRENCY)))
-    return run
+    return await run_calls(client, _numbers(), concurrency=CONCURRENCY, timeout=CALL_TIMEOUT,
+                           kill_after=KILL_AFTER, kill=kill, backoff=BACKOFF)
 
 
-def _check_answers(run: Run, client: CountingClient) -> None:
+def _check_answers(run: FailoverRun, client: CountingClient) -> None:
     """No call answered wrongly; every answered call had exactly one reply accepted."""
-    assert len(run.results) == CALLS
-    wrong = {i: r for i, r in run.results.items()
-             if not isinstance(r, BaseException) and r != fib(run.n(i))}
-    assert not wrong, f"answered wrongly: {wrong}"
+    assert len(run.calls) == CALLS
+    assert run.killed_at is not None
+    assert not run.wrong(fib), f"answered wrongly: {run.wrong(fib)}"
+    for error in run.errors:
+        assert isinstance(error, RpcError), repr(error)
     # Every reply that arrived was counted once: accepted (one per answered call), or
     # discarded as a duplicate of an accepted one, or as late (its call had already failed).
     replies = client.replies
@@ -250,6 +210,7 @@ async def test_killing_the_leader_loses_no_request(cluster, revive, worker_log):
             # The client's node survived: every request it sent was answered.
             assert not run.errors, f"calls failed though the client's node is up: {run.errors}"
             carried_on = run.carried_on_after()
+            assert carried_on is not None, "no call sent after the kill was answered"
             assert carried_on < CARRY_ON_WITHIN
             new_leader = await asyncio.to_thread(cluster.leader_of, queue)
             assert new_leader != leader
@@ -295,6 +256,7 @@ async def test_the_clients_node_killed_and_restarted(cluster, revive, worker_log
                 assert isinstance(error, RpcConnectionError), repr(error)
                 assert "connection to the broker" in str(error)
             carried_on = run.carried_on_after()
+            assert carried_on is not None, "no call sent after the kill was answered"
             assert carried_on < CARRY_ON_WITHIN
 
             # The robust connection came back through the proxy to another node and
