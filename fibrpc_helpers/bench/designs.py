@@ -12,6 +12,8 @@ are the reference's, always):
   callback queue: the broker hands each reply straight to the consuming channel;
 * ``no-confirms``: the reference without publisher confirms: a publish does not wait for the
   broker, and a request no queue takes is dropped silently (no ``NoWorkerError``);
+* ``raw-aiormq``: not the reference at all: aiormq, the layer under aio-pika, with direct
+  reply-to and no confirms, served by a raw aiormq worker: the floor of the tuning ladder;
 * ``patterns``: aio-pika's own ``aio_pika.patterns.RPC`` in its JSON flavour (``JsonRPC``:
   this project never pickles across the wire), served by its own worker
   (``python -m fibrpc_helpers.bench.serve patterns``).
@@ -26,12 +28,18 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
+from uuid import uuid4
 
+import aiormq
 from aio_pika.abc import AbstractQueue, AbstractRobustChannel, AbstractRobustConnection
 from aio_pika.patterns import JsonRPC
+from aiormq.abc import DeliveredMessage
+from pamqp.commands import Basic
 
 from ..client import DEFAULT_TIMEOUT, FibonacciRpcClient, connect_robust
 from ..errors import RpcTimeout
+from ..urls import amqp_url
+from ..wire import decode_reply, encode_request
 from ..worker import DIRECT_REPLY_TO
 
 
@@ -89,6 +97,61 @@ class DirectNoConfirmsClient(DirectReplyToClient, NoConfirmsClient):
     """Direct reply-to and no publisher confirms: both swaps at once."""
 
 
+class RawAiormqClient:
+    """The floor for Python here: aiormq (the layer under aio-pika) with direct reply-to, no
+    publisher confirms, a deadline per call and nothing else.
+
+    Not a variant of the reference, and not one to copy: it gives up everything the
+    reference adds on top of the reply path (``NoWorkerError``, expiration and the
+    deadline header, reconnection, error replies, stray-reply counts). It shows how much of
+    a call's CPU is aio-pika's own Python on the client side.
+    """
+
+    def __init__(self, connection: Any, channel: Any, queue: str, timeout: float) -> None:
+        self.connection, self.channel, self.queue, self.timeout = (
+            connection, channel, queue, timeout
+        )
+        self.pending: dict[str, asyncio.Future[bytes]] = {}
+
+    @classmethod
+    async def connect(
+        cls, url: str | None = None, *, queue: str, timeout: float = DEFAULT_TIMEOUT
+    ) -> RawAiormqClient:
+        connection = await aiormq.connect(amqp_url(url))
+        try:
+            channel = await connection.channel(publisher_confirms=False)
+            client = cls(connection, channel, queue, timeout)
+            await channel.basic_consume(DIRECT_REPLY_TO, client._on_reply, no_ack=True)
+        except BaseException:
+            await connection.close()
+            raise
+        return client
+
+    async def _on_reply(self, message: DeliveredMessage) -> None:
+        future = self.pending.pop(message.header.properties.correlation_id or "", None)
+        if future is not None and not future.done():
+            future.set_result(message.body)
+
+    async def call(self, n: int, *, timeout: float | None = None) -> int:
+        timeout = self.timeout if timeout is None else timeout
+        correlation_id = uuid4().hex
+        future = self.pending[correlation_id] = asyncio.get_running_loop().create_future()
+        properties = Basic.Properties(correlation_id=correlation_id, reply_to=DIRECT_REPLY_TO)
+        try:
+            await self.channel.basic_publish(
+                encode_request(n), routing_key=self.queue, properties=properties
+            )
+            body = await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            raise RpcTimeout(f"no reply to fib({n}) within {timeout:g} s") from None
+        finally:
+            self.pending.pop(correlation_id, None)
+        return decode_reply(body, None)
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+
 class PatternsClient:
     """aio-pika's ``patterns.JsonRPC`` calling ``fib`` on the patterns worker."""
 
@@ -129,6 +192,7 @@ CLIENTS: dict[str, Any] = {
     "direct-reply-to": DirectReplyToClient,
     "no-confirms": NoConfirmsClient,
     "direct-no-confirms": DirectNoConfirmsClient,
+    "raw-aiormq": RawAiormqClient,
     "patterns": PatternsClient,
 }
 
@@ -139,7 +203,7 @@ class Design:
 
     name: str  # what the report calls it
     client: str  # a key of CLIENTS
-    server: str = "reference"  # "reference" (FibonacciRpcWorker) or "patterns"
+    server: str = "reference"  # "reference" (FibonacciRpcWorker), "patterns" or "raw-aiormq"
     loop: str = "asyncio"  # the worker's event loop: "asyncio", "uvloop" or "auto"
     client_loop: str | None = None  # the clients' (load generators'); None: ``loop``
     prefetch: int | None = None  # the worker's; None: the run's (patterns: no limit)

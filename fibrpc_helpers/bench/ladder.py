@@ -59,8 +59,17 @@ RUNGS = (
         prefetch=64,
         gives_up="fair dispatch: one worker holds up to 64 requests, redelivered if it dies",
     ),
+    Design(
+        "raw aiormq",
+        "raw-aiormq",
+        server="raw-aiormq",
+        loop="uvloop",
+        prefetch=64,
+        gives_up="everything aio-pika and the reference add: reconnection, expiration, the "
+        "deadline check, error replies, stray-reply counts, trace hooks",
+    ),
 )
-"""Each rung adds one lever to the one before it."""
+"""Each rung adds one lever to the one before it; the last drops aio-pika itself."""
 
 TEACHES = {
     "reference": "the tutorial's design with every promise kept: the bar to beat",
@@ -68,6 +77,7 @@ TEACHES = {
     "+ no confirms": "a publish that does not wait for the broker saves a round trip per call",
     "+ direct reply-to": "no callback queue: the broker hands the reply straight to the caller",
     "+ prefetch 64": "a worker that holds more requests idles less between them",
+    "raw aiormq": "the same messages without aio-pika: how much CPU its Python costs per call",
 }
 """What each rung teaches, in one sentence (the notebook prints it beside the figures)."""
 

@@ -6,7 +6,9 @@ other work is too noisy for a pass/fail on speed):
 * throughput at C=64, W=1, trivial n: the reference design vs ``aio_pika.patterns.RPC``
   with its own worker (target >= 1.5x);
 * sequential (C=1) p50 latency: reference vs patterns (target <= 0.8x);
-* I/O-bound work of 20 ms at C=32: W=4 throughput vs W=1 (target >= 3.5x).
+* I/O-bound work of 20 ms at C=32: W=4 throughput vs W=1 (target >= 3.5x);
+* and, as figures without a target, what a durable quorum request queue costs the reference
+  against a classic one (``compare.queue_types``).
 
 Like for like: both request queues are classic (patterns.RPC declares a classic queue), and
 the clients of both run on asyncio's event loop, as in a notebook. Each worker runs as it
@@ -22,7 +24,7 @@ import statistics
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .compare import interleaved
+from .compare import interleaved, queue_types
 from .designs import Design
 from .grid import Bench
 from .presets import Preset, Work
@@ -68,9 +70,12 @@ class Ratios:
     prefetch: int = REFERENCE_PREFETCH
     cpu: dict[str, dict[str, float]] = field(default_factory=dict)  # side -> role -> ms
     loop: str = "auto"
+    durability: str = ""  # the queue-type comparison's line
 
     def describe(self) -> str:
         lines = [item.describe() for item in self.items]
+        if self.durability:
+            lines.append(self.durability)
         for label, roles in self.cpu.items():
             lines.append(
                 f"CPU per call at C=64, {label}: broker {roles['broker']:.2f} ms, worker "
@@ -114,6 +119,15 @@ def ratios(
             Ratio("sequential C=1 p50 latency", ours.p50_ms, theirs.p50_ms, "ms", 0.8, False),
         ]
         result.cpu = {"reference": ours.cpu_ms, "patterns.RPC": theirs.cpu_ms}
+        classic, quorum = queue_types(bench, rounds=rounds, many=64)
+        result.rows += classic.rows + quorum.rows
+        result.durability = (
+            "what durability costs the reference (quorum vs classic request queue, "
+            f"{rounds} interleaved rounds): p50 at C=1 {quorum.p50_ms / classic.p50_ms:.2f}x "
+            f"({quorum.p50_ms:.2f} vs {classic.p50_ms:.2f} ms), throughput at C=64 "
+            f"{quorum.throughput / classic.throughput:.2f}x, broker CPU per call "
+            f"{quorum.cpu_ms['broker'] / classic.cpu_ms['broker']:.2f}x"
+        )
         # Worker scaling is about processes: each worker holds one request (prefetch 1),
         # otherwise one asyncio worker would overlap the sleeps by itself.
         bench.preset = replace(bench.preset, prefetch=1)

@@ -2,7 +2,8 @@
 on the event loop a design asks for.
 
 The reference worker is the command line's (``python -m fibrpc_helpers worker --loop ...``).
-aio-pika's is served here: ``python -m fibrpc_helpers.bench.serve --queue Q [--loop uvloop]``
+aio-pika's patterns.RPC worker and the ladder's raw aiormq one are served here:
+``python -m fibrpc_helpers.bench.serve patterns|raw-aiormq --queue Q [--loop uvloop]``
 prints ``worker NAME is serving ...`` once it consumes (the runtime waits for that line, as
 it does for the reference), stops on SIGTERM, and exits when its parent dies.
 """
@@ -16,12 +17,17 @@ import signal
 import sys
 from typing import Any
 
+import aiormq
 from aio_pika.patterns import JsonRPC
+from aiormq.abc import DeliveredMessage
+from pamqp.commands import Basic
 
 from ..client import connect_robust
 from ..fib import fib
 from ..processes import READY, worker_command
 from ..runtime import LOOPS, run, watch_parent
+from ..urls import amqp_url
+from ..wire import decode_request, encode_result
 
 __all__ = ["READY", "command", "main"]
 
@@ -37,11 +43,12 @@ def command(
     sleep_ms: float = 0.0,
     queue_type: str | None = None,
 ) -> list[str]:
-    """The command line of one worker process of ``server`` ("reference" or "patterns")."""
+    """The command line of one worker process of ``server`` ("reference", "patterns" or
+    "raw-aiormq")."""
     if server == "reference":
         return worker_command(url=url, queue=queue, prefetch=prefetch or 1, work=work,
                               sleep_ms=sleep_ms, queue_type=queue_type, loop=loop)
-    line = [sys.executable, "-m", "fibrpc_helpers.bench.serve", "--queue", queue]
+    line = [sys.executable, "-m", "fibrpc_helpers.bench.serve", server, "--queue", queue]
     line += ["--loop", loop, "--sleep-ms", f"{sleep_ms:g}"]
     if url:
         line += ["--url", url]
@@ -94,8 +101,43 @@ async def _patterns(options: argparse.Namespace) -> None:
         await connection.close()
 
 
+async def _raw_aiormq(options: argparse.Namespace) -> None:
+    """The ladder's floor: aiormq alone, no confirms, one ack per request, no checks beyond
+    the wire format's (a request it cannot read is acked and dropped)."""
+    connection = await aiormq.connect(amqp_url(options.url))
+    try:
+        channel = await connection.channel(publisher_confirms=False)
+        await channel.basic_qos(prefetch_count=options.prefetch or 1)
+        if options.queue_type == "quorum":
+            await channel.queue_declare(options.queue, durable=True,
+                                        arguments={"x-queue-type": "quorum"})
+        else:
+            await channel.queue_declare(options.queue)
+
+        async def on_request(message: DeliveredMessage) -> None:
+            asked = message.header.properties
+            try:
+                result = encode_result(fib(decode_request(message.body)))
+            except ValueError:
+                result = b""
+            if result and asked.reply_to:
+                await channel.basic_publish(
+                    result, routing_key=asked.reply_to,
+                    properties=Basic.Properties(correlation_id=asked.correlation_id),
+                )
+            await channel.basic_ack(message.delivery.delivery_tag)
+
+        await channel.basic_consume(options.queue, on_request)
+        print(f"worker raw-aiormq:{os.getpid()} is serving queue {options.queue!r} on "
+              f"{options.loop}", flush=True)
+        await _until_stopped()
+    finally:
+        await connection.close()
+
+
 def main(argv: list[str] | None = None) -> None:
-    arguments = argparse.ArgumentParser(description="aio_pika.patterns.JsonRPC fib worker")
+    arguments = argparse.ArgumentParser(description="the benchmark's other fib workers")
+    arguments.add_argument("server", choices=("patterns", "raw-aiormq"))
     arguments.add_argument("--queue", required=True)
     arguments.add_argument("--url")
     arguments.add_argument("--loop", choices=LOOPS, default="asyncio")
@@ -103,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     arguments.add_argument("--sleep-ms", type=float, default=0.0)
     arguments.add_argument("--queue-type", choices=("quorum", "classic"))
     options = arguments.parse_args(argv)
-    run(_patterns(options), options.loop)
+    run((_patterns if options.server == "patterns" else _raw_aiormq)(options), options.loop)
 
 
 if __name__ == "__main__":
