@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import aio_pika
+
 from . import broker
 from .client import FibonacciRpcClient
 from .errors import RpcConnectionError, RpcError
@@ -262,6 +264,11 @@ class Cluster:
         raise ClusterError("no node of the cluster is up to ask; start it with "
                            "`python -m fibrpc_helpers broker ensure --nodes 3`")
 
+    def replicas_online(self, queue: str) -> bool:
+        """Whether every replica of quorum queue ``queue`` is online (its nodes are up)."""
+        return any(found.name == queue and set(found.online) == set(found.members)
+                   for found in self.quorum_queues())
+
     def queue_nodes(self) -> dict[str, str]:
         """Every queue's node: a classic queue's home, a quorum queue's leader.
 
@@ -287,6 +294,25 @@ class Cluster:
             if found.name == queue:
                 return self.node_named(found.leader)
         raise ClusterError(f"the cluster has no quorum queue named {queue!r}")
+
+    def node_of(self, client: FibonacciRpcClient) -> Node:
+        """The node a client is connected to: the home of its exclusive callback queue
+        (an exclusive queue lives on the node of the connection that declared it)."""
+        return self.node_named(self.queue_nodes()[client.callback_queue.name])
+
+    async def declare_led_by(self, queue: str, node: Node) -> None:
+        """Declare ``queue`` (durable quorum, as the workers declare it) through a connection
+        to ``node`` itself, past the proxy: RabbitMQ puts a new quorum queue's leader on the
+        node of the connection that declares it, so ``node`` leads it."""
+        connection = await aio_pika.connect(node.url)
+        async with connection:
+            channel = await connection.channel()
+            await channel.declare_queue(queue, durable=True,
+                                        arguments={"x-queue-type": "quorum"})
+        leader = await asyncio.to_thread(self.leader_of, queue)
+        if leader != node:
+            raise ClusterError(f"{queue!r} is led by {leader.name}, not {node.name}: it "
+                               "existed already, or the cluster places leaders otherwise")
 
     def node_named(self, name: str) -> Node:
         for node in self.nodes:
@@ -609,6 +635,24 @@ def serving(url: str | None = None) -> Cluster | None:
     """The cluster whose proxy runs on the URL's port, if this project started one."""
     found = Cluster.recorded(default_state_dir(url_port(amqp_url(url))))
     return found if found is not None and found.proxy_pid() is not None else None
+
+
+async def for_notebook(url: str, *, start: bool = False) -> Cluster | None:
+    """The cluster at ``url`` for a notebook's section about it, started first when
+    ``start``; None, after printing how to get one, when no cluster of ours answers there."""
+    if start:
+        await asyncio.to_thread(ensure, url)
+    found = serving(url)
+    if found is None or await broker.probe_async(url) is None:
+        shown = url if "//guest:guest@" in url else mask_url(url)  # the default is no secret
+        print(f"No cluster started by this project answers at {mask_url(url)}, so the cells "
+              "of this section do nothing.\nTo run them, start one in a terminal in the "
+              f"project folder (about 20 s):\n  python -m fibrpc_helpers broker ensure "
+              f"--nodes 3 --url {shown}\nor set START_CLUSTER = True in the cell above, "
+              "then run this section again.")
+        return None
+    print(await asyncio.to_thread(found.describe))
+    return found
 
 
 def stop() -> str | None:

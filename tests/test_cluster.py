@@ -146,16 +146,6 @@ async def _connect(url: str, queue: str) -> CountingClient:
     return client
 
 
-async def _declare_request_queue_on(node: Node, queue: str) -> None:
-    """Declare the request queue (durable quorum, as the worker would) over a connection to
-    ``node`` itself: RabbitMQ 3.10 places a new quorum queue's leader on the declaring
-    client's node, so the test chooses which node leads it."""
-    connection = await aio_pika.connect(node.url)
-    async with connection:
-        channel = await connection.channel()
-        await channel.declare_queue(queue, durable=True, arguments={"x-queue-type": "quorum"})
-
-
 async def _delete_queue(cluster: Cluster, queue: str) -> None:
     connection = await aio_pika.connect(cluster.url)
     async with connection:
@@ -194,11 +184,9 @@ async def test_killing_the_leader_loses_no_request(cluster, revive, worker_log):
     queue = f"test.cluster.{uuid.uuid4().hex[:8]}"
     client = await _connect(cluster.url, queue)
     try:
-        where = await asyncio.to_thread(cluster.queue_nodes)
-        client_node = cluster.node_named(where[client.callback_queue.name])
+        client_node = await asyncio.to_thread(cluster.node_of, client)
         leader = next(node for node in cluster.nodes if node != client_node)
-        await _declare_request_queue_on(leader, queue)
-        assert await asyncio.to_thread(cluster.leader_of, queue) == leader
+        await cluster.declare_led_by(queue, leader)
         with WorkerProcesses(2, url=cluster.url, queue=queue, sleep_ms=WORK_MS,
                              stderr=worker_log):
 
@@ -238,10 +226,8 @@ async def test_the_clients_node_killed_and_restarted(cluster, revive, worker_log
     client = await _connect(cluster.url, queue)
     try:
         callback_queue = client.callback_queue.name
-        where = await asyncio.to_thread(cluster.queue_nodes)
-        leader = cluster.node_named(where[callback_queue])  # the client's node leads too
-        await _declare_request_queue_on(leader, queue)
-        assert await asyncio.to_thread(cluster.leader_of, queue) == leader
+        leader = await asyncio.to_thread(cluster.node_of, client)  # it leads the queue too
+        await cluster.declare_led_by(queue, leader)
         with WorkerProcesses(2, url=cluster.url, queue=queue, sleep_ms=WORK_MS,
                              stderr=worker_log):
 
