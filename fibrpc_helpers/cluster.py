@@ -49,6 +49,7 @@ import aio_pika
 from . import broker
 from .client import FibonacciRpcClient
 from .errors import RpcConnectionError, RpcError
+from .namespace import short_name
 from .urls import amqp_url, mask_url, url_host, url_port
 
 if TYPE_CHECKING:
@@ -429,14 +430,16 @@ class Cluster:
         ``broker.stop(node.state_dir)`` stops it)."""
         self._processes[node.index] = broker._spawn_node(server, node.port, node.state_dir)
 
-    def _wait_up(self, nodes: list[Node], timeout: float = broker.START_TIMEOUT) -> None:
+    def _wait_up(self, nodes: list[Node], timeout: float = broker.START_TIMEOUT,
+                 progress: bool = True) -> None:
         deadline = time.monotonic() + timeout
         waiting = list(nodes)
         while waiting:
             for node in list(waiting):
                 process = self._processes.get(node.index)
                 if process is not None and process.poll() is not None:
-                    print(" failed", flush=True)
+                    if progress:
+                        print(" failed", flush=True)
                     raise ClusterError(
                         f"node {node.name} exited with code {process.returncode}; see "
                         f"{node.state_dir / 'log'} for why"
@@ -446,12 +449,14 @@ class Cluster:
             if not waiting:
                 return
             if time.monotonic() > deadline:
-                print(" timed out", flush=True)
+                if progress:
+                    print(" timed out", flush=True)
                 raise ClusterError(
                     f"{', '.join(n.name for n in waiting)} did not accept AMQP connections "
                     f"within {timeout:g} s; see {waiting[0].state_dir / 'log'}"
                 )
-            print(".", end="", flush=True)
+            if progress:
+                print(".", end="", flush=True)
             time.sleep(1.0)
 
     def _join(self) -> None:
@@ -556,7 +561,7 @@ class Cluster:
         if server is None:
             raise ClusterError(broker.how_to_get_one(self.url))
         self._spawn(server, node)
-        self._wait_up([node])
+        self._wait_up([node], progress=False)
 
     # --- stopping ----------------------------------------------------------------------------
 
@@ -590,8 +595,9 @@ class Cluster:
                 return
             time.sleep(0.1)
 
-    def describe(self) -> str:
-        """Lines for people: the address, each node (up or not), each quorum queue's leader."""
+    def describe(self, queues: Sequence[str] | None = None) -> str:
+        """Lines for people: the address, each node (up or not), and the leader of each
+        quorum queue (of those named in ``queues``, shown without your namespace)."""
         lines = [f"RabbitMQ cluster of {len(self.nodes)} nodes behind haproxy at "
                  f"{mask_url(self.url)}" + ("" if self.proxy_pid() else " (proxy NOT running)")]
         for found in self.status():
@@ -600,16 +606,19 @@ class Cluster:
                 state += ", not (yet) running in the cluster"
             lines.append(f"  node {found.node.index}: {found.node.name} on port "
                          f"{found.node.port}: {state}")
+        if queues is not None and not queues:
+            return "\n".join(lines)
         try:
-            queues = self.quorum_queues()
+            found_queues = [queue for queue in self.quorum_queues()
+                            if queues is None or queue.name in queues]
         except ClusterError as error:
             lines.append(f"  quorum queues: cannot tell ({error})")
             return "\n".join(lines)
-        for queue in queues:
+        for queue in found_queues:
             offline = sorted(set(queue.members) - set(queue.online))
-            lines.append(f"  quorum queue {queue.name!r}: led by {queue.leader}"
+            lines.append(f"  quorum queue {short_name(queue.name)!r}: led by {queue.leader}"
                          + (f" (replicas offline: {', '.join(offline)})" if offline else ""))
-        if not queues:
+        if not found_queues:
             lines.append("  no quorum queue yet (a worker declares its request queue)")
         return "\n".join(lines)
 
@@ -651,7 +660,7 @@ async def for_notebook(url: str, *, start: bool = False) -> Cluster | None:
               f"--nodes 3 --url {shown}\nor set START_CLUSTER = True in the cell above, "
               "then run this section again.")
         return None
-    print(await asyncio.to_thread(found.describe))
+    print(await asyncio.to_thread(found.describe, []))
     return found
 
 
