@@ -74,7 +74,7 @@ RUNGS = (
 TEACHES = {
     "reference": "the tutorial's design with every promise kept: the bar to beat",
     "+ uvloop": "an event loop written in C: less Python per message on both sides",
-    "+ no confirms": "a publish that does not wait for the broker saves a round trip per call",
+    "+ no confirms": "no confirm to wait for: less work per call for the broker and the client",
     "+ direct reply-to": "no callback queue: the broker hands the reply straight to the caller",
     "+ prefetch 64": "a worker that holds more requests idles less between them",
     "raw aiormq": "the same messages without aio-pika: how much CPU its Python costs per call",
