@@ -60,10 +60,10 @@ CARRY_ON_WITHIN = 20.0
 (the proxy's health check, a new queue leader, the workers' reconnection) fits in it."""
 BACKOFF = 0.2
 """Seconds a caller waits after an RpcConnectionError before its next call, as a caller that
-retries would. Right after the client's node dies, calls fail at once for a moment: until
-aio-pika has reopened the channel on the new connection, and while the request queue elects
-its new leader (the broker refuses a request then, with a basic.nack). A caller that called
-again at once would use up all its calls in that moment."""
+retries would. When the client's own node dies, the client reconnects through the proxy at
+once, but for a moment (a second or two here) the broker refuses the requests of the new
+connection with a basic.nack while the request queue settles on its new leader: a caller
+that called again at once would use up all its calls in that moment."""
 WORK_MS = 20  # each worker holds a request this long, so the run lasts a few seconds
 
 pytestmark = [
@@ -240,7 +240,6 @@ async def test_the_clients_node_killed_and_restarted(cluster, revive, worker_log
             # The calls waiting on the lost connection say so; none times out or is wrong.
             for error in run.errors:
                 assert isinstance(error, RpcConnectionError), repr(error)
-                assert "connection to the broker" in str(error)
             carried_on = run.carried_on_after()
             assert carried_on is not None, "no call sent after the kill was answered"
             assert carried_on < CARRY_ON_WITHIN
