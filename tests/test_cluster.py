@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 import uuid
 from collections import Counter
@@ -48,6 +49,7 @@ from fibrpc_helpers.cluster import (
     Node,
     _find_haproxy,
     _port_free,
+    ensure,
     run_calls,
 )
 
@@ -287,3 +289,24 @@ def worker_log(tmp_path: Path) -> Iterator[object]:
     with open(path, "w") as log:
         yield log
     print(path.read_text()[-3000:])
+
+
+def test_a_cluster_never_starts_over_a_port_another_program_holds(tmp_path):
+    with socket.socket() as other:  # a program that is not a broker, on the proxy's port
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        cluster = Cluster(f"amqp://guest:guest@localhost:{port}/", 3, tmp_path / "cluster")
+        with pytest.raises(ClusterError, match=f"another program already listens on port {port}"):
+            cluster.start()
+    assert not (tmp_path / "cluster" / "node-1").exists(), "a node was prepared all the same"
+
+
+def test_a_cluster_made_with_3_nodes_is_not_silently_grown_to_5(tmp_path):
+    state_dir = tmp_path / "cluster-5680"
+    state_dir.mkdir()
+    (state_dir / "cluster.json").write_text(
+        '{"url": "amqp://guest:guest@localhost:5680/", "nodes": 3, "proxy_pid": null}'
+    )
+    with pytest.raises(ClusterError, match="made with 3 nodes.*broker stop.*delete"):
+        ensure("amqp://guest:guest@localhost:5680/", 5, state_dir)
