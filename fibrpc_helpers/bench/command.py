@@ -44,7 +44,6 @@ def run_preset(
 ) -> Path:
     """Run a preset's grid, open loop and designs; write CSVs and PNGs; return the folder."""
     from .grid import Bench
-    from .plots import save_all
 
     overrides = {
         key: value
@@ -53,6 +52,8 @@ def run_preset(
     }
     started = time.monotonic()
     with Bench(name, url=url, progress=progress, **overrides) as bench:
+        from .plots import save_all  # matplotlib loads while the load generators start
+
         print(
             f"bench {name} against {mask_url(bench.url)}: prefetch {bench.preset.prefetch}, "
             f"{bench.preset.loadgens} load-generator processes",
