@@ -72,15 +72,10 @@ class WorkerProcesses:
         self.ready_lines: list[str] = []  # each worker's "worker NAME is serving ..." line
 
     def start(self, timeout: float = 60.0) -> WorkerProcesses:
-        """Start the processes and return once each one is consuming the queue.
-
-        One worker starts first, the others once it serves: workers that declare a fresh
-        quorum queue at the same instant can fail to consume it (INTERNAL_ERROR).
-        """
+        """Start the processes and return once each one is consuming the queue."""
         try:
-            for wave in (1, self.count - 1):
-                children = [self.group.spawn(self.command, name="worker") for _ in range(wave)]
-                self.group.wait_ready(children, READY, timeout)
+            children = [self.group.spawn(self.command, name="worker") for _ in range(self.count)]
+            self.group.wait_ready(children, READY, timeout)
         except BaseException:
             self.stop()
             raise

@@ -268,15 +268,11 @@ class Bench:
                     shared[key] = Workers(group, url=self.url, queue=queue, design=chosen,
                                           work=work, prefetch=key[2], queue_type=kind)
                 running.append(shared[key])
-            # One worker per queue first: workers declaring a fresh quorum queue at the
-            # same instant can fail to consume it (the broker answers INTERNAL_ERROR).
-            for wave in ([1] * len(shared), [count - 1] * len(shared)):
-                pairs = [(w, group.spawn(w.command, name="worker"))
-                         for w, many in zip(shared.values(), wave, strict=True)
-                         for _ in range(many)]
-                group.wait_ready([child for _, child in pairs], READY, 60)
-                for workers, child in pairs:
-                    workers.children.append(child)
+            pairs = [(w, group.spawn(w.command, name="worker"))
+                     for w in shared.values() for _ in range(count)]
+            group.wait_ready([child for _, child in pairs], READY, 60)
+            for workers, child in pairs:
+                workers.children.append(child)
             try:
                 yield running
             finally:
