@@ -37,7 +37,7 @@ from pathlib import Path
 import aio_pika
 import pytest
 from aio_pika.exceptions import ChannelPreconditionFailed
-from waits import wait_until
+from waits import consumer_count, wait_until
 
 from fibrpc_helpers import FibonacciRpcClient, namespaced
 from fibrpc_helpers.fib import fib
@@ -182,20 +182,11 @@ def our_worker(start: Start, url: str, queue: str, *options: str) -> Program:
                  "--queue", queue, *options)
 
 
-async def consumers(connection: aio_pika.abc.AbstractConnection, queue: str) -> int:
-    channel = await connection.channel()
-    try:
-        declared = await channel.declare_queue(queue, passive=True)
-    finally:
-        await channel.close()
-    return declared.declaration_result.consumer_count
-
-
 async def wait_for_consumers(
     connection: aio_pika.abc.AbstractConnection, queue: str, count: int
 ) -> None:
     async def reached() -> bool:
-        return await consumers(connection, queue) == count
+        return await consumer_count(connection, queue) == count
 
     await wait_until(reached, START_TIMEOUT, f"{count} consumers on {queue}", interval=0.05)
 
@@ -360,7 +351,7 @@ async def test_an_aio_pika_tutorial_server_started_after_our_worker_gets_a_406(
     assert "PRECONDITION_FAILED - inequivalent arg 'durable'" in "\n".join(server.stderr), (
         server.describe()
     )
-    assert await consumers(connection, request_queue) == 1  # our worker is still there
+    assert await consumer_count(connection, request_queue) == 1  # our worker is still there
     await call_many(url, request_queue, 3)
     assert await declared_as(connection, request_queue, QUORUM)
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
-from waits import queue_depth, wait_for_depth, wait_until
+from waits import consumer_count, queue_depth, wait_for_depth, wait_until
 
 from fibrpc_helpers import RemoteError, fib
 from fibrpc_helpers.pipeline import StageTimeout, collect
@@ -41,15 +41,6 @@ async def _push(
     await channel.close()
 
 
-async def _consumers(connection: aio_pika.abc.AbstractConnection, name: str) -> int:
-    channel = await connection.channel()
-    try:
-        declared = await channel.declare_queue(name, passive=True)
-    finally:
-        await channel.close()
-    return declared.declaration_result.consumer_count
-
-
 async def test_results_wait_in_the_stage_queue_until_the_next_stage_takes_them(
     worker, connection, queue_name, stage
 ):
@@ -62,7 +53,7 @@ async def test_results_wait_in_the_stage_queue_until_the_next_stage_takes_them(
     }
     assert isinstance(results["c2"], RemoteError)  # a bad request: its error reply, kept
     assert await queue_depth(connection, stage.name) == 0  # every result acked
-    assert await _consumers(connection, stage.name) == 0  # the stage's consumer is gone
+    assert await consumer_count(connection, stage.name) == 0  # the stage's consumer is gone
 
 
 async def test_collect_times_out_saying_how_many_came_and_leaves_no_consumer(
@@ -71,14 +62,14 @@ async def test_collect_times_out_saying_how_many_came_and_leaves_no_consumer(
     await _push(connection, queue_name, [b"5", b"6"], stage.name)
     with pytest.raises(StageTimeout, match="got 2 of 3 results"):
         await collect(stage, 3, timeout=1.5)
-    assert await _consumers(connection, stage.name) == 0
+    assert await consumer_count(connection, stage.name) == 0
     assert await queue_depth(connection, stage.name) == 0
 
 
 async def test_a_cancelled_collect_stays_cancelled_and_cancels_its_consumer(connection, stage):
     task = asyncio.create_task(collect(stage, 1, timeout=60))
     try:
-        await wait_until(lambda: _consumers(connection, stage.name), 10, "the stage's consumer")
+        await wait_until(lambda: consumer_count(connection, stage.name), 10, "the stage's consumer")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -86,7 +77,7 @@ async def test_a_cancelled_collect_stays_cancelled_and_cancels_its_consumer(conn
         task.cancel()
 
     async def no_consumer() -> bool:
-        return await _consumers(connection, stage.name) == 0
+        return await consumer_count(connection, stage.name) == 0
 
     await wait_until(no_consumer, 10, "no consumer on the stage")
 

@@ -17,6 +17,7 @@ import sys
 import aio_pika
 import aiormq
 import pytest
+from waits import consumer_count
 
 from fibrpc_helpers import (
     FibonacciRpcClient,
@@ -46,13 +47,6 @@ async def accepts(connection: aio_pika.abc.AbstractConnection, name: str, **opti
         return False
     await channel.close()
     return True
-
-
-async def consumers(connection: aio_pika.abc.AbstractConnection, name: str) -> int:
-    channel = await connection.channel()
-    declared = await channel.declare_queue(name, passive=True)
-    await channel.close()
-    return declared.declaration_result.consumer_count
 
 
 async def serves(url: str, queue: str) -> None:
@@ -153,7 +147,7 @@ async def test_an_explicit_other_type_raises_a_one_line_queue_mismatch_error(
     assert f"the request queue {queue_name!r} already exists {says}" in message
     assert "without a queue type" in message and "another queue name" in message
     assert await accepts(connection, queue_name, **existing), "the queue was changed"
-    assert await consumers(connection, queue_name) == 0, "the failed worker left a consumer"
+    assert await consumer_count(connection, queue_name) == 0, "the failed worker left a consumer"
 
 
 async def test_an_unknown_queue_type_is_refused_before_connecting():

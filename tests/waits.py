@@ -35,14 +35,26 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
-async def queue_depth(connection: aio_pika.abc.AbstractConnection, queue_name: str) -> int:
-    """How many requests wait (ready, not held by a worker) in the queue."""
+async def _passive_declare(
+    connection: aio_pika.abc.AbstractConnection, queue_name: str
+) -> aio_pika.abc.AbstractQueue:
     channel = await connection.channel()
     try:
-        declared = await channel.declare_queue(queue_name, passive=True)
+        return await channel.declare_queue(queue_name, passive=True)
     finally:
         await channel.close()
+
+
+async def queue_depth(connection: aio_pika.abc.AbstractConnection, queue_name: str) -> int:
+    """How many requests wait (ready, not held by a worker) in the queue."""
+    declared = await _passive_declare(connection, queue_name)
     return declared.declaration_result.message_count
+
+
+async def consumer_count(connection: aio_pika.abc.AbstractConnection, queue_name: str) -> int:
+    """How many consumers (workers) the queue has now."""
+    declared = await _passive_declare(connection, queue_name)
+    return declared.declaration_result.consumer_count
 
 
 async def wait_for_depth(
