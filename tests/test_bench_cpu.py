@@ -13,6 +13,7 @@ import pytest
 from fibrpc_helpers.bench import cpu
 from fibrpc_helpers.bench.cpu import CpuMeter, CpuUse, broker_pid, process_cpu_seconds
 from fibrpc_helpers.bench.grid import Point, Work, describe
+from fibrpc_helpers.bench.points import Call
 
 needs_proc = pytest.mark.skipif(not cpu.available(), reason="no /proc here: CPU is unknown")
 
@@ -89,7 +90,7 @@ def test_without_proc_the_bench_reports_cpu_as_not_available(
     work = Work("io-1ms", sleep_ms=1)
     point = Point(kind="closed", design="reference", work=work, workers=1, clients=1,
                   prefetch=1, offered=math.nan, warmup=0.0, duration=1.0, cpu=use)
-    point.records.append((0, 0.1, 0.1, 0.102, ""))  # one call: client, intended, sent, done
+    point.records.append(Call(0, 0.1, 0.1, 0.102))  # one call: client, intended, sent, done
     row = point.row()  # a report row with CPU unknown: NaN figures, the reason as verdict
     assert math.isnan(row["cpu_workers"]) and math.isnan(row["cpu_machine"])
     assert row["bottleneck"] == cpu.NOT_AVAILABLE

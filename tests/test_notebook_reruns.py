@@ -6,8 +6,8 @@ sent twice, all at once, without waiting, as JupyterLab sends them: a cell tagge
 `raises-exception` may raise (Run All goes on past it), any other cell must not raise, and
 no cell may write to stderr.
 
-06_latency is a benchmark: both runs together take about 45 s on a 2-core machine, longer
-when the machine is busy, hence the longer timeout.
+06_latency is a benchmark: both runs together take a minute or two on a 2-core machine,
+longer when the machine is busy, hence the longer timeout.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ class Point:
     loop_lags: list[LoopLag] = field(default_factory=list)  # one per load generator
 
     def calls(self) -> list[Call]:
-        return [r if isinstance(r, Call) else Call(*r) for r in self.records]
+        return self.records
 
     def measured(self) -> list[Call]:
         """Calls whose intended start falls in the measured window (after the warm-up)."""
