@@ -6,6 +6,7 @@ plumbing (broker, worker processes) so a notebook cell shows only the idea it te
 
 from .client import DEFAULT_QUEUE, DEFAULT_TIMEOUT, FibonacciRpcClient, ReplyCounts
 from .errors import (
+    BrokerRefusedError,
     NoWorkerError,
     QueueMismatchError,
     RemoteError,
@@ -20,6 +21,7 @@ from .urls import amqp_url, mask_url
 from .worker import FibonacciRpcWorker
 
 __all__ = [
+    "BrokerRefusedError",
     "DEFAULT_MAX_N",
     "DEFAULT_QUEUE",
     "DEFAULT_TIMEOUT",

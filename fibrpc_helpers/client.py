@@ -42,11 +42,16 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import AMQPError, ProbableAuthenticationError, PublishError
+from aio_pika.exceptions import (
+    AMQPError,
+    DeliveryError,
+    ProbableAuthenticationError,
+    PublishError,
+)
 from aiormq.exceptions import ChannelInvalidStateError
 from yarl import URL
 
-from .errors import NoWorkerError, RpcConnectionError, RpcTimeout
+from .errors import BrokerRefusedError, NoWorkerError, RpcConnectionError, RpcTimeout
 from .urls import amqp_url, mask_url
 from .wire import DEADLINE_HEADER, decode_reply, encode_request
 
@@ -57,6 +62,10 @@ DEFAULT_TIMEOUT = 10.0
 """Seconds a call waits for its reply unless told otherwise: no call waits forever."""
 
 _REMEMBERED_IDS = 10_000  # how many finished correlation ids we remember, to name discards
+
+MAX_TIMEOUT = (2**32 - 1) / 1000
+"""The longest timeout a call accepts, in seconds (about 49.7 days): a request's expiration is
+its timeout, and RabbitMQ refuses an expiration above 2**32 - 1 milliseconds."""
 
 _PROBE_LEAD = 1.0
 """At most this many seconds (and at most half the try's time) before a try's deadline, the
@@ -199,8 +208,11 @@ class FibonacciRpcClient:
         the connection is lost meanwhile. A cancellation from outside stays a cancellation.
         """
         timeout = self.timeout if timeout is None else timeout
-        if not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if not 0 < timeout <= MAX_TIMEOUT:  # NaN and infinity fail this too
+            raise ValueError(
+                f"timeout must be a positive number of seconds, at most {MAX_TIMEOUT:g} "
+                f"(RabbitMQ's longest message expiration), got {timeout!r}"
+            )
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be a whole number, 0 or more, got {retries!r}")
         body = encode_request(n)  # bad input fails here, before anything is sent
@@ -214,20 +226,21 @@ class FibonacciRpcClient:
         tries = retries + 1
         for attempt in range(tries):
             left = timeout if attempt == 0 else deadline - loop.time()
-            share = left / (tries - attempt)
+            if left <= 0:
+                break  # the last try ended at (or after) the call's deadline
             try:
-                reply = await self._try(n, body, share, key)
+                reply = await self._try(n, body, left / (tries - attempt), key)
             except _NoReply as error:
+                timed_out = error
                 if attempt + 1 < tries:
                     log.info("%s; trying again (%d of %d)", error, attempt + 2, tries)
-                    continue
-                said = f" ({tries} tries, the same idempotency key)" if tries > 1 else ""
-                raise RpcTimeout(
-                    f"no reply to fib({n}) from queue {self.queue!r} within {timeout:g} s"
-                    f"{said}: {error.why or self._why_no_reply()}"
-                ) from None
+                continue
             return decode_reply(reply.body, reply.type)
-        raise AssertionError("unreachable: the last try returns or raises")
+        said = f" ({attempt + 1} tries, the same idempotency key)" if attempt else ""
+        raise RpcTimeout(
+            f"no reply to fib({n}) from queue {self.queue!r} within {timeout:g} s"
+            f"{said}: {timed_out.why or self._why_no_reply()}"
+        ) from None
 
     async def _try(
         self, n: int, body: bytes, timeout: float, key: str, reply_to: str | None = None
@@ -296,6 +309,7 @@ class FibonacciRpcClient:
             await asyncio.wait((ready, future), return_when=asyncio.FIRST_COMPLETED)
         finally:
             ready.cancel()
+            await asyncio.wait((ready,))
         if not ready.done() or ready.cancelled() or ready.exception() is not None:
             where = mask_url(str(self.connection.url.with_query(None)))
             raise RpcConnectionError(
@@ -376,13 +390,17 @@ class FibonacciRpcClient:
         )
         try:
             await asyncio.wait((publishing, future), return_when=asyncio.FIRST_COMPLETED)
-            if not publishing.done() and (future.cancelled() or future.exception()):
-                publishing.cancel()  # the try is over before the broker confirmed
-            await asyncio.wait((publishing,))  # a reply can come before its confirm
+            if not publishing.done() and future.done():
+                # The try is over before the broker confirmed: it timed out, the connection
+                # was lost, or the reply came first (then the confirm no longer matters).
+                publishing.cancel()
+            await asyncio.wait((publishing,))
         except asyncio.CancelledError:
             publishing.cancel()
             await asyncio.wait((publishing,))
             raise  # our caller cancelled the call
+        if future.done() and not future.cancelled() and future.exception() is None:
+            return  # answered: the caller gets the reply whatever became of the confirm
         if publishing.cancelled() and future.done() and not future.cancelled():
             failed = future.exception()
             if isinstance(failed, _NoReply):
@@ -395,11 +413,17 @@ class FibonacciRpcClient:
                 raise failed
         try:
             publishing.result()
-        except PublishError:
+        except PublishError:  # before DeliveryError, its base class
             raise NoWorkerError(
                 f"the broker has no queue named {self.queue!r}, so no worker can receive the "
                 f"request. Start a worker (`python -m fibrpc_helpers worker --queue "
                 f"{self.queue}`) or check the queue name."
+            ) from None
+        except DeliveryError as error:
+            raise BrokerRefusedError(
+                f"the broker refused the request (basic.nack: {error}); the request queue "
+                "could not take it just now (a quorum queue electing a new leader, or a "
+                "length limit with overflow reject-publish). Nothing was processed: retry."
             ) from None
         except (asyncio.CancelledError, Exception) as error:
             # The channel closed under the publish, so the broker never confirmed it. (When

@@ -48,7 +48,7 @@ import aio_pika
 
 from . import broker
 from .client import FibonacciRpcClient
-from .errors import RpcConnectionError, RpcError
+from .errors import BrokerRefusedError, RpcConnectionError, RpcError
 from .namespace import short_name
 from .urls import amqp_url, mask_url, url_host, url_port
 
@@ -759,8 +759,8 @@ async def run_calls(
     ``timeout``; once ``kill_after`` calls are answered, ``kill()`` runs (once).
 
     Every call ends, answered or with an RpcError, and is recorded. ``backoff``: seconds a
-    caller waits after an RpcConnectionError before its next call, as a caller that
-    retries would."""
+    caller waits after an RpcConnectionError or a BrokerRefusedError before its next call,
+    as a caller that retries would."""
     loop = asyncio.get_running_loop()
     run = FailoverRun()
     todo = iter(numbers)
@@ -779,7 +779,7 @@ async def run_calls(
             run.calls.append(CallRecord(n, sent, loop.time(), result))
             if len(run.answered) >= kill_after:
                 enough.set()
-            if isinstance(result, RpcConnectionError) and backoff:
+            if isinstance(result, (RpcConnectionError, BrokerRefusedError)) and backoff:
                 await asyncio.sleep(backoff)
 
     async def killer() -> None:

@@ -20,6 +20,12 @@ class NoWorkerError(RpcError):
     """The broker could not route the request to any queue, so no worker can ever see it."""
 
 
+class BrokerRefusedError(RpcError):
+    """The broker refused the request (a publisher-confirm ``basic.nack``): its queue could
+    not take it just then (a quorum queue electing a new leader, or a full queue whose
+    overflow setting is ``reject-publish``). Nothing was processed, so a retry is safe."""
+
+
 class RemoteError(RpcError):
     """The worker answered with an error reply (AMQP ``type`` property ``error``).
 

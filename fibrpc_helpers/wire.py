@@ -7,10 +7,10 @@
 
 Two optional request properties of ours, which other tutorial clients simply do not send:
 
-* the header ``x-deadline``: when the caller stops waiting, in integer milliseconds since the
-  Unix epoch. A worker drops a request whose deadline has passed without computing it
-  (RabbitMQ's per-message ``expiration`` only removes a message at the head of a queue, never
-  one already delivered to a worker's prefetch buffer).
+* the header ``x-deadline``: when the caller stops waiting for this try of the call, in
+  integer milliseconds since the Unix epoch. A worker drops a request whose deadline has
+  passed without computing it (RabbitMQ's per-message ``expiration`` only removes a message
+  at the head of a queue, never one already delivered to a worker's prefetch buffer).
 * ``message_id``: the caller's idempotency key, the same on every try of one logical call
   (each try has its own ``correlation_id``).
 

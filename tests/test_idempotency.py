@@ -101,6 +101,9 @@ async def test_a_request_carries_its_deadline_and_expiration(serve, client):
         ({"retries": -1}, "retries must be a whole number"),
         ({"retries": 1.5}, "retries must be a whole number"),
         ({"timeout": 0}, "timeout must be a positive number"),
+        ({"timeout": float("nan")}, "timeout must be a positive number"),
+        ({"timeout": float("inf")}, "timeout must be a positive number"),
+        ({"timeout": 50 * 24 * 3600}, "RabbitMQ's longest message expiration"),
     ],
 )
 async def test_bad_options_fail_before_anything_is_sent(client, options, complaint):

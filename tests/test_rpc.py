@@ -11,6 +11,7 @@ import pytest
 from waits import wait_for_depth
 
 from fibrpc_helpers import (
+    BrokerRefusedError,
     FibonacciRpcClient,
     NoWorkerError,
     RemoteError,
@@ -177,3 +178,16 @@ async def test_many_calls_in_flight_on_one_client_with_a_prefetching_worker(url,
         assert worker.counts.answered == 64
     finally:
         await worker.stop()
+
+
+async def test_a_request_the_broker_refuses_is_a_broker_refused_error(
+    url, connection, queue_name
+):
+    """A basic.nack is the broker saying no, on a working connection: not a lost connection."""
+    await (await connection.channel()).declare_queue(
+        queue_name, arguments={"x-max-length": 0, "x-overflow": "reject-publish"}
+    )
+    async with await FibonacciRpcClient.connect(url, queue=queue_name) as client:
+        with pytest.raises(BrokerRefusedError, match="refused the request"):
+            await client.call(5, timeout=5)
+        assert not client.channel.is_closed and client.in_flight == 0

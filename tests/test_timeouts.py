@@ -84,3 +84,21 @@ async def test_a_call_with_no_timeout_anywhere_ends_at_the_default_timeout(
         assert request.expiration == DEFAULT_TIMEOUT  # aio-pika decodes the wire's "10000" ms
     finally:
         await client.close()
+
+
+async def test_retries_whose_time_runs_out_end_in_a_timeout_and_leave_the_client_working(
+    connection, client, queue_name
+):
+    """The event loop stalls (a blocking call elsewhere in the program), so the tries' timers
+    fire late: no try may then be sent with no time left (a negative expiration, which
+    RabbitMQ refuses by closing the client's channel under every call)."""
+    await (await connection.channel()).declare_queue(queue_name)  # a queue nobody consumes
+    loop = asyncio.get_running_loop()
+    for _ in range(5):
+        call = asyncio.ensure_future(client.call(5, timeout=0.002, retries=8))
+        loop.call_later(0.001, time.sleep, 0.03)  # the stall
+        with pytest.raises(RpcTimeout, match="within 0.002 s"):
+            await call
+    assert not client.channel.is_closed
+    with pytest.raises(RpcTimeout, match="nobody consumes that queue"):
+        await client.call(5, timeout=0.3)
