@@ -19,7 +19,7 @@ import asyncio
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from .errors import RemoteError
+from .errors import RemoteError, RpcConnectionError
 from .wire import decode_reply
 
 Result = int | RemoteError
@@ -68,7 +68,13 @@ async def collect(queue: AbstractQueue, count: int, *, timeout: float) -> dict[s
             f"{queue.name!r} in {timeout:g} s; check that workers consume the request queue "
             "and that each request's reply_to names this queue"
         )
-    task.result()  # a lost connection or channel: raise it here
+    task.result()  # a failure of the consumer: raise it here
+    if len(results) < count:  # the iterator ends quietly when its channel closes
+        raise RpcConnectionError(
+            f"the next stage's consumer of queue {queue.name!r} stopped after {len(results)} "
+            f"of {count} results: its channel or connection closed. The results not taken "
+            "are still in the queue; collect them again on a new channel."
+        )
     return results
 
 

@@ -14,7 +14,7 @@ import aio_pika
 import pytest
 from waits import consumer_count, queue_depth, wait_for_depth, wait_until
 
-from fibrpc_helpers import RemoteError, fib
+from fibrpc_helpers import RemoteError, RpcConnectionError, fib
 from fibrpc_helpers.pipeline import StageTimeout, collect
 
 
@@ -60,6 +60,7 @@ async def test_collect_times_out_saying_how_many_came_and_leaves_no_consumer(
     worker, connection, queue_name, stage
 ):
     await _push(connection, queue_name, [b"5", b"6"], stage.name)
+    await wait_for_depth(connection, stage.name, 2, 10, "both results in the stage queue")
     with pytest.raises(StageTimeout, match="got 2 of 3 results"):
         await collect(stage, 3, timeout=1.5)
     assert await consumer_count(connection, stage.name) == 0
@@ -80,6 +81,21 @@ async def test_a_cancelled_collect_stays_cancelled_and_cancels_its_consumer(conn
         return await consumer_count(connection, stage.name) == 0
 
     await wait_until(no_consumer, 10, "no consumer on the stage")
+
+
+async def test_collect_whose_channel_closes_says_so_instead_of_returning_part(
+    connection, stage
+):
+    channel = await connection.channel()
+    queue = await channel.declare_queue(stage.name, passive=True)
+    task = asyncio.create_task(collect(queue, 2, timeout=60))
+    try:
+        await wait_until(lambda: consumer_count(connection, stage.name), 10, "the stage's consumer")
+        await channel.close()
+        with pytest.raises(RpcConnectionError, match="stopped after 0 of 2 results"):
+            await asyncio.wait_for(task, 10)
+    finally:
+        task.cancel()
 
 
 async def test_collect_refuses_a_negative_count_or_no_time(stage):
