@@ -96,10 +96,13 @@ async def _serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     watchdog = asyncio.create_task(_watch_parent(stopping)) if args.exit_with_parent else None
-    await stopping.wait()
-    if watchdog:
-        watchdog.cancel()
-    await worker.stop()
+    try:
+        await stopping.wait()
+    finally:
+        if watchdog:
+            watchdog.cancel()
+            await asyncio.wait((watchdog,))
+        await worker.stop()  # also when this coroutine is cancelled: finish what we hold
     counts = worker.counts
     logging.getLogger("fibrpc_helpers.worker").info(
         "stopped: %d answered, %d error replies, %d dropped (no reply_to), %d expired "

@@ -127,6 +127,13 @@ async def declare_request_queue(
         refusal = await _declare(connection, name, wanted)
         if refusal is None:
             return wanted  # ours, or an equivalent one declared a moment before
+        if _current_value(refusal) is None:  # not "inequivalent arg": the broker says no
+            raise QueueMismatchError(
+                f"the broker refused to declare the request queue {name!r} as a "
+                f"{wanted.describe()} queue: {refusal}. Ask for another queue type "
+                "(--queue-type), or have the queue declared by whoever may",
+                queue=name, existing="absent", asked=wanted.describe(),
+            )
         existing = await _learn(connection, name)
     if queue_type is not None and existing.type not in (queue_type, "unknown"):
         raise QueueMismatchError(

@@ -102,8 +102,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     started = Cluster(f"amqp://guest:guest@localhost:{port}/", 3, state_dir)
     try:
         started.start()
-    except ClusterError as error:
+    except BaseException as error:  # whatever failed, no node or proxy may outlive the test
         started.stop()
+        if not isinstance(error, ClusterError):
+            raise
         pytest.fail(f"could not start a RabbitMQ cluster: {error}\n{_log_tails(state_dir)}")
     try:
         yield started
