@@ -214,6 +214,7 @@ async def _serve(url: str | None) -> None:
             await asyncio.wait((reading, *ends), return_when=asyncio.FIRST_COMPLETED)
             if not reading.done():
                 reading.cancel()
+                await asyncio.wait((reading,))
                 return
             line = reading.result().decode()
             if not line or line.strip() == "quit":
@@ -235,6 +236,7 @@ async def _serve(url: str | None) -> None:
     finally:
         for task in ends:
             task.cancel()
+        await asyncio.wait(ends)
         await generator.close()
 
 
