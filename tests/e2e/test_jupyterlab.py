@@ -116,7 +116,12 @@ def test_notebook_runs_clean_with_run_all_in_jupyterlab(page, lab, name):
     assert not broken_diagrams(page), f"{name}: a diagram does not render in JupyterLab"
     for cell in cells:
         source_cell = notebook.cells[cell.index]
-        pictures = sum("image/png" in o.get("data", {}) for o in source_cell.get("outputs", []))
+        # A cell whose output nbval ignores (it depends on the machine, e.g. a cluster being
+        # up) need not draw what the committed run drew.
+        ignored = {"nbval-ignore-output", "nbval-skip"} & set(source_cell.metadata.get("tags", []))
+        pictures = 0 if ignored else sum(
+            "image/png" in o.get("data", {}) for o in source_cell.get("outputs", [])
+        )
         assert cell.images >= pictures, f"cell {cell.index} of {name}: a plot did not render"
         for expected in committed_text_outputs(source_cell):
             assert sanitize(expected) in sanitize(cell.output_text), (
