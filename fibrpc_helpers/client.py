@@ -350,10 +350,12 @@ class FibonacciRpcClient:
         try:
             # A throwaway plain channel: a failed passive declare closes it, and a robust
             # channel would try to bring it back.
+            # No timeouts of its own: no call waits for it, and cancelling an AMQP method half
+            # way can make aiormq 6 (under aio-pika 9) break the whole connection.
             underlay = self.connection.transport.connection  # type: ignore[union-attr]
-            channel = await underlay.channel(timeout=_PROBE_LEAD)
+            channel = await underlay.channel()
             try:
-                declared = await channel.queue_declare(self.queue, passive=True, timeout=1)
+                declared = await channel.queue_declare(self.queue, passive=True)
                 if not declared.consumer_count:
                     found = (
                         f"nobody consumes that queue ({declared.message_count} request(s) "
@@ -368,7 +370,7 @@ class FibonacciRpcClient:
                 self._probed = (loop.time(), found)  # known before the channel is closed
             finally:
                 if not channel.is_closed:
-                    await asyncio.wait_for(channel.close(), _PROBE_LEAD)
+                    await channel.close()
         except Exception as error:  # the check is advice only: it must never fail a call
             log.debug("could not check queue %r: %r", self.queue, error)
         if not found:
