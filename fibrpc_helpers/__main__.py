@@ -54,7 +54,7 @@ def _broker(args: argparse.Namespace) -> int:
             if clustered is not None:
                 print(clustered)
     except broker.BrokerError as error:
-        print(f"error: {error}", file=sys.stderr)
+        _error(str(error))
         return 1
     return 0
 
@@ -63,6 +63,12 @@ def _max_n(args: argparse.Namespace) -> int:
     if args.max_n is not None:
         return int(args.max_n)
     return RECURSIVE_MAX_N if args.work == "recursive" else DEFAULT_MAX_N
+
+
+def _error(text: str) -> None:
+    """``error: TEXT`` on stderr, in one write, so that the lines of several worker processes
+    sharing one stderr never run into each other."""
+    sys.stderr.write(f"error: {text}\n")
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM) + (
@@ -131,7 +137,7 @@ def _worker(args: argparse.Namespace) -> int:
         try:
             return run(_serve(args), args.loop)
         except RpcError as error:
-            print(f"error: {error}", file=sys.stderr)
+            _error(str(error))
             return 1
     workers = WorkerProcesses(
         args.processes,
@@ -150,14 +156,14 @@ def _worker(args: argparse.Namespace) -> int:
     try:
         workers.start()
     except RuntimeError as error:  # each worker has already said why on stderr
-        print(f"error: {error}", file=sys.stderr)
+        _error(str(error))
         return 1
     with workers:
         for line in workers.ready_lines:
             print(line, flush=True)
         while not stopping.wait(0.5):
             if any(process.poll() is not None for process in workers.processes):
-                print("error: a worker process exited; stopping the others", file=sys.stderr)
+                _error("a worker process exited; stopping the others")
                 break
     codes = [process.returncode for process in workers.processes]
     return 0 if all(code == 0 for code in codes) else 1
@@ -170,14 +176,14 @@ async def _call(args: argparse.Namespace) -> int:
                 *(client.call(n, timeout=args.timeout) for n in args.n), return_exceptions=True
             )
     except RpcError as error:
-        print(f"error: {error}", file=sys.stderr)
+        _error(str(error))
         return 1
     status = 0
     for n, result in zip(args.n, results, strict=True):
         if isinstance(result, BaseException):
             if not isinstance(result, (RpcError, ValueError)):
                 raise result
-            print(f"error: fib({n}): {result}", file=sys.stderr)
+            _error(f"fib({n}): {result}")
             status = 1
         else:
             print(f"fib({n}) = {result}", flush=True)
@@ -190,7 +196,7 @@ def _watch(args: argparse.Namespace) -> int:
         run(watch(args.url, namespace=args.namespace, names=args.queue,
                   interval=args.interval, once=args.once))
     except RpcError as error:
-        print(f"error: {error}", file=sys.stderr)
+        _error(str(error))
         return 1
     except KeyboardInterrupt:
         pass
