@@ -318,6 +318,22 @@ def ensure(url: str | None = None, state_dir: Path | None = None) -> BrokerInfo:
     return status(url, state_dir)
 
 
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (POSIX); reaps it first if this process started it,
+    so that a finished child is not mistaken for a live zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it runs, as another user
+    return True
+
 def stop(state_dir: Path | None = None) -> str:
     """Stop the node that ``ensure`` started; leave any other broker alone."""
     state_dir = state_dir or default_state_dir()
@@ -333,18 +349,11 @@ def stop(state_dir: Path | None = None) -> str:
     except ProcessLookupError:
         pass
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            os.waitpid(pid, os.WNOHANG)  # reap it if this process started it (no zombie)
-        except ChildProcessError:
-            pass
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+    while process_alive(pid):
+        if time.monotonic() > deadline:
+            os.killpg(pid, signal.SIGKILL)
             break
         time.sleep(0.2)
-    else:
-        os.killpg(pid, signal.SIGKILL)
     (state_dir / "node.json").unlink(missing_ok=True)
     return f"stopped the RabbitMQ node {record['nodename']} (pid {pid}) that this project started"
 

@@ -167,20 +167,6 @@ def _install_haproxy() -> None:
             )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.waitpid(pid, os.WNOHANG)  # reap it if this process started it (no zombie)
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class Cluster:
     """``nodes`` RabbitMQ nodes on this machine and a proxy in front of them.
 
@@ -222,7 +208,7 @@ class Cluster:
         except (OSError, ValueError, KeyError, TypeError):
             return None
         environ = Path(f"/proc/{pid}/cmdline")
-        if not _alive(pid):
+        if not broker.process_alive(pid):
             return None
         if environ.exists() and str(self._proxy_config()).encode() not in environ.read_bytes():
             return None  # that pid is another process now
@@ -541,7 +527,7 @@ class Cluster:
     def kill(self, node: Node) -> int:
         """``kill -9`` the node's Erlang VM, as a crash or a pulled plug would; its pid."""
         pid = node.beam_pid()
-        if pid is None or not _alive(pid):
+        if pid is None or not broker.process_alive(pid):
             raise ClusterError(f"{node.name} is not running")
         os.kill(pid, signal.SIGKILL)
         process = self._processes.get(node.index)
@@ -589,7 +575,7 @@ class Cluster:
     @staticmethod
     def _wait_gone(pid: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while _alive(pid):
+        while broker.process_alive(pid):
             if time.monotonic() > deadline:
                 os.killpg(pid, signal.SIGKILL)
                 return
