@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -333,6 +334,19 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True  # it runs, as another user
     return True
+
+
+def port_free(port: int) -> bool:
+    """Whether a listener could bind the port now (with SO_REUSEADDR, as RabbitMQ and haproxy
+    bind: a port whose last connection only waits out TIME_WAIT counts as free)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
 
 def stop(state_dir: Path | None = None) -> str:
     """Stop the node that ``ensure`` started; leave any other broker alone."""

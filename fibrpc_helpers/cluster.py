@@ -35,7 +35,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import time
@@ -134,18 +133,6 @@ def recorded_clusters() -> list[Cluster]:
         if cluster is not None:
             found.append(cluster)
     return found
-
-
-def _port_free(port: int) -> bool:
-    """Whether a listener could bind the port (as the nodes and haproxy do, reusing an
-    address whose last connection is only waiting out TIME_WAIT)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _find_haproxy() -> str | None:
@@ -382,7 +369,7 @@ class Cluster:
 
     def _check_ports(self) -> None:
         """Refuse to start over a broker that is not ours, before starting anything."""
-        if self.proxy_pid() is None and not _port_free(self.port):
+        if self.proxy_pid() is None and not broker.port_free(self.port):
             answered = broker.probe(self.url, timeout=2.0)
             what = f"RabbitMQ {answered}" if answered else "another program"
             raise ClusterError(
@@ -396,7 +383,7 @@ class Cluster:
             if self.node_up(node):
                 continue
             for port in (node.port, node.port + 20000):
-                if not _port_free(port):
+                if not broker.port_free(port):
                     raise ClusterError(
                         f"port {port} (node {node.index}, {node.name}) is taken by another "
                         "program; give the cluster another port with --url "
@@ -511,9 +498,11 @@ class Cluster:
         deadline = time.monotonic() + 30
         while broker.probe(self.url, timeout=2.0) is None:
             if process.poll() is not None or time.monotonic() > deadline:
+                log = self.state_dir / "haproxy.log"
+                last = log.read_text(errors="replace").strip().splitlines()[-2:]
                 raise ClusterError(
-                    f"the proxy did not answer at {mask_url(self.url)}; see "
-                    f"{self.state_dir / 'haproxy.log'}"
+                    f"the proxy did not answer at {mask_url(self.url)}; haproxy said: "
+                    f"{' '.join(last) or '(nothing)'}; see {log}"
                 )
             time.sleep(0.2)
 

@@ -9,14 +9,13 @@ authority where openssl exists, and stops it when the module's tests are done.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from ports import free_block
 
 from fibrpc_helpers import broker
 
@@ -26,23 +25,6 @@ class PrivateNode:
     url: str
     tls_url: str | None  # None where openssl is missing: no certificate, no TLS listener
     state_dir: Path
-
-
-def _free_port_pair() -> tuple[int, int]:
-    """Two free ports for AMQP and TLS, each with port + 20000 free (the node's dist port)."""
-
-    def free(port: int) -> bool:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-        return True
-
-    for base in range(21000 + uuid.uuid4().int % 20000, 45000, 7):
-        if all(free(p) for p in (base, base + 20000, base + 1, base + 20001)):
-            return base, base + 1
-    pytest.fail("no free ports for a private RabbitMQ node")
 
 
 def _make_certificates(directory: Path) -> dict[str, Path]:
@@ -78,7 +60,8 @@ def _make_certificates(directory: Path) -> dict[str, Path]:
 
 
 def _start_private_node(base: Path, certificates: dict[str, Path] | None) -> PrivateNode:
-    port, tls_port = _free_port_pair()
+    port = free_block(2)
+    tls_port = port + 1
     state_dir = base / f"node-{port}"
     state_dir.mkdir()
     url = f"amqp://guest:guest@127.0.0.1:{port}/"

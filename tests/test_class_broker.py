@@ -10,7 +10,6 @@ each student can use their own namespace, and no student can read another's queu
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import aio_pika
 import aiormq.exceptions
 import pytest
+from ports import free_block
 
 from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker, broker
 
@@ -32,22 +32,6 @@ def student_permissions(student: str) -> tuple[str, str, str]:
     return f"^({mine})$", rf"^({student}\..*|amq\.default|rpc_queue)$", f"^({mine})$"
 
 
-def free_port_pair() -> int:
-    """A port whose Erlang distribution port (port + 20000) is free as well."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port < 45000:
-            with socket.socket() as dist:
-                try:
-                    dist.bind(("127.0.0.1", port + 20000))
-                    return port
-                except OSError:
-                    continue
-    raise RuntimeError("no free port pair")
-
-
 @pytest.fixture(scope="module")
 def class_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A private node prepared with the README's commands; yields its URL without a user."""
@@ -56,7 +40,7 @@ def class_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip("not run: rabbitmq-server is not installed here, so this test cannot "
                     "start a private node (the shared broker is never reconfigured)")
     state = tmp_path_factory.mktemp("class-broker")
-    port = free_port_pair()
+    port = free_block(1)
     broker.ensure(f"amqp://guest:guest@localhost:{port}/", state_dir=state)
     env = broker._node_environment(port, state)
     ctl = str(Path(server).with_name("rabbitmqctl"))

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import aio_pika
 import pytest
+from ports import free_block
 from waits import wait_until
 
 from fibrpc_helpers import (
@@ -50,7 +51,6 @@ from fibrpc_helpers.cluster import (
     FailoverRun,
     Node,
     _find_haproxy,
-    _port_free,
     ensure,
     run_calls,
 )
@@ -85,28 +85,24 @@ pytestmark = [
 ]
 
 
-def _free_base_port() -> int:
-    """A port P with P..P+3 free and P+1..P+3 + 20000 free (the nodes' distribution ports)."""
-    for base in range(21000 + uuid.uuid4().int % 20000, 45000, 11):
-        ports = [base, *(base + i for i in (1, 2, 3)), *(base + 20000 + i for i in (1, 2, 3))]
-        if all(_port_free(port) for port in ports):
-            return base
-    pytest.fail("no free ports for a RabbitMQ cluster")
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    port = _free_base_port()
-    # Where `broker status` looks for it when FIBRPC_BROKER_DIR is the parent folder.
-    state_dir = tmp_path_factory.mktemp("broker") / f"cluster-{port}"
-    started = Cluster(f"amqp://guest:guest@localhost:{port}/", 3, state_dir)
-    try:
-        started.start()
-    except BaseException as error:  # whatever failed, no node or proxy may outlive the test
-        started.stop()
-        if not isinstance(error, ClusterError):
-            raise
-        pytest.fail(f"could not start a RabbitMQ cluster: {error}\n{_log_tails(state_dir)}")
+    failures = []
+    for _attempt in range(2):  # a port taken between our check and a node's start: retry
+        port = free_block(4)  # the proxy, then one port per node
+        # Where `broker status` looks for it when FIBRPC_BROKER_DIR is the parent folder.
+        state_dir = tmp_path_factory.mktemp("broker") / f"cluster-{port}"
+        started = Cluster(f"amqp://guest:guest@localhost:{port}/", 3, state_dir)
+        try:
+            started.start()
+            break
+        except BaseException as error:  # whatever failed, no node or proxy may outlive the test
+            started.stop()
+            if not isinstance(error, ClusterError):
+                raise
+            failures.append(f"{error}\n{_log_tails(state_dir)}")
+    else:
+        pytest.fail("could not start a RabbitMQ cluster:\n" + "\n\n".join(failures))
     try:
         yield started
     finally:
@@ -117,7 +113,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def _log_tails(state_dir: Path) -> str:
-    logs = sorted(state_dir.glob("node-*/log/*.log"))
+    logs = [*sorted(state_dir.glob("node-*/log/*.log")), *state_dir.glob("haproxy.log")]
     return "\n".join(f"{log.name}: {log.read_text(errors='replace')[-800:]}" for log in logs)
 
 
