@@ -18,7 +18,8 @@ of that name (a kernel that was restarted before its cleanup cell). Worker proce
 by themselves when the kernel exits (see ``WorkerProcesses``).
 
 Stable API (other notebooks build on it): ``start``, ``check_broker``, ``short_name``,
-``Notebook`` (``url``, ``queue``, ``worker_processes``, ``track``, ``cleanup``), and
+``Notebook`` (``url``, ``queue``, ``worker_processes``, ``script_process``, ``track``,
+``cleanup``), and
 ``reading_minutes`` for the reading time a notebook's introduction states.
 """
 
@@ -28,6 +29,7 @@ import asyncio
 import inspect
 import logging
 import math
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,6 +40,7 @@ import aio_pika
 from . import broker
 from .namespace import namespace, namespaced, short_name
 from .processes import WorkerProcesses
+from .runtime import Child, ChildError, ProcessGroup
 from .urls import amqp_url, mask_url
 
 T = TypeVar("T")
@@ -115,6 +118,30 @@ class Notebook:
             log.close()  # each child holds its own copy of the file descriptor
         return self.track(workers)
 
+    async def script_process(
+        self, script: str, *args: str, name: str, ready: str = "ready", timeout: float = 30.0
+    ) -> Child:
+        """Run ``python script *args`` as a process of its own, tracked for cleanup, and
+        return once it prints a line containing ``ready``.
+
+        For a program the notebook writes itself (``%%writefile``): it finds the broker in
+        ``$AMQP_URL``, set to this notebook's URL (a command line is public, a password in it
+        too); its log (stderr) goes to ``self.worker_log``; ``child.running`` says whether it
+        still runs, ``child.process.returncode`` how it ended.
+        """
+        log = open(self.worker_log, "a")  # noqa: SIM115 - the child holds its own copy
+        group = self.track(ProcessGroup(stderr=log))
+        try:
+            child = group.spawn([sys.executable, script, *args], name=name,
+                                env={"AMQP_URL": self.url})
+            await asyncio.to_thread(group.wait_ready, [child], ready, timeout)
+        except ChildError as error:
+            lines = self.worker_log.read_text(errors="replace").splitlines()[-5:]
+            raise ChildError(f"{error}. The last lines of its log:\n" + "\n".join(lines)) from None
+        finally:
+            log.close()
+        return child
+
     def track(self, thing: T) -> T:
         """Remember ``thing`` to stop or close at cleanup; returns it.
 
@@ -189,6 +216,9 @@ async def _finish(thing: Any) -> str:
     if isinstance(thing, WorkerProcesses):
         await asyncio.to_thread(thing.stop)
         return "worker process" if thing.count == 1 else "worker process group"
+    if isinstance(thing, ProcessGroup):
+        await asyncio.to_thread(thing.stop)
+        return "process"
     if isinstance(thing, aio_pika.abc.AbstractConnection):
         kind = "connection"
     elif isinstance(thing, aio_pika.abc.AbstractChannel):

@@ -66,6 +66,9 @@ class WorkerProcesses:
             raise ValueError(f"count must be 1 or more, got {count}")
         self.count = count
         self.stderr = stderr
+        url = options.pop("url", None)
+        # The URL (and its password) goes in the environment: a command line is public.
+        self.env = {"AMQP_URL": str(url)} if url else {}
         self.command = worker_command(**options)  # type: ignore[arg-type]
         self.group = ProcessGroup(stderr=stderr)
         self.names: list[str] = []
@@ -74,7 +77,10 @@ class WorkerProcesses:
     def start(self, timeout: float = 60.0) -> WorkerProcesses:
         """Start the processes and return once each one is consuming the queue."""
         try:
-            children = [self.group.spawn(self.command, name="worker") for _ in range(self.count)]
+            children = [
+                self.group.spawn(self.command, name="worker", env=self.env)
+                for _ in range(self.count)
+            ]
             self.group.wait_ready(children, READY, timeout)
         except BaseException:
             self.stop()

@@ -30,7 +30,7 @@ import subprocess
 import threading
 import time
 import weakref
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import IO, Any, TypeVar
 
@@ -110,16 +110,26 @@ class ProcessGroup:
         self.children: list[Child] = []
 
     def spawn(
-        self, command: Sequence[str], *, name: str = "child", stdin: bool = False
+        self,
+        command: Sequence[str],
+        *,
+        name: str = "child",
+        stdin: bool = False,
+        env: Mapping[str, str] | None = None,
     ) -> Child:
-        """Start ``command``; its stdout is ours to read, its stdin too if ``stdin``."""
+        """Start ``command``; its stdout is ours to read, its stdin too if ``stdin``.
+
+        ``env``: variables added to this process's environment for the child (a secret such
+        as a broker URL with its password belongs here, not on the command line, which
+        every user of the machine can read with ``ps``)."""
         _OPEN.add(self)
         process = subprocess.Popen(
             list(command),
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", PARENT_PID: str(os.getpid())},
+            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1",
+                 PARENT_PID: str(os.getpid())},
         )
         child = Child(process, name)
         self.children.append(child)

@@ -10,6 +10,7 @@ import pytest
 
 from fibrpc_helpers import broker, namespace
 from fibrpc_helpers.notebook import check_broker, short_name, start
+from fibrpc_helpers.runtime import ChildError
 
 
 async def queue_exists(url: str, name: str) -> bool:
@@ -145,3 +146,54 @@ async def test_worker_processes_stop_when_the_kernel_is_killed(url, notebook_nam
     await nb.cleanup(quiet=True)
     nb.worker_log.unlink(missing_ok=True)
 
+
+
+SCRIPT = """\
+import asyncio, os, sys
+import aio_pika
+
+async def main():
+    connection = await aio_pika.connect(os.environ["AMQP_URL"])  # the URL comes from here
+    async with connection:
+        print("not yet", flush=True)
+        print("ready on", sys.argv[1], flush=True)
+        await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_script_process_runs_a_program_with_the_url_kept_off_its_command_line(
+    url, notebook_name, tmp_path, capsys
+):
+    script = tmp_path / "program.py"
+    script.write_text(SCRIPT)
+    nb = await start(notebook_name, url)
+    child = await nb.script_process(str(script), "an-argument", name="program")
+    assert child.running and child.ready_line == "ready on an-argument"
+    command_line = open(f"/proc/{child.pid}/cmdline", "rb").read().decode()
+    assert url not in command_line and "an-argument" in command_line
+    environment = open(f"/proc/{child.pid}/environ", "rb").read().decode().split("\0")
+    assert f"AMQP_URL={nb.url}" in environment
+
+    await nb.cleanup()
+
+    assert not child.running
+    assert capsys.readouterr().out.splitlines()[-2] == "stopped or closed: 1 process"
+
+
+async def test_script_process_that_fails_says_why_with_its_log(url, notebook_name, tmp_path):
+    script = tmp_path / "broken.py"
+    script.write_text("raise SystemExit('no database file given')\n")
+    nb = await start(notebook_name, url)
+    with pytest.raises(ChildError, match="(?s)exited with code 1.*log:\nno database file given"):
+        await nb.script_process(str(script), name="broken", timeout=30)
+    await nb.cleanup(quiet=True)
+
+
+async def test_worker_processes_keep_the_url_off_their_command_line(url, notebook_name):
+    nb = await start(notebook_name, url)
+    workers = await nb.worker_processes(1, url=url, queue=await nb.queue("rpc_queue"))
+    command_line = open(f"/proc/{workers.pids[0]}/cmdline", "rb").read().decode()
+    assert "amqp://" not in command_line and "--exit-with-parent" in command_line
+    await nb.cleanup(quiet=True)
