@@ -163,7 +163,7 @@ class Notebook:
         await _delete_queues(self.url, self.queues)
         self.queues = []
         if not quiet:
-            parts = [f"{count} {kind}{'' if count == 1 else 's'}" for kind, count in done.items()]
+            parts = [f"{count} {_plural(kind, count)}" for kind, count in done.items()]
             print("stopped or closed: " + (", ".join(parts) or "nothing"))
             print("deleted queues: " + (", ".join(deleted) or "none"))
 
@@ -205,6 +205,13 @@ async def start(name: str, url: str | None = None) -> Notebook:
         logging.getLogger(logger).setLevel(logging.ERROR)
     notebook = _NOTEBOOKS[name] = Notebook(name, url)
     return notebook
+
+
+def _plural(kind: str, count: int) -> str:
+    """``kind`` for ``count`` of them: "1 task", "2 tasks", "2 processes"."""
+    if count == 1:
+        return kind
+    return kind + ("es" if kind.endswith("s") else "s")
 
 
 async def _finish(thing: Any) -> str:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
+
+from fibrpc_helpers.notebook import reading_minutes
 
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("navigation", ROOT / "tools" / "navigation.py")
@@ -92,3 +95,16 @@ def test_a_hand_edit_or_a_new_title_is_drift(folder: Path):
     navigation.rewrite(folder)
     shutil.copy(path, folder / "01_one.ipynb")  # 01 now titled "Three": 00 and 03 drift
     assert "00_start_here.ipynb" in navigation.drifted(folder)
+
+
+@pytest.mark.parametrize("path", navigation.notebook_paths(), ids=lambda path: path.name)
+def test_each_notebook_states_the_reading_time_its_words_and_cells_give(path: Path):
+    """The introduction's "about N minutes to read" is ``reading_minutes`` of the notebook
+    as it is now, so an edit that adds prose or cells cannot leave a stale estimate."""
+    notebook = nbformat.read(path, as_version=4)
+    introduction = " ".join(
+        " ".join(cell.source.split()) for cell in notebook.cells[:3] if cell.cell_type == "markdown"
+    )
+    stated = re.search(r"about (\d+) minutes to read", introduction, re.IGNORECASE)
+    assert stated, f"{path.name}: its introduction says nothing like 'about N minutes to read'"
+    assert int(stated.group(1)) == reading_minutes(notebook)

@@ -175,11 +175,12 @@ async def test_script_process_runs_a_program_with_the_url_kept_off_its_command_l
     assert url not in command_line and "an-argument" in command_line
     environment = open(f"/proc/{child.pid}/environ", "rb").read().decode().split("\0")
     assert f"AMQP_URL={nb.url}" in environment
+    other = await nb.script_process(str(script), "another", name="program")
 
     await nb.cleanup()
 
-    assert not child.running
-    assert capsys.readouterr().out.splitlines()[-2] == "stopped or closed: 1 process"
+    assert not child.running and not other.running
+    assert capsys.readouterr().out.splitlines()[-2] == "stopped or closed: 2 processes"
 
 
 async def test_script_process_that_fails_says_why_with_its_log(url, notebook_name, tmp_path):
