@@ -20,7 +20,11 @@ by themselves when the kernel exits (see ``WorkerProcesses``).
 Stable API (other notebooks build on it): ``start``, ``check_broker``, ``short_name``,
 ``Notebook`` (``url``, ``queue``, ``worker_processes``, ``script_process``, ``track``,
 ``cleanup``), and
-``reading_minutes`` for the reading time a notebook's introduction states.
+``reading_minutes`` for the reading time a notebook's introduction states; ``NotebookLine``
+and ``in_notebook`` for output that a saved notebook keeps as one line (the benchmark's
+progress bar). A notebook keeps every write as a separate output, so a bar redrawn with
+carriage returns would leave each redraw in the saved file; a ``NotebookLine`` is one display
+that each write replaces (by its display id).
 """
 
 from __future__ import annotations
@@ -166,6 +170,41 @@ class Notebook:
             parts = [f"{count} {_plural(kind, count)}" for kind, count in done.items()]
             print("stopped or closed: " + (", ".join(parts) or "nothing"))
             print("deleted queues: " + (", ".join(deleted) or "none"))
+
+
+class NotebookLine:
+    """Where the progress bar writes in a notebook: one output, updated in place."""
+
+    encoding = "utf-8"
+
+    def __init__(self) -> None:
+        from IPython.display import DisplayHandle
+
+        self._handle = DisplayHandle()
+        self._shown = False
+
+    def write(self, text: str) -> int:
+        line = text.split("\r")[-1].rstrip("\n")
+        if line.strip():
+            data = {"text/plain": line}
+            if self._shown:
+                self._handle.update(data, raw=True)
+            else:
+                self._handle.display(data, raw=True)
+                self._shown = True
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def in_notebook() -> bool:
+    """True in a Jupyter kernel (ipykernel), where stdout is not a terminal."""
+    if "ipykernel" not in sys.modules or sys.stdout.isatty():
+        return False
+    from IPython import get_ipython
+
+    return getattr(get_ipython(), "kernel", None) is not None
 
 
 def reading_minutes(notebook: Mapping[str, Any]) -> int:
