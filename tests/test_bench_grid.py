@@ -12,10 +12,11 @@ import pytest
 from fibrpc_helpers.bench import grid
 from fibrpc_helpers.bench.designs import DESIGNS
 from fibrpc_helpers.bench.grid import Bench
-from fibrpc_helpers.bench.loadgen import Generator, idle_slack
+from fibrpc_helpers.bench.loadgen import Generator, LoadGenerators, idle_slack
 from fibrpc_helpers.bench.points import LAG_SHARE, Call, LoopLag, Point
 from fibrpc_helpers.bench.presets import Preset, Work
 from fibrpc_helpers.bench.reports import CALL_COLUMNS, describe
+from fibrpc_helpers.bench.serve import command
 
 IO_5MS = Work("io-5ms", n=7, sleep_ms=5)
 
@@ -119,3 +120,17 @@ async def test_the_lag_ticker_sees_a_blocked_event_loop_beyond_its_idle_slack() 
     time.sleep(0.04)  # noqa: ASYNC251 - blocks the event loop on purpose: the lag to measure
     lag = await ticker
     assert lag.worst >= 0.02 and 0 < lag.mean <= lag.worst
+
+
+def test_benchmark_processes_find_the_broker_in_their_environment_not_their_command_line(
+    url: str,
+) -> None:
+    """A command line is public (``ps``), so a URL with its password never goes there."""
+    for server in ("reference", "patterns", "raw-aiormq"):
+        assert not any("amqp" in part for part in command(server, queue="q")), server
+    with LoadGenerators(1, url) as generators:
+        pid = generators.pids[0]
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            assert b"amqp://" not in cmdline.read()
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            assert f"AMQP_URL={url}".encode() in environ.read().split(b"\0")

@@ -118,10 +118,10 @@ class Workers:
     ) -> None:
         self.group, self.queue, self.design, self.work = group, queue, design, work
         self.prefetch = prefetch
+        self.env = {"AMQP_URL": url}  # not on the command line, where `ps` shows the password
         self.command = command(
             design.server,
             queue=queue,
-            url=url,
             loop=design.loop,
             prefetch=prefetch,
             queue_type=queue_type,
@@ -140,7 +140,10 @@ class Workers:
 
     def grow(self, total: int, timeout: float = 60.0) -> Workers:
         """Start more processes until there are ``total``, all consuming the queue."""
-        new = [self.group.spawn(self.command, name="worker") for _ in range(total - self.count)]
+        new = [
+            self.group.spawn(self.command, name="worker", env=self.env)
+            for _ in range(total - self.count)
+        ]
         self.group.wait_ready(new, READY, timeout)
         self.children += new
         return self
@@ -268,7 +271,7 @@ class Bench:
                     shared[key] = Workers(group, url=self.url, queue=queue, design=chosen,
                                           work=work, prefetch=key[2], queue_type=kind)
                 running.append(shared[key])
-            pairs = [(w, group.spawn(w.command, name="worker"))
+            pairs = [(w, group.spawn(w.command, name="worker", env=w.env))
                      for w in shared.values() for _ in range(count)]
             group.wait_ready([child for _, child in pairs], READY, 60)
             for workers, child in pairs:

@@ -36,7 +36,6 @@ def command(
     server: str,
     *,
     queue: str,
-    url: str | None = None,
     loop: str = "asyncio",
     prefetch: int | None = None,
     work: str = "fast",
@@ -44,14 +43,13 @@ def command(
     queue_type: str | None = None,
 ) -> list[str]:
     """The command line of one worker process of ``server`` ("reference", "patterns" or
-    "raw-aiormq")."""
+    "raw-aiormq"). It names no broker: the process reads ``$AMQP_URL``, which its spawner
+    sets (a command line is public, and a URL's password with it)."""
     if server == "reference":
-        return worker_command(url=url, queue=queue, prefetch=prefetch or 1, work=work,
+        return worker_command(queue=queue, prefetch=prefetch or 1, work=work,
                               sleep_ms=sleep_ms, queue_type=queue_type, loop=loop)
     line = [sys.executable, "-m", "fibrpc_helpers.bench.serve", server, "--queue", queue]
     line += ["--loop", loop, "--sleep-ms", f"{sleep_ms:g}"]
-    if url:
-        line += ["--url", url]
     if prefetch is not None:
         line += ["--prefetch", str(prefetch)]
     if queue_type is not None:
