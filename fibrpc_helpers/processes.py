@@ -24,7 +24,6 @@ READY = re.compile(r"^worker (\S+) is serving")
 
 def worker_command(
     *,
-    url: str | None = None,
     queue: str = DEFAULT_QUEUE,
     prefetch: int = 1,
     work: str = "fast",
@@ -33,13 +32,14 @@ def worker_command(
     queue_type: str | None = None,
     loop: str = "auto",
 ) -> list[str]:
-    """The command line of one worker process (``queue_type``: see
-    :meth:`FibonacciRpcWorker.start`; None adopts the queue, else declares quorum;
-    ``loop``: see :func:`runtime.run`, "auto" is uvloop where it is installed)."""
+    """The command line of one worker process.
+
+    It names no broker: the process reads ``$AMQP_URL``, which ``WorkerProcesses`` sets (a
+    command line is public, and a URL's password with it). ``queue_type``: see
+    :meth:`FibonacciRpcWorker.start` (None adopts the queue, else declares quorum); ``loop``:
+    see :func:`runtime.run` ("auto" is uvloop where it is installed)."""
     command = [sys.executable, "-m", "fibrpc_helpers", "worker", "--queue", queue]
     command += ["--prefetch", str(prefetch), "--work", work, "--exit-with-parent"]
-    if url:
-        command += ["--url", url]
     if sleep_ms:
         command += ["--sleep-ms", f"{sleep_ms:g}"]
     if max_n is not None:
