@@ -30,21 +30,23 @@ that each write replaces (by its display id).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import math
+import re
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import aio_pika
 
 from . import broker
 from .namespace import namespace, namespaced, short_name
 from .processes import WorkerProcesses
-from .runtime import Child, ChildError, ProcessGroup
+from .runtime import Child, ProcessGroup
 from .urls import amqp_url, mask_url
 
 T = TypeVar("T")
@@ -106,20 +108,11 @@ class Notebook:
     async def worker_processes(self, count: int, **options: Any) -> WorkerProcesses:
         """Start ``count`` worker processes (``WorkerProcesses`` options), tracked for cleanup.
 
-        Their log goes to ``self.worker_log`` (a file in the system's temporary folder), not
-        into whichever cell is running when a worker writes a line.
+        Their log goes to ``self.worker_log`` (see ``_child_log``).
         """
-        log = open(self.worker_log, "a")  # noqa: SIM115 - owned by the processes until they exit
-        workers = WorkerProcesses(count, stderr=log, **options)
-        try:
+        with self._child_log() as log:
+            workers = WorkerProcesses(count, stderr=log, **options)
             await asyncio.to_thread(workers.start)
-        except RuntimeError as error:
-            lines = self.worker_log.read_text(errors="replace").splitlines()[-5:]
-            raise RuntimeError(
-                f"{error}. The last lines of the worker log:\n" + "\n".join(lines)
-            ) from None
-        finally:
-            log.close()  # each child holds its own copy of the file descriptor
         return self.track(workers)
 
     async def script_process(
@@ -128,23 +121,39 @@ class Notebook:
         """Run ``python script *args`` as a process of its own, tracked for cleanup, and
         return once it prints a line containing ``ready``.
 
-        For a program the notebook writes itself (``%%writefile``): it finds the broker in
-        ``$AMQP_URL``, set to this notebook's URL (a command line is public, a password in it
-        too); its log (stderr) goes to ``self.worker_log``; ``child.running`` says whether it
-        still runs, ``child.process.returncode`` how it ended.
+        For a program the notebook writes itself (``%%writefile``). It finds the broker in
+        ``$AMQP_URL``, set to this notebook's URL: a command line can be read by other users
+        of the machine, and a password in it too. It ends when the kernel does, even a killed
+        one (``run_script``). Its log goes to ``self.worker_log`` (see ``_child_log``);
+        ``child.running`` says whether it still runs, ``child.process.returncode`` how it
+        ended.
         """
-        log = open(self.worker_log, "a")  # noqa: SIM115 - the child holds its own copy
-        group = self.track(ProcessGroup(stderr=log))
-        try:
-            child = group.spawn([sys.executable, script, *args], name=name,
-                                env={"AMQP_URL": self.url})
-            await asyncio.to_thread(group.wait_ready, [child], ready, timeout)
-        except ChildError as error:
-            lines = self.worker_log.read_text(errors="replace").splitlines()[-5:]
-            raise ChildError(f"{error}. The last lines of its log:\n" + "\n".join(lines)) from None
-        finally:
-            log.close()
+        command = [sys.executable, "-m", "fibrpc_helpers.run_script", script, *args]
+        with self._child_log() as log:
+            group = self.track(ProcessGroup(stderr=log))
+            child = group.spawn(command, name=name, env={"AMQP_URL": self.url})
+            await asyncio.to_thread(group.wait_ready, [child], re.escape(ready), timeout)
         return child
+
+    @contextlib.contextmanager
+    def _child_log(self) -> Iterator[IO[str]]:
+        """The file that the processes started in this block write their log (stderr) to.
+
+        A file in the system's temporary folder, ``self.worker_log``, rather than whichever
+        cell happens to be running when a process writes a line. A start that fails raises
+        with the last lines written since the block began.
+        """
+        with open(self.worker_log, "a") as log:  # each child holds its own copy of the file
+            began = log.tell()
+            try:
+                yield log
+            except RuntimeError as error:  # ChildError: one exited, or was not ready in time
+                with open(self.worker_log, errors="replace") as written:
+                    written.seek(began)
+                    lines = written.read().splitlines()[-5:]
+                raise type(error)(
+                    f"{error}. The last lines it wrote to its log:\n" + "\n".join(lines)
+                ) from None
 
     def track(self, thing: T) -> T:
         """Remember ``thing`` to stop or close at cleanup; returns it.

@@ -210,7 +210,7 @@ def stop_all() -> None:
 atexit.register(stop_all)
 
 
-def _parent() -> int:
+def started_by() -> int:
     """The pid of the process that started us: as the runtime said, else our parent now."""
     said = os.environ.get(PARENT_PID, "")
     return int(said) if said.isdigit() else os.getppid()
@@ -222,7 +222,7 @@ async def watch_parent(interval: float = 0.5) -> None:
     Polling ``getppid`` works everywhere Python runs; Linux's PR_SET_PDEATHSIG would fire
     when the parent's *thread* that forked us ends, which a Jupyter kernel's threads do.
     """
-    parent = _parent()
+    parent = started_by()
     while os.getppid() == parent:
         await asyncio.sleep(interval)
 

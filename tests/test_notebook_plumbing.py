@@ -181,15 +181,20 @@ async def test_script_process_runs_a_program_with_the_url_kept_off_its_command_l
 
     assert not child.running and not other.running
     assert capsys.readouterr().out.splitlines()[-2] == "stopped or closed: 2 processes"
+    nb.worker_log.unlink()
 
 
 async def test_script_process_that_fails_says_why_with_its_log(url, notebook_name, tmp_path):
     script = tmp_path / "broken.py"
     script.write_text("raise SystemExit('no database file given')\n")
     nb = await start(notebook_name, url)
-    with pytest.raises(ChildError, match="(?s)exited with code 1.*log:\nno database file given"):
+    nb.worker_log.write_text("a line from an earlier process\n")
+    with pytest.raises(ChildError, match="exited with code 1") as raised:
         await nb.script_process(str(script), name="broken", timeout=30)
+    # Its own last words, not the earlier process's.
+    assert str(raised.value).endswith("log:\nno database file given")
     await nb.cleanup(quiet=True)
+    nb.worker_log.unlink()
 
 
 async def test_worker_processes_keep_the_url_off_their_command_line(url, notebook_name):
@@ -198,3 +203,47 @@ async def test_worker_processes_keep_the_url_off_their_command_line(url, noteboo
     command_line = open(f"/proc/{workers.pids[0]}/cmdline", "rb").read().decode()
     assert "amqp://" not in command_line and "--exit-with-parent" in command_line
     await nb.cleanup(quiet=True)
+    nb.worker_log.unlink()
+
+
+def test_a_script_process_ends_when_its_kernel_is_killed(url, tmp_path):
+    """A kernel killed before its cleanup cell (SIGKILL) leaves no program of the notebook's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "program.py"
+    script.write_text(SCRIPT)
+    kernel = subprocess.Popen(  # stands in for the kernel: starts the program, then waits
+        [sys.executable, "-c", (
+            "import asyncio, time\n"
+            "from fibrpc_helpers.notebook import start\n"
+            "async def main():\n"
+            f"    nb = await start('98_killed', {url!r})\n"
+            f"    child = await nb.script_process({str(script)!r}, 'x', name='program')\n"
+            "    print(child.pid, flush=True)\n"
+            "    await asyncio.sleep(3600)\n"
+            "asyncio.run(main())\n"
+        )],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        program = next(int(line) for line in kernel.stdout if line.strip().isdigit())
+    finally:
+        kernel.kill()
+        kernel.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(program, 0)
+        except ProcessLookupError:
+            break
+        stat = open(f"/proc/{program}/stat").read()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            break  # exited; its parent (the dead "kernel") can no longer reap it
+        time.sleep(0.1)
+    else:
+        os.kill(program, signal.SIGKILL)
+        raise AssertionError("the program outlived its killed kernel by 10 s")
