@@ -54,15 +54,21 @@ async def serves(url: str, queue: str) -> None:
         assert await client.call(20, timeout=10) == fib(20)
 
 
+async def serving_as(url: str, queue: str, queue_type: str | None = None) -> tuple[str, bool]:
+    """Start a worker (asking for ``queue_type``), check that it answers a call, stop it;
+    return the request queue's type and durability as the worker found or made them."""
+    worker = await FibonacciRpcWorker.start(url, queue=queue, queue_type=queue_type)
+    try:
+        await serves(url, queue)
+        return worker.queue_type, worker.durable
+    finally:
+        await worker.stop()
+
+
 async def test_an_absent_queue_is_declared_durable_quorum_like_the_official_tutorial(
     url, queue_name, connection
 ):
-    worker = await FibonacciRpcWorker.start(url, queue=queue_name)
-    try:
-        assert (worker.queue_type, worker.durable) == ("quorum", True)
-        await serves(url, queue_name)
-    finally:
-        await worker.stop()
+    assert await serving_as(url, queue_name) == ("quorum", True)
     # The official tutorial's server declares it the same way: accepted as equivalent.
     assert await accepts(connection, queue_name, **QUORUM)
     assert not await accepts(connection, queue_name, **CLASSIC)
@@ -70,24 +76,14 @@ async def test_an_absent_queue_is_declared_durable_quorum_like_the_official_tuto
 
 async def test_a_worker_adopts_an_existing_quorum_queue_and_serves(url, queue_name, connection):
     await declare(connection, queue_name, **QUORUM)  # the official tutorial's server ran first
-    worker = await FibonacciRpcWorker.start(url, queue=queue_name)
-    try:
-        assert (worker.queue_type, worker.durable) == ("quorum", True)
-        await serves(url, queue_name)
-    finally:
-        await worker.stop()
+    assert await serving_as(url, queue_name) == ("quorum", True)
 
 
 async def test_a_worker_adopts_the_aio_pika_tutorials_classic_queue_and_serves(
     url, queue_name, connection
 ):
     await declare(connection, queue_name, **CLASSIC)  # the aio-pika tutorial's server ran first
-    worker = await FibonacciRpcWorker.start(url, queue=queue_name)
-    try:
-        assert (worker.queue_type, worker.durable) == ("classic", False)
-        await serves(url, queue_name)
-    finally:
-        await worker.stop()
+    assert await serving_as(url, queue_name) == ("classic", False)
     assert await accepts(connection, queue_name, **CLASSIC), "the queue was left as it was"
 
 
@@ -111,22 +107,13 @@ async def test_a_quorum_queue_with_a_delivery_limit_and_dead_letters_is_adopted_
 
 async def test_asking_for_the_existing_type_adopts_its_durability(url, queue_name, connection):
     await declare(connection, queue_name, durable=True)  # classic, durable
-    worker = await FibonacciRpcWorker.start(url, queue=queue_name, queue_type="classic")
-    try:
-        assert (worker.queue_type, worker.durable) == ("classic", True)
-        await serves(url, queue_name)
-    finally:
-        await worker.stop()
+    assert await serving_as(url, queue_name, "classic") == ("classic", True)
 
 
 async def test_asking_for_classic_declares_the_aio_pika_tutorials_queue(
     url, queue_name, connection
 ):
-    worker = await FibonacciRpcWorker.start(url, queue=queue_name, queue_type="classic")
-    try:
-        assert (worker.queue_type, worker.durable) == ("classic", False)
-    finally:
-        await worker.stop()
+    assert await serving_as(url, queue_name, "classic") == ("classic", False)
     assert await accepts(connection, queue_name, **CLASSIC)
 
 
@@ -187,12 +174,7 @@ async def test_a_queue_declared_differently_between_the_look_and_the_declare(
 
     monkeypatch.setattr(request_queue_module, "_existing", absent_until_someone_else_declares)
     if asked is None:
-        worker = await FibonacciRpcWorker.start(url, queue=queue_name)
-        try:
-            assert (worker.queue_type, worker.durable) == ("classic", False)
-            await serves(url, queue_name)
-        finally:
-            await worker.stop()
+        assert await serving_as(url, queue_name) == ("classic", False)
     else:
         with pytest.raises(QueueMismatchError, match="already exists as a classic queue"):
             await FibonacciRpcWorker.start(url, queue=queue_name, queue_type=asked)
