@@ -124,9 +124,9 @@ class Notebook:
         For a program the notebook writes itself (``%%writefile``). It finds the broker in
         ``$AMQP_URL``, set to this notebook's URL: a command line can be read by other users
         of the machine, and a password in it too. It ends when the kernel does, even a killed
-        one (``run_script``). Its log goes to ``self.worker_log`` (see ``_child_log``);
-        ``child.running`` says whether it still runs, ``child.process.returncode`` how it
-        ended.
+        one on Linux and macOS (``run_script``). Its log goes to ``self.worker_log`` (see
+        ``_child_log``); ``child.running`` says whether it still runs,
+        ``child.process.returncode`` how it ended.
         """
         command = [sys.executable, "-m", "fibrpc_helpers.run_script", script, *args]
         with self._child_log() as log:

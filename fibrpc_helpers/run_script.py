@@ -6,7 +6,8 @@ A notebook can write a program of its own (``%%writefile``) and start it as a pr
 it. Such a program knows nothing of the kernel that started it; if the kernel is killed
 before its cleanup, the program would run on, connected to the broker, with nobody to stop
 it. This wrapper runs the script unchanged, as ``python SCRIPT ARGS...`` would, with one
-daemon thread beside it that ends the process once the parent that started it is gone.
+daemon thread beside it that ends the process once the parent that started it is gone (on
+Linux and macOS; see ``runtime.watch_parent`` for Windows).
 """
 
 from __future__ import annotations

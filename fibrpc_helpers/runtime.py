@@ -10,7 +10,8 @@ started and stopped here, one way (a Trio-style nursery for processes):
   within one deadline, then kills the stragglers; it runs on ``with`` exit and at interpreter
   exit for any group still open;
 * every child learns its parent's pid (``FIBRPC_PARENT_PID``): ``watch_parent`` in the child
-  returns when that parent is gone, so a child never outlives a killed Jupyter kernel.
+  returns when that parent is gone, so a child never outlives a killed Jupyter kernel (on
+  Linux and macOS; see ``watch_parent`` for Windows).
 
 ``TaskGroup`` is the same idea for the coroutines of one event loop (Python 3.10 has no
 ``asyncio.TaskGroup``): the first task that fails, or the group's one deadline, cancels every
@@ -219,8 +220,11 @@ def started_by() -> int:
 async def watch_parent(interval: float = 0.5) -> None:
     """Return once the process that started this one is gone.
 
-    Polling ``getppid`` works everywhere Python runs; Linux's PR_SET_PDEATHSIG would fire
-    when the parent's *thread* that forked us ends, which a Jupyter kernel's threads do.
+    Polling ``getppid`` works on Linux and macOS, where an orphan gets a new parent; Linux's
+    PR_SET_PDEATHSIG would fire when the parent's *thread* that forked us ends, which a
+    Jupyter kernel's threads do. On Windows ``getppid`` keeps naming the dead parent, so
+    there this never returns: a child outlives a killed parent (a clean exit still stops
+    it, through ``ProcessGroup.stop`` at exit).
     """
     parent = started_by()
     while os.getppid() == parent:
