@@ -46,7 +46,7 @@ import aio_pika
 from . import broker
 from .namespace import namespace, namespaced, short_name
 from .processes import WorkerProcesses
-from .runtime import Child, ProcessGroup
+from .runtime import Child, ChildError, ProcessGroup
 from .urls import amqp_url, mask_url
 
 T = TypeVar("T")
@@ -111,9 +111,10 @@ class Notebook:
         Their log goes to ``self.worker_log`` (see ``_child_log``).
         """
         with self._child_log() as log:
-            workers = WorkerProcesses(count, stderr=log, **options)
+            # Tracked before it starts: a cell interrupted meanwhile leaves them to cleanup.
+            workers = self.track(WorkerProcesses(count, stderr=log, **options))
             await asyncio.to_thread(workers.start)
-        return self.track(workers)
+        return workers
 
     async def script_process(
         self, script: str, *args: str, name: str, ready: str = "ready", timeout: float = 30.0
@@ -124,14 +125,15 @@ class Notebook:
         For a program the notebook writes itself (``%%writefile``). It finds the broker in
         ``$AMQP_URL``, set to this notebook's URL: a command line can be read by other users
         of the machine, and a password in it too. It ends when the kernel does, even a killed
-        one on Linux and macOS (``run_script``). Its log goes to ``self.worker_log`` (see
-        ``_child_log``); ``child.running`` says whether it still runs,
-        ``child.process.returncode`` how it ended.
+        one (``run_script``: its stdin is a pipe from the kernel). Its log (stderr) goes to
+        ``self.worker_log`` (see ``_child_log``); what it prints after ``ready`` is not
+        shown. ``child.running`` says whether it still runs, ``child.process.returncode``
+        how it ended.
         """
         command = [sys.executable, "-m", "fibrpc_helpers.run_script", script, *args]
         with self._child_log() as log:
             group = self.track(ProcessGroup(stderr=log))
-            child = group.spawn(command, name=name, env={"AMQP_URL": self.url})
+            child = group.spawn(command, name=name, stdin=True, env={"AMQP_URL": self.url})
             await asyncio.to_thread(group.wait_ready, [child], re.escape(ready), timeout)
         return child
 
@@ -147,12 +149,13 @@ class Notebook:
             began = log.tell()
             try:
                 yield log
-            except RuntimeError as error:  # ChildError: one exited, or was not ready in time
+            except ChildError as error:  # one exited, or was not ready in time
                 with open(self.worker_log, errors="replace") as written:
                     written.seek(began)
                     lines = written.read().splitlines()[-5:]
-                raise type(error)(
-                    f"{error}. The last lines it wrote to its log:\n" + "\n".join(lines)
+                raise ChildError(
+                    f"{error}. The whole log is {self.worker_log}; its last lines:\n"
+                    + "\n".join(lines)
                 ) from None
 
     def track(self, thing: T) -> T:

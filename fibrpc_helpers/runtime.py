@@ -122,7 +122,12 @@ class ProcessGroup:
 
         ``env``: variables added to this process's environment for the child (a secret such
         as a broker URL with its password belongs here, not on the command line, which
-        every user of the machine can read with ``ps``)."""
+        other users of the machine may be able to read).
+
+        On Linux and macOS the child gets a session (and process group) of its own: Jupyter
+        interrupts a kernel by signalling the kernel's whole process group, and an
+        interrupted cell must not stop the workers the notebook started. Only its owner
+        stops a child (``stop``), or the end of its parent."""
         _OPEN.add(self)
         process = subprocess.Popen(
             list(command),
@@ -131,6 +136,7 @@ class ProcessGroup:
             stderr=self.stderr,
             env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1",
                  PARENT_PID: str(os.getpid())},
+            start_new_session=os.name == "posix",
         )
         child = Child(process, name)
         self.children.append(child)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 import uuid
+from pathlib import Path
 
 import aio_pika
 import pytest
@@ -163,52 +166,73 @@ asyncio.run(main())
 """
 
 
+def proc(pid: int, name: str) -> list[str]:
+    """A process's command line or environment, from Linux's /proc, NUL-separated."""
+    with open(f"/proc/{pid}/{name}", "rb") as file:
+        return file.read().decode().split("\0")
+
+
+@pytest.fixture
+async def notebook(url, notebook_name):
+    """A Notebook, cleaned up and its log deleted whatever the test's outcome."""
+    nb = await start(notebook_name, url)
+    try:
+        yield nb
+    finally:
+        await nb.cleanup(quiet=True)
+        nb.worker_log.unlink(missing_ok=True)
+
+
 async def test_script_process_runs_a_program_with_the_url_kept_off_its_command_line(
-    url, notebook_name, tmp_path, capsys
+    notebook, tmp_path, capsys
 ):
     script = tmp_path / "program.py"
     script.write_text(SCRIPT)
-    nb = await start(notebook_name, url)
-    child = await nb.script_process(str(script), "an-argument", name="program")
+    child = await notebook.script_process(str(script), "an-argument", name="program")
     assert child.running and child.ready_line == "ready on an-argument"
-    command_line = open(f"/proc/{child.pid}/cmdline", "rb").read().decode()
-    assert url not in command_line and "an-argument" in command_line
-    environment = open(f"/proc/{child.pid}/environ", "rb").read().decode().split("\0")
-    assert f"AMQP_URL={nb.url}" in environment
-    other = await nb.script_process(str(script), "another", name="program")
+    command_line = proc(child.pid, "cmdline")
+    assert not any("amqp://" in part for part in command_line) and "an-argument" in command_line
+    assert f"AMQP_URL={notebook.url}" in proc(child.pid, "environ")
+    other = await notebook.script_process(str(script), "another", name="program")
 
-    await nb.cleanup()
+    await notebook.cleanup()
 
     assert not child.running and not other.running
     assert capsys.readouterr().out.splitlines()[-2] == "stopped or closed: 2 processes"
-    nb.worker_log.unlink()
 
 
-async def test_script_process_that_fails_says_why_with_its_log(url, notebook_name, tmp_path):
+async def test_script_process_that_fails_says_why_with_its_log(notebook, tmp_path):
     script = tmp_path / "broken.py"
     script.write_text("raise SystemExit('no database file given')\n")
-    nb = await start(notebook_name, url)
-    nb.worker_log.write_text("a line from an earlier process\n")
+    notebook.worker_log.write_text("a line from an earlier process\n")
     with pytest.raises(ChildError, match="exited with code 1") as raised:
-        await nb.script_process(str(script), name="broken", timeout=30)
+        await notebook.script_process(str(script), name="broken", timeout=30)
     # Its own last words, not the earlier process's.
-    assert str(raised.value).endswith("log:\nno database file given")
-    await nb.cleanup(quiet=True)
-    nb.worker_log.unlink()
+    assert str(raised.value).endswith("its last lines:\nno database file given")
 
 
-async def test_worker_processes_keep_the_url_off_their_command_line(url, notebook_name):
-    nb = await start(notebook_name, url)
-    workers = await nb.worker_processes(1, url=url, queue=await nb.queue("rpc_queue"))
-    command_line = open(f"/proc/{workers.pids[0]}/cmdline", "rb").read().decode()
-    assert "amqp://" not in command_line and "--exit-with-parent" in command_line
-    await nb.cleanup(quiet=True)
-    nb.worker_log.unlink()
+async def test_worker_processes_keep_the_url_off_their_command_line(url, notebook):
+    workers = await notebook.worker_processes(1, url=url, queue=await notebook.queue("rpc_queue"))
+    command_line = proc(workers.pids[0], "cmdline")
+    assert not any("amqp://" in part for part in command_line)
+    assert "--exit-with-parent" in command_line
+    assert f"AMQP_URL={url}" in proc(workers.pids[0], "environ")
 
 
-def test_a_script_process_ends_when_its_kernel_is_killed(url, tmp_path):
-    """A kernel killed before its cleanup cell (SIGKILL) leaves no program of the notebook's."""
-    import os
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has exited (a zombie nobody reaps counts as exited)."""
+    try:
+        return proc(pid, "stat")[0].rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def test_a_script_process_survives_a_kernel_interrupt_and_ends_with_a_killed_kernel(
+    url, notebook_name, tmp_path
+):
+    """Jupyter interrupts a kernel by sending SIGINT to the kernel's process group: the
+    notebook's program must not die of it. A kernel killed before its cleanup cell (SIGKILL)
+    must leave no program behind."""
     import signal
     import subprocess
     import sys
@@ -216,34 +240,39 @@ def test_a_script_process_ends_when_its_kernel_is_killed(url, tmp_path):
 
     script = tmp_path / "program.py"
     script.write_text(SCRIPT)
-    kernel = subprocess.Popen(  # stands in for the kernel: starts the program, then waits
+    kernel = subprocess.Popen(  # stands in for the kernel: a session of its own, as Jupyter's
         [sys.executable, "-c", (
-            "import asyncio, time\n"
+            "import asyncio, signal\n"
             "from fibrpc_helpers.notebook import start\n"
+            "signal.signal(signal.SIGINT, lambda *_: print('interrupted', flush=True))\n"
             "async def main():\n"
-            f"    nb = await start('98_killed', {url!r})\n"
+            f"    nb = await start({notebook_name!r}, {url!r})\n"
             f"    child = await nb.script_process({str(script)!r}, 'x', name='program')\n"
             "    print(child.pid, flush=True)\n"
             "    await asyncio.sleep(3600)\n"
             "asyncio.run(main())\n"
         )],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, text=True, start_new_session=True,
     )
+    program = None
     try:
-        program = next(int(line) for line in kernel.stdout if line.strip().isdigit())
+        program = next((int(line) for line in kernel.stdout if line.strip().isdigit()), None)
+        assert program is not None, f"the stand-in kernel exited with code {kernel.wait()}"
+        os.killpg(kernel.pid, signal.SIGINT)  # what Jupyter's "Interrupt the kernel" does
+        assert kernel.stdout.readline() == "interrupted\n"
+        deadline = time.monotonic() + 1  # a program that got SIGINT would be gone by then
+        while time.monotonic() < deadline:
+            assert not _gone(program), "the kernel's interrupt ended the notebook's program"
+            time.sleep(0.05)
     finally:
         kernel.kill()
         kernel.wait()
+        Path(tempfile.gettempdir(), f"fibrpc-{namespace()}-{notebook_name}-workers.log").unlink(
+            missing_ok=True
+        )
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(program, 0)
-        except ProcessLookupError:
-            break
-        stat = open(f"/proc/{program}/stat").read()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            break  # exited; its parent (the dead "kernel") can no longer reap it
-        time.sleep(0.1)
-    else:
-        os.kill(program, signal.SIGKILL)
-        raise AssertionError("the program outlived its killed kernel by 10 s")
+    while not _gone(program):
+        if time.monotonic() > deadline:
+            os.kill(program, signal.SIGKILL)
+            raise AssertionError("the program outlived its killed kernel by 10 s")
+        time.sleep(0.05)
