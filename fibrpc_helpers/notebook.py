@@ -19,12 +19,12 @@ by themselves when the kernel exits (see ``WorkerProcesses``).
 
 Stable API (other notebooks build on it): ``start``, ``check_broker``, ``short_name``,
 ``Notebook`` (``url``, ``queue``, ``worker_processes``, ``script_process``, ``track``,
-``cleanup``), and
-``reading_minutes`` for the reading time a notebook's introduction states; ``NotebookLine``
-and ``in_notebook`` for output that a saved notebook keeps as one line (the benchmark's
-progress bar). A notebook keeps every write as a separate output, so a bar redrawn with
-carriage returns would leave each redraw in the saved file; a ``NotebookLine`` is one display
-that each write replaces (by its display id).
+``cleanup``), and ``reading_minutes`` for the reading time a notebook's introduction states.
+
+``NotebookLine`` and ``in_notebook`` serve output that a saved notebook should keep as one
+line (the benchmark's progress bar). A notebook keeps every write as a separate output, so a
+bar redrawn with carriage returns would leave each redraw in the saved file; a
+``NotebookLine`` is one display that each write replaces (by its display id).
 """
 
 from __future__ import annotations
