@@ -1,4 +1,4 @@
-"""Ports for the RabbitMQ nodes and proxies that tests start of their own.
+"""Ports for the servers that tests start of their own: RabbitMQ nodes, haproxy, JupyterLab.
 
 Why not a port the kernel hands out (bind to 0), or any port that is free right now? A node
 takes tens of seconds to start, and meanwhile every outgoing connection on the machine (the
