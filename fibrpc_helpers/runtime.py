@@ -217,7 +217,7 @@ def stop_all() -> None:
 atexit.register(stop_all)
 
 
-def started_by() -> int:
+def _parent() -> int:
     """The pid of the process that started us: as the runtime said, else our parent now."""
     said = os.environ.get(PARENT_PID, "")
     return int(said) if said.isdigit() else os.getppid()
@@ -232,7 +232,7 @@ async def watch_parent(interval: float = 0.5) -> None:
     there this never returns: a child outlives a killed parent (a clean exit still stops
     it, through ``ProcessGroup.stop`` at exit).
     """
-    parent = started_by()
+    parent = _parent()
     while os.getppid() == parent:
         await asyncio.sleep(interval)
 
