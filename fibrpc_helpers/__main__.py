@@ -46,6 +46,8 @@ def _broker(args: argparse.Namespace) -> int:
                 return 0 if any(node.up for node in serving.status()) else 1
             info = broker.status(args.url)
             print(broker.describe(info))
+            if info.version:
+                print(broker.describe_transient_queues(args.url))
             return 0 if info.version else 1
         else:
             single, clustered = broker.stop(), cluster.stop()

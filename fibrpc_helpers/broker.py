@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -80,7 +81,7 @@ def how_to_get_one(url: str, platform: str | None = None) -> str:
         "this project starts no node of its own on Windows" if key == "win32"
         else "rabbitmq-server is not installed"
     )
-    ways = [*_INSTALL[key], "Docker:         docker run -d --name rabbitmq -p 5672:5672 rabbitmq:3"]
+    ways = [*_INSTALL[key], "Docker:         docker run -d --name rabbitmq -p 5672:5672 rabbitmq:4"]
     lines = [
         f"No RabbitMQ broker answers at {mask_url(url)}, and {why}.",
         "Get one, then run `python -m fibrpc_helpers broker ensure` again:",
@@ -128,7 +129,7 @@ async def probe_async(url: str | None = None, timeout: float = 3.0) -> str | Non
             f"a broker answers at {mask_url(url)} but refused the user name or password; "
             "check the credentials in AMQP_URL (or in .env)"
         ) from None
-    except (asyncio.TimeoutError, OSError, aiormq.exceptions.AMQPError):
+    except (TimeoutError, OSError, aiormq.exceptions.AMQPError):
         return None
     finally:
         logger.setLevel(level)
@@ -213,17 +214,56 @@ def _can_apt_install() -> bool:
     )
 
 
-def _node_environment(port: int, state_dir: Path) -> dict[str, str]:
+def server_version(server: str | None) -> tuple[int, int] | None:
+    """The (major, minor) version of the RabbitMQ whose ``rabbitmq-server`` script this is,
+    read from the folder it lives in (Debian: ``lib/rabbitmq_server-4.3.6/sbin``, Homebrew:
+    ``Cellar/rabbitmq/4.3.0/sbin``); None when the path does not say.
+
+    Needed before the node starts: a configuration key that a version does not know stops
+    that node from starting, so each key is written only for the versions that have it."""
+    if server is None:
+        return None
+    found = re.search(r"rabbitmq(?:_server-|/)(\d+)\.(\d+)\.", str(Path(server).resolve()))
+    return (int(found[1]), int(found[2])) if found else None
+
+
+CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS = 5000
+"""How long, on a cluster of RabbitMQ 4.3 or later, a quorum queue waits before it hands the
+deliveries held by a consumer on an unreachable node to another consumer. RabbitMQ 4.3's
+default (``consumer_disconnected_timeout``) is 60 s, so that a short network partition does
+not get messages processed twice; our cluster is one machine whose nodes die only when
+killed, and 5 s lets a demo's calls carry on within their deadline. Before 4.3 a queue hands
+them on at once."""
+
+
+def node_config(port: int, version: tuple[int, int] | None, *, clustered: bool = False) -> str:
+    """Our node's ``rabbitmq.conf``, with each key written only for the versions that know it
+    (an unknown key stops a node from starting).
+
+    From 4.3 on: transient (non-durable) non-exclusive queues denied, as RabbitMQ ships 4.3
+    (Debian's package permits them), so tests and notebooks run against the broker a student
+    installs from RabbitMQ; and on a cluster's nodes a short
+    ``consumer_disconnected_timeout`` (:data:`CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS`)."""
+    lines = [f"listeners.tcp.default = {port}", "loopback_users.guest = true",
+             "log.console = false"]
+    if version is not None and version >= (4, 3):
+        lines.append("deprecated_features.permit.transient_nonexcl_queues = false")
+        if clustered:
+            lines.append(
+                f"consumer_disconnected_timeout = {CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _node_environment(port: int, state_dir: Path, *, clustered: bool = False
+                      ) -> dict[str, str]:
     """Environment that makes rabbitmq-server keep everything under state_dir."""
     nodename = f"fibrpc{port}@localhost"
     (state_dir / "home").mkdir(parents=True, exist_ok=True)
     (state_dir / "log").mkdir(exist_ok=True)
     (state_dir / "enabled_plugins").write_text("[].\n")  # no plugins: starts in seconds
-    (state_dir / "rabbitmq.conf").write_text(
-        f"listeners.tcp.default = {port}\n"
-        "loopback_users.guest = true\n"
-        "log.console = false\n"
-    )
+    config = node_config(port, server_version(_find_server()), clustered=clustered)
+    (state_dir / "rabbitmq.conf").write_text(config)
     return {
         **os.environ,
         "HOME": str(state_dir / "home"),  # the Erlang cookie lives here, not in ~
@@ -242,11 +282,12 @@ def _node_environment(port: int, state_dir: Path) -> dict[str, str]:
     }
 
 
-def _spawn_node(server: str, port: int, state_dir: Path) -> subprocess.Popen[bytes]:
+def _spawn_node(server: str, port: int, state_dir: Path, *, clustered: bool = False
+                ) -> subprocess.Popen[bytes]:
     """Start rabbitmq-server for the node on ``port`` with its data in ``state_dir``, and
     record it in ``node.json`` (what ``stop`` reads); return at once. The nodes of a cluster
     (cluster.py) start here too."""
-    env = _node_environment(port, state_dir)
+    env = _node_environment(port, state_dir, clustered=clustered)
     log_path = state_dir / "log" / "server-output.log"
     with open(log_path, "ab") as output:
         process = subprocess.Popen(
@@ -381,3 +422,16 @@ def describe(info: BrokerInfo) -> str:
         "not started by this project"
     )
     return f"RabbitMQ {info.version} at {where}, {owner}"
+
+
+
+def describe_transient_queues(url: str | None = None) -> str:
+    """One line for ``broker status``: does this broker take aio-pika's docs' request queue
+    (transient, non-exclusive), as RabbitMQ up to 4.2 does, or deny it, as 4.3 ships?"""
+    from .request_queue import transient_queues_permitted
+
+    if asyncio.run(transient_queues_permitted(amqp_url(url))):
+        return ("transient non-exclusive queues: permitted (aio-pika's own tutorial six can "
+                "declare its rpc_queue here)")
+    return ("transient non-exclusive queues: denied, as RabbitMQ 4.3 ships (aio-pika's own "
+            "tutorial six cannot declare its rpc_queue here)")

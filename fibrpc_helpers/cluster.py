@@ -87,7 +87,7 @@ class Node:
 
     def environment(self) -> dict[str, str]:
         """The environment rabbitmq-server and rabbitmqctl need for this node."""
-        return broker._node_environment(self.port, self.state_dir)
+        return broker._node_environment(self.port, self.state_dir, clustered=True)
 
     def beam_pid(self) -> int | None:
         """The pid of the node's Erlang VM (beam.smp), from the pid file the node writes."""
@@ -401,7 +401,9 @@ class Cluster:
     def _spawn(self, server: str, node: Node) -> None:
         """Start one node's rabbitmq-server, recorded as broker.py records its node (so
         ``broker.stop(node.state_dir)`` stops it)."""
-        self._processes[node.index] = broker._spawn_node(server, node.port, node.state_dir)
+        self._processes[node.index] = broker._spawn_node(
+            server, node.port, node.state_dir, clustered=True
+        )
 
     def _wait_up(self, nodes: list[Node], timeout: float = broker.START_TIMEOUT,
                  progress: bool = True) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -71,9 +72,10 @@ class RequestQueue:
 
         classic: not durable, exactly as the aio-pika tutorial declares it
         (``declare_queue(name)``), so that tutorial's server can share the queue whichever
-        of the two starts first. RabbitMQ 4.3 and later refuse a new non-durable,
-        non-exclusive queue by default (the deprecated feature ``transient_nonexcl_queues``):
-        use quorum there.
+        of the two starts first. RabbitMQ 4.3 as upstream ships it refuses a new non-durable,
+        non-exclusive queue (the deprecated feature ``transient_nonexcl_queues``), and with it
+        that tutorial's server: there :func:`declare_request_queue` declares the classic
+        queue durable instead.
         """
         if queue_type not in QUEUE_TYPES:
             raise ValueError(
@@ -123,6 +125,10 @@ async def declare_request_queue(
     """
     wanted = RequestQueue.asked(queue_type or "quorum")
     existing = await _existing(connection, name)
+    if existing is None and not wanted.durable and not await transient_queues_permitted(
+        str(connection.url)
+    ):
+        wanted = RequestQueue(wanted.type, durable=True, arguments=wanted.arguments)
     if existing is None:
         refusal = await _declare(connection, name, wanted)
         if refusal is None:
@@ -245,3 +251,34 @@ async def _declare(connection: aio_pika.abc.AbstractConnection, name: str,
         if not channel.is_closed:
             await channel.close()
     return None
+
+
+async def transient_queues_permitted(url: str) -> bool:
+    """Whether the broker at ``url`` takes a transient (non-durable) non-exclusive queue,
+    the shape of aio-pika's tutorial six ``rpc_queue``.
+
+    RabbitMQ 4.3 as upstream ships it denies one (the deprecated feature
+    ``transient_nonexcl_queues``; Debian's 4.3 package permits it), and its refusal is a
+    541 INTERNAL_ERROR that closes the whole connection, not just a channel: so the question
+    is asked on a connection of its own. An accepted probe queue is deleted at once.
+    """
+    name = f"fibrpc.transient-probe.{uuid.uuid4().hex[:12]}"
+    quiet = [logging.getLogger(module) for module in ("aiormq", "aio_pika")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:  # the refusal is the answer here, not an error to log
+        logger.setLevel(logging.CRITICAL)
+    try:
+        connection = await aio_pika.connect(url)
+        try:
+            channel = await connection.channel()
+            try:
+                await channel.declare_queue(name, durable=False, auto_delete=True)
+            except (aiormq.exceptions.AMQPError, ConnectionError):
+                return False
+            await channel.queue_delete(name)
+            return True
+        finally:
+            await connection.close()
+    finally:
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)

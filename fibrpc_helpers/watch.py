@@ -146,7 +146,7 @@ class LiveTable:
 async def _connect(url: str) -> AbstractConnection:
     try:
         return await aio_pika.connect(url, timeout=5)
-    except (ConnectionError, OSError, asyncio.TimeoutError) as error:
+    except (TimeoutError, ConnectionError, OSError) as error:
         raise RpcConnectionError(
             f"cannot connect to the broker at {mask_url(url)} ({error or 'timed out'}). "
             "Check AMQP_URL (or --url), or start one with `python -m fibrpc_helpers broker "

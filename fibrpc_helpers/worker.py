@@ -330,7 +330,7 @@ class FibonacciRpcWorker:
             self._consumer_tag = None
         try:
             await asyncio.wait_for(self._idle.wait(), STOP_TIMEOUT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning(
                 "%d request(s) still in progress after %g s; closing anyway (the broker "
                 "redelivers them to another worker)", self._in_flight, STOP_TIMEOUT,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -101,7 +102,7 @@ def test_processes_runs_several_workers_and_stops_them_all(url, queue_name):
 def test_broker_status_shows_version_and_masks_the_password(url):
     done = run(*CLI, "broker", "status")
     assert done.returncode == 0
-    assert "RabbitMQ 3." in done.stdout
+    assert re.search(r"RabbitMQ \d+\.\d+", done.stdout), done.stdout
     assert ":****@" in done.stdout and "guest:guest" not in done.stdout
 
 

@@ -84,7 +84,7 @@ def test_cli_worker_and_call_follow_the_env_file(url, env_file, queue_name):
     try:
         assert worker.stdout is not None
         ready = worker.stdout.readline()
-        assert "@127.0.0.1:5672/" in ready and ":****@" in ready
+        assert f"@127.0.0.1:{urls.url_port(url)}/" in ready and ":****@" in ready
         done = run_cli("call", "--queue", queue_name, "10", env_file=env_file)
         assert done.stdout == "fib(10) = 55\n", done.stderr
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import tempfile
 import uuid
 from pathlib import Path
@@ -35,7 +36,7 @@ def notebook_name() -> str:
 async def test_check_broker_says_what_answers(url, capsys):
     assert await check_broker(url) is True
     out = capsys.readouterr().out
-    assert out.startswith("RabbitMQ 3.") and "answers at" in out
+    assert re.match(r"RabbitMQ \d+\.\d+", out) and "answers at" in out, out
     assert ":guest@" not in out  # the password is masked
 
 

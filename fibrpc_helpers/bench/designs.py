@@ -142,7 +142,7 @@ class RawAiormqClient:
                 encode_request(n), routing_key=self.queue, properties=properties
             )
             body = await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RpcTimeout(f"no reply to fib({n}) within {timeout:g} s") from None
         finally:
             self.pending.pop(correlation_id, None)
@@ -167,7 +167,9 @@ class PatternsClient:
         connection = await connect_robust(url)
         try:
             channel = await connection.channel()
-            rpc = await JsonRPC.create(channel)
+            # Exclusive: the result queue goes with the connection, and every RabbitMQ takes
+            # it (4.3 as shipped refuses patterns.RPC's default, transient non-exclusive).
+            rpc = await JsonRPC.create(channel, exclusive=True)
         except BaseException:
             await connection.close()
             raise
@@ -178,11 +180,14 @@ class PatternsClient:
         try:
             # patterns.RPC sets the request's expiration from its own timeout argument
             return int(await asyncio.wait_for(self.rpc.call(self.queue, {"n": n}), timeout))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RpcTimeout(f"no reply to fib({n}) within {timeout:g} s") from None
 
     async def close(self) -> None:
-        await self.rpc.close()
+        # Not rpc.close(): it deletes the result queue only if empty (aio-pika's
+        # Queue.delete defaults), which the broker refuses (406) while a late reply waits
+        # there. Closing the connection deletes the exclusive queue, late replies and all,
+        # and fails any call still waiting.
         await self.connection.close()
 
 

@@ -171,7 +171,7 @@ async def _call(client: Caller, load: Load) -> str:
     is a bug in the run, and fails it."""
     try:
         await client.call(load.n, timeout=load.timeout)
-    except (RpcError, asyncio.TimeoutError) as error:
+    except (TimeoutError, RpcError) as error:
         return type(error).__name__
     return ""
 

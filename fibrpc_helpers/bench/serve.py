@@ -25,6 +25,7 @@ from pamqp.commands import Basic
 from ..client import connect_robust
 from ..fib import fib
 from ..processes import READY, worker_command
+from ..request_queue import transient_queues_permitted
 from ..runtime import LOOPS, run, watch_parent
 from ..urls import amqp_url
 from ..wire import decode_request, encode_result
@@ -80,14 +81,19 @@ async def _patterns(options: argparse.Namespace) -> None:
         channel = await connection.channel()
         if options.prefetch:
             await channel.set_qos(prefetch_count=options.prefetch)
-        rpc = await JsonRPC.create(channel)
+        # Its result queue exclusive, which every RabbitMQ takes (4.3 as shipped refuses
+        # patterns.RPC's default, a transient non-exclusive one).
+        rpc = await JsonRPC.create(channel, exclusive=True)
 
         async def fib_call(*, n: int) -> int:
             if options.sleep_ms:
                 await asyncio.sleep(options.sleep_ms / 1000)
             return fib(n)
 
-        declare: dict[str, Any] = {"auto_delete": True}
+        # Classic as aio-pika declares it (transient), or durable where the broker denies
+        # transient non-exclusive queues (RabbitMQ 4.3 as shipped): as our worker does.
+        transient = await transient_queues_permitted(amqp_url(options.url))
+        declare: dict[str, Any] = {"auto_delete": True, "durable": not transient}
         if options.queue_type == "quorum":  # quorum queues are durable, never auto-deleted
             declare = {"durable": True, "arguments": {"x-queue-type": "quorum"}}
         await rpc.register(options.queue, fib_call, **declare)
@@ -109,8 +115,9 @@ async def _raw_aiormq(options: argparse.Namespace) -> None:
         if options.queue_type == "quorum":
             await channel.queue_declare(options.queue, durable=True,
                                         arguments={"x-queue-type": "quorum"})
-        else:
-            await channel.queue_declare(options.queue)
+        else:  # transient where the broker takes it, else durable (as _patterns)
+            transient = await transient_queues_permitted(amqp_url(options.url))
+            await channel.queue_declare(options.queue, durable=not transient)
 
         async def on_request(message: DeliveredMessage) -> None:
             asked = message.header.properties
