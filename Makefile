@@ -18,7 +18,8 @@ E2E_ARGS ?=
 # have open in JupyterLab at the same time (which uses your plain namespace).
 test test-package test-notebooks: export FIBRPC_NAMESPACE := $(or $(FIBRPC_NAMESPACE),$(shell id -un)@$(shell hostname)).test-$(shell date +%s%N)
 
-.PHONY: lab test test-package test-notebooks test-oldest bench setup venv broker clean e2e
+.PHONY: lab test test-latest test-package test-notebooks test-oldest bench setup venv broker \
+	clean e2e
 
 lab: setup
 	cd notebooks && ../$(PY) -m jupyter lab $(ROOT_ARGS) $(LAB_ARGS)
@@ -43,6 +44,13 @@ bench: setup
 	$(PY) -m fibrpc_helpers bench full
 	$(PY) -m fibrpc_helpers bench ratios
 	$(PY) -m fibrpc_helpers bench ladder
+
+# The same suite on today's stack: Python 3.14 and RabbitMQ 4.3 from Debian sid, in a root
+# that debootstrap builds once (cached in ~/.cache/fibrpc/sid-root), with a RabbitMQ node of
+# its own on ports of its own; needs root. `make test-latest SKIP_OK=yes` skips where it
+# cannot run instead of failing.
+test-latest:
+	tools/latest-stack
 
 # The same suite with every requirement at exactly its lower bound, in its own venv.
 test-oldest:

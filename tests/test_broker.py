@@ -133,3 +133,42 @@ def test_a_broker_that_refuses_the_password_is_reported_not_restarted(url):
     with pytest.raises(broker.BrokerError, match="refused the user name or password") as caught:
         broker.ensure(wrong)
     assert "not-the-password" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("server", "version"),
+    [("/usr/lib/rabbitmq/lib/rabbitmq_server-4.3.6/sbin/rabbitmq-server", (4, 3)),
+     ("/usr/lib/rabbitmq/lib/rabbitmq_server-3.10.8/sbin/rabbitmq-server", (3, 10)),
+     ("/opt/homebrew/Cellar/rabbitmq/4.1.0/sbin/rabbitmq-server", (4, 1)),
+     ("/usr/local/sbin/rabbitmq-server", None)],
+)
+def test_the_server_version_is_read_from_where_its_script_lives(server, version):
+    assert broker.server_version(server) == version
+
+
+def test_each_config_key_is_written_only_for_the_versions_that_know_it():
+    """An unknown key stops a node from starting: 3.10 knows neither 4.3 key."""
+    deny = "deprecated_features.permit.transient_nonexcl_queues = false"
+    timeout = f"consumer_disconnected_timeout = {broker.CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS}"
+    old = broker.node_config(5672, (3, 10), clustered=True)
+    assert deny not in old and "consumer_disconnected_timeout" not in old
+    assert "listeners.tcp.default = 5672" in old
+    unknown = broker.node_config(5672, None, clustered=True)
+    assert deny not in unknown and "consumer_disconnected_timeout" not in unknown
+    single = broker.node_config(5672, (4, 3))
+    assert deny in single and "consumer_disconnected_timeout" not in single
+    clustered = broker.node_config(5672, (4, 3), clustered=True)
+    assert deny in clustered and timeout in clustered
+
+
+def test_our_node_takes_transient_queues_exactly_when_upstream_does(url):
+    """The node `ensure` started (the suite's broker): from 4.3 it denies transient
+    non-exclusive queues as RabbitMQ ships 4.3, before that it takes them."""
+    info = broker.status(url)
+    if not info.started_by_us:
+        pytest.skip("the suite's broker was not started by this project: its settings are its own")
+    assert info.version is not None
+    major, minor = map(int, info.version.split(".")[:2])
+    said = broker.describe_transient_queues(url)
+    expected = "denied" if (major, minor) >= (4, 3) else "permitted"
+    assert said.startswith(f"transient non-exclusive queues: {expected}"), said

@@ -52,7 +52,7 @@ async def private_client(
     """A client of the private node, on a queue that exists and that nobody consumes."""
     connection = await aio_pika.connect(node.url)
     async with connection:
-        await (await connection.channel()).declare_queue(queue_name)
+        await (await connection.channel()).declare_queue(queue_name, durable=True)
         client = await FibonacciRpcClient.connect(node.url, queue=queue_name)
         try:
             yield client

@@ -99,6 +99,6 @@ async def test_a_student_uses_their_namespace_and_cannot_read_anothers(class_bro
                 await queue.consume(ignore)  # bob tries to read alice's requests
             channel = await connection.channel()
             with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
-                await channel.declare_queue("carol.rpc_queue")
+                await channel.declare_queue("carol.rpc_queue", durable=True)
     finally:
         await worker.stop()

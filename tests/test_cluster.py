@@ -311,3 +311,18 @@ def test_a_cluster_made_with_3_nodes_is_not_silently_grown_to_5(tmp_path):
     )
     with pytest.raises(ClusterError, match="made with 3 nodes.*broker stop.*delete"):
         ensure("amqp://guest:guest@localhost:5680/", 5, state_dir)
+
+
+def test_a_lost_consumers_deliveries_wait_only_the_clusters_short_timeout(cluster):
+    """From RabbitMQ 4.3 a quorum queue waits ``consumer_disconnected_timeout`` (60 s by
+    default) before it hands the deliveries held by a consumer on an unreachable node to
+    another; our cluster's nodes set 5 s, so the leader-kill test's calls carry on within
+    their deadline. Before 4.3 they are handed on at once, and the key does not exist."""
+    version = broker.server_version(broker._find_server())
+    said = cluster.ctl(
+        cluster.nodes[0], "eval", "application:get_env(rabbit, consumer_disconnected_timeout)."
+    ).strip()
+    if version is not None and version >= (4, 3):
+        assert said == f"{{ok,{broker.CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS}}}", said
+    else:
+        assert said == "undefined", said

@@ -49,7 +49,7 @@ async def serve(connection, queue_name) -> AsyncIterator[Callable[..., RawWorker
     async def start(answer: Callable[[int], bool]) -> RawWorker:
         worker = RawWorker(answer)
         worker.channel = await connection.channel()
-        queue = await worker.channel.declare_queue(queue_name)
+        queue = await worker.channel.declare_queue(queue_name, durable=True)
         await queue.consume(worker.on_request)
         return worker
 

@@ -56,7 +56,7 @@ async def test_cleanup_undoes_what_the_notebook_made(url, notebook_name, capsys)
     assert short_name(name) == f"{notebook_name[:2]}.rpc_queue"
     connection = nb.track(await aio_pika.connect_robust(nb.url))
     channel = await connection.channel()
-    await channel.declare_queue(name)
+    await channel.declare_queue(name, durable=True)
     task = nb.track(asyncio.create_task(asyncio.sleep(3600)))
     workers = await nb.worker_processes(1, url=url, queue=name)
     assert nb.track(connection) is connection and len(nb.things) == 3  # tracked once
@@ -80,7 +80,7 @@ async def test_a_rerun_cleans_up_what_the_first_run_left(url, notebook_name):
     first = await start(notebook_name, url)
     name = await first.queue("rpc_queue")
     connection = first.track(await aio_pika.connect(url))
-    await (await connection.channel()).declare_queue(name)
+    await (await connection.channel()).declare_queue(name, durable=True)
     # The first run stops half way, before its cleanup cell; the notebook is run again.
     second = await start(notebook_name, url)
     assert connection.is_closed
@@ -95,7 +95,7 @@ async def test_queue_deletes_a_leftover_from_a_restarted_kernel(url, notebook_na
     connection = await aio_pika.connect(url)
     async with connection:  # an earlier kernel left the queue, with a message in it
         channel = await connection.channel()
-        await channel.declare_queue(full)
+        await channel.declare_queue(full, durable=True)
         await channel.default_exchange.publish(aio_pika.Message(b"1"), routing_key=full)
     assert await nb.queue("left") == full
     assert not await queue_exists(url, full)

@@ -24,7 +24,9 @@ async def stage(
 ) -> AsyncIterator[aio_pika.abc.AbstractQueue]:
     """The next stage's queue (a plain named queue, as a pipeline would declare); deleted after."""
     channel = await connection.channel()
-    queue = await channel.declare_queue(f"test.pipeline-stage.{uuid.uuid4().hex[:8]}")
+    queue = await channel.declare_queue(
+        f"test.pipeline-stage.{uuid.uuid4().hex[:8]}", durable=True
+    )
     yield queue
     await queue.delete(if_unused=False, if_empty=False)
     await channel.close()

@@ -5,6 +5,11 @@ The two tutorials declare the request queue differently: RabbitMQ's official cod
 quorum queue, aio-pika's as a classic non-durable one. RabbitMQ refuses (406) any declare that
 differs from the existing queue, so a worker that insisted on its own shape would die beside a
 server of the other shape.
+
+RabbitMQ 4.3 as upstream ships it denies transient (non-durable) non-exclusive queues, so the
+aio-pika tutorial's queue cannot exist there: on such a broker a worker asked for a classic
+queue declares it durable, and the tests that need "a classic queue someone else declared"
+use a durable one (``classic`` below). Each test expects what the broker it runs on does.
 """
 
 from __future__ import annotations
@@ -30,6 +35,19 @@ from fibrpc_helpers import request_queue as request_queue_module
 
 QUORUM = {"durable": True, "arguments": {"x-queue-type": "quorum"}}  # the official tutorial's
 CLASSIC = {}  # the aio-pika tutorial's: declare_queue(name)
+
+
+@pytest.fixture(scope="session")
+def transient_ok(url: str) -> bool:
+    """Whether this broker takes the aio-pika tutorial's transient non-exclusive queue."""
+    return asyncio.run(request_queue_module.transient_queues_permitted(url))
+
+
+@pytest.fixture
+def classic(transient_ok: bool) -> dict:
+    """A classic queue as this broker takes it: the aio-pika tutorial's where it can exist,
+    else durable (RabbitMQ 4.3 as shipped)."""
+    return CLASSIC if transient_ok else {"durable": True, "arguments": {"x-queue-type": "classic"}}
 
 
 async def declare(connection: aio_pika.abc.AbstractConnection, name: str, **options) -> None:
@@ -80,11 +98,11 @@ async def test_a_worker_adopts_an_existing_quorum_queue_and_serves(url, queue_na
 
 
 async def test_a_worker_adopts_the_aio_pika_tutorials_classic_queue_and_serves(
-    url, queue_name, connection
+    url, queue_name, connection, classic, transient_ok
 ):
-    await declare(connection, queue_name, **CLASSIC)  # the aio-pika tutorial's server ran first
-    assert await serving_as(url, queue_name) == ("classic", False)
-    assert await accepts(connection, queue_name, **CLASSIC), "the queue was left as it was"
+    await declare(connection, queue_name, **classic)  # the aio-pika tutorial's server ran first
+    assert await serving_as(url, queue_name) == ("classic", not transient_ok)
+    assert await accepts(connection, queue_name, **classic), "the queue was left as it was"
 
 
 async def test_a_quorum_queue_with_a_delivery_limit_and_dead_letters_is_adopted_as_it_is(
@@ -111,21 +129,25 @@ async def test_asking_for_the_existing_type_adopts_its_durability(url, queue_nam
 
 
 async def test_asking_for_classic_declares_the_aio_pika_tutorials_queue(
-    url, queue_name, connection
+    url, queue_name, connection, classic, transient_ok
 ):
-    assert await serving_as(url, queue_name, "classic") == ("classic", False)
-    assert await accepts(connection, queue_name, **CLASSIC)
+    """Where the broker takes it; where it denies transient non-exclusive queues (RabbitMQ
+    4.3 as shipped), a durable classic queue instead."""
+    assert await serving_as(url, queue_name, "classic") == ("classic", not transient_ok)
+    assert await accepts(connection, queue_name, **classic)
 
 
 @pytest.mark.parametrize(
     ("existing", "asked", "says"),
-    [(QUORUM, "classic", "as a quorum queue (durable), but a classic queue was asked for"),
-     (CLASSIC, "quorum", "as a classic queue (not durable), but a quorum queue was asked for")],
+    [("quorum", "classic", "as a quorum queue (durable), but a classic queue was asked for"),
+     ("classic", "quorum", "as a classic queue ({durability}), but a quorum queue was asked for")],
     ids=["quorum-asked-classic", "classic-asked-quorum"],
 )
 async def test_an_explicit_other_type_raises_a_one_line_queue_mismatch_error(
-    url, queue_name, connection, existing, asked, says
+    url, queue_name, connection, existing, asked, says, classic, transient_ok
 ):
+    existing = QUORUM if existing == "quorum" else classic
+    says = says.format(durability="not durable" if transient_ok else "durable")
     await declare(connection, queue_name, **existing)
     with pytest.raises(QueueMismatchError) as caught:
         await FibonacciRpcWorker.start(url, queue=queue_name, queue_type=asked)
@@ -160,7 +182,7 @@ async def test_two_workers_starting_at_once_on_an_absent_queue_both_serve(url, q
 
 @pytest.mark.parametrize("asked", [None, "quorum"])
 async def test_a_queue_declared_differently_between_the_look_and_the_declare(
-    url, queue_name, connection, monkeypatch, asked
+    url, queue_name, connection, monkeypatch, asked, classic, transient_ok
 ):
     """The race itself, made certain: the passive declare finds no queue, then the aio-pika
     tutorial's server declares its classic queue before the worker declares. The worker's
@@ -169,22 +191,25 @@ async def test_a_queue_declared_differently_between_the_look_and_the_declare(
 
     async def absent_until_someone_else_declares(connection_, name):
         assert await really_existing(connection_, name) is None
-        await declare(connection, name, **CLASSIC)
+        await declare(connection, name, **classic)
         return None
 
     monkeypatch.setattr(request_queue_module, "_existing", absent_until_someone_else_declares)
     if asked is None:
-        assert await serving_as(url, queue_name) == ("classic", False)
+        assert await serving_as(url, queue_name) == ("classic", not transient_ok)
     else:
         with pytest.raises(QueueMismatchError, match="already exists as a classic queue"):
             await FibonacciRpcWorker.start(url, queue=queue_name, queue_type=asked)
 
 
-def test_worker_processes_pass_the_queue_type_and_say_what_they_serve(url, queue_name):
+def test_worker_processes_pass_the_queue_type_and_say_what_they_serve(
+    url, queue_name, transient_ok
+):
     with WorkerProcesses(1, url=url, queue=queue_name, queue_type="classic") as workers:
         [line] = workers.ready_lines
+    durability = "not durable" if transient_ok else "durable"
     assert line.startswith(f"worker {workers.names[0]} is serving queue {queue_name!r} "
-                           "(classic, not durable) at amqp://guest:****@")
+                           f"(classic, {durability}) at amqp://guest:****@")
 
 
 CLI = [sys.executable, "-m", "fibrpc_helpers"]

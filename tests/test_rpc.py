@@ -185,7 +185,7 @@ async def test_a_request_the_broker_refuses_is_a_broker_refused_error(
 ):
     """A basic.nack is the broker saying no, on a working connection: not a lost connection."""
     await (await connection.channel()).declare_queue(
-        queue_name, arguments={"x-max-length": 0, "x-overflow": "reject-publish"}
+        queue_name, durable=True, arguments={"x-max-length": 0, "x-overflow": "reject-publish"}
     )
     async with await FibonacciRpcClient.connect(url, queue=queue_name) as client:
         with pytest.raises(BrokerRefusedError, match="refused the request"):

@@ -12,7 +12,7 @@ from fibrpc_helpers import DEFAULT_TIMEOUT, FibonacciRpcClient, FibonacciRpcWork
 
 
 async def test_a_timeout_on_a_queue_nobody_consumes_says_so(connection, client, queue_name):
-    await (await connection.channel()).declare_queue(queue_name)
+    await (await connection.channel()).declare_queue(queue_name, durable=True)
     with pytest.raises(RpcTimeout, match="nobody consumes that queue") as caught:
         await client.call(5, timeout=0.3)
     assert "request(s) waiting" in str(caught.value)
@@ -62,7 +62,8 @@ async def test_a_call_with_no_timeout_anywhere_ends_at_the_default_timeout(
     monkeypatch.setattr(loop, "call_later", compressed_call_later)
     monkeypatch.setattr(loop, "call_at", compressed_call_at)  # asyncio.timeout, wait_for
 
-    await (await connection.channel()).declare_queue(queue_name)  # a queue nobody consumes
+    channel = await connection.channel()
+    await channel.declare_queue(queue_name, durable=True)  # a queue nobody consumes
     client = await FibonacciRpcClient.connect(url, queue=queue_name)
     try:
         assert client.timeout == DEFAULT_TIMEOUT
@@ -92,7 +93,8 @@ async def test_retries_whose_time_runs_out_end_in_a_timeout_and_leave_the_client
     """The event loop stalls (a blocking call elsewhere in the program), so the tries' timers
     fire late: no try may then be sent with no time left (a negative expiration, which
     RabbitMQ refuses by closing the client's channel under every call)."""
-    await (await connection.channel()).declare_queue(queue_name)  # a queue nobody consumes
+    channel = await connection.channel()
+    await channel.declare_queue(queue_name, durable=True)  # a queue nobody consumes
     loop = asyncio.get_running_loop()
     for _ in range(5):
         call = asyncio.ensure_future(client.call(5, timeout=0.002, retries=8))

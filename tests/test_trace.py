@@ -182,7 +182,7 @@ async def test_messages_without_correlation_id_are_matched_first_in_first_out(
 ):
     """Notebook 02 sends requests before correlation ids are introduced."""
     channel = await connection.channel()
-    requests = await channel.declare_queue(queue_name)
+    requests = await channel.declare_queue(queue_name, durable=True)
 
     async def on_request(request: aio_pika.abc.AbstractIncomingMessage) -> None:
         reply = aio_pika.Message(str(int(request.body) * 2).encode())
@@ -214,7 +214,7 @@ async def test_a_request_redelivered_after_a_worker_died_shows_both_deliveries(
     async def take_and_die(request: aio_pika.abc.AbstractIncomingMessage) -> None:
         taken.set()  # never replies, never acks
 
-    await (await doomed.declare_queue(queue_name)).consume(take_and_die)
+    await (await doomed.declare_queue(queue_name, durable=True)).consume(take_and_die)
     async with Trace() as trace:
         pending = asyncio.create_task(client.call(12))
         await asyncio.wait_for(taken.wait(), 5)
@@ -248,7 +248,7 @@ async def test_a_request_sent_before_the_trace_or_elsewhere_is_still_a_call(
     url, queue_name, connection
 ):
     channel = await connection.channel()
-    await channel.declare_queue(queue_name)
+    await channel.declare_queue(queue_name, durable=True)
     callback = await channel.declare_queue(exclusive=True)
     await channel.default_exchange.publish(  # sent before the trace, as by another client
         aio_pika.Message(b"5", correlation_id="early", reply_to=callback.name),
@@ -280,7 +280,7 @@ async def test_live_built_consumers_are_seen_without_patching_incoming_message(
 ):
     """The three ways the notebooks take requests: consume + process(), get, iterator."""
     channel = await connection.channel()
-    requests = await channel.declare_queue(queue_name)
+    requests = await channel.declare_queue(queue_name, durable=True)
     callback = await channel.declare_queue(exclusive=True)
     replies: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage] = asyncio.Queue()
     await callback.consume(replies.put, no_ack=True)
@@ -341,7 +341,7 @@ async def test_a_long_wait_between_two_rows_is_drawn_as_a_break_with_its_length(
     queue_name, connection, client
 ):
     channel = await connection.channel()
-    requests = await channel.declare_queue(queue_name)
+    requests = await channel.declare_queue(queue_name, durable=True)
 
     async def slow(request: aio_pika.abc.AbstractIncomingMessage) -> None:
         await asyncio.sleep(0.3)
@@ -382,11 +382,12 @@ async def test_a_worker_that_settles_or_never_acks_is_not_marked_gone(queue_name
 
         return on_request
 
-    await (await careful.declare_queue(queue_name)).consume(replier(careful))
+    await (await careful.declare_queue(queue_name, durable=True)).consume(replier(careful))
     async with Trace() as trace:
         assert await client.call(1) == 1
         await careful.close()
-        await (await carefree.declare_queue(queue_name)).consume(replier(carefree), no_ack=True)
+        carefree_queue = await carefree.declare_queue(queue_name, durable=True)
+        await carefree_queue.consume(replier(carefree), no_ack=True)
         assert await client.call(2) == 1
         await carefree.close()
     assert [e.kind for e in trace.events].count("close") == 2  # both closes were seen

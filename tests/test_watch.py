@@ -56,7 +56,7 @@ def processes() -> Iterator[list[subprocess.Popen[str]]]:
 
 async def test_snapshot_counts_ready_messages_and_consumers(connection, url, namespace):
     channel = await connection.channel()
-    await channel.declare_queue(f"{namespace}.extra")
+    await channel.declare_queue(f"{namespace}.extra", durable=True)
     for n in (1, 2, 3):
         await channel.default_exchange.publish(aio_pika.Message(str(n).encode()),
                                                routing_key=f"{namespace}.extra")
