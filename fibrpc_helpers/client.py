@@ -121,6 +121,11 @@ class _NoReply(RpcTimeout):
         self.why = why
 
 
+def _closed_error() -> RpcConnectionError:
+    """What a call still running when its client closes raises."""
+    return RpcConnectionError("the client was closed while a call waited for its reply")
+
+
 class FibonacciRpcClient:
     """Calls fib(n) on whichever worker consumes the request queue.
 
@@ -151,6 +156,9 @@ class FibonacciRpcClient:
         self.timeout = timeout
         self.replies = ReplyCounts()
         self._pending: dict[str, asyncio.Future[AbstractIncomingMessage]] = {}
+        # Every try from its first line to its end, sent or not (one waiting for the broker
+        # to come back is not in _pending): close() fails them all at once.
+        self._tries: set[asyncio.Future[AbstractIncomingMessage]] = set()
         self._finished: OrderedDict[str, str] = OrderedDict()  # correlation id -> how it ended
         self._closing = False
         self._connected = True  # False from a lost connection until the channel is restored
@@ -246,10 +254,16 @@ class FibonacciRpcClient:
         self, n: int, body: bytes, timeout: float, key: str, reply_to: str | None = None
     ) -> AbstractIncomingMessage:
         """One try of a call: publish with a fresh correlation id, wait for its reply (on
-        the callback queue, or on ``reply_to`` when a variant gives one per try)."""
+        the callback queue, or on ``reply_to`` when a variant gives one per try).
+
+        The try's future is known to the client from the first line (``_tries``), so that
+        ``close`` ends it whatever it is waiting for."""
         loop = asyncio.get_running_loop()
-        correlation_id = uuid4().hex
+        if self._closing:  # a retry that comes after close()
+            raise _closed_error()
         future: asyncio.Future[AbstractIncomingMessage] = loop.create_future()
+        self._tries.add(future)
+        correlation_id = uuid4().hex
         deadline = loop.time() + timeout
         # Timers fail the future themselves, so the reply wait needs no extra task: the
         # first starts the queue check shortly before the deadline, the second ends the try.
@@ -275,6 +289,7 @@ class FibonacciRpcClient:
             await self._publish(request, future)
             return await future
         finally:
+            self._tries.discard(future)
             for timer in timers:
                 timer.cancel()
             if self._pending.pop(correlation_id, None) is not None:
@@ -310,6 +325,9 @@ class FibonacciRpcClient:
         finally:
             ready.cancel()
             await asyncio.wait((ready,))
+        failed = future.exception() if future.done() and not future.cancelled() else None
+        if failed is not None and not isinstance(failed, _NoReply):
+            raise failed  # the client was closed meanwhile
         if not ready.done() or ready.cancelled() or ready.exception() is not None:
             where = mask_url(str(self.connection.url.with_query(None)))
             raise RpcConnectionError(
@@ -470,7 +488,7 @@ class FibonacciRpcClient:
     def _on_connection_closed(self, _connection: Any, error: BaseException | None) -> None:
         """Fail every waiting call: its reply may have been lost with the connection."""
         if self._closing:
-            reason = "the client was closed while a call waited for its reply"
+            reason = str(_closed_error())
         else:
             self._connected = False
             reason = (
@@ -485,8 +503,14 @@ class FibonacciRpcClient:
             self._remember(correlation_id, "late")
 
     async def close(self) -> None:
-        """Close the connection; the broker deletes the exclusive callback queue."""
+        """Close the connection; the broker deletes the exclusive callback queue.
+
+        Every call still running fails at once with RpcConnectionError, whatever it waits
+        for: its reply, its publisher confirm, or a lost broker to come back."""
         self._closing = True
+        for future in self._tries:
+            if not future.done():
+                future.set_exception(_closed_error())
         if self._probe is not None:
             self._probe.cancel()
             await asyncio.wait((self._probe,))

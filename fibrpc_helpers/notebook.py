@@ -44,6 +44,7 @@ from typing import IO, Any, TypeVar
 import aio_pika
 
 from . import broker
+from . import worker as _worker
 from .namespace import namespace, namespaced, short_name
 from .processes import WorkerProcesses
 from .runtime import Child, ChildError, ProcessGroup
@@ -64,8 +65,11 @@ WORDS_PER_MINUTE = 200
 MINUTES_PER_CODE_CELL = 0.5
 """Time ``reading_minutes`` allows for reading one code cell and its output."""
 
+_log = logging.getLogger(__name__)
 _NOTEBOOKS: dict[str, Notebook] = {}
-_STEP_TIMEOUT = 15.0  # seconds one cleanup step may take before we give up on it
+_STEP_TIMEOUT = 15.0
+"""Seconds one cleanup step may take before we give up on it, beyond what the thing's own
+stop is allowed (a worker's ``stop`` waits up to ``worker.STOP_TIMEOUT`` for held requests)."""
 
 
 async def check_broker(url: str | None = None) -> bool:
@@ -108,8 +112,12 @@ class Notebook:
     async def worker_processes(self, count: int, **options: Any) -> WorkerProcesses:
         """Start ``count`` worker processes (``WorkerProcesses`` options), tracked for cleanup.
 
-        Their log goes to ``self.worker_log`` (see ``_child_log``).
+        They serve this notebook's broker (``self.url``) unless ``url=`` says otherwise, as
+        ``script_process`` does: a notebook on another broker (05's cluster) must not start
+        its workers on ``$AMQP_URL`` by default. Their log goes to ``self.worker_log`` (see
+        ``_child_log``).
         """
+        options.setdefault("url", self.url)
         with self._child_log() as log:
             # Tracked before it starts: a cell interrupted meanwhile leaves them to cleanup.
             workers = self.track(WorkerProcesses(count, stderr=log, **options))
@@ -265,11 +273,27 @@ def _plural(kind: str, count: int) -> str:
     return kind + ("es" if kind.endswith("s") else "s")
 
 
+def _step_timeout(thing: Any) -> float:
+    """Seconds the cleanup of ``thing`` may take: at least what its own stop may take."""
+    if isinstance(thing, _worker.FibonacciRpcWorker):
+        return _worker.STOP_TIMEOUT + _STEP_TIMEOUT
+    return _STEP_TIMEOUT
+
+
 async def _finish(thing: Any) -> str:
-    """Stop, close or cancel one thing; returns what kind of thing it was."""
+    """Stop, close or cancel one thing; returns what kind of thing it was.
+
+    A step that does not end in time is abandoned (the next one runs) and said at WARNING:
+    what it was stopping may still run, or hold a connection open.
+    """
     if isinstance(thing, asyncio.Task):
         thing.cancel()
         await asyncio.wait([thing], timeout=_STEP_TIMEOUT)
+        if not thing.done():
+            _log.warning(
+                "cleanup gave up on %r: still running %g s after it was cancelled",
+                thing, _STEP_TIMEOUT,
+            )
         return "task"
     if isinstance(thing, WorkerProcesses):
         await asyncio.to_thread(thing.stop)
@@ -286,12 +310,21 @@ async def _finish(thing: Any) -> str:
     method = getattr(thing, "stop", None) or getattr(thing, "close", None)
     if method is None:
         raise TypeError(f"cannot clean up {thing!r}: it has neither stop() nor close()")
+    timeout = _step_timeout(thing)
+    deadline = asyncio.timeout(timeout)
     try:
         result = method()
         if inspect.isawaitable(result):
-            await asyncio.wait_for(result, _STEP_TIMEOUT)
-    except Exception as error:  # already closed, connection lost: nothing left to undo
-        logging.getLogger(__name__).info("cleanup of %r: %r", thing, error)
+            async with deadline:
+                await result
+    except Exception as error:
+        if deadline.expired():
+            _log.warning(
+                "cleanup gave up on %r after %g s: it may still run or hold a connection open",
+                thing, timeout,
+            )
+        else:  # already closed, connection lost: nothing left to undo
+            _log.info("cleanup of %r: %r", thing, error)
     return kind
 
 

@@ -13,9 +13,10 @@ started and stopped here, one way (a Trio-style nursery for processes):
   returns when that parent is gone, so a child never outlives a killed Jupyter kernel (on
   Linux and macOS; see ``watch_parent`` for Windows).
 
-``TaskGroup`` is the same idea for the coroutines of one event loop (Python 3.10 has no
-``asyncio.TaskGroup``): the first task that fails, or the group's one deadline, cancels every
-other task, waits for them, and the failure is raised with its own traceback.
+``TaskGroup`` is the same idea for the coroutines of one event loop, a thin layer over
+``asyncio.TaskGroup`` and ``asyncio.timeout`` that the benchmark's load generator uses: the
+first task that fails, or the group's one deadline, cancels every other task, waits for them,
+and the failure is raised with its own traceback.
 """
 
 from __future__ import annotations
@@ -264,52 +265,78 @@ def run(coroutine: Coroutine[Any, Any, T], loop: str = "auto") -> T:
 
 
 class TaskGroup:
-    """Coroutines that end together, within one deadline.
+    """Coroutines that end together, within one deadline: ``asyncio.TaskGroup`` under
+    ``asyncio.timeout``, with a ``spawn`` that may also come before ``wait``.
 
     ``spawn`` adds a task (also from inside another task of the group); ``wait(timeout)``
     returns when every task has finished. The first task to fail cancels all the others, and
-    ``wait`` raises its exception (traceback and all) once they are gone; at the deadline
-    every task is cancelled and ``wait`` raises TimeoutError. A cancellation of the waiter
-    cancels the tasks too and stays a cancellation. Nothing outlives ``wait``.
+    ``wait`` raises its exception (traceback and all) once they are gone, or the
+    ``ExceptionGroup`` of every failure when several failed; at the deadline every task is
+    cancelled and ``wait`` raises TimeoutError (from what failed meanwhile, if anything). A
+    cancellation of the waiter cancels the tasks too and stays a cancellation, even when a
+    task fails as it is cancelled. ``async with TaskGroup() as group:`` waits for the tasks at
+    the end of the block, without a deadline. Nothing outlives ``wait``.
     """
 
     def __init__(self, what: str = "tasks") -> None:
         self.what = what
         self.tasks: list[asyncio.Task[Any]] = []
+        self._group: asyncio.TaskGroup | None = None  # while ``wait`` runs
 
     def spawn(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-        task = asyncio.ensure_future(coroutine)
+        if self._group is not None:
+            task = self._group.create_task(coroutine)
+        else:  # before ``wait``: it runs at once, and ``wait`` adopts it
+            task = asyncio.ensure_future(coroutine)
         self.tasks.append(task)
         return task
 
-    def _failure(self) -> BaseException | None:
-        for task in self.tasks:
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                return task.exception()
-        return None
-
-    async def wait(self, timeout: float) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+    async def wait(self, timeout: float | None) -> None:
+        waiter = asyncio.current_task()
+        assert waiter is not None
+        cancelling = waiter.cancelling()
+        deadline = asyncio.timeout(timeout)
+        failed: BaseExceptionGroup[BaseException] | None = None
+        # The asyncio.TaskGroup runs in a task of its own: on Python 3.11 one whose task fails
+        # while it exits leaves its parent marked as being cancelled (fixed in 3.12), and
+        # that mark on the waiter is how a cancellation from outside is told apart here.
+        runner = asyncio.ensure_future(self._run(deadline))
         try:
-            while pending := [task for task in self.tasks if not task.done()]:
-                left = deadline - loop.time()
-                if left <= 0:
-                    raise TimeoutError(f"{self.what} did not finish within {timeout:g} s")
-                await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_EXCEPTION)
-                if self._failure() is not None:
-                    break
+            await runner
+        except BaseExceptionGroup as failures:
+            failed = failures
+        except TimeoutError:
+            if not deadline.expired():
+                raise
         finally:
-            for task in self.tasks:
+            self._group = None
+            # Spawned before a wait cancelled before its group began: never joined.
+            leftovers = [task for task in self.tasks if not task.done()]
+            for task in leftovers:
                 task.cancel()
-            if self.tasks:
-                await asyncio.wait(self.tasks)
-        failure = self._failure()
-        for task in self.tasks:  # every later failure is retrieved: the first one is raised
-            if not task.cancelled():
-                task.exception()
+            if leftovers:
+                await asyncio.wait(leftovers)
+            for task in leftovers:  # retrieved: the cancellation is what is raised
+                if not task.cancelled():
+                    task.exception()
+        # Raised outside the except clauses, so that no exception becomes another's context.
+        failure: BaseException | None = failed
+        if failed is not None and len(failed.exceptions) == 1:
+            failure = failed.exceptions[0]
+        if failed is not None and waiter.cancelling() > cancelling:
+            # Cancelled from outside, and a task failed as it was cancelled: still a
+            # cancellation (asyncio.TaskGroup alone would raise the failure instead).
+            raise asyncio.CancelledError() from failure
+        if deadline.expired():
+            raise TimeoutError(f"{self.what} did not finish within {timeout:g} s") from failure
         if failure is not None:
             raise failure
+
+    async def _run(self, deadline: asyncio.Timeout) -> None:
+        async with deadline, asyncio.TaskGroup() as group:
+            self._group = group
+            for task in self.tasks:
+                group.create_task(_join(task))  # cancelling the join cancels the task
 
     async def __aenter__(self) -> TaskGroup:
         return self
@@ -320,8 +347,14 @@ class TaskGroup:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is not None:  # the body failed: nothing it started may outlive it
-            for task in self.tasks:
-                task.cancel()
-            if self.tasks:
-                await asyncio.wait(self.tasks)
+        if exc is None:
+            await self.wait(None)
+            return
+        for task in self.tasks:  # the body failed: nothing it started may outlive it
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(self.tasks)
+
+
+async def _join(task: asyncio.Task[T]) -> T:
+    return await task

@@ -66,10 +66,12 @@ thousand expired requests logs one line with the running total, not a thousand l
 class WorkerCounts:
     """What this worker did with the requests it received."""
 
-    answered: int = 0  # success replies
-    errors: int = 0  # error replies (bad input, or the work failed)
+    answered: int = 0  # success replies published
+    errors: int = 0  # error replies published (bad input, or the work failed)
     dropped: int = 0  # requests without reply_to: nobody to answer, acked and logged
     expired: int = 0  # requests whose x-deadline had passed: acked, neither computed nor answered
+    abandoned: int = 0  # redelivered requests whose reply failed to publish again: dropped
+    # (nacked without requeue: gone, or dead-lettered if the queue has a DLX), never answered
 
 
 def default_worker_name() -> str:
@@ -221,17 +223,26 @@ class FibonacciRpcWorker:
             # Not acked. If the channel is gone, the broker redelivers the request by itself;
             # if it is still open, hand the request back (once: a second failure drops it,
             # so nothing loops forever), so a prefetch-1 worker does not stall holding it.
+            requeue = not message.redelivered
             log.warning(
-                "could not publish the reply to %r (%r); the request goes back to the queue "
-                "unless it already came back once",
+                "could not publish the reply to %r (%r); %s",
                 message.reply_to,
                 error,
+                "the request goes back to the queue" if requeue else
+                "the request had already come back once, so it is dropped unanswered",
             )
             try:
-                await message.nack(requeue=not message.redelivered)
+                await message.nack(requeue=requeue)
             except Exception:
-                pass  # the channel is gone: the broker redelivers it
+                return  # the channel is gone: the broker redelivers it
+            if not requeue:
+                self.counts.abandoned += 1
             return
+        # Counted once published: a reply that never left is not an answer.
+        if reply.type == ERROR_TYPE:
+            self.counts.errors += 1
+        else:
+            self.counts.answered += 1
         await self._ack(message)
 
     def _expired(self, message: AbstractIncomingMessage) -> bool:
@@ -292,14 +303,11 @@ class FibonacciRpcWorker:
                 await asyncio.sleep(self.service_time)
             value = self.compute(n)
         except BadRequest as error:
-            self.counts.errors += 1
             return self._reply(str(error).encode(), correlation_id, ERROR_TYPE)
         except Exception as error:  # the work itself failed: answer, never crash the worker
-            self.counts.errors += 1
             log.exception("the work failed on request %r", body[:20])
             reason = f"the worker failed on this request: {type(error).__name__}: {error}"
             return self._reply(reason.encode(), correlation_id, ERROR_TYPE)
-        self.counts.answered += 1
         return self._reply(encode_result(value), correlation_id)
 
     def _reply(
@@ -324,18 +332,25 @@ class FibonacciRpcWorker:
         return self._in_flight
 
     async def stop(self) -> None:
-        """Stop consuming, finish (reply to and ack) what we hold, then close."""
-        if self._consumer_tag is not None and not self.channel.is_closed:
-            await self.queue.cancel(self._consumer_tag)
-            self._consumer_tag = None
+        """Stop consuming, finish (reply to and ack) what we hold, then close.
+
+        The connection is closed whatever happens before (a failed cancel, a stop that is
+        itself cancelled): a robust connection left open would keep reconnecting, and keep
+        consuming, in the background."""
         try:
-            await asyncio.wait_for(self._idle.wait(), STOP_TIMEOUT)
-        except TimeoutError:
-            log.warning(
-                "%d request(s) still in progress after %g s; closing anyway (the broker "
-                "redelivers them to another worker)", self._in_flight, STOP_TIMEOUT,
-            )
-        await self.connection.close()
+            if self._consumer_tag is not None and not self.channel.is_closed:
+                await self.queue.cancel(self._consumer_tag)
+                self._consumer_tag = None
+            try:
+                async with asyncio.timeout(STOP_TIMEOUT):
+                    await self._idle.wait()
+            except TimeoutError:
+                log.warning(
+                    "%d request(s) still in progress after %g s; closing anyway (the broker "
+                    "redelivers them to another worker)", self._in_flight, STOP_TIMEOUT,
+                )
+        finally:
+            await self.connection.close()
 
     def __repr__(self) -> str:
         return (
