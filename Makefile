@@ -37,12 +37,11 @@ test-notebooks: setup
 	$(PY) -m pytest notebooks --nbval --nbval-current-env \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg $(PYTEST_ARGS)
 
-# The classroom benchmark (under 2 minutes), the speed ratios against aio_pika.patterns.RPC and
-# the tuning ladder (its last line names the fastest rung); CSVs and plots land in results/
-# (git-ignored).
+# The classroom benchmark (under 2 minutes) and the tuning ladder against aio_pika.patterns.RPC
+# (its first rows compare the reference with patterns.RPC, its last line names the fastest
+# rung); CSVs and plots land in results/ (git-ignored).
 bench: setup
 	$(PY) -m fibrpc_helpers bench full
-	$(PY) -m fibrpc_helpers bench ratios
 	$(PY) -m fibrpc_helpers bench ladder
 
 # The same suite on today's stack: Python 3.14 and RabbitMQ 4.3 from Debian sid, in a root

@@ -6,8 +6,12 @@ plumbing (broker, worker processes) so a notebook cell shows only the idea it te
 
 from .client import DEFAULT_QUEUE, DEFAULT_TIMEOUT, FibonacciRpcClient, ReplyCounts
 from .errors import (
+    AccessRefusedError,
     BrokerRefusedError,
+    ChannelClosedError,
+    NotFoundError,
     NoWorkerError,
+    PreconditionFailedError,
     QueueMismatchError,
     RemoteError,
     RpcConnectionError,
@@ -21,13 +25,17 @@ from .urls import amqp_url, mask_url
 from .worker import FibonacciRpcWorker
 
 __all__ = [
+    "AccessRefusedError",
     "BrokerRefusedError",
+    "ChannelClosedError",
     "DEFAULT_MAX_N",
     "DEFAULT_QUEUE",
     "DEFAULT_TIMEOUT",
     "FibonacciRpcClient",
     "FibonacciRpcWorker",
     "NoWorkerError",
+    "NotFoundError",
+    "PreconditionFailedError",
     "QueueMismatchError",
     "RemoteError",
     "ReplyCounts",

@@ -5,7 +5,8 @@
 * ``worker``: serve fib requests until SIGINT/SIGTERM, then finish what it holds, exit 0.
 * ``call N [N ...]``: print ``fib(N) = X`` per line; a one-line error and exit 1 on failure.
 * ``watch``: show, live, the queues of a namespace with their message and consumer counts.
-* ``bench [quick|full|ratios]``: latency over clients x workers, CSVs and plots in results/.
+* ``bench [quick|full|ladder]``: latency over clients x workers, or the tuning ladder; CSVs and
+  plots in results/.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any
 from uuid import uuid4
 
 import aio_pika
@@ -42,16 +42,15 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import (
-    AMQPError,
-    DeliveryError,
-    ProbableAuthenticationError,
-    PublishError,
-)
-from aiormq.exceptions import ChannelInvalidStateError
 from yarl import URL
 
-from .errors import BrokerRefusedError, NoWorkerError, RpcConnectionError, RpcTimeout
+from .errors import (
+    BrokerRefusedError,
+    NoWorkerError,
+    RpcConnectionError,
+    RpcTimeout,
+    translate,
+)
 from .urls import amqp_url, mask_url
 from .wire import DEADLINE_HEADER, decode_reply, encode_request
 
@@ -60,6 +59,10 @@ log = logging.getLogger(__name__)
 DEFAULT_QUEUE = "rpc_queue"
 DEFAULT_TIMEOUT = 10.0
 """Seconds a call waits for its reply unless told otherwise: no call waits forever."""
+
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+"""RabbitMQ's direct reply-to pseudo-queue: ``reply_to=DIRECT_REPLY_TO`` gets the replies
+handed straight to the client's channel, with no callback queue (see ``connect``)."""
 
 _REMEMBERED_IDS = 10_000  # how many finished correlation ids we remember, to name discards
 
@@ -101,16 +104,8 @@ async def connect_robust(url: str | None) -> AbstractRobustConnection:
         options["reconnect_interval"] = RECONNECT_INTERVAL
     try:
         return await aio_pika.connect_robust(url, **options)
-    except ProbableAuthenticationError as error:
-        raise RpcConnectionError(
-            f"the broker at {mask_url(url)} refused the user name or password ({error}); "
-            "check the credentials in AMQP_URL (or in .env)."
-        ) from None
-    except (ConnectionError, OSError) as error:
-        raise RpcConnectionError(
-            f"cannot connect to the broker at {mask_url(url)} ({error}). Start one with "
-            "`python -m fibrpc_helpers broker ensure`, or set AMQP_URL to a broker you have."
-        ) from None
+    except Exception as error:
+        raise translate(error, doing=f"connecting to {mask_url(url)}") from error
 
 
 class _NoReply(RpcTimeout):
@@ -132,13 +127,6 @@ class FibonacciRpcClient:
     Create it with ``await FibonacciRpcClient.connect()``; use ``async with`` or ``close()``.
     One client runs any number of calls at once (``asyncio.gather``) over one callback queue.
     """
-
-    CHANNEL_OPTIONS: ClassVar[dict[str, bool]] = {
-        "publisher_confirms": True,
-        "on_return_raises": True,
-    }
-    """How the client's channel is opened: with publisher confirms, so that a returned
-    request raises (a variant without them, in the benchmark, overrides this)."""
 
     def __init__(
         self,
@@ -164,6 +152,9 @@ class FibonacciRpcClient:
         self._connected = True  # False from a lost connection until the channel is restored
         self._probe: asyncio.Task[str] | None = None  # the queue check of timed-out calls
         self._probed: tuple[float, str] | None = None  # (loop time, what the check found)
+        self._owns_connection = False  # True when ``connect`` opened it: close() closes it
+        self._owns_callback_queue = False  # True when ``create`` declared it: close() deletes it
+        self._consumer_tag: str | None = None
 
     @classmethod
     async def connect(
@@ -172,28 +163,59 @@ class FibonacciRpcClient:
         *,
         queue: str = DEFAULT_QUEUE,
         timeout: float = DEFAULT_TIMEOUT,
+        publisher_confirms: bool = True,
+        reply_to: str | None = None,
     ) -> FibonacciRpcClient:
-        """Connect, declare this client's exclusive callback queue and start consuming it."""
+        """Connect, declare this client's exclusive callback queue and start consuming it.
+
+        ``publisher_confirms=False`` opens the channel without confirms: a publish no longer
+        waits for the broker, and a request no queue takes is dropped without a word (aio-pika
+        reports a returned message only on a confirming channel), so it ends as a timeout,
+        never as ``NoWorkerError``. ``reply_to``: see :meth:`create`.
+        """
         connection = await connect_robust(url)
         try:
-            channel = await connection.channel(**cls.CHANNEL_OPTIONS)
-            callback_queue = await cls._reply_queue(channel)  # type: ignore[arg-type]
-            client = cls(connection, channel, callback_queue, queue=queue, timeout=timeout)  # type: ignore[arg-type]
-            await callback_queue.consume(client._on_reply, no_ack=True)
+            channel = await connection.channel(
+                publisher_confirms=publisher_confirms, on_return_raises=publisher_confirms
+            )
+            client = await cls.create(
+                connection, channel, queue=queue, timeout=timeout, reply_to=reply_to
+            )
         except BaseException:
             await connection.close()
             raise
-        connection.close_callbacks.add(client._on_connection_closed)
+        client._owns_connection = True
         return client
 
     @classmethod
-    async def _reply_queue(cls, channel: AbstractRobustChannel) -> AbstractQueue:
-        """The queue this client's replies arrive on: its own exclusive callback queue.
+    async def create(
+        cls,
+        connection: AbstractRobustConnection,
+        channel: AbstractRobustChannel,
+        *,
+        queue: str = DEFAULT_QUEUE,
+        timeout: float = DEFAULT_TIMEOUT,
+        reply_to: str | None = None,
+    ) -> FibonacciRpcClient:
+        """A client on a connection and channel someone else owns, as aio-pika's
+        ``RPC.create(channel)``: several clients can share them, and ``close`` removes only
+        what this client added (its consumer and its callback queue).
 
-        No name: the broker (or, on a robust connection, aio-pika) picks a unique one. The
-        benchmark's reply-path variants override this one method.
+        ``reply_to`` is where replies come back: None (tutorial six) declares a callback
+        queue of the client's own, exclusive and named by the broker; a name is consumed as
+        it is, without declaring it: ``DIRECT_REPLY_TO``, RabbitMQ's pseudo-queue that hands
+        each reply straight to this channel (a reply whose client has gone is then dropped,
+        never queued).
         """
-        return await channel.declare_queue(exclusive=True, auto_delete=True)
+        if reply_to is None:
+            callback_queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        else:
+            callback_queue = await channel.get_queue(reply_to, ensure=False)
+        client = cls(connection, channel, callback_queue, queue=queue, timeout=timeout)
+        client._owns_callback_queue = reply_to is None
+        client._consumer_tag = await callback_queue.consume(client._on_reply, no_ack=True)
+        connection.close_callbacks.add(client._on_connection_closed)
+        return client
 
     async def call(
         self,
@@ -250,11 +272,8 @@ class FibonacciRpcClient:
             f"{said}: {timed_out.why or self._why_no_reply()}"
         ) from None
 
-    async def _try(
-        self, n: int, body: bytes, timeout: float, key: str, reply_to: str | None = None
-    ) -> AbstractIncomingMessage:
-        """One try of a call: publish with a fresh correlation id, wait for its reply (on
-        the callback queue, or on ``reply_to`` when a variant gives one per try).
+    async def _try(self, n: int, body: bytes, timeout: float, key: str) -> AbstractIncomingMessage:
+        """One try of a call: publish with a fresh correlation id, wait for its reply.
 
         The try's future is known to the client from the first line (``_tries``), so that
         ``close`` ends it whatever it is waiting for."""
@@ -275,7 +294,7 @@ class FibonacciRpcClient:
             body,
             correlation_id=correlation_id,
             message_id=key,
-            reply_to=reply_to or self.callback_queue.name,
+            reply_to=self.callback_queue.name,
             # RabbitMQ drops the request if it is still queued when nobody waits any more...
             expiration=timeout,
             # ...and the worker drops it if it gets it too late (queued or prefetched).
@@ -286,7 +305,7 @@ class FibonacciRpcClient:
                 await self._wait_for_broker(future, n, timeout)
             # Registered before publishing: the reply can arrive before the publisher confirm.
             self._pending[correlation_id] = future
-            await self._publish(request, future)
+            await self._publish(request, future, n)
             return await future
         finally:
             self._tries.discard(future)
@@ -370,10 +389,9 @@ class FibonacciRpcClient:
             # channel would try to bring it back.
             # No timeouts of its own: no call waits for it, and cancelling an AMQP method half
             # way can make aiormq 6 (under aio-pika 9) break the whole connection.
-            underlay = self.connection.transport.connection  # type: ignore[union-attr]
-            channel = await underlay.channel()
-            try:
-                declared = await channel.queue_declare(self.queue, passive=True)
+            async with aio_pika.Channel(self.connection, publisher_confirms=False) as channel:
+                queue = await channel.declare_queue(self.queue, passive=True)
+                declared = queue.declaration_result
                 if not declared.consumer_count:
                     found = (
                         f"nobody consumes that queue ({declared.message_count} request(s) "
@@ -386,17 +404,14 @@ class FibonacciRpcClient:
                         "start more workers."
                     )
                 self._probed = (loop.time(), found)  # known before the channel is closed
-            finally:
-                if not channel.is_closed:
-                    await channel.close()
         except Exception as error:  # the check is advice only: it must never fail a call
-            log.debug("could not check queue %r: %r", self.queue, error)
+            log.debug("%s", translate(error, doing=f"checking queue {self.queue!r}"))
         if not found:
             self._probed = (loop.time(), found)
         return found
 
     async def _publish(
-        self, request: aio_pika.Message, future: asyncio.Future[AbstractIncomingMessage]
+        self, request: aio_pika.Message, future: asyncio.Future[AbstractIncomingMessage], n: int
     ) -> None:
         """Publish a request; the broker confirms it, or returns it when no queue takes it.
 
@@ -433,33 +448,14 @@ class FibonacciRpcClient:
                 raise failed
         try:
             publishing.result()
-        except PublishError:  # before DeliveryError, its base class
-            raise NoWorkerError(
-                f"the broker has no queue named {self.queue!r}, so no worker can receive the "
-                f"request. Start a worker (`python -m fibrpc_helpers worker --queue "
-                f"{self.queue}`) or check the queue name."
-            ) from None
-        except DeliveryError as error:
-            raise BrokerRefusedError(
-                f"the broker refused the request (basic.nack: {error}); the request queue "
-                "could not take it just now (a quorum queue electing a new leader, or a "
-                "length limit with overflow reject-publish). Nothing was processed: retry."
-            ) from None
         except (asyncio.CancelledError, Exception) as error:
-            # The channel closed under the publish, so the broker never confirmed it. (When
-            # the client closes, aiormq can re-raise the channel's close reason as a bare
-            # Exception.)
-            if self._closing:
-                raise RpcConnectionError(
-                    "the client was closed while a call was being sent"
-                ) from None
-            lost = (asyncio.CancelledError, AMQPError, ChannelInvalidStateError, ConnectionError)
-            if not isinstance(error, lost):
-                raise
-            raise RpcConnectionError(
-                f"the connection to the broker was lost while sending the request ({error!r}); "
-                "retrying is safe because the work is idempotent"
-            ) from None
+            # A returned request (no queue), a nack, or the channel closed under the publish
+            # (then aio-pika cancels it, or aiormq re-raises the close reason, even as a bare
+            # Exception, when the client closes): the broker never confirmed it.
+            failure = translate(error, doing=f"sending fib({n}) to queue {self.queue!r}")
+            if self._closing and not isinstance(failure, (NoWorkerError, BrokerRefusedError)):
+                failure = RpcConnectionError("the client was closed while a call was being sent")
+            raise failure from error
 
     @property
     def in_flight(self) -> int:
@@ -506,7 +502,9 @@ class FibonacciRpcClient:
         """Close the connection; the broker deletes the exclusive callback queue.
 
         Every call still running fails at once with RpcConnectionError, whatever it waits
-        for: its reply, its publisher confirm, or a lost broker to come back."""
+        for: its reply, its publisher confirm, or a lost broker to come back. A client made
+        with ``create`` leaves the connection and channel open: it cancels its consumer, or
+        deletes the callback queue it declared."""
         self._closing = True
         for future in self._tries:
             if not future.done():
@@ -514,7 +512,16 @@ class FibonacciRpcClient:
         if self._probe is not None:
             self._probe.cancel()
             await asyncio.wait((self._probe,))
-        await self.connection.close()
+        if self._owns_connection:
+            await self.connection.close()
+            return
+        self.connection.close_callbacks.discard(self._on_connection_closed)
+        if self.channel.is_closed:
+            return
+        if self._owns_callback_queue:  # deleting it ends its consumer; the channel forgets it
+            await self.channel.queue_delete(self.callback_queue.name)
+        elif self._consumer_tag is not None:
+            await self.callback_queue.cancel(self._consumer_tag)
 
     async def __aenter__(self) -> FibonacciRpcClient:
         return self

@@ -1,12 +1,12 @@
 """A RabbitMQ cluster on this machine: three project-local nodes behind one address.
 
 ``python -m fibrpc_helpers broker ensure --nodes 3`` makes one, to show what a single broker
-cannot: a node dies and the calls go on. It starts three nodes the way :mod:`broker` starts
-one (their data, logs and Erlang cookie under ``.broker/cluster-PORT/node-N/``, their own
-AMQP and distribution ports), joins them into one cluster (``rabbitmqctl stop_app``,
-``join_cluster``, ``start_app``, as RabbitMQ's clustering guide does it by hand), and starts
-a TCP proxy in front of them: Debian's haproxy, listening on the URL's port and
-health-checking every node each half second.
+cannot: a node dies and the calls go on. It starts three nodes with the helpers :mod:`broker`
+starts its one with (:mod:`nodes`: their data, logs and Erlang cookie under
+``.broker/cluster-PORT/node-N/``, their own AMQP and distribution ports), joins them into one
+cluster (``rabbitmqctl stop_app``, ``join_cluster``, ``start_app``, as RabbitMQ's clustering
+guide does it by hand), and starts a TCP proxy in front of them: Debian's haproxy, listening
+on the URL's port and health-checking every node each half second.
 
 Why a proxy and not a list of brokers in ``AMQP_URL``: aio-pika's ``connect_robust`` takes one
 URL and reconnects to that one address only (a multi-host connection was asked for in its issue
@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 
 import aio_pika
 
-from . import broker
+from . import broker, nodes
 from .client import FibonacciRpcClient
 from .errors import BrokerRefusedError, RpcConnectionError, RpcError
 from .namespace import short_name
@@ -72,13 +72,13 @@ class Node:
     """One node of the cluster: where it listens and where it keeps its data."""
 
     index: int  # 1, 2, 3...
-    port: int  # AMQP; its Erlang distribution port is port + 20000, as in broker.py
+    port: int  # AMQP; its Erlang distribution port is port + nodes.DIST_PORT_OFFSET
     state_dir: Path
 
     @property
     def name(self) -> str:
-        """Its Erlang node name, as broker.py names a node: ``fibrpcPORT@localhost``."""
-        return f"fibrpc{self.port}@localhost"
+        """Its Erlang node name, as every node of ours is named: ``fibrpcPORT@localhost``."""
+        return nodes.node_name(self.port)
 
     @property
     def url(self) -> str:
@@ -87,7 +87,7 @@ class Node:
 
     def environment(self) -> dict[str, str]:
         """The environment rabbitmq-server and rabbitmqctl need for this node."""
-        return broker._node_environment(self.port, self.state_dir, clustered=True)
+        return nodes.node_environment(self.port, self.state_dir, clustered=True)
 
     def beam_pid(self) -> int | None:
         """The pid of the node's Erlang VM (beam.smp), from the pid file the node writes."""
@@ -141,19 +141,6 @@ def _find_haproxy() -> str | None:
     )
 
 
-def _install_haproxy() -> None:
-    """Debian's haproxy, with apt-get, when we are root (as broker.py installs RabbitMQ)."""
-    print("haproxy is not installed; installing it with apt-get", flush=True)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "haproxy"]):
-        print(f"  $ {' '.join(command)}", flush=True)
-        result = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if result.returncode != 0:
-            raise ClusterError(
-                f"`{' '.join(command)}` failed:\n{result.stderr.decode(errors='replace')[-2000:]}"
-            )
-
-
 class Cluster:
     """``nodes`` RabbitMQ nodes on this machine and a proxy in front of them.
 
@@ -195,7 +182,7 @@ class Cluster:
         except (OSError, ValueError, KeyError, TypeError):
             return None
         environ = Path(f"/proc/{pid}/cmdline")
-        if not broker.process_alive(pid):
+        if not nodes.process_alive(pid):
             return None
         if environ.exists() and str(self._proxy_config()).encode() not in environ.read_bytes():
             return None  # that pid is another process now
@@ -203,7 +190,7 @@ class Cluster:
 
     def node_up(self, node: Node) -> bool:
         """Whether the node's AMQP port accepts a connection (and speaks AMQP)."""
-        return broker.probe(node.url, timeout=2.0) is not None
+        return nodes.probe(node.url, timeout=2.0) is not None
 
     def status(self) -> list[NodeStatus]:
         """Every node: is it up, and does a running node count it as running in the cluster."""
@@ -283,7 +270,7 @@ class Cluster:
             channel = await connection.channel()
             await channel.declare_queue(queue, durable=True,
                                         arguments={"x-queue-type": "quorum"})
-        leader = await asyncio.to_thread(self.leader_of, queue)
+        leader = await self.leader_of_async(queue)
         if leader != node:
             raise ClusterError(f"{queue!r} is led by {leader.name}, not {node.name}: it "
                                "existed already, or the cluster places leaders otherwise")
@@ -299,7 +286,7 @@ class Cluster:
         return self._cli("rabbitmqctl", node, *args, timeout=timeout)
 
     def _cli(self, tool: str, node: Node, *args: str, timeout: float = CTL_TIMEOUT) -> str:
-        server = broker._find_server()
+        server = nodes.find_server()
         if server is None:
             raise ClusterError(broker.how_to_get_one(self.url))
         command = [str(Path(server).with_name(tool)), "-n", node.name, *args]
@@ -328,15 +315,15 @@ class Cluster:
             )
         if not broker.can_start_nodes():
             raise ClusterError(broker.how_to_get_one(self.url))
-        server = broker._find_server()
-        if server is None and broker._can_apt_install():
-            broker._install_with_apt()
-            server = broker._find_server()
+        server = nodes.find_server()
+        if server is None and nodes.can_apt_install():
+            nodes.apt_install("rabbitmq-server", ClusterError)
+            server = nodes.find_server()
         if server is None:
             raise ClusterError(broker.how_to_get_one(self.url))
         haproxy = _find_haproxy()
-        if haproxy is None and broker._can_apt_install():
-            _install_haproxy()
+        if haproxy is None and nodes.can_apt_install():
+            nodes.apt_install("haproxy", ClusterError)
             haproxy = _find_haproxy()
         if haproxy is None:
             raise ClusterError(
@@ -363,14 +350,13 @@ class Cluster:
             self._spawn(server, node)
         if starting:
             self._wait_up(starting)
-            print(" ready", flush=True)
         self._join()
         self._start_proxy(haproxy)
 
     def _check_ports(self) -> None:
         """Refuse to start over a broker that is not ours, before starting anything."""
-        if self.proxy_pid() is None and not broker.port_free(self.port):
-            answered = broker.probe(self.url, timeout=2.0)
+        if self.proxy_pid() is None and not nodes.port_free(self.port):
+            answered = nodes.probe(self.url, timeout=2.0)
             what = f"RabbitMQ {answered}" if answered else "another program"
             raise ClusterError(
                 f"{what} already listens on port {self.port}, where the cluster's proxy "
@@ -382,13 +368,13 @@ class Cluster:
         for node in self.nodes:
             if self.node_up(node):
                 continue
-            for port in (node.port, node.port + 20000):
-                if not broker.port_free(port):
-                    raise ClusterError(
-                        f"port {port} (node {node.index}, {node.name}) is taken by another "
-                        "program; give the cluster another port with --url "
-                        "amqp://guest:guest@localhost:PORT/"
-                    )
+            if not nodes.port_free(node.port):
+                raise ClusterError(
+                    f"port {node.port} (node {node.index}, {node.name}) is taken by another "
+                    "program; give the cluster another port with --url "
+                    "amqp://guest:guest@localhost:PORT/"
+                )
+            nodes.check_dist_port(node.port, ClusterError)
 
     def _cookie(self) -> str:
         """The cluster's one Erlang cookie: the first node's, else a new random one."""
@@ -399,40 +385,18 @@ class Cluster:
         return secrets.token_hex(16).upper()
 
     def _spawn(self, server: str, node: Node) -> None:
-        """Start one node's rabbitmq-server, recorded as broker.py records its node (so
-        ``broker.stop(node.state_dir)`` stops it)."""
-        self._processes[node.index] = broker._spawn_node(
+        """Start one node's rabbitmq-server, recorded as every node of ours is (so
+        ``nodes.stop_node(node.state_dir)`` stops it)."""
+        self._processes[node.index] = nodes.spawn_node(
             server, node.port, node.state_dir, clustered=True
         )
 
-    def _wait_up(self, nodes: list[Node], timeout: float = broker.START_TIMEOUT,
-                 progress: bool = True) -> None:
-        deadline = time.monotonic() + timeout
-        waiting = list(nodes)
-        while waiting:
-            for node in list(waiting):
-                process = self._processes.get(node.index)
-                if process is not None and process.poll() is not None:
-                    if progress:
-                        print(" failed", flush=True)
-                    raise ClusterError(
-                        f"node {node.name} exited with code {process.returncode}; see "
-                        f"{node.state_dir / 'log'} for why"
-                    )
-                if self.node_up(node):
-                    waiting.remove(node)
-            if not waiting:
-                return
-            if time.monotonic() > deadline:
-                if progress:
-                    print(" timed out", flush=True)
-                raise ClusterError(
-                    f"{', '.join(n.name for n in waiting)} did not accept AMQP connections "
-                    f"within {timeout:g} s; see {waiting[0].state_dir / 'log'}"
-                )
-            if progress:
-                print(".", end="", flush=True)
-            time.sleep(1.0)
+    def _wait_up(self, starting: list[Node], progress: bool = True) -> None:
+        nodes.wait_up(
+            [nodes.Starting(node.name, node.url, node.state_dir, self._processes.get(node.index))
+             for node in starting],
+            progress=progress, error=ClusterError,
+        )
 
     def _join(self) -> None:
         """Join every node that the first node does not count as a member yet."""
@@ -498,7 +462,7 @@ class Cluster:
         self._processes[0] = process
         self._record(proxy_pid=process.pid)
         deadline = time.monotonic() + 30
-        while broker.probe(self.url, timeout=2.0) is None:
+        while nodes.probe(self.url, timeout=2.0) is None:
             if process.poll() is not None or time.monotonic() > deadline:
                 log = self.state_dir / "haproxy.log"
                 last = log.read_text(errors="replace").strip().splitlines()[-2:]
@@ -518,7 +482,7 @@ class Cluster:
     def kill(self, node: Node) -> int:
         """``kill -9`` the node's Erlang VM, as a crash or a pulled plug would; its pid."""
         pid = node.beam_pid()
-        if pid is None or not broker.process_alive(pid):
+        if pid is None or not nodes.process_alive(pid):
             raise ClusterError(f"{node.name} is not running")
         os.kill(pid, signal.SIGKILL)
         process = self._processes.get(node.index)
@@ -534,7 +498,7 @@ class Cluster:
         remembers the cluster) and takes its replicas back."""
         if self.node_up(node):
             return
-        server = broker._find_server()
+        server = nodes.find_server()
         if server is None:
             raise ClusterError(broker.how_to_get_one(self.url))
         self._spawn(server, node)
@@ -547,12 +511,10 @@ class Cluster:
         stopped = []
         pid = self.proxy_pid()
         if pid is not None:
-            os.killpg(pid, signal.SIGTERM)
-            self._wait_gone(pid, 10)
+            nodes.stop_group(pid, 10)
             stopped.append(f"the proxy (pid {pid})")
         for node in self.nodes:
-            said = broker.stop(node.state_dir)
-            if said.startswith("stopped"):
+            if nodes.stop_node(node.state_dir) is not None:
                 stopped.append(node.name)
         for process in self._processes.values():
             if process.poll() is None:
@@ -562,15 +524,6 @@ class Cluster:
         if not stopped:
             return "no RabbitMQ cluster started by this project is running; nothing stopped"
         return f"stopped the cluster: {', '.join(stopped)}"
-
-    @staticmethod
-    def _wait_gone(pid: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while broker.process_alive(pid):
-            if time.monotonic() > deadline:
-                os.killpg(pid, signal.SIGKILL)
-                return
-            time.sleep(0.1)
 
     def describe(self, queues: Sequence[str] | None = None) -> str:
         """Lines for people: the address, each node (up or not), and the leader of each
@@ -599,6 +552,34 @@ class Cluster:
             lines.append("  no quorum queue yet (a worker declares its request queue)")
         return "\n".join(lines)
 
+
+    # --- the same, awaited (a notebook's cells) -----------------------------------------------
+    # rabbitmqctl and waiting for processes block; awaited, each of these runs its plain twin
+    # in a thread, so that the kernel's event loop (the clients, the workers' replies) goes on.
+
+    async def node_of_async(self, client: FibonacciRpcClient) -> Node:
+        """``node_of``, awaited."""
+        return await asyncio.to_thread(self.node_of, client)
+
+    async def leader_of_async(self, queue: str) -> Node:
+        """``leader_of``, awaited."""
+        return await asyncio.to_thread(self.leader_of, queue)
+
+    async def replicas_online_async(self, queue: str) -> bool:
+        """``replicas_online``, awaited."""
+        return await asyncio.to_thread(self.replicas_online, queue)
+
+    async def describe_async(self, queues: Sequence[str] | None = None) -> str:
+        """``describe``, awaited."""
+        return await asyncio.to_thread(self.describe, queues)
+
+    async def kill_async(self, node: Node) -> int:
+        """``kill``, awaited."""
+        return await asyncio.to_thread(self.kill, node)
+
+    async def restart_async(self, node: Node) -> None:
+        """``restart``, awaited."""
+        await asyncio.to_thread(self.restart, node)
 
 # --- what the command line calls -----------------------------------------------------------
 
@@ -637,7 +618,7 @@ async def for_notebook(url: str, *, start: bool = False) -> Cluster | None:
               f"--nodes 3 --url {shown}\nor set START_CLUSTER = True in the cell above, "
               "then run this section again.")
         return None
-    print(await asyncio.to_thread(found.describe, []))
+    print(await found.describe_async([]))
     return found
 
 

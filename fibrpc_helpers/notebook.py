@@ -133,15 +133,15 @@ class Notebook:
         For a program the notebook writes itself (``%%writefile``). It finds the broker in
         ``$AMQP_URL``, set to this notebook's URL: a command line can be read by other users
         of the machine, and a password in it too. It ends when the kernel does, even a killed
-        one (``run_script``: its stdin is a pipe from the kernel). Its log (stderr) goes to
-        ``self.worker_log`` (see ``_child_log``); what it prints after ``ready`` is not
-        shown. ``child.running`` says whether it still runs, ``child.process.returncode``
-        how it ended.
+        one (``run_script``: its stdin is a pipe from the kernel, its lifeline). Its log
+        (stderr) goes to ``self.worker_log`` (see ``_child_log``); what it prints after
+        ``ready`` is not shown. ``child.running`` says whether it still runs,
+        ``child.process.returncode`` how it ended.
         """
         command = [sys.executable, "-m", "fibrpc_helpers.run_script", script, *args]
         with self._child_log() as log:
             group = self.track(ProcessGroup(stderr=log))
-            child = group.spawn(command, name=name, stdin=True, env={"AMQP_URL": self.url})
+            child = group.spawn(command, name=name, env={"AMQP_URL": self.url})
             await asyncio.to_thread(group.wait_ready, [child], re.escape(ready), timeout)
         return child
 

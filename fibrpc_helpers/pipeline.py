@@ -19,15 +19,16 @@ import asyncio
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from .errors import RemoteError, RpcConnectionError
+from .errors import RemoteError, RpcConnectionError, RpcTimeout, translate
 from .wire import decode_reply
 
 Result = int | RemoteError
 """A result as the next stage sees it: fib(n), or the worker's error reply."""
 
 
-class StageTimeout(TimeoutError):
-    """The next stage did not get all the results it expected before its deadline."""
+class StageTimeout(RpcTimeout):
+    """The next stage did not get all the results it expected before its deadline (an
+    ``RpcTimeout``, so a ``TimeoutError`` too)."""
 
 
 async def collect(queue: AbstractQueue, count: int, *, timeout: float) -> dict[str, Result]:
@@ -68,7 +69,9 @@ async def collect(queue: AbstractQueue, count: int, *, timeout: float) -> dict[s
             f"{queue.name!r} in {timeout:g} s; check that workers consume the request queue "
             "and that each request's reply_to names this queue"
         )
-    task.result()  # a failure of the consumer: raise it here
+    error = task.exception()
+    if error is not None:  # a failure of the consumer: raise it here, as one of ours
+        raise translate(error, doing=f"consuming the next stage's queue {queue.name!r}") from error
     if len(results) < count:  # the iterator ends quietly when its channel closes
         raise RpcConnectionError(
             f"the next stage's consumer of queue {queue.name!r} stopped after {len(results)} "

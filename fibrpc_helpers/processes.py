@@ -4,8 +4,8 @@ CPU-bound work (the tutorial's recursive fib) needs processes, not asyncio tasks
 loop runs one computation at a time. Notebooks, tests and the benchmark start workers through
 this class, on the process runtime (``runtime.py``): every process started here is stopped
 when its owner is closed, when the Python process exits, and (``--exit-with-parent``) when
-its parent dies without cleaning up, e.g. a Jupyter kernel that is killed (on Linux and
-macOS: see ``runtime.watch_parent``).
+its parent dies without cleaning up, e.g. a Jupyter kernel that is killed: its stdin, a
+pipe from the parent, closes (``runtime.parent_gone``), and it finishes what it holds.
 """
 
 from __future__ import annotations

@@ -11,16 +11,14 @@ out what the queue is and declares it only when it is absent.
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import aio_pika
-import aiormq.exceptions
 
-from .errors import QueueMismatchError
+from .errors import NotFoundError, PreconditionFailedError, QueueMismatchError, RpcError, translate
 
 log = logging.getLogger(__name__)
 
@@ -28,34 +26,18 @@ QueueType = Literal["quorum", "classic"]
 QUEUE_TYPES: tuple[QueueType, ...] = ("quorum", "classic")
 """The types a worker declares when asked (``queue_type=`` / ``--queue-type``)."""
 
-_MAX_PROBES = 12
-"""Declares tried to learn an existing queue's properties: each 406 names one of them."""
-
-# RabbitMQ's text for a declare that differs from the existing queue (rabbit_misc.erl,
-# the same from 3.10 to 4.x): "inequivalent arg 'KEY' for queue 'NAME' in vhost 'V':
-# received NEW but current is CURRENT", where a value reads "none" (absent), 'V' (a field
-# such as durable, or a typed argument compared with a typed one), or "the value 'V' of
-# type 'T'" (a typed argument compared with an absent one).
-_INEQUIVALENT = re.compile(r"inequivalent arg '(?P<key>[^']+)' for .* but current is (?P<now>.*)$")
-_TYPED = re.compile(r"^the value '(?P<value>.*)' of type '(?P<type>[^']+)'$")
-_QUOTED = re.compile(r"^'(?P<value>.*)'$")
-_INTEGER_TYPES = frozenset(
-    {"byte", "short", "signedint", "long", "unsignedbyte", "unsignedshort", "unsignedint"}
-)
-
 
 @dataclass(frozen=True)
 class RequestQueue:
-    """What a request queue is: the properties and arguments a declare must repeat exactly.
+    """What a request queue is: the properties a declare must repeat exactly.
 
-    ``type`` is ``"quorum"``, ``"classic"``, ``"stream"``..., or ``"unknown"`` when the
-    broker's answers could not be read (then ``durable`` is None and the worker only
-    consumes, with a passive declare).
+    ``type`` is ``"quorum"`` or ``"classic"``, or ``"unknown"`` for an existing queue that
+    none of the tutorials' shapes matches (it has arguments of its own, such as a delivery
+    limit): then ``durable`` is None and the worker only consumes it, never declares it.
     """
 
     type: str
     durable: bool | None
-    auto_delete: bool = False
     arguments: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -87,16 +69,27 @@ class RequestQueue:
 
     @property
     def durability(self) -> str:
-        """``durable`` or ``not durable`` (and ``auto-delete``), as a person reads it."""
+        """``durable`` or ``not durable``, as a person reads it."""
         if self.durable is None:
             return "durability unknown"
-        return ("durable" if self.durable else "not durable") + (
-            ", auto-delete" if self.auto_delete else ""
-        )
+        return "durable" if self.durable else "not durable"
 
     def describe(self) -> str:
         """``quorum, durable``: what the start-up line says the worker serves."""
         return f"{self.type}, {self.durability}"
+
+
+UNKNOWN = RequestQueue("unknown", durable=None)
+
+_SHAPES = (
+    RequestQueue("quorum", durable=True, arguments={"x-queue-type": "quorum"}),
+    RequestQueue("classic", durable=True, arguments={"x-queue-type": "classic"}),
+    RequestQueue("classic", durable=False, arguments={"x-queue-type": "classic"}),
+)
+"""What an existing queue is tried as, in this order: the official tutorial's, a durable
+classic one, the aio-pika tutorial's. A classic queue declared without ``x-queue-type``
+accepts a declare that names ``classic``; a quorum declare is never taken for a classic
+queue."""
 
 
 async def declare_request_queue(
@@ -106,41 +99,32 @@ async def declare_request_queue(
 ) -> RequestQueue:
     """Find out what the request queue is, declaring it only when it is absent.
 
-    Why so careful: RabbitMQ refuses (406 PRECONDITION_FAILED, closing the channel) a declare
-    whose type, durability or arguments differ from the existing queue's, and tutorial six
-    exists in two shapes, a durable quorum queue (RabbitMQ's official code, every language)
-    and a classic non-durable one (aio-pika's tutorial). A worker that simply declared its own
-    shape would die beside a server of the other. So:
-
     1. a passive declare (it never creates anything) tells whether the queue exists;
-    2. if it exists, it is adopted as it is; AMQP has no "describe queue", so its type and
-       durability are read from the 406 answers to equivalent declares (each names one
-       property that differs and its current value);
+    2. if it exists, it is adopted as it is. AMQP has no "describe queue", so its shape is
+       learned by what the broker accepts: an equivalent declare is accepted and changes
+       nothing, another is refused (406). One that accepts none of the tutorials' shapes is
+       ``unknown``: the worker consumes it without declaring it;
     3. if it is absent, it is declared as asked (None: durable quorum). A 406 there means
        another worker declared it in between, differently: adopt that one as in 2.
 
     Only an explicit ``queue_type`` that differs from the existing queue's type raises
     :class:`QueueMismatchError`; a different durability of the same type is adopted.
-    Every declare runs on a throwaway channel, because a refused one closes its channel.
+    Every declare runs on a throwaway channel of a short-lived connection of its own: a
+    refused declare closes its channel, and a transient declare that RabbitMQ 4.3 denies
+    closes the whole connection (541), which must not be the worker's.
     """
     wanted = RequestQueue.asked(queue_type or "quorum")
-    existing = await _existing(connection, name)
-    if existing is None and not wanted.durable and not await transient_queues_permitted(
-        str(connection.url)
-    ):
-        wanted = RequestQueue(wanted.type, durable=True, arguments=wanted.arguments)
-    if existing is None:
-        refusal = await _declare(connection, name, wanted)
-        if refusal is None:
-            return wanted  # ours, or an equivalent one declared a moment before
-        if _current_value(refusal) is None:  # not "inequivalent arg": the broker says no
-            raise QueueMismatchError(
-                f"the broker refused to declare the request queue {name!r} as a "
-                f"{wanted.describe()} queue: {refusal}. Ask for another queue type "
-                "(--queue-type), or have the queue declared by whoever may",
-                queue=name, existing="absent", asked=wanted.describe(),
-            )
-        existing = await _learn(connection, name)
+    async with await aio_pika.connect(connection.url) as probing:
+        existing = await _existing(probing, name)
+        if existing is None:
+            if not wanted.durable and not await transient_queues_permitted(str(connection.url)):
+                wanted = replace(wanted, durable=True)
+            refusal = await _declare(probing, name, wanted)
+            if refusal is None:
+                return wanted  # ours, or an equivalent one declared a moment before
+            if not isinstance(refusal, PreconditionFailedError):
+                raise refusal
+            existing = await _learn(probing, name)
     if queue_type is not None and existing.type not in (queue_type, "unknown"):
         raise QueueMismatchError(
             f"the request queue {name!r} already exists as a {existing.type} queue "
@@ -149,107 +133,48 @@ async def declare_request_queue(
             f"queue name",
             queue=name, existing=existing.describe(), asked=queue_type,
         )
-    if queue_type is not None and existing.type == "unknown":
+    if queue_type is not None and existing is UNKNOWN:
         log.warning("could not tell the type of queue %r; serving it as it is", name)
     return existing
 
 
 async def _existing(connection: aio_pika.abc.AbstractConnection, name: str
                     ) -> RequestQueue | None:
-    """The existing queue's properties, or None when there is no such queue."""
-    channel = await _throwaway_channel(connection)
-    try:
-        await channel.queue_declare(name, passive=True)
-    except aiormq.exceptions.ChannelNotFoundEntity:
+    """The existing queue's shape, or None when there is no such queue."""
+    refusal = await _declare(connection, name, None)
+    if isinstance(refusal, NotFoundError):
         return None
-    finally:
-        if not channel.is_closed:
-            await channel.close()
+    if refusal is not None:
+        raise refusal
     return await _learn(connection, name)
 
 
 async def _learn(connection: aio_pika.abc.AbstractConnection, name: str) -> RequestQueue:
-    """Declare equivalents until the broker accepts one: that one is the queue as it is.
-
-    Starts from a durable quorum queue (a quorum declare is never taken for a classic queue,
-    even where RabbitMQ relaxes its checks); each refusal names one property or argument
-    and its current value, which the next try repeats.
-    """
-    guess = RequestQueue.asked("quorum")
-    arguments = dict(guess.arguments)
-    durable, auto_delete = True, False
-    for _ in range(_MAX_PROBES):
-        guess = RequestQueue(str(arguments["x-queue-type"]), durable, auto_delete, arguments)
-        refusal = await _declare(connection, name, guess)
+    """The first of the tutorials' shapes the broker accepts for the existing queue."""
+    for shape in _SHAPES:
+        refusal = await _declare(connection, name, shape)
         if refusal is None:
-            return guess
-        learned = _current_value(refusal)
-        if learned is None:
-            break
-        key, value = learned
-        if key == "durable" and isinstance(value, bool):
-            durable = value
-        elif key == "auto_delete" and isinstance(value, bool):
-            auto_delete = value
-        elif key == "x-queue-type" and value is None:
-            arguments[key] = "classic"  # a classic queue declared without the argument
-        elif value is not None and key not in ("durable", "auto_delete"):
-            arguments[key] = value
-        else:
-            break
-        arguments = dict(arguments)
-    log.warning("could not read the properties of queue %r from the broker's answers", name)
-    return RequestQueue("unknown", durable=None)
-
-
-def _current_value(refusal: str) -> tuple[str, Any] | None:
-    """(key, current value) from a 406 text, or None when it is not one we can read back."""
-    match = _INEQUIVALENT.search(refusal)
-    if match is None:
-        return None
-    key, now = match["key"], match["now"].strip()
-    if now == "none":
-        return key, None
-    typed = _TYPED.match(now)
-    if typed:
-        value, kind = typed["value"], typed["type"]
-        if kind == "longstr":
-            return key, value
-        if kind in _INTEGER_TYPES:
-            return key, int(value)
-        if kind == "bool":
-            return key, value == "true"
-        return None  # a float, table or array argument: not worth reading back
-    quoted = _QUOTED.match(now)
-    if quoted is None:
-        return None
-    value = quoted["value"]
-    if value in ("true", "false"):
-        return key, value == "true"
-    return key, value
-
-
-async def _throwaway_channel(connection: aio_pika.abc.AbstractConnection) -> Any:
-    """A plain channel on the connection underneath: a robust channel closed by a refused
-    declare would try to come back, and it would re-declare the queue each time it did."""
-    underlay = connection.transport.connection  # type: ignore[union-attr]
-    return await underlay.channel()
+            return shape
+        if not isinstance(refusal, PreconditionFailedError):
+            raise refusal
+    log.info("queue %r has arguments of its own; the worker consumes it as it is", name)
+    return UNKNOWN
 
 
 async def _declare(connection: aio_pika.abc.AbstractConnection, name: str,
-                   queue: RequestQueue) -> str | None:
-    """Declare on a throwaway channel; None when accepted, else the 406 text."""
-    channel = await _throwaway_channel(connection)
-    try:
-        await channel.queue_declare(
-            name, durable=bool(queue.durable), auto_delete=queue.auto_delete,
-            arguments=dict(queue.arguments),
-        )
-    except aiormq.exceptions.ChannelPreconditionFailed as error:
-        return str(error)
-    finally:
-        if not channel.is_closed:
-            await channel.close()
+                   queue: RequestQueue | None, **options: Any) -> RpcError | None:
+    """Declare on a throwaway plain channel (None: passively); None when accepted, else the
+    broker's refusal as one of ours. Plain, not robust: a robust channel closed by a
+    refusal would come back by itself."""
+    async with aio_pika.Channel(connection, publisher_confirms=False) as channel:
+        try:
+            if queue is None:
+                await channel.declare_queue(name, passive=True)
+            else:
+                await channel.declare_queue(name, durable=bool(queue.durable),
+                                            arguments=dict(queue.arguments), **options)
+        except Exception as error:
+            return translate(error, doing=f"declaring queue {name!r}")
     return None
 
 
@@ -268,17 +193,13 @@ async def transient_queues_permitted(url: str) -> bool:
     for logger in quiet:  # the refusal is the answer here, not an error to log
         logger.setLevel(logging.CRITICAL)
     try:
-        connection = await aio_pika.connect(url)
-        try:
-            channel = await connection.channel()
-            try:
-                await channel.declare_queue(name, durable=False, auto_delete=True)
-            except (aiormq.exceptions.AMQPError, ConnectionError):
+        async with await aio_pika.connect(url) as connection:
+            probe = RequestQueue("classic", durable=False)
+            if await _declare(connection, name, probe, auto_delete=True) is not None:
                 return False
-            await channel.queue_delete(name)
+            async with aio_pika.Channel(connection) as channel:
+                await channel.queue_delete(name)
             return True
-        finally:
-            await connection.close()
     finally:
         for logger, level in zip(quiet, levels, strict=True):
             logger.setLevel(level)

@@ -9,14 +9,18 @@ started and stopped here, one way (a Trio-style nursery for processes):
 * ``ProcessGroup.stop`` sends SIGTERM to every child first (they finish in parallel), waits
   within one deadline, then kills the stragglers; it runs on ``with`` exit and at interpreter
   exit for any group still open;
-* every child learns its parent's pid (``FIBRPC_PARENT_PID``): ``watch_parent`` in the child
-  returns when that parent is gone, so a child never outlives a killed Jupyter kernel (on
-  Linux and macOS; see ``watch_parent`` for Windows).
+* every child gets a stdin pipe from its parent, its lifeline: the parent keeps its end
+  open (and writes to it only to send commands, as to the load generators), and the
+  operating system closes that end when the parent ends, however it ends (a killed Jupyter
+  kernel too), on every platform. ``hold_lifeline`` (or ``parent_gone``, for an event
+  loop) in the child ends it then. Only a child that ``spawn`` started holds one
+  (``FIBRPC_LIFELINE`` in its environment says so): a process started by hand, its stdin a
+  terminal, never ends because of its stdin.
 
 ``TaskGroup`` is the same idea for the coroutines of one event loop, a thin layer over
-``asyncio.TaskGroup`` and ``asyncio.timeout`` that the benchmark's load generator uses: the
-first task that fails, or the group's one deadline, cancels every other task, waits for them,
-and the failure is raised with its own traceback.
+``asyncio.TaskGroup`` and ``asyncio.timeout``: the first task that fails, or the group's one
+deadline, cancels every other task, waits for them, and the failure is raised with its own
+traceback.
 """
 
 from __future__ import annotations
@@ -28,18 +32,21 @@ import os
 import queue
 import re
 import signal
+import stat
 import subprocess
 import threading
 import time
 import weakref
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import IO, Any, TypeVar
 
-PARENT_PID = "FIBRPC_PARENT_PID"
-"""Environment variable naming the pid of the process that started a child: the child
-compares it with ``os.getppid()``, which changes when that parent dies (even if it died
-before the child could look)."""
+LIFELINE = "FIBRPC_LIFELINE"
+"""Environment variable that ``ProcessGroup.spawn`` sets to "stdin" for its children: this
+process's stdin is a pipe from the process that started it, closed when that process ends."""
+ORPHAN_GRACE = 90.0
+"""Seconds a child whose parent is gone may take to stop cleanly (``parent_gone``) before it
+is ended outright; a worker finishing what it holds may take ``worker.STOP_TIMEOUT`` (60 s)."""
 
 T = TypeVar("T")
 
@@ -116,10 +123,14 @@ class ProcessGroup:
         command: Sequence[str],
         *,
         name: str = "child",
-        stdin: bool = False,
         env: Mapping[str, str] | None = None,
     ) -> Child:
-        """Start ``command``; its stdout is ours to read, its stdin too if ``stdin``.
+        """Start ``command``; its stdout is ours to read, and its stdin is a pipe from us.
+
+        The stdin pipe is the child's lifeline (see ``hold_lifeline``): this process keeps
+        its end open while the child runs, and ``Child.write`` sends lines on it to a child
+        that reads commands there. A child of a group lives no longer than the group, which
+        closes it at ``stop`` (or when it is garbage-collected, with its pipes).
 
         ``env``: variables added to this process's environment for the child (a secret such
         as a broker URL with its password belongs here, not on the command line, which
@@ -132,11 +143,10 @@ class ProcessGroup:
         _OPEN.add(self)
         process = subprocess.Popen(
             list(command),
-            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
-            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1",
-                 PARENT_PID: str(os.getpid())},
+            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", LIFELINE: "stdin"},
             start_new_session=os.name == "posix",
         )
         child = Child(process, name)
@@ -218,24 +228,95 @@ def stop_all() -> None:
 atexit.register(stop_all)
 
 
-def _parent() -> int:
-    """The pid of the process that started us: as the runtime said, else our parent now."""
-    said = os.environ.get(PARENT_PID, "")
-    return int(said) if said.isdigit() else os.getppid()
+def follow_stdin(
+    on_data: Callable[[bytes], object] | None = None,
+    on_end: Callable[[], object] | None = None,
+    grace: float = ORPHAN_GRACE,
+) -> None:
+    """Read this process's stdin in a daemon thread until it closes, then end the process.
 
-
-async def watch_parent(interval: float = 0.5) -> None:
-    """Return once the process that started this one is gone.
-
-    Polling ``getppid`` works on Linux and macOS, where an orphan gets a new parent; Linux's
-    PR_SET_PDEATHSIG would fire when the parent's *thread* that forked us ends, which a
-    Jupyter kernel's threads do. On Windows ``getppid`` keeps naming the dead parent, so
-    there this never returns: a child outlives a killed parent (a clean exit still stops
-    it, through ``ProcessGroup.stop`` at exit).
+    Each chunk read goes to ``on_data`` (from that thread); at the end ``on_end`` runs (from
+    that thread too), and the process is ended ``grace`` seconds later if it still runs; with
+    no ``on_end``, at once (``os._exit(1)``: nothing is worth finishing). It reads the file
+    descriptor itself, not ``sys.stdin``: a daemon thread blocked inside ``sys.stdin``'s
+    buffer holds its lock, and Python aborts at exit when one does (``Fatal Python error:
+    _enter_buffered_busy``).
     """
-    parent = _parent()
-    while os.getppid() == parent:
-        await asyncio.sleep(interval)
+
+    def follow() -> None:
+        try:
+            while data := os.read(0, 65536):
+                if on_data is not None:
+                    on_data(data)
+        except OSError:  # no stdin at all: the same as a closed one
+            pass
+        try:
+            if on_end is not None:
+                on_end()
+                time.sleep(grace)
+        finally:
+            os._exit(1)
+
+    threading.Thread(target=follow, daemon=True, name="lifeline").start()
+
+
+def _lifeline_given() -> bool:
+    """Whether this process's spawner gave it a lifeline: ``LIFELINE`` in its environment,
+    and a stdin that is a pipe (never a terminal). Taken once: the variable is removed, so
+    that a process this one starts, with a stdin of its own, does not read it as its own."""
+    if os.environ.pop(LIFELINE, None) != "stdin":
+        return False
+    try:
+        if os.isatty(0):
+            return False
+        return os.name != "posix" or stat.S_ISFIFO(os.fstat(0).st_mode)
+    except OSError:  # no stdin at all
+        return False
+
+
+def hold_lifeline(on_end: Callable[[], object] | None = None) -> bool:
+    """End this process when the process that started it (``ProcessGroup.spawn``) is gone.
+
+    Its stdin is then a pipe that its parent never closes: its end of file means the parent
+    ended, however it ended (killed, crashed, exited), on every platform. At that moment
+    ``on_end`` runs (in a thread of its own) and the process ends ``ORPHAN_GRACE`` seconds
+    later if it still runs; with no ``on_end``, it ends at once. Returns False, and does
+    nothing, in a process started otherwise (by hand, from a terminal). Once per process;
+    the process must not read its stdin itself.
+    """
+    if not _lifeline_given():
+        return False
+    follow_stdin(on_end=on_end)
+    return True
+
+
+def threadsafe(
+    function: Callable[..., object], loop: asyncio.AbstractEventLoop | None = None
+) -> Callable[..., None]:
+    """``function``, to call from another thread (such as ``follow_stdin``'s): it runs in
+    ``loop`` (the running one by default), or nowhere once that loop is closed."""
+    loop = loop or asyncio.get_running_loop()
+
+    def call(*args: object) -> None:
+        try:
+            loop.call_soon_threadsafe(function, *args)
+        except RuntimeError:  # the loop is closed: the process is on its way out
+            pass
+
+    return call
+
+
+async def parent_gone() -> None:
+    """Return once the process that started this one is gone (see ``hold_lifeline``), so
+    that it can stop cleanly within ``ORPHAN_GRACE`` seconds; never, in a process started
+    by hand. Await it once per process."""
+    gone = asyncio.Event()
+    hold_lifeline(threadsafe(gone.set))
+    await gone.wait()
+
+
+watch_parent = parent_gone
+"""The earlier name of ``parent_gone``, until the command line's worker uses that."""
 
 
 LOOPS = ("auto", "asyncio", "uvloop")

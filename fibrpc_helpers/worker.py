@@ -33,7 +33,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import aio_pika
-import aiormq.exceptions
 from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractQueue,
@@ -42,6 +41,7 @@ from aio_pika.abc import (
 )
 
 from .client import DEFAULT_QUEUE, connect_robust
+from .errors import translate
 from .fib import DEFAULT_MAX_N, fib
 from .request_queue import QueueType, RequestQueue, declare_request_queue
 from .wire import DEADLINE_HEADER, ERROR_TYPE, BadRequest, decode_request, encode_result
@@ -53,9 +53,8 @@ PUBLISH_TIMEOUT = 30.0
 STOP_TIMEOUT = 60.0
 """Seconds ``stop`` waits for the requests in hand before closing anyway."""
 
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
-
 _START_TRIES = 3  # a broker's internal error at start-up (see ``start``) is retried this often
+_INTERNAL_ERROR = 541  # AMQP INTERNAL_ERROR
 
 LOG_INTERVAL = 1.0
 """Seconds between two warnings about expired or malformed-deadline requests: a burst of a
@@ -72,6 +71,24 @@ class WorkerCounts:
     expired: int = 0  # requests whose x-deadline had passed: acked, neither computed nor answered
     abandoned: int = 0  # redelivered requests whose reply failed to publish again: dropped
     # (nacked without requeue: gone, or dead-lettered if the queue has a DLX), never answered
+
+
+async def _consume_as_it_is(
+    channel: AbstractRobustChannel, name: str, kind: RequestQueue
+) -> AbstractQueue:
+    """The request queue on the worker's robust channel, which re-declares it the same way
+    after every reconnection.
+
+    A queue of a shape the worker knows is declared with exactly that shape (an equivalent
+    declare changes nothing, and after a broker restart brings back a transient queue the
+    restart deleted). An ``unknown`` one, with arguments of its own, is declared passively:
+    aio-pika restores it passively too, so the worker never declares a queue it could only
+    get wrong.
+    """
+    if kind.durable is None:
+        return await channel.declare_queue(name, passive=True)
+    return await channel.declare_queue(name, durable=kind.durable,
+                                       arguments=dict(kind.arguments))
 
 
 def default_worker_name() -> str:
@@ -151,16 +168,7 @@ class FibonacciRpcWorker:
                 channel = await connection.channel(publisher_confirms=False)
                 await channel.set_qos(prefetch_count=prefetch)
                 kind = await declare_request_queue(connection, queue, queue_type)
-                # Declared again on the robust channel with exactly what the queue is (an
-                # equivalent declare changes nothing), because aio-pika re-declares a robust
-                # channel's queues after a reconnection, and after the queue was deleted.
-                if kind.durable is None:
-                    consumed = await channel.declare_queue(queue, passive=True)
-                else:
-                    consumed = await channel.declare_queue(
-                        queue, durable=kind.durable, auto_delete=kind.auto_delete,
-                        arguments=dict(kind.arguments),
-                    )
+                consumed = await _consume_as_it_is(channel, queue, kind)
                 worker = cls(
                     connection,
                     channel,  # type: ignore[arg-type]
@@ -173,17 +181,19 @@ class FibonacciRpcWorker:
                 )
                 worker._consumer_tag = await consumed.consume(worker._on_request)
                 return worker
-            except aiormq.exceptions.ConnectionInternalError as error:
+            except BaseException as error:
+                await connection.close()
+                if not isinstance(error, Exception):
+                    raise  # a cancellation
+                failure = translate(error, doing=f"starting a worker on queue {queue!r}")
                 # RabbitMQ 3.x can fail the start of one of two workers that create the
                 # same quorum queue at the same moment (541 INTERNAL_ERROR, which closes the
                 # connection): that one starts again, and then finds the queue ready.
-                await connection.close()
-                if attempt == _START_TRIES:
-                    raise
-                log.info("the broker failed this worker's start (%r); starting again", error)
-            except BaseException:
-                await connection.close()
-                raise
+                if failure.reply_code != _INTERNAL_ERROR or attempt == _START_TRIES:
+                    if failure is error:
+                        raise
+                    raise failure from error
+                log.info("the broker failed this worker's start (%s); starting again", failure)
         raise AssertionError("unreachable: the last try returns or raises")
 
     async def _on_request(self, message: AbstractIncomingMessage) -> None:
@@ -225,9 +235,8 @@ class FibonacciRpcWorker:
             # so nothing loops forever), so a prefetch-1 worker does not stall holding it.
             requeue = not message.redelivered
             log.warning(
-                "could not publish the reply to %r (%r); %s",
-                message.reply_to,
-                error,
+                "%s; %s",
+                translate(error, doing=f"publishing the reply to {message.reply_to!r}"),
                 "the request goes back to the queue" if requeue else
                 "the request had already come back once, so it is dropped unanswered",
             )
@@ -293,7 +302,8 @@ class FibonacciRpcWorker:
         except Exception as error:
             # The connection went before the ack: the broker redelivers the request, it is
             # answered again, and the client discards the duplicate reply.
-            log.warning("could not ack (%r); the broker will redeliver the request", error)
+            log.warning("%s; the broker will redeliver the request",
+                        translate(error, doing="acking a request"))
 
     async def _reply_for(self, body: bytes, correlation_id: str | None) -> aio_pika.Message:
         """The reply message for a request body: the result, or an error reply."""

@@ -1,13 +1,14 @@
-"""Whose CPU was busy: the verdicts from known inputs, the /proc readings themselves, and a
-machine without /proc (macOS, Windows), where the figures are unknown and the report says so."""
+"""Whose CPU was busy: the verdicts from known inputs, psutil's readings themselves, and a
+machine where they cannot be read, where the figures are unknown and the report says so."""
 
 from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
+import time
 from urllib.parse import urlparse
 
+import psutil
 import pytest
 
 from fibrpc_helpers.bench import cpu
@@ -15,7 +16,7 @@ from fibrpc_helpers.bench.cpu import CpuMeter, CpuUse, broker_pid, process_cpu_s
 from fibrpc_helpers.bench.grid import Point, Work, describe
 from fibrpc_helpers.bench.points import Call
 
-needs_proc = pytest.mark.skipif(not cpu.available(), reason="no /proc here: CPU is unknown")
+needs_cpu = pytest.mark.skipif(not cpu.available(), reason="CPU times cannot be read here")
 
 
 def test_verdict_names_the_saturated_role() -> None:
@@ -45,7 +46,7 @@ def test_verdict_when_nothing_is_busy() -> None:
     assert use.total("workers") == 7.0 and use.peak("workers") == 4.0
 
 
-@needs_proc
+@needs_cpu
 def test_process_cpu_grows_with_work_and_a_gone_process_is_none() -> None:
     meter = CpuMeter({"me": [os.getpid()]})
     meter.start()
@@ -58,14 +59,36 @@ def test_process_cpu_grows_with_work_and_a_gone_process_is_none() -> None:
     assert process_cpu_seconds(2**22 + 12345) is None
 
 
-@needs_proc
+@needs_cpu
+def test_process_cpu_is_user_plus_system_time_as_the_os_counts_it() -> None:
+    """Our own process, read through psutil and through os.times, agree (within a tick or two)."""
+    mine = os.times()
+    read = process_cpu_seconds(os.getpid())
+    assert read is not None and read == pytest.approx(mine.user + mine.system, abs=0.05)
+
+
+@needs_cpu
+def test_machine_cpu_counts_every_core_and_busy_is_part_of_it() -> None:
+    first = cpu.machine_cpu_seconds()
+    time.sleep(0.5)
+    second = cpu.machine_cpu_seconds()
+    assert first is not None and second is not None
+    busy, total = second[0] - first[0], second[1] - first[1]
+    assert 0 <= busy <= total
+    cores = psutil.cpu_count() or 1
+    assert total == pytest.approx(0.5 * cores, rel=0.5)  # every core's seconds, not one's
+
+
+@needs_cpu
 def test_the_local_broker_is_found(url: str) -> None:
     where = urlparse(url)
     if where.hostname not in ("localhost", "127.0.0.1", "::1"):
         pytest.skip("the broker runs on another machine: its CPU cannot be read here")
     pid = broker_pid(where.port or 5672)
     assert pid is not None, "the broker of the test suite runs on this machine"
-    assert Path(f"/proc/{pid}/comm").read_text().strip() == "beam.smp"
+    assert psutil.Process(pid).name() == "beam.smp"
+    assert any(c.pid == pid and c.laddr.port == (where.port or 5672)
+               for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN)
 
 
 def test_a_role_without_readings_is_unknown_not_idle() -> None:
@@ -75,11 +98,17 @@ def test_a_role_without_readings_is_unknown_not_idle() -> None:
     assert use.bottleneck() == "workers CPU-bound"
 
 
-def test_without_proc_the_bench_reports_cpu_as_not_available(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_where_nothing_can_be_read_the_bench_reports_cpu_as_not_available(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """macOS and Windows have no /proc: every reading is unknown and the report says so."""
-    monkeypatch.setattr(cpu, "PROC", tmp_path)  # an empty directory: no /proc here
+    """A machine whose CPU times psutil cannot read (a container without /proc): every
+    reading is unknown and the report says so."""
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise psutil.AccessDenied()
+
+    for name in ("cpu_times", "Process", "net_connections", "process_iter"):
+        monkeypatch.setattr(psutil, name, refused)
     assert not cpu.available()
     assert process_cpu_seconds(os.getpid()) is None and broker_pid(5672) is None
     meter = CpuMeter({"broker": [broker_pid(5672)], "workers": [os.getpid()]})

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fibrpc_helpers import broker, mask_url
+from fibrpc_helpers import broker, mask_url, nodes
 
 
 @pytest.fixture
@@ -31,8 +31,8 @@ def test_a_remote_broker_that_does_not_answer_is_not_started_here(nothing_answer
 def test_without_rabbitmq_and_without_apt_it_names_the_ways_to_get_one(
     nothing_answers, monkeypatch, tmp_path
 ):
-    monkeypatch.setattr(broker, "_find_server", lambda: None)
-    monkeypatch.setattr(broker, "_can_apt_install", lambda: False)
+    monkeypatch.setattr(nodes, "find_server", lambda: None)
+    monkeypatch.setattr(nodes, "can_apt_install", lambda: False)
     with pytest.raises(broker.BrokerError) as caught:
         broker.ensure("amqp://guest:s3cret@localhost:5999/", state_dir=tmp_path)
     message = str(caught.value)
@@ -61,7 +61,7 @@ def test_each_platform_is_told_its_own_way_to_get_a_broker(platform, ways):
 def test_on_windows_ensure_only_checks_and_says_how_to_get_one(nothing_answers, monkeypatch):
     """No node of our own on Windows (no process groups): not even rabbitmq-server is looked for."""
     monkeypatch.setattr(broker, "can_start_nodes", lambda: False)
-    monkeypatch.setattr(broker, "_find_server", lambda: pytest.fail("must not look for a server"))
+    monkeypatch.setattr(nodes, "find_server", lambda: pytest.fail("must not look for a server"))
     monkeypatch.setattr(sys, "platform", "win32")
     with pytest.raises(broker.BrokerError, match="choco install rabbitmq"):
         broker.ensure("amqp://guest:guest@localhost:5999/")
@@ -81,10 +81,12 @@ def test_on_windows_a_recorded_pid_is_never_signalled(monkeypatch, tmp_path):
         (tmp_path / "node.json").write_text(
             json.dumps({"pid": bystander.pid, "nodename": "fibrpc5999@localhost", "port": 5999})
         )
+        here = "amqp://guest:guest@localhost:5999/"
         if Path(f"/proc/{bystander.pid}/environ").exists():
-            assert broker._recorded_node(tmp_path) is not None  # what the guard must prevent
+            assert nodes.recorded_node(tmp_path) is not None  # what the guard must prevent
+            assert broker.status(here, tmp_path).started_by_us
         monkeypatch.setattr(broker, "can_start_nodes", lambda: False)
-        assert broker._recorded_node(tmp_path) is None
+        assert not broker.status(here, tmp_path).started_by_us
         assert "nothing stopped" in broker.stop(tmp_path)
         assert bystander.poll() is None  # still running
     finally:

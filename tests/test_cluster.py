@@ -42,8 +42,8 @@ from fibrpc_helpers import (
     RpcConnectionError,
     RpcError,
     WorkerProcesses,
-    broker,
     fib,
+    nodes,
 )
 from fibrpc_helpers.cluster import (
     Cluster,
@@ -72,12 +72,12 @@ WORK_MS = 20  # each worker holds a request this long, so the run lasts a few se
 
 pytestmark = [
     pytest.mark.skipif(
-        broker._find_server() is None,
+        nodes.find_server() is None,
         reason="rabbitmq-server is not installed here, so no cluster can be started "
         "(install it: apt-get install rabbitmq-server)",
     ),
     pytest.mark.skipif(
-        _find_haproxy() is None and not broker._can_apt_install(),
+        _find_haproxy() is None and not nodes.can_apt_install(),
         reason="haproxy is not installed here and cannot be (not root on Debian): "
         "apt-get install haproxy",
     ),
@@ -318,11 +318,11 @@ def test_a_lost_consumers_deliveries_wait_only_the_clusters_short_timeout(cluste
     default) before it hands the deliveries held by a consumer on an unreachable node to
     another; our cluster's nodes set 5 s, so the leader-kill test's calls carry on within
     their deadline. Before 4.3 they are handed on at once, and the key does not exist."""
-    version = broker.server_version(broker._find_server())
+    version = nodes.server_version(nodes.find_server())
     said = cluster.ctl(
         cluster.nodes[0], "eval", "application:get_env(rabbit, consumer_disconnected_timeout)."
     ).strip()
     if version is not None and version >= (4, 3):
-        assert said == f"{{ok,{broker.CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS}}}", said
+        assert said == f"{{ok,{nodes.CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS}}}", said
     else:
         assert said == "undefined", said

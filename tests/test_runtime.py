@@ -1,10 +1,9 @@
-"""The process runtime with real child processes (no broker): start, ready, stop, orphans;
-and the task group that the load generators run their loops in."""
+"""The process runtime with real child processes (no broker): start, ready, stop, stdin;
+and the task group (orphans: tests/test_lifeline.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -20,22 +19,6 @@ PY = sys.executable
 
 def python(code: str) -> list[str]:
     return [PY, "-c", textwrap.dedent(code)]
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie has exited: it only waits to be reaped)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_gone(pid: int, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while alive(pid):
-        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
-        time.sleep(0.02)
 
 
 READY_THEN_SLEEP = "import time\nprint('ready', flush=True)\ntime.sleep(60)"
@@ -88,43 +71,12 @@ def test_lines_are_read_with_a_deadline_and_written_to_stdin() -> None:
         "for line in sys.stdin: print(line.upper(), end='', flush=True)"
     )
     with ProcessGroup() as group:
-        child = group.spawn(python(echo), stdin=True)
+        child = group.spawn(python(echo))
         group.wait_ready([child], "^ready", timeout=30)
         child.write("hello")
         assert child.readline(time.monotonic() + 30) == "HELLO"
         with pytest.raises(ChildError, match="said nothing in time"):
             child.readline(time.monotonic() + 0.1)
-
-
-@pytest.mark.parametrize("death", ["killed", "exits without stopping"])
-def test_a_child_exits_when_its_parent_dies(death: str) -> None:
-    """The parent starts a child that watches it, prints the child's pid, then dies."""
-    child_code = (
-        "import asyncio\nfrom fibrpc_helpers.runtime import watch_parent\n"
-        "print('ready', flush=True)\nasyncio.run(watch_parent(0.05))"
-    )
-    end = "time.sleep(60)" if death == "killed" else "pass"
-    parent_code = f"""
-        import sys, time
-        from fibrpc_helpers.runtime import ProcessGroup
-        group = ProcessGroup()
-        child = group.spawn([sys.executable, "-c", {child_code!r}])
-        group.wait_ready([child], "^ready", timeout=30)
-        print(child.pid, flush=True)
-        {end}
-    """
-    parent = subprocess.Popen(python(parent_code), stdout=subprocess.PIPE, text=True)
-    try:
-        assert parent.stdout is not None
-        pid = int(parent.stdout.readline())
-        assert alive(pid)
-        if death == "killed":  # no atexit, no cleanup: only the child's watch can end it
-            parent.kill()
-        parent.wait(30)
-        wait_gone(pid, 10, "the orphaned child to exit")
-    finally:
-        parent.kill()
-        parent.wait()
 
 
 def test_run_uses_the_event_loop_asked_for() -> None:
@@ -138,10 +90,14 @@ def test_run_uses_the_event_loop_asked_for() -> None:
         run(kind(), "trio")
 
 
-def test_the_parent_pid_is_handed_to_the_child() -> None:
+def test_every_child_is_told_that_its_stdin_is_a_pipe_from_its_parent() -> None:
+    code = (
+        "import os, stat\n"
+        "print(os.environ['FIBRPC_LIFELINE'], stat.S_ISFIFO(os.fstat(0).st_mode))"
+    )
     with ProcessGroup() as group:
-        child = group.spawn(python("import os\nprint(os.environ['FIBRPC_PARENT_PID'])"))
-        assert child.readline(time.monotonic() + 30) == str(os.getpid())
+        child = group.spawn(python(code))
+        assert child.readline(time.monotonic() + 30) == "stdin True"
 
 
 async def test_the_first_failing_task_cancels_the_others_and_raises_with_its_traceback() -> None:

@@ -1,13 +1,13 @@
 """The latency benchmark of the series: ``python -m fibrpc_helpers bench PRESET``.
 
-Presets: ``quick``, ``full``, ``ratios`` and ``ladder`` (see ``command``).
+Presets: ``quick``, ``full`` and ``ladder`` (see ``command``).
 
 Modules, one idea each: ``presets`` (what a run measures), ``points`` (a point's calls and
 its summary row), ``reports`` (printed lines, tables, CSVs), ``grid`` (the runner: it owns
 the processes and measures points), ``loadgen`` (load-generator processes), ``serve`` (the
 benchmark's worker processes), ``designs`` (the reference client with one part swapped, and
-aio_pika.patterns.RPC), ``compare`` (designs side by side, interleaved), ``ratios`` and
-``ladder`` (the comparisons with patterns.RPC), ``stats`` (percentiles, Little's law,
+aio_pika.patterns.RPC), ``compare`` (designs side by side, interleaved), ``ladder`` (the
+reference and its tuned rungs against patterns.RPC), ``stats`` (percentiles, Little's law,
 Poisson arrivals, queueing models), ``cpu`` (whose CPU was busy), ``plots`` (the figures),
 ``conclusions`` (sentences chosen from the measured numbers and the machine's cores) and
 ``progress`` (the progress bar, in a terminal or a notebook).
@@ -31,8 +31,6 @@ _EXPORTS = {
     "describe": "reports",
     "table": "reports",
     "TABLE": "reports",
-    "ratios": "ratios",
-    "Ratios": "ratios",
 }
 
 __all__ = sorted(_EXPORTS)

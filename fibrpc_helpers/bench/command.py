@@ -1,10 +1,11 @@
-"""``python -m fibrpc_helpers bench [quick|full|ratios|ladder]``: measure, save CSVs and plots.
+"""``python -m fibrpc_helpers bench [quick|full|ladder]``: measure, save CSVs and plots.
 
 * ``quick``: a small grid, the open loop and the design comparison (CI, under 20 s);
 * ``full``: the classroom grid, C up to 64 and W up to 8 (under 120 s on 2 cores);
-* ``ratios``: the speed targets against ``aio_pika.patterns.RPC``, printed as ratios;
 * ``ladder``: the tuning ladder, from the reference to the fastest rung, one lever per rung,
-  side by side with ``aio_pika.patterns.RPC``; its last line names the fastest rung.
+  side by side with ``aio_pika.patterns.RPC``: its first two rows are patterns.RPC and the
+  reference, the others are multiples of patterns.RPC too; its last line names the fastest
+  rung.
 
 Everything lands under ``results/<preset>-<time>/`` (git-ignored): calls.csv (every call),
 summary.csv (one row per point) and the PNG plots.
@@ -83,37 +84,6 @@ def run_preset(
     return folder
 
 
-def worker_loop(loop: str) -> str:
-    """The event loop a worker started with ``--loop loop`` runs on."""
-    from ..runtime import uvloop_installed
-
-    return "uvloop" if loop == "uvloop" or (loop == "auto" and uvloop_installed()) else "asyncio"
-
-
-def run_ratios(
-    *, url: str | None = None, prefetch: int | None = None, rounds: int = 6, progress: bool = True
-) -> Path:
-    """Run the ratio benchmark, print its figures and ratios, save its rows."""
-    from .grid import RESULTS
-    from .ratios import ratios
-    from .reports import write_csv
-
-    started = time.monotonic()
-    options = {"prefetch": prefetch} if prefetch is not None else {}
-    result = ratios(url, rounds=rounds, progress=progress, **options)
-    folder = RESULTS / f"ratios-{datetime.now():%Y%m%d-%H%M%S}"
-    folder.mkdir(parents=True, exist_ok=True)
-    write_csv(folder / "summary.csv", result.rows)
-    print(
-        f"\nratios ({rounds} rounds, medians; classic request queues; clients on asyncio; "
-        f"reference worker prefetch {result.prefetch} on {worker_loop(result.loop)}, "
-        "aio_pika.patterns.RPC worker on asyncio with its default, no prefetch limit):"
-    )
-    print(result.describe())
-    print(f"in {time.monotonic() - started:.1f} s; rows in {folder}/summary.csv")
-    return folder
-
-
 def run_ladder(*, url: str | None = None, rounds: int = 4, progress: bool = True) -> Path:
     """Run the tuning ladder; print its table, what each rung gives up, and the verdict."""
     from .grid import RESULTS
@@ -144,14 +114,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    b.add_argument(
-        "preset", nargs="?", default="quick", choices=[*PRESET_NAMES, "ratios", "ladder"]
-    )
+    b.add_argument("preset", nargs="?", default="quick", choices=[*PRESET_NAMES, "ladder"])
     b.add_argument("--url", help="AMQP URL (default: $AMQP_URL, else local guest)")
     b.add_argument("--prefetch", type=int, help="unacked requests per worker (default: preset's)")
     b.add_argument("--loadgens", type=int, help="load-generator processes (default 2)")
     b.add_argument(
-        "--rounds", type=int, help="ratios, ladder: rounds to take medians over (6, 4)"
+        "--rounds", type=int, help="ladder: rounds to take medians over (default 4)"
     )
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(run=main)
@@ -159,12 +127,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def main(args: argparse.Namespace) -> int:
     amqp_url(args.url)  # fail early on a malformed URL
-    if args.preset == "ratios":
-        run_ratios(
-            url=args.url, prefetch=args.prefetch, rounds=args.rounds or 6,
-            progress=not args.no_progress,
-        )
-    elif args.preset == "ladder":
+    if args.preset == "ladder":
         run_ladder(url=args.url, rounds=args.rounds or 4, progress=not args.no_progress)
     else:
         run_preset(

@@ -1,12 +1,13 @@
 """Whose CPU was busy during a measurement: broker, workers, load generators, the machine.
 
-A latency number means little without what limited it. Linux keeps each process's CPU time
-in /proc/<pid>/stat (utime + stime, in clock ticks) and the machine's in /proc/stat; the
-difference over the measured window divided by its length is the CPU used, where 100 % is
-one core. The broker is the Erlang VM (``beam.smp``) listening on the AMQP port.
+A latency number means little without what limited it. psutil reads each process's CPU time
+(user + system) and the machine's, on Linux, macOS and Windows alike; the difference over
+the measured window divided by its length is the CPU used, where 100 % is one core. The
+broker is the Erlang VM (``beam.smp``) listening on the AMQP port.
 
-Only Linux has /proc. Elsewhere (macOS, Windows) every reading is unknown: ``CpuUse.available``
-is False, its figures are NaN and its verdict says "not available here", so a benchmark still
+Where a reading cannot be had (a process gone or another user's, a container without
+/proc), it is unknown: ``CpuUse.available`` is False when the machine's own figures cannot be
+read, its figures are NaN and its verdict says "not available here", so a benchmark still
 runs and reports its latencies, with CPU unknown rather than wrong.
 """
 
@@ -17,72 +18,61 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-PROC = Path("/proc")  # where the readings come from; a test points it at an empty directory
-NOT_AVAILABLE = "CPU use not available here (it is read from /proc, which only Linux has)"
+import psutil
+
+NOT_AVAILABLE = "CPU use not available here (psutil cannot read this machine's CPU times)"
 SATURATED = 90.0  # % of one core at which a single-threaded process counts as saturated
 
 
 def available() -> bool:
-    """Whether this machine's CPU use can be read (Linux's /proc is there)."""
-    return (PROC / "stat").is_file()
+    """Whether this machine's CPU use can be read."""
+    return machine_cpu_seconds() is not None
 
 
 def process_cpu_seconds(pid: int) -> float | None:
     """CPU seconds (user + system) used so far by ``pid``; None when it is gone or unknown."""
     try:
-        stat = (PROC / str(pid) / "stat").read_text()
-    except OSError:
+        times = psutil.Process(pid).cpu_times()
+    except (psutil.Error, OSError):
         return None
-    fields = stat.rsplit(")", 1)[1].split()  # after "(comm)", which may contain spaces
-    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+    return times.user + times.system
 
 
 def machine_cpu_seconds() -> tuple[float, float] | None:
     """(busy, total) CPU seconds of the whole machine so far, summed over every core; None
-    where that cannot be read."""
+    where that cannot be read. Idle and I/O wait count as not busy; Linux's guest time is
+    already in its user time, so it is not counted twice (as psutil's own cpu_percent)."""
     try:
-        first = (PROC / "stat").read_text().splitlines()[0].split()
-    except OSError:
+        times = psutil.cpu_times()
+    except (psutil.Error, OSError, NotImplementedError):
         return None
-    values = [int(v) for v in first[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-    return (sum(values[:8]) - idle) / _TICKS, sum(values[:8]) / _TICKS
+    total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    return total - idle, total
 
 
 def broker_pid(port: int = 5672) -> int | None:
-    """The pid of the local process listening on ``port`` (the broker), if it can be found.
-
-    Looks up the listening socket's inode in /proc/net/tcp{,6}, then the process holding it;
-    falls back to the only ``beam.smp`` process. None for a remote broker, and where there is
-    no /proc.
-    """
+    """The pid of the local ``beam.smp`` listening on ``port`` (the broker), if it can be
+    found; else the only ``beam.smp`` running. None for a remote broker, and where processes
+    cannot be read."""
     if not available():
         return None
-    inodes = set()
-    for table in ("tcp", "tcp6"):
-        try:
-            lines = (PROC / "net" / table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            if parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(f"socket:[{parts[9]}]")
+    try:  # every listening socket with its process (another user's needs root on macOS)
+        listening = {
+            connection.pid for connection in psutil.net_connections("tcp")
+            if connection.status == psutil.CONN_LISTEN and connection.laddr
+            and connection.laddr.port == port
+        }
+    except (psutil.Error, OSError):
+        listening = set()
     beams = []
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] != "beam.smp":
             continue
-        try:
-            if (entry / "comm").read_text().strip() != "beam.smp":
-                continue
-            beams.append(int(entry.name))
-            if inodes and any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
-                return int(entry.name)
-        except OSError:
-            continue
+        if process.pid in listening:
+            return process.pid
+        beams.append(process.pid)
     return beams[0] if len(beams) == 1 else None
 
 

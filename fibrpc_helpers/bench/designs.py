@@ -1,7 +1,8 @@
 """The RPC designs the benchmark compares: the reference with one part swapped, and patterns.
 
-Every tutorial-six design is ``FibonacciRpcClient`` itself, or a subclass that overrides
-the one part its name says, so that a comparison measures exactly that difference and
+Every tutorial-six design is ``FibonacciRpcClient`` itself, or a subclass that sets the one
+part its name says through the reference's public parameters (``connect(publisher_confirms=,
+reply_to=)``, ``create``), so that a comparison measures exactly that difference and
 nothing else (publish timeout, expiration, the deadline header, error mapping and clean-up
 are the reference's, always):
 
@@ -27,20 +28,19 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 from uuid import uuid4
 
 import aiormq
-from aio_pika.abc import AbstractQueue, AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractRobustConnection
 from aio_pika.patterns import JsonRPC
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
-from ..client import DEFAULT_TIMEOUT, FibonacciRpcClient, connect_robust
-from ..errors import RpcTimeout
-from ..urls import amqp_url
+from ..client import DEFAULT_TIMEOUT, DIRECT_REPLY_TO, FibonacciRpcClient, connect_robust
+from ..errors import RpcTimeout, translate
+from ..urls import amqp_url, mask_url
 from ..wire import decode_reply, encode_request
-from ..worker import DIRECT_REPLY_TO
 
 
 class Caller(Protocol):
@@ -49,34 +49,38 @@ class Caller(Protocol):
 
 
 class QueuePerRequestClient(FibonacciRpcClient):
-    """The reference, but every try declares, consumes and deletes its own callback queue.
+    """The reference, but every call gets a callback queue of its own: a reference client
+    made with ``create`` on this client's connection and channel, which declares and consumes
+    a fresh exclusive queue, makes the one call, and deletes its queue when it closes.
 
-    The queue's declare and consume come before the try's timer starts and its delete
+    The queue's declare and consume come before the call's timer starts and its delete
     after it ends: the round trips this design adds, which its latency shows.
     """
 
-    async def _try(
-        self, n: int, body: bytes, timeout: float, key: str, reply_to: str | None = None
-    ) -> Any:
-        queue = await self.channel.declare_queue(exclusive=True, auto_delete=True)
+    async def call(self, n: int, *, timeout: float | None = None, **options: Any) -> int:
+        once = await FibonacciRpcClient.create(
+            self.connection, self.channel, queue=self.queue, timeout=self.timeout
+        )
         try:
-            await queue.consume(self._on_reply, no_ack=True)
-            return await super()._try(n, body, timeout, key, reply_to=queue.name)
-        finally:  # through the robust channel, which then forgets the queue (no restore)
-            await self.channel.queue_delete(queue.name)
+            return await once.call(n, timeout=timeout, **options)
+        finally:
+            await once.close()
+            for name in vars(self.replies):  # this client's counts cover every call's
+                setattr(self.replies, name,
+                        getattr(self.replies, name) + getattr(once.replies, name))
 
 
 class DirectReplyToClient(FibonacciRpcClient):
     """The reference, but replies come on ``amq.rabbitmq.reply-to``: no callback queue.
 
     RabbitMQ's rules: consume the pseudo-queue with no-ack on the channel that publishes,
-    before publishing (``connect`` consumes it at once). What it gives up: a reply is never
+    before publishing (``create`` consumes it at once). What it gives up: a reply is never
     queued, so a reply whose client has gone is dropped by the broker.
     """
 
     @classmethod
-    async def _reply_queue(cls, channel: AbstractRobustChannel) -> AbstractQueue:
-        return await channel.get_queue(DIRECT_REPLY_TO, ensure=False)
+    async def connect(cls, url: str | None = None, **options: Any) -> FibonacciRpcClient:
+        return await super().connect(url, reply_to=DIRECT_REPLY_TO, **options)
 
 
 class NoConfirmsClient(FibonacciRpcClient):
@@ -87,14 +91,19 @@ class NoConfirmsClient(FibonacciRpcClient):
     on a confirming channel): no ``NoWorkerError``, only a timeout.
     """
 
-    CHANNEL_OPTIONS: ClassVar[dict[str, bool]] = {
-        "publisher_confirms": False,
-        "on_return_raises": False,
-    }
+    @classmethod
+    async def connect(cls, url: str | None = None, **options: Any) -> FibonacciRpcClient:
+        return await super().connect(url, publisher_confirms=False, **options)
 
 
-class DirectNoConfirmsClient(DirectReplyToClient, NoConfirmsClient):
+class DirectNoConfirmsClient(FibonacciRpcClient):
     """Direct reply-to and no publisher confirms: both swaps at once."""
+
+    @classmethod
+    async def connect(cls, url: str | None = None, **options: Any) -> FibonacciRpcClient:
+        return await super().connect(
+            url, reply_to=DIRECT_REPLY_TO, publisher_confirms=False, **options
+        )
 
 
 class RawAiormqClient:
@@ -117,7 +126,10 @@ class RawAiormqClient:
     async def connect(
         cls, url: str | None = None, *, queue: str, timeout: float = DEFAULT_TIMEOUT
     ) -> RawAiormqClient:
-        connection = await aiormq.connect(amqp_url(url))
+        try:
+            connection = await aiormq.connect(amqp_url(url))
+        except Exception as error:
+            raise translate(error, doing=f"connecting to {mask_url(amqp_url(url))}") from error
         try:
             channel = await connection.channel(publisher_confirms=False)
             client = cls(connection, channel, queue, timeout)
@@ -144,6 +156,8 @@ class RawAiormqClient:
             body = await asyncio.wait_for(future, timeout)
         except TimeoutError:
             raise RpcTimeout(f"no reply to fib({n}) within {timeout:g} s") from None
+        except Exception as error:
+            raise translate(error, doing=f"calling fib({n}) on queue {self.queue!r}") from error
         finally:
             self.pending.pop(correlation_id, None)
         return decode_reply(body, None)
@@ -182,6 +196,8 @@ class PatternsClient:
             return int(await asyncio.wait_for(self.rpc.call(self.queue, {"n": n}), timeout))
         except TimeoutError:
             raise RpcTimeout(f"no reply to fib({n}) within {timeout:g} s") from None
+        except Exception as error:
+            raise translate(error, doing=f"calling fib({n}) on queue {self.queue!r}") from error
 
     async def close(self) -> None:
         # Not rpc.close(): it deletes the result queue only if empty (aio-pika's

@@ -11,6 +11,11 @@ measured window and says whose CPU was busy meanwhile::
         bench.designs()            # the RPC designs side by side
         bench.save()               # results/<preset>-<time>/calls.csv, summary.csv
 
+In a notebook, await the same measurements instead (``await bench.closed_grid_async()``,
+``open_loop_async``, ``designs_async``, or ``run_async`` for a function given the bench): they
+run in the bench's own thread, so the kernel's event loop, and every client and worker
+connection on it, goes on while the processes are driven and the windows waited out.
+
 What a run measures is in ``presets``, what a point holds in ``points``, how it is printed
 and saved in ``reports``.
 """
@@ -18,17 +23,20 @@ and saved in ``reports``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import statistics
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import aio_pika
@@ -64,6 +72,8 @@ __all__ = [
     "describe",
     "table",
 ]
+
+T = TypeVar("T")
 
 RESULTS = Path("results")  # git-ignored; relative to where the run starts
 REFERENCE = design("correlation-id")
@@ -180,6 +190,7 @@ class Bench:
         # Wall seconds each measurement took ("closed loop", "open loop", "designs"): the
         # notebook's run time on this machine, windows plus starting and stopping processes.
         self.elapsed: dict[str, float] = {}
+        self._thread: ThreadPoolExecutor | None = None  # the async face's one thread
 
     # -- processes ------------------------------------------------------------------------
     def loadgens(self, loop: str = "asyncio") -> LoadGenerators:
@@ -213,6 +224,9 @@ class Bench:
     def close(self) -> None:
         """Stop the load generators and delete this run's queues (workers stop per use)."""
         try:
+            if self._thread is not None:
+                self._thread.shutdown()
+                self._thread = None
             for generators in self._loadgens.values():
                 generators.stop()
             self._loadgens.clear()
@@ -480,6 +494,30 @@ class Bench:
                     done.append(self.measure(point, workers, one))
         return done
 
+    # -- the same, awaited (a notebook's cells) ----------------------------------------------
+    async def run_async(self, measurement: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """``measurement(*args, **kwargs)`` (a method of this bench, or a function given it,
+        such as ``ladder(bench=bench)``) in the bench's own thread, awaited: the event loop
+        that awaits it goes on meanwhile. One thread, so measurements never overlap."""
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="bench")
+        context = contextvars.copy_context()  # as asyncio.to_thread: prints reach the cell
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, functools.partial(context.run, measurement, *args, **kwargs)
+        )
+
+    async def closed_grid_async(self, *args: Any, **kwargs: Any) -> list[Point]:
+        """``closed_grid``, awaited."""
+        return await self.run_async(self.closed_grid, *args, **kwargs)
+
+    async def open_loop_async(self, *args: Any, **kwargs: Any) -> list[Point]:
+        """``open_loop``, awaited."""
+        return await self.run_async(self.open_loop, *args, **kwargs)
+
+    async def designs_async(self, *args: Any, **kwargs: Any) -> list[Point]:
+        """``designs``, awaited."""
+        return await self.run_async(self.designs, *args, **kwargs)
+
     # -- results ------------------------------------------------------------------------------
     def rows(self, kind: str | None = None) -> list[dict[str, Any]]:
         return [point.row() for point in self.points if kind is None or point.kind == kind]
@@ -490,6 +528,8 @@ class Bench:
 
 
 def _sleep_until(moment: float) -> None:
+    """Block until ``moment``: in the bench's own thread when awaited (``run_async``), else
+    on the command line, where no event loop runs."""
     delay = moment - time.monotonic()
     if delay > 0:
         time.sleep(delay)

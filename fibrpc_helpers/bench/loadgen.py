@@ -11,9 +11,13 @@ All processes share the start instant: ``time.monotonic()`` is the machine-wide
 CLOCK_MONOTONIC on Linux, so the parent can say "start at t" to every process.
 
 Every loop of a run (each closed-loop client, the open loop's arrivals and their calls, the
-lag ticker) is a task of one ``runtime.TaskGroup`` with one deadline for the run: an
+lag ticker) is a task of one ``asyncio.TaskGroup`` with one deadline for the run: an
 unexpected exception in any of them ends the run at once, with its traceback sent to the
 parent, and leaves no loop running on the pooled clients.
+
+The process's stdin is its lifeline too (``runtime.follow_stdin``): when it closes (the
+parent is done with it, or gone, however it ended) the process stops at once, in the middle
+of a run if need be, closes its clients and exits.
 """
 
 from __future__ import annotations
@@ -26,14 +30,14 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import asdict, dataclass, replace
 from itertools import cycle
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from ..errors import RpcError
-from ..runtime import LOOPS, ChildError, ProcessGroup, TaskGroup, run, watch_parent
+from ..runtime import LOOPS, ChildError, ProcessGroup, follow_stdin, run, threadsafe
 from .designs import Caller, connect
 from .points import Call, LoopLag
 from .stats import poisson_schedule
@@ -49,6 +53,8 @@ LAG_TICK = 0.005
 SLACK_TICKS = 40
 # Seconds a run may take beyond its windows and the calls' timeout before it is failed.
 RUN_MARGIN = 30.0
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -105,14 +111,23 @@ class Generator:
         if delay > 0:
             await asyncio.sleep(delay)
         t0 = load.start_at
-        group = TaskGroup(f"a run of {load.clients} {load.loop}-loop clients")
-        ticker = group.spawn(self._lag(t0, load.warmup, load.warmup + load.duration))
-        if load.loop == "closed":
-            for index, client in enumerate(clients):
-                group.spawn(self._closed(load, index, client, t0, records))
-        else:
-            group.spawn(self._open(load, clients, t0, records, group))
-        await group.wait(load.deadline)
+        try:
+            async with asyncio.timeout(load.deadline), asyncio.TaskGroup() as group:
+                ticker = group.create_task(
+                    self._lag(t0, load.warmup, load.warmup + load.duration)
+                )
+                if load.loop == "closed":
+                    for index, client in enumerate(clients):
+                        group.create_task(self._closed(load, index, client, t0, records))
+                else:
+                    group.create_task(self._open(load, clients, t0, records, group))
+        except TimeoutError:
+            raise TimeoutError(f"a run of {load.clients} {load.loop}-loop clients did not "
+                               f"finish within {load.deadline:g} s") from None
+        except BaseExceptionGroup as failed:  # one failure: raised as itself
+            if len(failed.exceptions) > 1:
+                raise
+            raise failed.exceptions[0] from None
         return records, ticker.result()
 
     async def _lag(self, t0: float, start: float, end: float) -> LoopLag:
@@ -140,7 +155,7 @@ class Generator:
         clients: Sequence[Caller],
         t0: float,
         out: list[Call],
-        group: TaskGroup,
+        group: asyncio.TaskGroup,
     ) -> None:
         schedule = poisson_schedule(load.rate, load.warmup + load.duration, load.seed)
         numbered = cycle(enumerate(clients))
@@ -155,7 +170,7 @@ class Generator:
             if delay > 0:
                 await asyncio.sleep(delay)
             index, client = next(numbered)
-            group.spawn(one(intended, load.client_offset + index, client))
+            group.create_task(one(intended, load.client_offset + index, client))
 
     async def close(self) -> None:
         clients = [client for pool in self.pools.values() for client in pool]
@@ -199,45 +214,57 @@ def _answer(message: dict[str, Any]) -> None:
 
 
 async def _serve(url: str | None) -> None:
-    """Answer the parent's commands until it says quit, closes stdin, stops us or dies."""
+    """Answer the parent's commands until it says quit, stops us, or its end of our stdin
+    closes (the parent is gone: then at once, even in the middle of a run)."""
     generator = Generator(url, slack=await idle_slack())
-    loop = asyncio.get_running_loop()
     stdin = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-    stopping = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stopping.set)
-    ends = [asyncio.ensure_future(watch_parent()), asyncio.ensure_future(stopping.wait())]
+    ended = asyncio.Event()
+    follow_stdin(threadsafe(stdin.feed_data), threadsafe(ended.set))
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, ended.set)
     _answer({"ready": os.getpid()})
     try:
-        while True:
-            reading = asyncio.ensure_future(stdin.readline())
-            await asyncio.wait((reading, *ends), return_when=asyncio.FIRST_COMPLETED)
-            if not reading.done():
-                reading.cancel()
-                await asyncio.wait((reading,))
+        while line := await _unless(ended, stdin.readline()):
+            if line.strip() == b"quit":
                 return
-            line = reading.result().decode()
-            if not line or line.strip() == "quit":
+            answer = await _unless(ended, _obey(generator, json.loads(line)))
+            if answer is None:
                 return
-            command = json.loads(line)
-            try:
-                if command.get("close"):
-                    await generator.close()
-                    _answer({"closed": True})
-                elif "connect" in command:  # connect first, so all processes start together
-                    clients = await generator.clients(Load(**command["connect"]))
-                    _answer({"connected": len(clients)})
-                else:
-                    calls, lag = await generator.run(Load(**command))
-                    rows = [[c.client, c.intended, c.sent, c.done, c.error] for c in calls]
-                    _answer({"records": rows, "lag": asdict(lag)})
-            except Exception:  # the parent raises it, traceback and all
-                _answer({"error": traceback.format_exc()})
+            _answer(answer)
     finally:
-        for task in ends:
-            task.cancel()
-        await asyncio.wait(ends)
         await generator.close()
+
+
+async def _obey(generator: Generator, command: dict[str, Any]) -> dict[str, Any]:
+    """Run one command of the parent's; the answer to send it (a failure's traceback too)."""
+    try:
+        if command.get("close"):
+            await generator.close()
+            return {"closed": True}
+        if "connect" in command:  # connect first, so all processes start together
+            clients = await generator.clients(Load(**command["connect"]))
+            return {"connected": len(clients)}
+        calls, lag = await generator.run(Load(**command))
+        rows = [[c.client, c.intended, c.sent, c.done, c.error] for c in calls]
+        return {"records": rows, "lag": asdict(lag)}
+    except Exception:  # the parent raises it, traceback and all
+        return {"error": traceback.format_exc()}
+
+
+async def _unless(ended: asyncio.Event, work: Awaitable[T]) -> T | None:
+    """What ``work`` returns, or None as soon as ``ended`` is set (``work`` is cancelled)."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(ended.wait())
+    try:
+        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, watch):
+            pending.cancel()
+        await asyncio.wait((task, watch))
+    if ended.is_set() or task.cancelled():
+        if not task.cancelled():
+            task.exception()  # retrieved: what failed as it was cancelled ends with us
+        return None
+    return task.result()
 
 
 class LoadGenerators:
@@ -262,7 +289,7 @@ class LoadGenerators:
         command = [sys.executable, "-m", "fibrpc_helpers.bench.loadgen", "--loop", self.loop]
         env = {"AMQP_URL": self.url} if self.url else {}  # a command line is public: not there
         for _ in range(self.count):
-            self.group.spawn(command, name="load generator", stdin=True, env=env)
+            self.group.spawn(command, name="load generator", env=env)
         self._ready = False
         return self
 

@@ -26,7 +26,7 @@ from ..client import connect_robust
 from ..fib import fib
 from ..processes import READY, worker_command
 from ..request_queue import transient_queues_permitted
-from ..runtime import LOOPS, run, watch_parent
+from ..runtime import LOOPS, parent_gone, run
 from ..urls import amqp_url
 from ..wire import decode_request, encode_result
 
@@ -65,7 +65,7 @@ async def _until_stopped() -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
     stopped = asyncio.ensure_future(stopping.wait())
-    orphaned = asyncio.ensure_future(watch_parent())
+    orphaned = asyncio.ensure_future(parent_gone())
     try:
         await asyncio.wait((stopped, orphaned), return_when=asyncio.FIRST_COMPLETED)
     finally:
