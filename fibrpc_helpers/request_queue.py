@@ -10,6 +10,7 @@ out what the queue is and declares it only when it is absent.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import uuid
 from collections.abc import Mapping
@@ -117,7 +118,9 @@ async def declare_request_queue(
     async with await aio_pika.connect(connection.url) as probing:
         existing = await _existing(probing, name)
         if existing is None:
-            if not wanted.durable and not await transient_queues_permitted(str(connection.url)):
+            if not wanted.durable and not await transient_queues_permitted(
+                str(connection.url), prefix=name
+            ):
                 wanted = replace(wanted, durable=True)
             refusal = await _declare(probing, name, wanted)
             if refusal is None:
@@ -178,28 +181,48 @@ async def _declare(connection: aio_pika.abc.AbstractConnection, name: str,
     return None
 
 
-async def transient_queues_permitted(url: str) -> bool:
+class _NotDuringProbe(logging.Filter):
+    """Drops the log records of a probe's own connection: its refusal is the answer there,
+    not an error. The connection's tasks start inside the probe, so they carry its context;
+    every other connection logs as before, even while a probe runs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _PROBING.get()
+
+
+_PROBING: contextvars.ContextVar[bool] = contextvars.ContextVar("fibrpc_probing", default=False)
+# A logger's filter sees only the records made by that logger itself, so each module's.
+for _module in ("aiormq.connection", "aiormq.channel", "aiormq.base", "aiormq.tools",
+                "aio_pika.connection", "aio_pika.channel", "aio_pika.tools", "aio_pika.queue"):
+    logging.getLogger(_module).addFilter(_NotDuringProbe())
+
+_TRANSIENT_DENIED = 541
+"""The reply code of RabbitMQ's refusal of a deprecated feature (INTERNAL_ERROR)."""
+
+
+async def transient_queues_permitted(url: str, prefix: str = "fibrpc") -> bool:
     """Whether the broker at ``url`` takes a transient (non-durable) non-exclusive queue,
     the shape of aio-pika's tutorial six ``rpc_queue``.
 
     RabbitMQ 4.3 as upstream ships it denies one (the deprecated feature
     ``transient_nonexcl_queues``; Debian's 4.3 package permits it), and its refusal is a
     541 INTERNAL_ERROR that closes the whole connection, not just a channel: so the question
-    is asked on a connection of its own. An accepted probe queue is deleted at once.
+    is asked on a connection of its own. Any other refusal (a student's user may not
+    declare the probe's name) says nothing about the feature: it counts as permitted, and the
+    real declare then speaks for itself. The probe queue is named after ``prefix`` (the
+    request queue's name, inside the caller's namespace), expires after 10 s even if this
+    call is cancelled before it deletes it, and is deleted at once when accepted.
     """
-    name = f"fibrpc.transient-probe.{uuid.uuid4().hex[:12]}"
-    quiet = [logging.getLogger(module) for module in ("aiormq", "aio_pika")]
-    levels = [logger.level for logger in quiet]
-    for logger in quiet:  # the refusal is the answer here, not an error to log
-        logger.setLevel(logging.CRITICAL)
+    name = f"{prefix}.transient-probe.{uuid.uuid4().hex[:12]}"
+    token = _PROBING.set(True)
     try:
         async with await aio_pika.connect(url) as connection:
-            probe = RequestQueue("classic", durable=False)
-            if await _declare(connection, name, probe, auto_delete=True) is not None:
-                return False
+            probe = RequestQueue("classic", durable=False, arguments={"x-expires": 10_000})
+            refused = await _declare(connection, name, probe, auto_delete=True)
+            if refused is not None:
+                return refused.reply_code != _TRANSIENT_DENIED
             async with aio_pika.Channel(connection) as channel:
                 await channel.queue_delete(name)
             return True
     finally:
-        for logger, level in zip(quiet, levels, strict=True):
-            logger.setLevel(level)
+        _PROBING.reset(token)
