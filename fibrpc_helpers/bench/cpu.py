@@ -18,11 +18,20 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-
-import psutil
+from types import ModuleType
 
 NOT_AVAILABLE = "CPU use not available here (psutil cannot read this machine's CPU times)"
 SATURATED = 90.0  # % of one core at which a single-threaded process counts as saturated
+
+
+def _psutil() -> ModuleType | None:
+    """psutil, imported when first needed: on Linux its import reads /proc, and importing
+    the package must work where there is none (a test takes /proc away)."""
+    try:
+        import psutil
+    except (ImportError, OSError):
+        return None
+    return psutil
 
 
 def available() -> bool:
@@ -32,6 +41,9 @@ def available() -> bool:
 
 def process_cpu_seconds(pid: int) -> float | None:
     """CPU seconds (user + system) used so far by ``pid``; None when it is gone or unknown."""
+    psutil = _psutil()
+    if psutil is None:
+        return None
     try:
         times = psutil.Process(pid).cpu_times()
     except (psutil.Error, OSError):
@@ -43,6 +55,9 @@ def machine_cpu_seconds() -> tuple[float, float] | None:
     """(busy, total) CPU seconds of the whole machine so far, summed over every core; None
     where that cannot be read. Idle and I/O wait count as not busy; Linux's guest time is
     already in its user time, so it is not counted twice (as psutil's own cpu_percent)."""
+    psutil = _psutil()
+    if psutil is None:
+        return None
     try:
         times = psutil.cpu_times()
     except (psutil.Error, OSError, NotImplementedError):
@@ -56,7 +71,8 @@ def broker_pid(port: int = 5672) -> int | None:
     """The pid of the local ``beam.smp`` listening on ``port`` (the broker), if it can be
     found; else the only ``beam.smp`` running. None for a remote broker, and where processes
     cannot be read."""
-    if not available():
+    psutil = _psutil()
+    if psutil is None or not available():
         return None
     try:  # every listening socket with its process (another user's needs root on macOS)
         listening = {
