@@ -19,8 +19,6 @@ from .errors import (
     RpcTimeout,
 )
 from .fib import DEFAULT_MAX_N, check_n, fib, fib_recursive
-from .namespace import namespace, namespaced
-from .processes import WorkerProcesses
 from .urls import amqp_url, mask_url
 from .worker import FibonacciRpcWorker
 
@@ -42,12 +40,9 @@ __all__ = [
     "RpcConnectionError",
     "RpcError",
     "RpcTimeout",
-    "WorkerProcesses",
     "amqp_url",
     "check_n",
     "fib",
     "fib_recursive",
     "mask_url",
-    "namespace",
-    "namespaced",
 ]

@@ -19,16 +19,16 @@ import sys
 import threading
 from collections.abc import Callable
 
-from . import broker, cluster
 from .bench.command import add_parser as add_bench
 from .client import DEFAULT_QUEUE, DEFAULT_TIMEOUT, FibonacciRpcClient
 from .errors import RpcError
 from .fib import DEFAULT_MAX_N, RECURSIVE_MAX_N, fib, fib_recursive
-from .processes import WorkerProcesses
+from .lab import broker, cluster
+from .lab.processes import WorkerProcesses
+from .lab.runtime import LOOPS, run, watch_parent
+from .lab.watch import watch
 from .request_queue import QUEUE_TYPES
-from .runtime import LOOPS, run, watch_parent
 from .urls import amqp_url, mask_url
-from .watch import watch
 from .worker import FibonacciRpcWorker
 
 WORK: dict[str, Callable[[int], int]] = {"fast": fib, "recursive": fib_recursive}

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import aio_pika
 import pytest
 
-from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker, amqp_url, broker
+from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker, amqp_url
+from fibrpc_helpers.lab import broker
 
 
 @pytest.fixture(scope="session")

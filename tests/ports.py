@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fibrpc_helpers.broker import port_free
+from fibrpc_helpers.lab.broker import port_free
 
 DIST_OFFSET = 20000  # RabbitMQ's distribution port is the AMQP port + 20000
 LOWEST = 10000  # below this are ports that well-known services use

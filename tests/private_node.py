@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from ports import free_block
 
-from fibrpc_helpers import broker
+from fibrpc_helpers.lab import broker
 
 
 @dataclass

@@ -15,7 +15,7 @@ import aio_pika
 import pytest
 from malformed import MALFORMED, MAX_N
 
-from fibrpc_helpers import WorkerProcesses
+from fibrpc_helpers.lab.processes import WorkerProcesses
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -18,7 +18,7 @@ from fibrpc_helpers.bench.loadgen import Generator, LoadGenerators, idle_slack
 from fibrpc_helpers.bench.points import LAG_SHARE, Call, LoopLag, Point
 from fibrpc_helpers.bench.presets import Preset, Work
 from fibrpc_helpers.bench.reports import CALL_COLUMNS, describe
-from fibrpc_helpers.runtime import ProcessGroup
+from fibrpc_helpers.lab.runtime import ProcessGroup
 
 IO_5MS = Work("io-5ms", n=7, sleep_ms=5)
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from fibrpc_helpers import broker, mask_url, nodes
+from fibrpc_helpers import mask_url
+from fibrpc_helpers.lab import broker, nodes
 
 
 @pytest.fixture

@@ -22,14 +22,9 @@ import pytest
 from private_node import PrivateNode, node_fixture  # noqa: F401  (the fixture `node`)
 from waits import wait_until
 
-from fibrpc_helpers import (
-    FibonacciRpcClient,
-    FibonacciRpcWorker,
-    RpcConnectionError,
-    WorkerProcesses,
-    broker,
-    fib,
-)
+from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker, RpcConnectionError, fib
+from fibrpc_helpers.lab import broker
+from fibrpc_helpers.lab.processes import WorkerProcesses
 from fibrpc_helpers.urls import url_port
 
 pytestmark = [

@@ -20,7 +20,8 @@ import pytest
 from private_node import PrivateNode, node_fixture  # noqa: F401  (the fixture `node`)
 from waits import wait_for_depth, wait_until
 
-from fibrpc_helpers import FibonacciRpcClient, RpcTimeout, broker
+from fibrpc_helpers import FibonacciRpcClient, RpcTimeout
+from fibrpc_helpers.lab import broker
 
 pytestmark = [
     pytest.mark.skipif(

@@ -17,13 +17,8 @@ import aio_pika
 import pytest
 from waits import queue_depth, wait_for_depth, wait_until
 
-from fibrpc_helpers import (
-    FibonacciRpcClient,
-    FibonacciRpcWorker,
-    NoWorkerError,
-    WorkerProcesses,
-    fib,
-)
+from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker, NoWorkerError, fib
+from fibrpc_helpers.lab.processes import WorkerProcesses
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -141,7 +136,7 @@ async def test_the_trace_draws_both_replies_of_the_race(
     url, queue_name, connection, request_queue
 ):
     """The same race in this process, traced: two deliveries, two replies, one answer."""
-    from fibrpc_helpers.trace import Trace
+    from fibrpc_helpers.lab.trace import Trace
 
     async def reply_then_die() -> None:
         careless = await aio_pika.connect(url)

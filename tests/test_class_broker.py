@@ -19,7 +19,8 @@ import aiormq.exceptions
 import pytest
 from ports import free_block
 
-from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker, broker
+from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker
+from fibrpc_helpers.lab import broker
 
 STUDENTS = ("alice", "bob")
 

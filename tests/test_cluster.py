@@ -36,16 +36,9 @@ import pytest
 from ports import free_block
 from waits import wait_until
 
-from fibrpc_helpers import (
-    BrokerRefusedError,
-    FibonacciRpcClient,
-    RpcConnectionError,
-    RpcError,
-    WorkerProcesses,
-    fib,
-    nodes,
-)
-from fibrpc_helpers.cluster import (
+from fibrpc_helpers import BrokerRefusedError, FibonacciRpcClient, RpcConnectionError, RpcError, fib
+from fibrpc_helpers.lab import nodes
+from fibrpc_helpers.lab.cluster import (
     Cluster,
     ClusterError,
     FailoverRun,
@@ -54,6 +47,7 @@ from fibrpc_helpers.cluster import (
     ensure,
     run_calls,
 )
+from fibrpc_helpers.lab.processes import WorkerProcesses
 
 CALLS = 300
 CONCURRENCY = 16

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fibrpc_helpers import amqp_url, namespaced, urls
+from fibrpc_helpers import amqp_url, urls
+from fibrpc_helpers.lab.namespace import namespaced
 
 CLI = [sys.executable, "-m", "fibrpc_helpers"]
 

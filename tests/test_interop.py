@@ -42,8 +42,9 @@ import pytest
 from aio_pika.exceptions import ChannelPreconditionFailed
 from waits import consumer_count, wait_until
 
-from fibrpc_helpers import FibonacciRpcClient, namespaced
+from fibrpc_helpers import FibonacciRpcClient
 from fibrpc_helpers.fib import fib
+from fibrpc_helpers.lab.namespace import namespaced
 from fibrpc_helpers.request_queue import transient_queues_permitted
 
 TESTS = Path(__file__).parent

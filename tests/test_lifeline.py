@@ -88,13 +88,13 @@ SCRIPT = "import time\nprint('ready', flush=True)\ntime.sleep(3600)\n"
 
 CHILDREN = {
     "worker process": """
-        from fibrpc_helpers.processes import WorkerProcesses
+        from fibrpc_helpers.lab.processes import WorkerProcesses
         workers = WorkerProcesses(1, url=URL, queue=QUEUE).start()
         pid = workers.pids[0]
     """,
     "benchmark worker": """
         from fibrpc_helpers.bench import serve
-        from fibrpc_helpers.runtime import ProcessGroup
+        from fibrpc_helpers.lab.runtime import ProcessGroup
         group = ProcessGroup()
         command = serve.command("raw-aiormq", queue=QUEUE + ".raw")
         child = group.spawn(command, name="worker", env={"AMQP_URL": URL})
@@ -115,18 +115,18 @@ CHILDREN = {
         pid = generators.pids[0]
     """,
     "notebook's script": """
-        from fibrpc_helpers.runtime import ProcessGroup
+        from fibrpc_helpers.lab.runtime import ProcessGroup
         group = ProcessGroup()
-        child = group.spawn([sys.executable, "-m", "fibrpc_helpers.run_script", SCRIPT])
+        child = group.spawn([sys.executable, "-m", "fibrpc_helpers.lab.run_script", SCRIPT])
         group.wait_ready([child], "^ready", 30)
         pid = child.pid
     """,
     "child that does not stop by itself": """
-        from fibrpc_helpers.runtime import ProcessGroup
+        from fibrpc_helpers.lab.runtime import ProcessGroup
         # It is told, but goes on: it is ended after its grace (here 0.2 s).
         code = (
             "import time\\n"
-            "from fibrpc_helpers.runtime import follow_stdin\\n"
+            "from fibrpc_helpers.lab.runtime import follow_stdin\\n"
             "follow_stdin(on_end=lambda: None, grace=0.2)\\n"
             "print('ready', flush=True)\\n"
             "time.sleep(3600)\\n"
@@ -174,7 +174,7 @@ def test_a_process_started_by_hand_holds_no_lifeline() -> None:
     """Its stdin is a terminal, or there is no FIBRPC_LIFELINE: ``hold_lifeline`` does
     nothing, even where the other one is there (a variable inherited by mistake)."""
     code = (
-        "from fibrpc_helpers.runtime import hold_lifeline\n"
+        "from fibrpc_helpers.lab.runtime import hold_lifeline\n"
         "print(hold_lifeline(), flush=True)\n"
     )
     terminal, stdin = pty.openpty()
@@ -199,10 +199,10 @@ def test_a_lifeline_is_not_handed_down_to_the_childs_own_children() -> None:
     variable its grandparent set for its parent as its own lifeline."""
     code = (
         "import os\n"
-        "from fibrpc_helpers.runtime import hold_lifeline\n"
+        "from fibrpc_helpers.lab.runtime import hold_lifeline\n"
         "print(hold_lifeline(), os.environ.get('FIBRPC_LIFELINE'), flush=True)\n"
     )
-    from fibrpc_helpers.runtime import ProcessGroup
+    from fibrpc_helpers.lab.runtime import ProcessGroup
 
     with ProcessGroup() as group:
         child = group.spawn([PY, "-c", code])

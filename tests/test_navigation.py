@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fibrpc_helpers.notebook import reading_minutes
+from fibrpc_helpers.lab.notebook import reading_minutes
 
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("navigation", ROOT / "tools" / "navigation.py")

@@ -12,9 +12,10 @@ from pathlib import Path
 import aio_pika
 import pytest
 
-from fibrpc_helpers import broker, namespace
-from fibrpc_helpers.notebook import check_broker, short_name, start
-from fibrpc_helpers.runtime import ChildError
+from fibrpc_helpers.lab import broker
+from fibrpc_helpers.lab.namespace import namespace
+from fibrpc_helpers.lab.notebook import check_broker, short_name, start
+from fibrpc_helpers.lab.runtime import ChildError
 
 
 async def queue_exists(url: str, name: str) -> bool:
@@ -113,7 +114,7 @@ async def test_worker_processes_stop_when_the_kernel_is_killed(url, notebook_nam
     manager, kernel = start_new_kernel(kernel_name="python3")
     try:
         code = (
-            "from fibrpc_helpers.notebook import start\n"
+            "from fibrpc_helpers.lab.notebook import start\n"
             f"nb = await start({notebook_name!r}, {url!r})\n"
             "workers = await nb.worker_processes(2, queue=await nb.queue('rpc_queue'))\n"
             "print('PIDS', *workers.pids)\n"
@@ -244,7 +245,7 @@ def test_a_script_process_survives_a_kernel_interrupt_and_ends_with_a_killed_ker
     kernel = subprocess.Popen(  # stands in for the kernel: a session of its own, as Jupyter's
         [sys.executable, "-c", (
             "import asyncio, signal\n"
-            "from fibrpc_helpers.notebook import start\n"
+            "from fibrpc_helpers.lab.notebook import start\n"
             "signal.signal(signal.SIGINT, lambda *_: print('interrupted', flush=True))\n"
             "async def main():\n"
             f"    nb = await start({notebook_name!r}, {url!r})\n"

@@ -20,10 +20,11 @@ import pytest
 from waits import wait_until
 from yarl import URL
 
-from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker, notebook
+from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker
 from fibrpc_helpers.errors import RpcConnectionError
-from fibrpc_helpers.notebook import Notebook
-from fibrpc_helpers.runtime import TaskGroup
+from fibrpc_helpers.lab import notebook
+from fibrpc_helpers.lab.notebook import Notebook
+from fibrpc_helpers.lab.runtime import TaskGroup
 from fibrpc_helpers.wire import encode_request
 
 pytestmark = pytest.mark.timeout(120)
@@ -177,7 +178,7 @@ async def test_cleanup_says_at_warning_what_it_abandoned(url, monkeypatch, caplo
     task = nb.track(asyncio.ensure_future(stubborn()))
     nb.track(Stuck())
     try:
-        with caplog.at_level(logging.INFO, logger="fibrpc_helpers.notebook"):
+        with caplog.at_level(logging.INFO, logger="fibrpc_helpers.lab.notebook"):
             await nb.cleanup(quiet=True)
     finally:
         release.set()

@@ -16,7 +16,7 @@ import pytest
 from fibrpc_helpers.bench import grid
 from fibrpc_helpers.bench.grid import Bench
 from fibrpc_helpers.bench.presets import Preset, Work
-from fibrpc_helpers.cluster import Cluster
+from fibrpc_helpers.lab.cluster import Cluster
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 BLOCKS = 0.6  # seconds each blocking call takes

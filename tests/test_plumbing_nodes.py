@@ -1,4 +1,4 @@
-"""One set of node helpers for the single broker and the cluster (``fibrpc_helpers.nodes``):
+"""One set of node helpers for the single broker and the cluster (``fibrpc_helpers.lab.nodes``):
 the environment a node really gets (its crash dump under its state folder, never the user's
 working folder), a distribution port held by a stale node said as such, and no module
 reaching into another's private functions.
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from ports import DIST_OFFSET, free_block
 
-from fibrpc_helpers import broker, cluster, nodes
+from fibrpc_helpers.lab import broker, cluster, nodes
 
 PACKAGE = Path(nodes.__file__).parent
 

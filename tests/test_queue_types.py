@@ -24,14 +24,9 @@ import aiormq
 import pytest
 from waits import consumer_count
 
-from fibrpc_helpers import (
-    FibonacciRpcClient,
-    FibonacciRpcWorker,
-    QueueMismatchError,
-    WorkerProcesses,
-    fib,
-)
+from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker, QueueMismatchError, fib
 from fibrpc_helpers import request_queue as request_queue_module
+from fibrpc_helpers.lab.processes import WorkerProcesses
 
 QUORUM = {"durable": True, "arguments": {"x-queue-type": "quorum"}}  # the official tutorial's
 CLASSIC = {}  # the aio-pika tutorial's: declare_queue(name)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from fibrpc_helpers.runtime import ChildError, ProcessGroup, TaskGroup, run, uvloop_installed
+from fibrpc_helpers.lab.runtime import ChildError, ProcessGroup, TaskGroup, run, uvloop_installed
 
 PY = sys.executable
 

@@ -12,7 +12,8 @@ import signal
 import pytest
 from waits import queue_depth, wait_until
 
-from fibrpc_helpers import FibonacciRpcClient, WorkerProcesses, fib
+from fibrpc_helpers import FibonacciRpcClient, fib
+from fibrpc_helpers.lab.processes import WorkerProcesses
 
 pytestmark = pytest.mark.timeout(120)
 

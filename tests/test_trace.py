@@ -8,14 +8,10 @@ import aio_pika
 import pytest
 from matplotlib.figure import Figure
 
-from fibrpc_helpers import (
-    FibonacciRpcClient,
-    FibonacciRpcWorker,
-    NoWorkerError,
-    WorkerProcesses,
-    trace_hooks,
-)
-from fibrpc_helpers.trace import Event, Trace
+from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker, NoWorkerError
+from fibrpc_helpers.lab import trace_hooks
+from fibrpc_helpers.lab.processes import WorkerProcesses
+from fibrpc_helpers.lab.trace import Event, Trace
 
 
 def texts(axes) -> list[str]:

@@ -22,7 +22,7 @@ import aio_pika
 import aiormq
 import pytest
 
-from fibrpc_helpers.broker import probe_async
+from fibrpc_helpers.lab.broker import probe_async
 from fibrpc_helpers.request_queue import transient_queues_permitted
 from fibrpc_helpers.urls import mask_url
 

@@ -16,7 +16,7 @@ import aio_pika
 import pytest
 
 from fibrpc_helpers import FibonacciRpcWorker
-from fibrpc_helpers.watch import LiveTable, QueueState, render, snapshot
+from fibrpc_helpers.lab.watch import LiveTable, QueueState, render, snapshot
 
 CLI = [sys.executable, "-m", "fibrpc_helpers"]
 

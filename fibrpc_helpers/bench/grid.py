@@ -41,8 +41,8 @@ from urllib.parse import urlparse
 
 import aio_pika
 
-from ..namespace import namespaced
-from ..runtime import Child, ProcessGroup
+from ..lab.namespace import namespaced
+from ..lab.runtime import Child, ProcessGroup
 from ..urls import amqp_url
 from .cpu import CpuMeter, broker_pid
 from .designs import DESIGNS, Design, design

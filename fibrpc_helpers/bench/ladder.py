@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..runtime import uvloop_installed
+from ..lab.runtime import uvloop_installed
 from .compare import Figures, interleaved
 from .designs import Design
 from .grid import Bench

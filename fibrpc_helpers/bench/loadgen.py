@@ -37,7 +37,7 @@ from types import TracebackType
 from typing import IO, Any, TypeVar
 
 from ..errors import RpcError
-from ..runtime import LOOPS, ChildError, ProcessGroup, follow_stdin, run, threadsafe
+from ..lab.runtime import LOOPS, ChildError, ProcessGroup, follow_stdin, run, threadsafe
 from .designs import Caller, connect
 from .points import Call, LoopLag
 from .stats import poisson_schedule

@@ -11,7 +11,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..notebook import NotebookLine, in_notebook
+from ..lab.notebook import NotebookLine, in_notebook
 
 
 class Progress:

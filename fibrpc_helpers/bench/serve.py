@@ -24,9 +24,9 @@ from pamqp.commands import Basic
 
 from ..client import connect_robust
 from ..fib import fib
-from ..processes import READY, worker_command
+from ..lab.processes import READY, worker_command
+from ..lab.runtime import LOOPS, parent_gone, run
 from ..request_queue import transient_queues_permitted
-from ..runtime import LOOPS, parent_gone, run
 from ..urls import amqp_url
 from ..wire import decode_request, encode_result
 

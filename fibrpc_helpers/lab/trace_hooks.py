@@ -1,7 +1,7 @@
 """Where a trace meets aio-pika: pass-through wrappers of public aio-pika methods.
 
-A ``Trace`` (``fibrpc_helpers.trace``) needs to see every message this process publishes,
-receives and settles. Importing this module (``fibrpc_helpers.trace`` does) wraps, once per
+A ``Trace`` (``fibrpc_helpers.lab.trace``) needs to see every message this process publishes,
+receives and settles. Importing this module (``fibrpc_helpers.lab.trace`` does) wraps, once per
 process, these public aio-pika methods, documented in aio-pika's API reference:
 
 - ``Queue.consume(callback, no_ack=..., ...)``: the ``callback`` is wrapped so that every
@@ -23,7 +23,7 @@ API keeps the traces working. When no trace is open, a wrapper only calls the or
 
 Why at import, not when a trace opens: a consumer hands its callback over once, when it
 starts, and notebooks start their workers before they open a trace. A consumer started
-before ``fibrpc_helpers.trace`` was imported is not seen: import it first (every notebook
+before ``fibrpc_helpers.lab.trace`` was imported is not seen: import it first (every notebook
 does, in its first cell).
 """
 

@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..urls import PROJECT_DIR, amqp_url, mask_url, url_host, url_port
 from . import nodes
 from .nodes import (  # the names this module has always offered, now shared with cluster.py
     CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS,
@@ -30,7 +31,6 @@ from .nodes import (  # the names this module has always offered, now shared wit
     process_alive,
     server_version,
 )
-from .urls import PROJECT_DIR, amqp_url, mask_url, url_host, url_port
 
 __all__ = [
     "CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS", "BrokerError", "BrokerInfo", "can_start_nodes",
@@ -168,7 +168,7 @@ def describe(info: BrokerInfo) -> str:
 def describe_transient_queues(url: str | None = None) -> str:
     """One line for ``broker status``: does this broker take aio-pika's docs' request queue
     (transient, non-exclusive), as RabbitMQ up to 4.2 does, or deny it, as 4.3 ships?"""
-    from .request_queue import transient_queues_permitted
+    from ..request_queue import transient_queues_permitted
 
     if asyncio.run(transient_queues_permitted(amqp_url(url))):
         return ("transient non-exclusive queues: permitted (aio-pika's own tutorial six can "

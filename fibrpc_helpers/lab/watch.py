@@ -30,13 +30,13 @@ import aio_pika
 import aiormq.exceptions
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
-from .client import DEFAULT_QUEUE
-from .errors import RpcConnectionError
+from ..client import DEFAULT_QUEUE
+from ..errors import RpcConnectionError
+from ..urls import amqp_url, mask_url
 from .namespace import namespace as default_namespace
-from .urls import amqp_url, mask_url
 
 # The queue names the series declares inside a namespace, in the order they are shown: the
-# CLI's default, and each notebook's own request queue (``fibrpc_helpers.notebook`` names it
+# CLI's default, and each notebook's own request queue (``fibrpc_helpers.lab.notebook`` names it
 # after the notebook's number, so two open notebooks never serve each other).
 KNOWN_NAMES: tuple[str, ...] = (
     DEFAULT_QUEUE,

@@ -14,7 +14,7 @@ import os
 import re
 import socket
 
-from .urls import env_file, read_env_file
+from ..urls import env_file, read_env_file
 
 
 def namespace() -> str:

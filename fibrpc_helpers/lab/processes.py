@@ -16,7 +16,7 @@ import sys
 from types import TracebackType
 from typing import Any
 
-from .client import DEFAULT_QUEUE
+from ..client import DEFAULT_QUEUE
 from .runtime import Child, ProcessGroup
 
 READY = re.compile(r"^worker (\S+) is serving")

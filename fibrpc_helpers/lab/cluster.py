@@ -45,11 +45,11 @@ from typing import TYPE_CHECKING
 
 import aio_pika
 
+from ..client import FibonacciRpcClient
+from ..errors import BrokerRefusedError, RpcConnectionError, RpcError
+from ..urls import amqp_url, mask_url, url_host, url_port
 from . import broker, nodes
-from .client import FibonacciRpcClient
-from .errors import BrokerRefusedError, RpcConnectionError, RpcError
 from .namespace import short_name
-from .urls import amqp_url, mask_url, url_host, url_port
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

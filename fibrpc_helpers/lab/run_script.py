@@ -1,4 +1,4 @@
-"""``python -m fibrpc_helpers.run_script SCRIPT [ARGS...]``: run a notebook's own program as a
+"""``python -m fibrpc_helpers.lab.run_script SCRIPT [ARGS...]``: run a notebook's own program as a
 child that ends with the notebook's kernel.
 
 A notebook can write a program of its own (``%%writefile``) and start it as a process
@@ -24,7 +24,7 @@ from .runtime import hold_lifeline
 def main(argv: list[str]) -> None:
     """Run ``argv[0]`` as ``__main__`` with ``argv[1:]`` as its arguments."""
     if not argv:
-        sys.exit("usage: python -m fibrpc_helpers.run_script SCRIPT [ARGS...]")
+        sys.exit("usage: python -m fibrpc_helpers.lab.run_script SCRIPT [ARGS...]")
     script, *args = argv
     hold_lifeline()  # the kernel is gone: nothing here is worth finishing
     sys.argv = [script, *args]

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import aiormq
 
-from .urls import amqp_url, mask_url
+from ..urls import amqp_url, mask_url
 
 START_TIMEOUT = 120.0
 """Seconds a node may take from its start to its first AMQP connection."""

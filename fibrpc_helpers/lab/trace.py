@@ -7,7 +7,7 @@ and timings.
 
 Use it around any code that talks to the broker in this Python process (a notebook kernel)::
 
-    from fibrpc_helpers.trace import Trace   # import it before starting consumers
+    from fibrpc_helpers.lab.trace import Trace   # import it before starting consumers
 
     async with Trace() as trace:   # `async with` also waits for the last acks
         print(f"fib(10) = {await client.call(10)}")
@@ -18,7 +18,7 @@ Use it around any code that talks to the broker in this Python process (a notebo
 How it sees the messages: importing this module wraps a few public aio-pika methods
 (``Queue.consume``'s callback, ``Queue.get``, ``Exchange.publish``,
 ``IncomingMessage.ack/nack/reject``) with pass-through wrappers that note each message with a
-timestamp while a ``Trace`` is open (see ``fibrpc_helpers.trace_hooks``, the one place that
+timestamp while a ``Trace`` is open (see ``fibrpc_helpers.lab.trace_hooks``, the one place that
 touches aio-pika). Nothing is sent to the broker and no message is changed. Only this process
 is seen: for a worker running in another process (``WorkerProcesses``) the trace has the
 request and the reply, and the diagram draws the worker's part dashed.

@@ -3,7 +3,7 @@
 A notebook's cells should show the idea they teach (a callback queue, a correlation id, an
 ack), not the bookkeeping around it. This module holds that bookkeeping::
 
-    from fibrpc_helpers.notebook import start
+    from fibrpc_helpers.lab.notebook import start
 
     nb = await start("02_callback_queue")       # checks the broker, says how to fix it
     request_queue = await nb.queue("rpc_queue")  # this notebook's name, in your namespace
@@ -43,12 +43,12 @@ from typing import IO, Any, TypeVar
 
 import aio_pika
 
+from .. import worker as _worker
+from ..urls import amqp_url, mask_url
 from . import broker
-from . import worker as _worker
 from .namespace import namespace, namespaced, short_name
 from .processes import WorkerProcesses
 from .runtime import Child, ChildError, ProcessGroup
-from .urls import amqp_url, mask_url
 
 T = TypeVar("T")
 
@@ -138,7 +138,7 @@ class Notebook:
         ``ready`` is not shown. ``child.running`` says whether it still runs,
         ``child.process.returncode`` how it ended.
         """
-        command = [sys.executable, "-m", "fibrpc_helpers.run_script", script, *args]
+        command = [sys.executable, "-m", "fibrpc_helpers.lab.run_script", script, *args]
         with self._child_log() as log:
             group = self.track(ProcessGroup(stderr=log))
             child = group.spawn(command, name=name, env={"AMQP_URL": self.url})
