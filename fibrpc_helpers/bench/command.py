@@ -101,6 +101,7 @@ def run_ladder(*, url: str | None = None, rounds: int = 4, progress: bool = True
           f"{machine()}):")
     print(result.table())
     print(result.gives_up())
+    print(result.narrative())
     print(f"in {time.monotonic() - started:.1f} s; rows and ladder.png in {folder}/")
     print(result.verdict())
     return folder

@@ -1,9 +1,13 @@
 """Sentences chosen from the measured numbers, so a notebook's conclusion holds on any machine.
 
-A sentence typed into a notebook ("W = 4 does no better than W = 2") is true of the machine
-it was written on. These functions pick the sentence from the rows of the run that printed
-them and from ``os.cpu_count()``, so the same cell reads right on a 2-core CI runner and on
-an 8-core laptop.
+A sentence typed into a notebook ("W = 4 does no better than W = 2", "direct reply-to is
+faster") is true of the machine it was written on, at most. Every comparative sentence the
+latency notebook prints comes from here instead, picked from the figures of the run that
+prints it and from ``os.cpu_count()``, so the same cell reads right on a 2-core CI runner
+and on an 8-core laptop, and a test can feed it numbers that make each lever win or lose.
+
+One rule for every comparison: ``CLEAR``. A ratio within it either way is "no clear
+difference", never a win or a loss.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-GROWTH = 1.2
-"""A step from W to more workers counts as a gain at 1.2x the throughput or more: short
-points on a shared machine vary by about that much between runs."""
+CLEAR = 1.2
+"""A ratio counts as a difference at 1.2x or more either way (a step from W to more workers,
+one design or rung against another): short points on a shared machine vary by about that
+much between runs, so a smaller ratio says nothing either way."""
 
 
 def best_throughput(rows: Sequence[dict[str, Any]], work: str) -> dict[int, float]:
@@ -44,7 +49,7 @@ def scaling(
     ratios = ", ".join(f"{a} to {b}: {r:.2f}x" for a, b, r in steps)
     said = f"{work}, calls/s at the best C ({figures}); from W = {ratios}. "
     machine = f"this machine's {cores} core{'' if cores == 1 else 's'}"
-    stop = next(((a, b) for a, b, r in steps if r < GROWTH), None)
+    stop = next(((a, b) for a, b, r in steps if r < CLEAR), None)
     if stop is None:
         said += f"It grew at every step, up to W = {counts[-1]}, the most measured"
         if cpu_bound and cores and counts[-1] > cores:
@@ -54,7 +59,7 @@ def scaling(
             )
         return said + "."
     last, next_ = stop
-    said += f"It stopped growing after W = {last} (less than {GROWTH:g}x per step)"
+    said += f"It stopped growing after W = {last} (less than {CLEAR:g}x per step)"
     if cpu_bound and cores and last >= cores:
         said += f": {last} workers can already keep {machine} busy, more only take turns"
     elif cpu_bound and cores:
@@ -73,3 +78,55 @@ def scaling(
 def percent(value: float) -> str:
     """A CPU figure for a sentence: ``'27%'``, or ``'not available'`` where it is NaN."""
     return "not available" if math.isnan(value) else f"{value:.0f}%"
+
+
+def direction(ratio: float) -> int:
+    """+1 when ``ratio`` is ``CLEAR`` or more, -1 when 1 / ``CLEAR`` or less, else 0."""
+    if ratio >= CLEAR:
+        return 1
+    return -1 if ratio <= 1 / CLEAR else 0
+
+
+def verdict(throughput: float, p50: float) -> str:
+    """What a change did, from its throughput ratio (higher is better) and its p50 ratio
+    (lower is better), each against what it changed: paid, cost, a trade, or nothing clear."""
+    faster, quicker = direction(throughput), -direction(p50)
+    said = {1: "more calls/s", -1: "fewer calls/s"}.get(faster, "")
+    said += (", " if said and quicker else "") + {1: "a lower p50", -1: "a higher p50"}.get(
+        quicker, "")
+    if faster >= 0 and quicker >= 0 and faster + quicker > 0:
+        return f"it paid here ({said})"
+    if faster <= 0 and quicker <= 0 and faster + quicker < 0:
+        return f"it did not pay here ({said})"
+    if faster == quicker == 0:
+        return f"no clear difference here (within {CLEAR:g}x either way)"
+    return f"a trade here ({said})"
+
+
+def versus(name: str, other: str, throughput: float, p50: float, many: int) -> str:
+    """One line: ``name``'s throughput at C=``many`` and p50 at C=1 as multiples of
+    ``other``'s, and what they say (``verdict``)."""
+    return (f"{name}: {throughput:.2f}x the calls/s of {other} at C={many}, "
+            f"{p50:.2f}x its p50 at C=1: {verdict(throughput, p50)}")
+
+
+def compute_share(rows: Sequence[dict[str, Any]], work: str, compute_ms: float) -> str:
+    """How much of one call of ``work`` is its computation (``compute_ms`` of CPU, timed in
+    the kernel) and how much the messaging around it, at the busiest point measured.
+
+    The machine's CPU per call (its CPU % / calls per second x 10 ms) covers the broker, the
+    worker and the client alike: more workers help a call that is mostly messaging for
+    longer than one that is mostly computing, since while one waits for a frame another can
+    use the core."""
+    mine = [row for row in rows if row["work"] == work and row["throughput"] > 0]
+    if not mine:
+        raise ValueError(f"no measured points of {work}: run the closed grid first")
+    busiest = max(mine, key=lambda row: (row["workers"], row["clients"]))
+    if math.isnan(busiest["cpu_machine"]):
+        return f"{work}: the machine's CPU could not be read here, so its share is unknown"
+    per_call = busiest["cpu_machine"] * 10 / busiest["throughput"]
+    share = compute_ms / per_call
+    part = "most of a call is messaging" if share < 0.5 else "most of a call is computing"
+    return (f"{work} at W = {busiest['workers']}, C = {busiest['clients']}: a call cost the "
+            f"machine {per_call:.1f} ms of CPU (broker, worker, client), of which the "
+            f"computation is {compute_ms:.1f} ms ({share:.0%}): {part}")

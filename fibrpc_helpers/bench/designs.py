@@ -12,7 +12,9 @@ are the reference's, always):
 * ``direct-reply-to``: RabbitMQ's ``amq.rabbitmq.reply-to`` pseudo-queue instead of a
   callback queue: the broker hands each reply straight to the consuming channel;
 * ``no-confirms``: the reference without publisher confirms: a publish does not wait for the
-  broker, and a request no queue takes is dropped silently (no ``NoWorkerError``);
+  broker, so it gives up the one data-safety guarantee of a quorum queue, and a request no
+  queue takes or the queue refuses is only logged by aiormq (no ``NoWorkerError``, no
+  ``BrokerRefusedError``: the call times out);
 * ``raw-aiormq``: not the reference at all: aiormq, the layer under aio-pika, with direct
   reply-to and no confirms, served by a raw aiormq worker: the floor of the tuning ladder;
 * ``patterns``: aio-pika's own ``aio_pika.patterns.RPC`` in its JSON flavour (``JsonRPC``:
@@ -86,9 +88,12 @@ class DirectReplyToClient(FibonacciRpcClient):
 class NoConfirmsClient(FibonacciRpcClient):
     """The reference, but its channel has no publisher confirms.
 
-    What it gives up: a publish returns once written to the socket, so a request that no
-    queue takes is dropped without a word (aio-pika hands ``basic.return`` to the caller only
-    on a confirming channel): no ``NoWorkerError``, only a timeout.
+    What it gives up: a publish returns once written to the socket, so nothing tells the
+    caller that the broker has the request: on a quorum queue the confirm is the only
+    data-safety guarantee. A request that no queue takes comes back as a ``basic.return``
+    that aiormq only logs (it hands one to the caller only on a confirming channel), and a
+    refusal (``basic.nack``) never comes: no ``NoWorkerError`` or ``BrokerRefusedError``,
+    only a timeout.
     """
 
     @classmethod

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..lab.runtime import uvloop_installed
 from .compare import Figures, interleaved
+from .conclusions import verdict, versus
 from .designs import Design
 from .grid import Bench
 from .presets import Preset
@@ -43,7 +44,9 @@ RUNGS = (
         "no-confirms",
         loop="uvloop",
         prefetch=REFERENCE_PREFETCH,
-        gives_up="NoWorkerError: a request no queue takes is dropped, the call times out",
+        gives_up="the publisher confirm, a quorum queue's only data-safety guarantee; with it "
+        "NoWorkerError and BrokerRefusedError: a request no queue takes is only logged by "
+        "aiormq, and its call times out",
     ),
     Design(
         "+ direct reply-to",
@@ -71,15 +74,23 @@ RUNGS = (
 )
 """Each rung adds one lever to the one before it; the last drops aio-pika itself."""
 
-TEACHES = {
-    "reference": "the tutorial's design with every promise kept: the bar to beat",
-    "+ uvloop": "an event loop written in C: less Python per message on both sides",
-    "+ no confirms": "no confirm to wait for: less work per call for the broker and the client",
-    "+ direct reply-to": "no callback queue: the broker hands the reply straight to the caller",
-    "+ prefetch 64": "a worker that holds more requests idles less between them",
-    "raw aiormq": "the same messages without aio-pika: how much CPU its Python costs per call",
+WHY_NOT = {
+    "reference": "both make the same round trips through the broker; they differ only in "
+    "the Python each side runs per message",
+    "+ uvloop": "uvloop makes the event loop's own work cheaper; aio-pika's Python and the "
+    "broker's work per message stay as they were",
+    "+ no confirms": "a confirm is one small frame per publish, beside the request and the "
+    "reply that each cross the broker twice",
+    "+ direct reply-to": "RabbitMQ's direct reply-to guide: its benefits are smaller for "
+    "long-lived connections making many calls, where a classic reply queue is about as "
+    "efficient; it is meant for scale (tens of thousands of requesters, a connection per "
+    "call), and the guide advises against it for high throughput to one requester, since "
+    "nothing buffers the replies",
+    "+ prefetch 64": "with prefetch 16 and 64 clients the worker already had requests waiting "
+    "whenever it finished one: there was no idle time for a larger prefetch to remove",
+    "raw aiormq": "the broker's own work per message stays, whoever the client is",
 }
-"""What each rung teaches, in one sentence (the notebook prints it beside the figures)."""
+"""Why a rung's lever may not pay, printed beside its figures when it did not pay in a run."""
 
 
 @dataclass
@@ -123,6 +134,20 @@ class Ladder:
         return "\n".join(
             f"{figures.design.name}: gives up {figures.design.gives_up}" for figures in self.rungs
         )
+
+    def narrative(self) -> str:
+        """Each rung against the rung above it (its own lever's effect), from this run's
+        figures: paid, did not pay, a trade or no clear difference; and where it did not
+        pay, why it may not."""
+        lines, above = [], self.baseline
+        for figures in self.rungs:
+            rate = figures.throughput / above.throughput
+            p50 = figures.p50_ms / above.p50_ms
+            lines.append(versus(figures.design.name, above.design.name, rate, p50, self.many))
+            if not verdict(rate, p50).startswith("it paid") and figures.design.name in WHY_NOT:
+                lines.append(f"    why it may not pay: {WHY_NOT[figures.design.name]}")
+            above = figures
+        return "\n".join(lines)
 
     def verdict(self) -> str:
         """The last line of ``bench ladder``."""
