@@ -113,3 +113,33 @@ def test_a_killed_run_is_swept_up_by_the_next(cache):
     finally:
         for pid in _processes_in(root):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_terminated_run_ends_at_once_and_leaves_nothing(cache):
+    """A CI timeout sends TERM: the run stops without waiting for what runs inside."""
+    root = cache / "sid-root"
+    run = _script(cache, "--run-in-root", "bash", "-c", "sleep 300 & echo inside; sleep 300")
+    try:
+        assert run.stdout is not None and run.stdout.readline() == "inside\n"
+        run.send_signal(signal.SIGTERM)
+        output, _ = run.communicate(timeout=20)  # the command inside would sleep 300 s
+        assert run.returncode == 143, output
+        assert _processes_in(root) == [] and _mounts_under(root) == []
+    finally:
+        for pid in _processes_in(root):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_killed_builds_mounts_are_swept_too(cache):
+    """debootstrap mounts /proc and /sys in the root it is building (sid-root.partial)."""
+    partial = cache / "sid-root.partial" / "proc"
+    partial.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(partial)], check=True)
+    try:
+        rerun = _script(cache, "--check-clean")
+        output, _ = rerun.communicate(timeout=60)
+        assert rerun.returncode == 0, output
+        assert "unmounting 1 mount(s)" in output
+        assert _mounts_under(cache / "sid-root.partial") == []
+    finally:
+        subprocess.run(["umount", "-l", str(partial)], capture_output=True)
