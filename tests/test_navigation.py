@@ -10,9 +10,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fibrpc_helpers.lab.notebook import reading_minutes
+from fibrpc_helpers.lab.notebook import reading, reading_minutes
 
 ROOT = Path(__file__).resolve().parent.parent
+
+MAX_WORDS = 2_000
+"""Words of prose one notebook may have (markdown, navigation left out): one sitting."""
+MAX_CODE_CELLS = 25
+MAX_MINUTES = 50
+"""The longest sitting, as ``reading_minutes`` counts it."""
 _spec = importlib.util.spec_from_file_location("navigation", ROOT / "tools" / "navigation.py")
 assert _spec and _spec.loader
 navigation = importlib.util.module_from_spec(_spec)
@@ -108,3 +114,40 @@ def test_each_notebook_states_the_reading_time_its_words_and_cells_give(path: Pa
     stated = re.search(r"about (\d+) minutes to read", introduction, re.IGNORECASE)
     assert stated, f"{path.name}: its introduction says nothing like 'about N minutes to read'"
     assert int(stated.group(1)) == reading_minutes(notebook)
+
+
+@pytest.mark.parametrize("path", navigation.notebook_paths(), ids=lambda path: path.name)
+def test_each_notebook_fits_one_sitting(path: Path):
+    """At most MAX_WORDS of prose, MAX_CODE_CELLS code cells and MAX_MINUTES by the formula
+    that its introduction states: a notebook that grows past them is split by what it
+    teaches."""
+    counted = reading(nbformat.read(path, as_version=4))
+    over = [
+        f"{what} {value} > {limit}"
+        for what, value, limit in (
+            ("words", counted.words, MAX_WORDS),
+            ("code cells", counted.code_cells, MAX_CODE_CELLS),
+            ("minutes", counted.minutes, MAX_MINUTES),
+        )
+        if value > limit
+    ]
+    assert not over, f"{path.name}: " + ", ".join(over)
+
+
+def _counted(*cells: nbformat.NotebookNode) -> tuple[int, int, int, int]:
+    counted = reading(nbformat.v4.new_notebook(cells=list(cells)))
+    return counted.words, counted.code_cells, counted.exercises, counted.minutes
+
+
+def test_the_reading_time_counts_words_cells_and_exercises():
+    """130 words a minute, one minute per code cell, five per "Try it" heading, rounded up to
+    a multiple of 5; navigation cells and a "Try it" that is not a heading count no extra."""
+    prose = nbformat.v4.new_markdown_cell(" ".join(["word"] * 650))  # 5 minutes
+    assert _counted(prose) == (650, 0, 0, 5)
+    assert _counted(prose, nbformat.v4.new_code_cell("1")) == (650, 1, 0, 10)
+    exercise = nbformat.v4.new_markdown_cell("## Try it\n\nTry it with two workers.")
+    assert _counted(prose, exercise) == (650 + 8, 0, 1, 15)
+    nav = nbformat.v4.new_markdown_cell("## Try it " + "word " * 1000)
+    nav.metadata["fibrpc"] = {"navigation": "top"}
+    assert _counted(prose, nav) == (650, 0, 0, 5)
+    assert _counted() == (0, 0, 0, 5)  # never less than 5

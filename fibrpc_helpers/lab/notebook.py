@@ -19,7 +19,8 @@ by themselves when the kernel exits (see ``WorkerProcesses``).
 
 Stable API (other notebooks build on it): ``start``, ``check_broker``, ``short_name``,
 ``Notebook`` (``url``, ``queue``, ``worker_processes``, ``script_process``, ``track``,
-``cleanup``), and ``reading_minutes`` for the reading time a notebook's introduction states.
+``cleanup``), and ``reading_minutes`` (with ``reading``, what it counts) for the time a
+notebook's introduction states.
 
 ``NotebookLine`` and ``in_notebook`` serve output that a saved notebook should keep as one
 line (the benchmark's progress bar). A notebook keeps every write as a separate output, so a
@@ -39,7 +40,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, NamedTuple, TypeVar
 
 import aio_pika
 
@@ -60,10 +61,14 @@ To fix it, run one of these in a terminal in the project folder, then run this c
 In a class with a shared broker, put the address your teacher gives you in the .env file
 at the project root (a line AMQP_URL=amqp://...), then run the notebook again."""
 
-WORDS_PER_MINUTE = 200
-"""Reading speed of prose assumed by ``reading_minutes``."""
-MINUTES_PER_CODE_CELL = 0.5
-"""Time ``reading_minutes`` allows for reading one code cell and its output."""
+WORDS_PER_MINUTE = 130
+"""Reading speed of prose assumed by ``reading_minutes``: a first reading of technical prose,
+with the code beside it, not the 200-250 words a minute of easy text."""
+MINUTES_PER_CODE_CELL = 1.0
+"""Time ``reading_minutes`` allows for one code cell: reading it, running it, reading its
+output."""
+MINUTES_PER_TRY_IT = 5.0
+"""Time ``reading_minutes`` allows for each exercise: a markdown heading containing "Try it"."""
 
 _log = logging.getLogger(__name__)
 _NOTEBOOKS: dict[str, Notebook] = {}
@@ -227,25 +232,54 @@ def in_notebook() -> bool:
     return getattr(get_ipython(), "kernel", None) is not None
 
 
-def reading_minutes(notebook: Mapping[str, Any]) -> int:
-    """Minutes a first reading of ``notebook`` (its JSON, as loaded) takes, rounded up to 5.
+class Reading(NamedTuple):
+    """What ``reading_minutes`` counts in a notebook, navigation links left out."""
 
-    Words of prose at ``WORDS_PER_MINUTE`` plus ``MINUTES_PER_CODE_CELL`` per code cell,
-    navigation links left out. One rule for every notebook, so that the estimates in their
-    introductions agree with each other and can be recomputed; it is reading time only, not
-    the time the cells take to run.
-    """
-    words = code_cells = 0
+    words: int  # of markdown prose
+    code_cells: int
+    exercises: int  # markdown headings containing "Try it"
+
+    @property
+    def minutes(self) -> int:
+        """The time these take, rounded up to a multiple of 5 (at least 5)."""
+        minutes = (
+            self.words / WORDS_PER_MINUTE
+            + self.code_cells * MINUTES_PER_CODE_CELL
+            + self.exercises * MINUTES_PER_TRY_IT
+        )
+        return max(5, 5 * math.ceil(minutes / 5))
+
+
+def reading(notebook: Mapping[str, Any]) -> Reading:
+    """Count the prose words, code cells and exercises of ``notebook`` (its JSON, as loaded)."""
+    words = code_cells = exercises = 0
     for cell in notebook["cells"]:
         if cell.get("metadata", {}).get("fibrpc", {}).get("navigation"):
             continue
         source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
         if cell["cell_type"] == "markdown":
             words += len(source.split())
+            exercises += sum(
+                1 for line in source.splitlines() if _HEADING.match(line) and "Try it" in line
+            )
         elif cell["cell_type"] == "code":
             code_cells += 1
-    minutes = words / WORDS_PER_MINUTE + code_cells * MINUTES_PER_CODE_CELL
-    return max(5, 5 * math.ceil(minutes / 5))
+    return Reading(words, code_cells, exercises)
+
+
+def reading_minutes(notebook: Mapping[str, Any]) -> int:
+    """Minutes a first sitting with ``notebook`` (its JSON, as loaded) takes, rounded up to 5.
+
+    Words of markdown prose at ``WORDS_PER_MINUTE``, plus ``MINUTES_PER_CODE_CELL`` per code
+    cell, plus ``MINUTES_PER_TRY_IT`` per exercise (a markdown heading containing "Try it");
+    navigation links left out (see ``reading``). One rule for every notebook, so that the
+    estimates in their introductions agree with each other and can be recomputed.
+    """
+    return reading(notebook).minutes
+
+
+_HEADING = re.compile(r" {0,3}#{1,6}\s")
+"""A markdown ATX heading line (``## Try it``), as CommonMark writes one."""
 
 
 async def start(name: str, url: str | None = None) -> Notebook:
