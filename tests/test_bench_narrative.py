@@ -1,6 +1,6 @@
 """Every comparative sentence of the latency notebook comes from the run's numbers: fed
-numbers that make each lever lose, the sentences say each lost; fed numbers that make each
-win, they say each won. No sentence promises an effect the figures do not show."""
+numbers that make each lever lose, the sentences say each was slower; fed numbers that make
+each win, they say each was faster. No sentence promises an effect the figures do not show."""
 
 from __future__ import annotations
 
@@ -33,22 +33,22 @@ def _lines(ladder: Ladder) -> dict[str, str]:
     return {line.split(":")[0]: line for line in said}
 
 
-def test_when_every_lever_loses_every_rung_says_it_did_not_pay_and_why() -> None:
+def test_when_every_lever_loses_every_rung_says_it_was_slower_and_why() -> None:
     ladder = _ladder(0.7)
     lines = _lines(ladder)
     assert list(lines) == [rung.name for rung in RUNGS]
     for line in lines.values():
-        assert "it did not pay here (fewer calls/s, a higher p50)" in line, line
+        assert "slower here (fewer calls/s, a higher p50)" in line, line
     for name in WHY_NOT:
-        assert f"why it may not pay: {WHY_NOT[name]}" in ladder.narrative()
+        assert f"why it may not be faster: {WHY_NOT[name]}" in ladder.narrative()
     assert "direct reply-to guide" in WHY_NOT["+ direct reply-to"]
 
 
-def test_when_every_lever_wins_every_rung_says_it_paid_and_gives_no_excuse() -> None:
+def test_when_every_lever_wins_every_rung_says_it_was_faster_and_gives_no_excuse() -> None:
     ladder = _ladder(1.5)
     for line in _lines(ladder).values():
-        assert "it paid here (more calls/s, a lower p50)" in line, line
-    assert "why it may not pay" not in ladder.narrative()
+        assert "faster here (more calls/s, a lower p50)" in line, line
+    assert "why it may not be faster" not in ladder.narrative()
     assert ladder.verdict().startswith("fastest rung: raw aiormq")
 
 
@@ -60,19 +60,19 @@ def test_each_rung_is_judged_against_the_rung_above_not_the_baseline() -> None:
     lines = _lines(ladder)
     assert direct.throughput > ladder.baseline.throughput  # still above patterns.RPC
     assert "+ direct reply-to: 0.75x the calls/s of + no confirms" in lines["+ direct reply-to"]
-    assert "did not pay" in lines["+ direct reply-to"]
-    assert "paid here" in lines["+ prefetch 64"]  # 3x the weakened rung above it
+    assert "slower here" in lines["+ direct reply-to"]
+    assert "faster here" in lines["+ prefetch 64"]  # 3x the weakened rung above it
 
 
 @pytest.mark.parametrize(
     ("throughput", "p50", "said"),
     [
-        (1.5, 0.5, "it paid here (more calls/s, a lower p50)"),
-        (1.5, 1.0, "it paid here (more calls/s)"),
-        (1.0, 0.5, "it paid here (a lower p50)"),
-        (0.5, 2.0, "it did not pay here (fewer calls/s, a higher p50)"),
-        (1.0, 2.0, "it did not pay here (a higher p50)"),
-        (0.5, 1.0, "it did not pay here (fewer calls/s)"),
+        (1.5, 0.5, "faster here (more calls/s, a lower p50)"),
+        (1.5, 1.0, "faster here (more calls/s)"),
+        (1.0, 0.5, "faster here (a lower p50)"),
+        (0.5, 2.0, "slower here (fewer calls/s, a higher p50)"),
+        (1.0, 2.0, "slower here (a higher p50)"),
+        (0.5, 1.0, "slower here (fewer calls/s)"),
         (1.5, 2.0, "a trade here (more calls/s, a higher p50)"),
         (0.5, 0.5, "a trade here (fewer calls/s, a lower p50)"),
         (1.1, 0.9, "no clear difference here (within 1.2x either way)"),
@@ -90,11 +90,11 @@ def test_a_difference_within_clear_is_no_difference() -> None:
 def test_a_design_or_queue_type_against_another_says_what_this_run_measured() -> None:
     slower = versus("direct-reply-to", "correlation-id", 1.02, 1.22, 16)
     assert slower == ("direct-reply-to: 1.02x the calls/s of correlation-id at C=16, 1.22x "
-                      "its p50 at C=1: it did not pay here (a higher p50)")
+                      "its p50 at C=1: slower here (a higher p50)")
     faster = versus("direct-reply-to", "correlation-id", 1.02, 0.7, 16)
-    assert faster.endswith("it paid here (a lower p50)")
+    assert faster.endswith("faster here (a lower p50)")
     assert versus("quorum", "classic", 0.42, 1.62, 16).endswith(
-        "it did not pay here (fewer calls/s, a higher p50)")
+        "slower here (fewer calls/s, a higher p50)")
 
 
 def _row(workers: int, clients: int, throughput: float, machine: float) -> dict[str, object]:

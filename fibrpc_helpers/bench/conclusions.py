@@ -89,15 +89,17 @@ def direction(ratio: float) -> int:
 
 def verdict(throughput: float, p50: float) -> str:
     """What a change did, from its throughput ratio (higher is better) and its p50 ratio
-    (lower is better), each against what it changed: paid, cost, a trade, or nothing clear."""
+    (lower is better), each against what it changed: faster, slower, a trade, or nothing
+    clear. The words say what was measured, never what the change is for (a quorum queue is
+    slower, not a failure)."""
     faster, quicker = direction(throughput), -direction(p50)
     said = {1: "more calls/s", -1: "fewer calls/s"}.get(faster, "")
     said += (", " if said and quicker else "") + {1: "a lower p50", -1: "a higher p50"}.get(
         quicker, "")
     if faster >= 0 and quicker >= 0 and faster + quicker > 0:
-        return f"it paid here ({said})"
+        return f"faster here ({said})"
     if faster <= 0 and quicker <= 0 and faster + quicker < 0:
-        return f"it did not pay here ({said})"
+        return f"slower here ({said})"
     if faster == quicker == 0:
         return f"no clear difference here (within {CLEAR:g}x either way)"
     return f"a trade here ({said})"

@@ -90,7 +90,8 @@ WHY_NOT = {
     "whenever it finished one: there was no idle time for a larger prefetch to remove",
     "raw aiormq": "the broker's own work per message stays, whoever the client is",
 }
-"""Why a rung's lever may not pay, printed beside its figures when it did not pay in a run."""
+"""Why a rung's change may not make calls faster, printed beside its figures when it did
+not in a run."""
 
 
 @dataclass
@@ -137,15 +138,15 @@ class Ladder:
 
     def narrative(self) -> str:
         """Each rung against the rung above it (its own lever's effect), from this run's
-        figures: paid, did not pay, a trade or no clear difference; and where it did not
-        pay, why it may not."""
+        figures: faster, slower, a trade or no clear difference; and where it was not
+        faster, why it may not be."""
         lines, above = [], self.baseline
         for figures in self.rungs:
             rate = figures.throughput / above.throughput
             p50 = figures.p50_ms / above.p50_ms
             lines.append(versus(figures.design.name, above.design.name, rate, p50, self.many))
-            if not verdict(rate, p50).startswith("it paid") and figures.design.name in WHY_NOT:
-                lines.append(f"    why it may not pay: {WHY_NOT[figures.design.name]}")
+            if not verdict(rate, p50).startswith("faster") and figures.design.name in WHY_NOT:
+                lines.append(f"    why it may not be faster: {WHY_NOT[figures.design.name]}")
             above = figures
         return "\n".join(lines)
 
