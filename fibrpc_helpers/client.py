@@ -1,27 +1,19 @@
 """The reference RPC client of tutorial six: one callback queue, a correlation id per call.
 
-The notebooks build this class live, one idea per cell; this module is the finished version
-they compare against and that the benchmarks and the command line use.
+The notebooks build this class live, one idea per cell; this is the finished version.
 
-How a call works:
+1. At connect, the client declares one exclusive callback queue (only this connection reads
+   it; the broker deletes it when the client goes) and consumes it.
+2. ``call(n)`` maps a fresh ``correlation_id`` to a future and publishes the request with
+   ``reply_to`` = the callback queue, ``mandatory``, on a channel with publisher confirms, so
+   a request no queue takes comes back as an error at once.
+3. Each reply is matched to its future by ``correlation_id``; any other reply is discarded
+   and counted, never raised: a worker that dies after replying and before acking gets the
+   request again, so the same reply can legitimately arrive twice.
 
-1. At connect, the client declares one exclusive callback queue and consumes it. Exclusive
-   means only this connection can read it, and the broker deletes it when the client goes.
-2. ``call(n)`` makes a fresh ``correlation_id``, maps it to a future, and publishes the
-   request to the request queue with ``reply_to`` = the callback queue. The channel has
-   publisher confirms and ``on_return_raises=True``, so a ``mandatory`` request that no
-   queue would receive comes back as an error at once (aio-pika drops a returned message
-   silently on a channel without confirms).
-3. Every reply on the callback queue is matched to its future by ``correlation_id``. A reply
-   whose id is not waited for is discarded and counted, never raised: a worker that dies
-   after replying but before acking gets its request redelivered, so the same reply can
-   legitimately arrive twice.
-
-The timeout is the whole call: waiting for a lost broker to come back, publishing, waiting
-for the reply, every retry and the diagnosis of a timeout all fit inside it. The request
-carries the call's deadline twice: as its AMQP ``expiration`` (RabbitMQ drops it if it is
-still queued then, but only at the head of the queue) and in the ``x-deadline`` header (the
-reference worker drops it unanswered if it reaches the worker too late, prefetched or not).
+The timeout is the whole call, retries included. The request carries its deadline as its
+``expiration`` (RabbitMQ drops it if still queued, at the head of the queue) and in the
+``x-deadline`` header (the reference worker drops it if it starts on it too late).
 """
 
 from __future__ import annotations
@@ -61,25 +53,22 @@ DEFAULT_TIMEOUT = 10.0
 """Seconds a call waits for its reply unless told otherwise: no call waits forever."""
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
-"""RabbitMQ's direct reply-to pseudo-queue: ``reply_to=DIRECT_REPLY_TO`` gets the replies
-handed straight to the client's channel, with no callback queue (see ``connect``)."""
+"""RabbitMQ's direct reply-to pseudo-queue: replies go straight to the client's channel."""
 
 _REMEMBERED_IDS = 10_000  # how many finished correlation ids we remember, to name discards
 
 MAX_TIMEOUT = (2**32 - 1) / 1000
-"""The longest timeout a call accepts, in seconds (about 49.7 days): a request's expiration is
-its timeout, and RabbitMQ refuses an expiration above 2**32 - 1 milliseconds."""
+"""The longest timeout, in seconds (about 49.7 days): RabbitMQ's longest expiration."""
 
 _PROBE_LEAD = 1.0
-"""At most this many seconds (and at most half the try's time) before a try's deadline, the
-client asks the broker (in the background, without stopping the wait) whether anyone
-consumes the request queue, so that a timeout can say why without taking any time past the
-deadline."""
+"""Up to this many seconds (and half the try) before a try's deadline, the client asks the
+broker in the background whether anyone consumes the queue: a timeout can then say why
+without waiting past its deadline."""
 _PROBE_FRESH = 1.0  # seconds a queue check stays good for every call that times out
 
 RECONNECT_INTERVAL = 1.0
-"""Seconds between reconnection attempts after the broker goes away (aio-pika's default is
-5); ``?reconnect_interval=S`` in the URL overrides it."""
+"""Seconds between reconnection attempts (aio-pika's default is 5; the URL's
+``?reconnect_interval=S`` overrides it)."""
 
 
 @dataclass
@@ -122,11 +111,9 @@ def _closed_error() -> RpcConnectionError:
 
 
 class FibonacciRpcClient:
-    """Calls fib(n) on whichever worker consumes the request queue.
-
-    Create it with ``await FibonacciRpcClient.connect()``; use ``async with`` or ``close()``.
-    One client runs any number of calls at once (``asyncio.gather``) over one callback queue.
-    """
+    """Calls fib(n) on whichever worker consumes the request queue: ``await
+    FibonacciRpcClient.connect()``, then ``async with`` or ``close()``. Any number of calls
+    run at once (``asyncio.gather``) over its one callback queue."""
 
     def __init__(
         self,
@@ -144,9 +131,7 @@ class FibonacciRpcClient:
         self.timeout = timeout
         self.replies = ReplyCounts()
         self._pending: dict[str, asyncio.Future[AbstractIncomingMessage]] = {}
-        # Every try from its first line to its end, sent or not (one waiting for the broker
-        # to come back is not in _pending): close() fails them all at once.
-        self._tries: set[asyncio.Future[AbstractIncomingMessage]] = set()
+        self._tries: set[asyncio.Future[AbstractIncomingMessage]] = set()  # sent or not
         self._finished: OrderedDict[str, str] = OrderedDict()  # correlation id -> how it ended
         self._closing = False
         self._connected = True  # False from a lost connection until the channel is restored
@@ -166,12 +151,11 @@ class FibonacciRpcClient:
         publisher_confirms: bool = True,
         reply_to: str | None = None,
     ) -> FibonacciRpcClient:
-        """Connect, declare this client's exclusive callback queue and start consuming it.
+        """Connect, declare this client's exclusive callback queue and consume it.
 
-        ``publisher_confirms=False`` opens the channel without confirms: a publish no longer
-        waits for the broker, and a request no queue takes is dropped without a word (aio-pika
-        reports a returned message only on a confirming channel), so it ends as a timeout,
-        never as ``NoWorkerError``. ``reply_to``: see :meth:`create`.
+        ``publisher_confirms=False``: a publish no longer waits for the broker, and a request
+        no queue takes is dropped unreported (a timeout, never ``NoWorkerError``).
+        ``reply_to``: see :meth:`create`.
         """
         connection = await connect_robust(url)
         try:
@@ -197,15 +181,12 @@ class FibonacciRpcClient:
         timeout: float = DEFAULT_TIMEOUT,
         reply_to: str | None = None,
     ) -> FibonacciRpcClient:
-        """A client on a connection and channel someone else owns, as aio-pika's
-        ``RPC.create(channel)``: several clients can share them, and ``close`` removes only
-        what this client added (its consumer and its callback queue).
+        """A client on a connection and channel someone else owns (as aio-pika's
+        ``RPC.create``); ``close`` removes only its consumer and callback queue.
 
-        ``reply_to`` is where replies come back: None (tutorial six) declares a callback
-        queue of the client's own, exclusive and named by the broker; a name is consumed as
-        it is, without declaring it: ``DIRECT_REPLY_TO``, RabbitMQ's pseudo-queue that hands
-        each reply straight to this channel (a reply whose client has gone is then dropped,
-        never queued).
+        ``reply_to``: None declares a callback queue of its own, exclusive and named by the
+        broker (tutorial six); a name is consumed without declaring it, e.g.
+        ``DIRECT_REPLY_TO``.
         """
         if reply_to is None:
             callback_queue = await channel.declare_queue(exclusive=True, auto_delete=True)
@@ -227,15 +208,13 @@ class FibonacciRpcClient:
     ) -> int:
         """Return fib(n) computed by a worker.
 
-        ``timeout`` (default: the client's) is the whole call, retries included: every try
-        gets an equal share of what is left. ``retries`` sends the request again after a try
-        times out; every try has its own ``correlation_id`` and the same ``message_id``, the
-        idempotency key: ``idempotency_key`` if given, else a fresh one per logical call. A
-        worker with side effects uses the key to do the work once however often it arrives.
+        ``timeout`` (default: the client's) is the whole call; each of ``retries`` + 1 tries
+        gets an equal share of what is left. Every try has its own ``correlation_id`` and the
+        same ``message_id``, the idempotency key (``idempotency_key``, else a fresh one), with
+        which a worker with side effects does the work once however often it arrives.
 
-        Raises NoWorkerError when no queue takes the request, RpcTimeout when no reply comes
-        in time, RemoteError when the worker answers with an error, RpcConnectionError when
-        the connection is lost meanwhile. A cancellation from outside stays a cancellation.
+        Raises NoWorkerError (no queue takes the request), RpcTimeout, RemoteError (an error
+        reply), RpcConnectionError (connection lost). A cancellation stays a cancellation.
         """
         timeout = self.timeout if timeout is None else timeout
         if not 0 < timeout <= MAX_TIMEOUT:  # NaN and infinity fail this too
@@ -335,9 +314,8 @@ class FibonacciRpcClient:
     async def _wait_for_broker(
         self, future: asyncio.Future[AbstractIncomingMessage], n: int, timeout: float
     ) -> None:
-        """While the broker is away, wait within the call's timeout for the robust connection
-        to come back and re-declare the callback queue and its consumer: a request sent
-        before that would have nowhere to send its reply."""
+        """Wait, within the try, for the robust connection to come back with the callback
+        queue and its consumer: a request sent before would have nowhere to reply to."""
         ready = asyncio.ensure_future(self.channel.ready())
         try:
             await asyncio.wait((ready, future), return_when=asyncio.FIRST_COMPLETED)
@@ -357,11 +335,8 @@ class FibonacciRpcClient:
         self._connected = True
 
     def _start_probe(self) -> None:
-        """Check the request queue in the background, unless a check is running or fresh.
-
-        The task belongs to the client (``close`` cancels and awaits it); every call that is
-        about to time out shares it.
-        """
+        """Check the request queue in a task the client owns (``close`` awaits it), shared
+        by every call about to time out, unless a check is running or fresh."""
         if self._closing or (self._probe is not None and not self._probe.done()):
             return
         if self._probed and self._probed[0] > asyncio.get_running_loop().time() - _PROBE_FRESH:
@@ -385,10 +360,8 @@ class FibonacciRpcClient:
         loop = asyncio.get_running_loop()
         found = ""
         try:
-            # A throwaway plain channel: a failed passive declare closes it, and a robust
-            # channel would try to bring it back.
-            # No timeouts of its own: no call waits for it, and cancelling an AMQP method half
-            # way can make aiormq 6 (under aio-pika 9) break the whole connection.
+            # A throwaway plain channel: a failed passive declare closes it (a robust channel
+            # would come back). No timeout of its own: no call waits for it.
             async with aio_pika.Channel(self.connection, publisher_confirms=False) as channel:
                 queue = await channel.declare_queue(self.queue, passive=True)
                 declared = queue.declaration_result
@@ -489,8 +462,7 @@ class FibonacciRpcClient:
             self._connected = False
             reason = (
                 f"the connection to the broker closed while waiting for a reply ({error!r}); "
-                "the request may or may not have been processed, and retrying is safe "
-                "because the work is idempotent"
+                "the request may or may not have been processed, so retry only idempotent work"
             )
         for correlation_id, future in list(self._pending.items()):
             if not future.done():
@@ -499,12 +471,9 @@ class FibonacciRpcClient:
             self._remember(correlation_id, "late")
 
     async def close(self) -> None:
-        """Close the connection; the broker deletes the exclusive callback queue.
-
-        Every call still running fails at once with RpcConnectionError, whatever it waits
-        for: its reply, its publisher confirm, or a lost broker to come back. A client made
-        with ``create`` leaves the connection and channel open: it cancels its consumer, or
-        deletes the callback queue it declared."""
+        """Close the connection (the broker deletes the exclusive callback queue); every call
+        still running fails at once with RpcConnectionError. A client made with ``create``
+        leaves the connection open and removes only its consumer or callback queue."""
         self._closing = True
         for future in self._tries:
             if not future.done():

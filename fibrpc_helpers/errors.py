@@ -1,12 +1,9 @@
 """The exceptions a caller of the RPC client (or a worker's owner) can get.
 
-Every failure of connecting or of a remote call is an :class:`RpcError`, so ``except
-RpcError`` catches them all; each subclass names one way a call can end without a result,
-and its message says what to do about it. A bad argument stays a ``ValueError``.
-
-:func:`translate` is the one boundary where aio-pika's and aiormq's exceptions become ours:
-the client, the worker, the request queue and the pipeline call it instead of catching
-library exceptions each in their own way. The original stays chained as ``__cause__``.
+Every failure of connecting or of a remote call is an :class:`RpcError` (``except RpcError``
+catches them all); each subclass names one way a call ends without a result, and its message
+says what to do. A bad argument stays a ``ValueError``. :func:`translate` is the one place
+where aio-pika's and aiormq's exceptions become ours, the original chained as ``__cause__``.
 """
 
 from __future__ import annotations
@@ -14,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import aiormq.channel
+import aiormq.connection
 import aiormq.exceptions
 
 
@@ -34,15 +33,11 @@ class NoWorkerError(RpcError):
 
 class BrokerRefusedError(RpcError):
     """The broker refused the request (a publisher-confirm ``basic.nack``): its queue could
-    not take it just then (a quorum queue electing a new leader, or a full queue whose
-    overflow setting is ``reject-publish``). Nothing was processed, so a retry is safe."""
+    not take it just then. Nothing was processed, so a retry is safe."""
 
 
 class RemoteError(RpcError):
-    """The worker answered with an error reply (AMQP ``type`` property ``error``).
-
-    ``reason`` is the worker's human-readable explanation, e.g. why the request was invalid.
-    """
+    """The worker answered with an error reply (AMQP ``type`` ``error``); ``reason`` says why."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"the worker answered with an error: {reason}")
@@ -50,23 +45,17 @@ class RemoteError(RpcError):
 
 
 class RpcConnectionError(RpcError, ConnectionError):
-    """No connection to the broker: it could not be made (no broker there, wrong credentials
-    or virtual host), or it was lost while a call waited for its reply.
+    """No connection to the broker: it could not be made, or it was lost while a call waited.
 
-    A lost call's request may or may not have been processed; a retry is safe because the
-    work is idempotent.
+    A lost call's request may or may not have been processed: retry only work that is
+    idempotent (a retry with the same idempotency key, see ``FibonacciRpcClient.call``).
     """
 
 
 class QueueMismatchError(RpcError):
-    """The request queue exists with another type than the one the worker was asked for.
-
-    Raised only when a type was asked for explicitly (``queue_type=`` or ``--queue-type``):
-    without one, a worker adopts the queue as it is. RabbitMQ never changes a queue's type or
-    durability in place (a declare that differs is refused with 406 PRECONDITION_FAILED), so
-    the way out is to serve the queue as it is, use another name, or delete it first. The
-    message is one line naming the queue, what it is, what was asked and what to do.
-    """
+    """The request queue exists with another type than the one a worker was asked for
+    (``queue_type=``; without one a worker adopts the queue as it is). RabbitMQ never changes
+    a queue's type in place: serve it as it is, use another name, or delete it first."""
 
     def __init__(self, message: str, *, queue: str, existing: str, asked: str) -> None:
         super().__init__(message)
@@ -76,8 +65,7 @@ class QueueMismatchError(RpcError):
 
 
 class ChannelClosedError(RpcError):
-    """The broker refused an AMQP method and closed the channel it came on (the connection
-    stays open). ``reply_code`` is the broker's AMQP code; the subclasses name the common ones."""
+    """The broker refused an AMQP method and closed its channel (the connection stays open)."""
 
 
 class AccessRefusedError(ChannelClosedError):
@@ -89,29 +77,16 @@ class NotFoundError(ChannelClosedError):
 
 
 class PreconditionFailedError(ChannelClosedError):
-    """406 PRECONDITION_FAILED: a queue or exchange of that name exists with other properties
-    (type, durability, arguments); the broker changed nothing."""
+    """406 PRECONDITION_FAILED: that queue or exchange exists with other properties."""
 
 
 _LOST = ("the client reconnects by itself; the request may or may not have been processed, "
-         "and retrying is safe because the work is idempotent")
+         "so retry only idempotent work")
 _UNREACHABLE = ("Start one with `python -m fibrpc_helpers broker ensure`, or set AMQP_URL to a "
                 "broker you have.")
-_CODES: dict[type[BaseException], int] = {
-    aiormq.exceptions.ConnectionFrameError: 501,
-    aiormq.exceptions.ConnectionSyntaxError: 502,
-    aiormq.exceptions.ConnectionCommandInvalid: 503,
-    aiormq.exceptions.ConnectionChannelError: 504,
-    aiormq.exceptions.ConnectionUnexpectedFrame: 505,
-    aiormq.exceptions.ConnectionResourceError: 506,
-    aiormq.exceptions.ConnectionNotAllowed: 530,
-    aiormq.exceptions.ConnectionNotImplemented: 540,
-    aiormq.exceptions.ConnectionInternalError: 541,
-    aiormq.exceptions.ChannelAccessRefused: 403,
-    aiormq.exceptions.ChannelNotFoundEntity: 404,
-    aiormq.exceptions.ChannelLockedResource: 405,
-    aiormq.exceptions.ChannelPreconditionFailed: 406,
-}
+_CODES = {kind: code for mapping in (aiormq.channel.EXCEPTION_MAPPING,
+                                      aiormq.connection.EXCEPTION_MAPPING)
+          for code, kind in mapping.items()}  # aiormq's own: AMQP code -> its exception
 
 
 def reply_code(error: BaseException) -> int | None:
@@ -128,15 +103,11 @@ def reply_code(error: BaseException) -> int | None:
 
 
 def translate(error: BaseException, *, doing: str) -> RpcError:
-    """The one place where aio-pika's, aiormq's and the socket's exceptions become ours.
-
-    ``doing`` says what was under way, as a gerund ("connecting to amqp://...", "sending
-    fib(10) to queue 'rpc_queue'"); the message says what happened, then what to do. The
-    result has ``reply_code`` (the broker's AMQP code, when there is one) and ``error`` as its
-    ``__cause__``: ``raise translate(error, doing=...) from error``. An ``asyncio.
-    CancelledError`` passed here is aio-pika's own, for an operation whose channel closed
-    under it (the caller re-raises an outside cancellation instead of translating it).
-    Ours pass through unchanged.
+    """Ours for an aio-pika, aiormq or socket exception: ``raise translate(error, doing=...)
+    from error``. ``doing`` is a gerund ("connecting to amqp://..."); the message says what
+    happened, then what to do; ``reply_code`` is the broker's AMQP code, if any. A
+    ``CancelledError`` passed here is aio-pika's (its channel closed under an operation): an
+    outside cancellation is re-raised by the caller, never translated. Ours pass through.
     """
     if isinstance(error, RpcError):
         return error
