@@ -25,7 +25,7 @@ from .errors import RpcError
 from .fib import DEFAULT_MAX_N, RECURSIVE_MAX_N, fib, fib_recursive
 from .lab import broker, cluster
 from .lab.processes import WorkerProcesses
-from .lab.runtime import LOOPS, run, watch_parent
+from .lab.runtime import LOOPS, parent_gone, run
 from .lab.watch import watch
 from .request_queue import QUEUE_TYPES
 from .urls import amqp_url, mask_url
@@ -126,7 +126,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
 async def _watch_parent(stopping: asyncio.Event) -> None:
     """Stop when the process that started us is gone (a killed Jupyter kernel, say)."""
-    await watch_parent()
+    await parent_gone()
     stopping.set()
 
 

@@ -23,13 +23,13 @@ from private_node import PrivateNode, node_fixture  # noqa: F401  (the fixture `
 from waits import wait_until
 
 from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker, RpcConnectionError, fib
-from fibrpc_helpers.lab import broker
+from fibrpc_helpers.lab import broker, nodes
 from fibrpc_helpers.lab.processes import WorkerProcesses
 from fibrpc_helpers.urls import url_port
 
 pytestmark = [
     pytest.mark.skipif(
-        broker._find_server() is None,
+        nodes.find_server() is None,
         reason="rabbitmq-server is not installed here, so this test cannot start and "
         "restart a broker of its own (install it: apt-get install rabbitmq-server)",
     ),
@@ -103,12 +103,12 @@ async def test_client_and_worker_recover_by_themselves_after_a_broker_restart(no
 
 def _add_user(node: PrivateNode, user: str, password: str) -> None:
     """A user of the private node's own, made with rabbitmqctl in the node's environment."""
-    server = broker._find_server()
+    server = nodes.find_server()
     assert server is not None
     rabbitmqctl = Path(server).with_name("rabbitmqctl")
     ctl = str(rabbitmqctl) if rabbitmqctl.exists() else shutil.which("rabbitmqctl")
     assert ctl, "rabbitmq-server is installed without rabbitmqctl"
-    env = broker._node_environment(url_port(node.url), node.state_dir)
+    env = nodes.node_environment(url_port(node.url), node.state_dir)
     for args in (
         ["add_user", user, password],
         ["set_permissions", "-p", "/", user, ".*", ".*", ".*"],

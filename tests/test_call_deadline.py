@@ -21,11 +21,11 @@ from private_node import PrivateNode, node_fixture  # noqa: F401  (the fixture `
 from waits import wait_for_depth, wait_until
 
 from fibrpc_helpers import FibonacciRpcClient, RpcTimeout
-from fibrpc_helpers.lab import broker
+from fibrpc_helpers.lab import nodes
 
 pytestmark = [
     pytest.mark.skipif(
-        broker._find_server() is None or not hasattr(signal, "SIGSTOP"),
+        nodes.find_server() is None or not hasattr(signal, "SIGSTOP"),
         reason="needs rabbitmq-server (apt-get install rabbitmq-server) and POSIX signals "
         "to freeze a private node",
     ),

@@ -20,7 +20,7 @@ import pytest
 from ports import free_block
 
 from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker
-from fibrpc_helpers.lab import broker
+from fibrpc_helpers.lab import broker, nodes
 
 STUDENTS = ("alice", "bob")
 
@@ -36,14 +36,14 @@ def student_permissions(student: str) -> tuple[str, str, str]:
 @pytest.fixture(scope="module")
 def class_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A private node prepared with the README's commands; yields its URL without a user."""
-    server = broker._find_server()
+    server = nodes.find_server()
     if server is None:
         pytest.skip("not run: rabbitmq-server is not installed here, so this test cannot "
                     "start a private node (the shared broker is never reconfigured)")
     state = tmp_path_factory.mktemp("class-broker")
     port = free_block(1)
     broker.ensure(f"amqp://guest:guest@localhost:{port}/", state_dir=state)
-    env = broker._node_environment(port, state)
+    env = nodes.node_environment(port, state)
     ctl = str(Path(server).with_name("rabbitmqctl"))
 
     def rabbitmqctl(*args: str) -> None:

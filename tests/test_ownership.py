@@ -24,7 +24,6 @@ from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker
 from fibrpc_helpers.errors import RpcConnectionError
 from fibrpc_helpers.lab import notebook
 from fibrpc_helpers.lab.notebook import Notebook
-from fibrpc_helpers.lab.runtime import TaskGroup
 from fibrpc_helpers.wire import encode_request
 
 pytestmark = pytest.mark.timeout(120)
@@ -215,47 +214,3 @@ async def _request(connection: aio_pika.abc.AbstractConnection, queue: str) -> N
         aio_pika.Message(encode_request(10), correlation_id="1", reply_to=replies.name),
         routing_key=queue,
     )
-
-
-async def test_a_task_group_block_waits_for_its_tasks():
-    """Before: ``async with TaskGroup()`` returned without waiting when its body succeeded."""
-    async with TaskGroup() as group:
-        task = group.spawn(asyncio.sleep(0.05, result="done"))
-    assert task.done() and task.result() == "done"
-
-
-async def test_a_task_group_deadline_retrieves_failures_raised_while_cancelling():
-    """Before: at the deadline ``wait`` raised TimeoutError before it looked at the tasks, so
-    a task that failed while being cancelled had its error never retrieved."""
-    started = asyncio.Event()
-
-    async def fails_when_cancelled() -> None:
-        try:
-            started.set()
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            raise ValueError("failed while cancelled") from None
-
-    group = TaskGroup("the run")
-    group.spawn(fails_when_cancelled())
-    with pytest.raises(TimeoutError, match="the run did not finish within 0.1 s") as caught:
-        await group.wait(timeout=0.1)
-    assert isinstance(caught.value.__cause__, ValueError)  # retrieved, and said
-
-
-async def test_a_cancelled_task_group_stays_cancelled_even_when_a_task_fails_meanwhile():
-    """asyncio.TaskGroup alone would raise the task's error instead: a cancellation from
-    outside must stay a cancellation."""
-    async def fails_when_cancelled() -> None:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            raise ValueError("failed while cancelled") from None
-
-    group = TaskGroup()
-    group.spawn(fails_when_cancelled())
-    waiter = asyncio.ensure_future(group.wait(timeout=30))
-    await asyncio.sleep(0)  # one turn: the waiter waits
-    waiter.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiter

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from fibrpc_helpers.lab.runtime import ChildError, ProcessGroup, TaskGroup, run, uvloop_installed
+from fibrpc_helpers.lab.runtime import ChildError, ProcessGroup, run, uvloop_installed
 
 PY = sys.executable
 
@@ -98,64 +98,3 @@ def test_every_child_is_told_that_its_stdin_is_a_pipe_from_its_parent() -> None:
     with ProcessGroup() as group:
         child = group.spawn(python(code))
         assert child.readline(time.monotonic() + 30) == "stdin True"
-
-
-async def test_the_first_failing_task_cancels_the_others_and_raises_with_its_traceback() -> None:
-    cancelled = []
-
-    async def forever(name: str) -> None:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            cancelled.append(name)
-            raise
-
-    async def broken() -> None:
-        await asyncio.sleep(0.01)
-        raise KeyError("boom")
-
-    group = TaskGroup("calls")
-    others = [group.spawn(forever("a")), group.spawn(forever("b"))]
-    group.spawn(broken())
-    with pytest.raises(KeyError, match="boom") as caught:
-        await group.wait(timeout=30)
-    assert sorted(cancelled) == ["a", "b"] and all(task.done() for task in others)
-    assert any(entry.name == "broken" for entry in caught.traceback)  # its own traceback
-
-
-async def test_the_group_deadline_cancels_every_task() -> None:
-    group = TaskGroup("the run")
-    task = group.spawn(asyncio.sleep(60))
-    started = asyncio.get_running_loop().time()
-    with pytest.raises(TimeoutError, match="the run did not finish within 0.1 s"):
-        await group.wait(timeout=0.1)
-    assert task.cancelled() and asyncio.get_running_loop().time() - started < 5
-
-
-async def test_tasks_spawned_by_tasks_are_waited_for_too() -> None:
-    group = TaskGroup()
-    results: list[int] = []
-
-    async def leaf(i: int) -> None:
-        await asyncio.sleep(0.01 * i)
-        results.append(i)
-
-    async def spawner() -> None:
-        for i in range(3):
-            group.spawn(leaf(i))
-            await asyncio.sleep(0)
-
-    group.spawn(spawner())
-    await group.wait(timeout=30)
-    assert sorted(results) == [0, 1, 2]
-
-
-async def test_cancelling_the_waiter_cancels_the_tasks_and_stays_a_cancellation() -> None:
-    group = TaskGroup()
-    task = group.spawn(asyncio.sleep(60))
-    waiter = asyncio.ensure_future(group.wait(timeout=30))
-    await asyncio.sleep(0.01)
-    waiter.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiter
-    assert task.cancelled()

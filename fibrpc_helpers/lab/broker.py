@@ -175,10 +175,3 @@ def describe_transient_queues(url: str | None = None) -> str:
                 "declare its rpc_queue here)")
     return ("transient non-exclusive queues: denied, as RabbitMQ 4.3 ships (aio-pika's own "
             "tutorial six cannot declare its rpc_queue here)")
-
-
-# Kept for the tests that still call them by their old names (test_broker_restart,
-# test_class_broker, test_call_deadline); code calls nodes.find_server and
-# nodes.node_environment.
-_find_server = nodes.find_server
-_node_environment = nodes.node_environment

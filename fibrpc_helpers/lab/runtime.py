@@ -17,10 +17,7 @@ started and stopped here, one way (a Trio-style nursery for processes):
   (``FIBRPC_LIFELINE`` in its environment says so): a process started by hand, its stdin a
   terminal, never ends because of its stdin.
 
-``TaskGroup`` is the same idea for the coroutines of one event loop, a thin layer over
-``asyncio.TaskGroup`` and ``asyncio.timeout``: the first task that fails, or the group's one
-deadline, cancels every other task, waits for them, and the failure is raised with its own
-traceback.
+Coroutines inside one event loop use ``asyncio.TaskGroup`` and ``asyncio.timeout`` directly.
 """
 
 from __future__ import annotations
@@ -315,10 +312,6 @@ async def parent_gone() -> None:
     await gone.wait()
 
 
-watch_parent = parent_gone
-"""The earlier name of ``parent_gone``, until the command line's worker uses that."""
-
-
 LOOPS = ("auto", "asyncio", "uvloop")
 """Event loops a process of ours can run on; "auto" is uvloop where it is installed."""
 
@@ -343,99 +336,3 @@ def run(coroutine: Coroutine[Any, Any, T], loop: str = "auto") -> T:
 
         return uvloop.run(coroutine)
     return asyncio.run(coroutine)
-
-
-class TaskGroup:
-    """Coroutines that end together, within one deadline: ``asyncio.TaskGroup`` under
-    ``asyncio.timeout``, with a ``spawn`` that may also come before ``wait``.
-
-    ``spawn`` adds a task (also from inside another task of the group); ``wait(timeout)``
-    returns when every task has finished. The first task to fail cancels all the others, and
-    ``wait`` raises its exception (traceback and all) once they are gone, or the
-    ``ExceptionGroup`` of every failure when several failed; at the deadline every task is
-    cancelled and ``wait`` raises TimeoutError (from what failed meanwhile, if anything). A
-    cancellation of the waiter cancels the tasks too and stays a cancellation, even when a
-    task fails as it is cancelled. ``async with TaskGroup() as group:`` waits for the tasks at
-    the end of the block, without a deadline. Nothing outlives ``wait``.
-    """
-
-    def __init__(self, what: str = "tasks") -> None:
-        self.what = what
-        self.tasks: list[asyncio.Task[Any]] = []
-        self._group: asyncio.TaskGroup | None = None  # while ``wait`` runs
-
-    def spawn(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-        if self._group is not None:
-            task = self._group.create_task(coroutine)
-        else:  # before ``wait``: it runs at once, and ``wait`` adopts it
-            task = asyncio.ensure_future(coroutine)
-        self.tasks.append(task)
-        return task
-
-    async def wait(self, timeout: float | None) -> None:
-        waiter = asyncio.current_task()
-        assert waiter is not None
-        cancelling = waiter.cancelling()
-        deadline = asyncio.timeout(timeout)
-        failed: BaseExceptionGroup[BaseException] | None = None
-        # The asyncio.TaskGroup runs in a task of its own: on Python 3.11 one whose task fails
-        # while it exits leaves its parent marked as being cancelled (fixed in 3.12), and
-        # that mark on the waiter is how a cancellation from outside is told apart here.
-        runner = asyncio.ensure_future(self._run(deadline))
-        try:
-            await runner
-        except BaseExceptionGroup as failures:
-            failed = failures
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-        finally:
-            self._group = None
-            # Spawned before a wait cancelled before its group began: never joined.
-            leftovers = [task for task in self.tasks if not task.done()]
-            for task in leftovers:
-                task.cancel()
-            if leftovers:
-                await asyncio.wait(leftovers)
-            for task in leftovers:  # retrieved: the cancellation is what is raised
-                if not task.cancelled():
-                    task.exception()
-        # Raised outside the except clauses, so that no exception becomes another's context.
-        failure: BaseException | None = failed
-        if failed is not None and len(failed.exceptions) == 1:
-            failure = failed.exceptions[0]
-        if failed is not None and waiter.cancelling() > cancelling:
-            # Cancelled from outside, and a task failed as it was cancelled: still a
-            # cancellation (asyncio.TaskGroup alone would raise the failure instead).
-            raise asyncio.CancelledError() from failure
-        if deadline.expired():
-            raise TimeoutError(f"{self.what} did not finish within {timeout:g} s") from failure
-        if failure is not None:
-            raise failure
-
-    async def _run(self, deadline: asyncio.Timeout) -> None:
-        async with deadline, asyncio.TaskGroup() as group:
-            self._group = group
-            for task in self.tasks:
-                group.create_task(_join(task))  # cancelling the join cancels the task
-
-    async def __aenter__(self) -> TaskGroup:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None:
-            await self.wait(None)
-            return
-        for task in self.tasks:  # the body failed: nothing it started may outlive it
-            task.cancel()
-        if self.tasks:
-            await asyncio.wait(self.tasks)
-
-
-async def _join(task: asyncio.Task[T]) -> T:
-    return await task
