@@ -76,6 +76,8 @@ def test_each_rung_is_judged_against_the_rung_above_not_the_baseline() -> None:
         (1.5, 2.0, "a trade here (more calls/s, a higher p50)"),
         (0.5, 0.5, "a trade here (fewer calls/s, a lower p50)"),
         (1.1, 0.9, "no clear difference here (within 1.2x either way)"),
+        (1.5, math.nan, "not compared here: a point had no measured call (a stall on a busy "
+         "machine)"),
     ],
 )
 def test_the_verdict_reads_both_ratios(throughput: float, p50: float, said: str) -> None:

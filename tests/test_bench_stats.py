@@ -137,6 +137,8 @@ def test_the_scaling_sentence_follows_the_measured_numbers_and_the_cores() -> No
     assert "grew at every step, up to W = 4" in scaling(grows, "cpu", 8, cpu_bound=True)
     assert "more workers than this machine's 1 core:" in scaling(grows, "cpu", 1, cpu_bound=True)
     assert "stopped" not in scaling(grows, "cpu", 1, cpu_bound=False)
+    dip = scaling(_scaling_rows({1: [120], 2: [124], 4: [219]}), "cpu", 2, cpu_bound=True)
+    assert "grew from W = 2 to 4 but not at every step" in dip and "stopped" not in dip
     with pytest.raises(ValueError, match="two worker counts"):
         scaling(_scaling_rows({1: [100]}), "cpu", 2, cpu_bound=True)
 

@@ -50,6 +50,13 @@ def scaling(
     said = f"{work}, calls/s at the best C ({figures}); from W = {ratios}. "
     machine = f"this machine's {cores} core{'' if cores == 1 else 's'}"
     stop = next(((a, b) for a, b, r in steps if r < CLEAR), None)
+    if stop is not None and any(r >= CLEAR for a, _, r in steps if a >= stop[1]):
+        gained = ", ".join(f"{a} to {b}" for a, b, r in steps if r >= CLEAR)
+        return said + (
+            f"It grew from W = {gained} but not at every step: one step's point fell short "
+            "(on a busy machine a short point can), so measure longer (`bench full`) before "
+            "drawing the line."
+        )
     if stop is None:
         said += f"It grew at every step, up to W = {counts[-1]}, the most measured"
         if cpu_bound and cores and counts[-1] > cores:
@@ -81,7 +88,8 @@ def percent(value: float) -> str:
 
 
 def direction(ratio: float) -> int:
-    """+1 when ``ratio`` is ``CLEAR`` or more, -1 when 1 / ``CLEAR`` or less, else 0."""
+    """+1 when ``ratio`` is ``CLEAR`` or more, -1 when 1 / ``CLEAR`` or less, else 0 (NaN
+    too: a ratio with no measured calls behind it says nothing)."""
     if ratio >= CLEAR:
         return 1
     return -1 if ratio <= 1 / CLEAR else 0
@@ -92,6 +100,8 @@ def verdict(throughput: float, p50: float) -> str:
     (lower is better), each against what it changed: faster, slower, a trade, or nothing
     clear. The words say what was measured, never what the change is for (a quorum queue is
     slower, not a failure)."""
+    if math.isnan(throughput) or math.isnan(p50):
+        return "not compared here: a point had no measured call (a stall on a busy machine)"
     faster, quicker = direction(throughput), -direction(p50)
     said = {1: "more calls/s", -1: "fewer calls/s"}.get(faster, "")
     said += (", " if said and quicker else "") + {1: "a lower p50", -1: "a higher p50"}.get(
