@@ -13,8 +13,9 @@ import pytest
 
 from fibrpc_helpers.bench import cpu
 from fibrpc_helpers.bench.cpu import CpuMeter, CpuUse, broker_pid, process_cpu_seconds
-from fibrpc_helpers.bench.grid import Point, Work, describe
-from fibrpc_helpers.bench.points import Call
+from fibrpc_helpers.bench.points import Call, Point
+from fibrpc_helpers.bench.presets import Work
+from fibrpc_helpers.bench.reports import describe
 
 needs_cpu = pytest.mark.skipif(not cpu.available(), reason="CPU times cannot be read here")
 
@@ -115,7 +116,7 @@ def test_where_nothing_can_be_read_the_bench_reports_cpu_as_not_available(
     meter.start()
     use = meter.stop()
     assert not use.available and math.isnan(use.machine) and math.isnan(use.total("workers"))
-    assert use.bottleneck() == use.describe() == cpu.NOT_AVAILABLE
+    assert use.bottleneck() == cpu.NOT_AVAILABLE
     work = Work("io-1ms", sleep_ms=1)
     point = Point(kind="closed", design="reference", work=work, workers=1, clients=1,
                   prefetch=1, offered=math.nan, warmup=0.0, duration=1.0, cpu=use)

@@ -8,7 +8,6 @@ from matplotlib.figure import Figure
 
 from fibrpc_helpers.bench.plots import (
     cdf,
-    heatmap,
     log_ticks,
     percentiles_vs_clients,
     throughput_vs_clients,
@@ -78,12 +77,6 @@ def test_cdf_has_plain_ms_labels_and_named_percentile_lines() -> None:
     assert texts[0] == "p50 = 90 ms"  # nearest rank: the 50th of 80.0, 80.2, ... ms
 
 
-def test_heatmap_colour_bar_has_a_few_plain_labels() -> None:
-    figure = heatmap(_rows(), "io-10ms")
-    labels = _labels(figure, axis=1, which="y")
-    assert 2 <= len(labels) <= 8 and all("$" not in t for t in labels), labels
-
-
 def test_quick_preset_measures_cpu_bound_points_longer() -> None:
     quick = PRESETS["quick"]
     cpu = Work("cpu", n=18, work="recursive")
@@ -93,22 +86,10 @@ def test_quick_preset_measures_cpu_bound_points_longer() -> None:
     assert full.window(cpu) == (full.warmup, full.duration)  # unset: the common window
 
 
-def test_heatmap_text_is_white_above_the_geometric_middle_and_skips_unmeasured_cells() -> None:
-    rows = [r for r in _rows() if not (r["workers"] == 4 and r["clients"] == 1)]  # one NaN
-    figure = heatmap(rows, "io-10ms")
-    texts = {t.get_text(): t.get_color() for t in figure.axes[0].texts}
-    assert len(figure.axes[0].texts) == len(rows)  # the unmeasured cell is blank, not "nan"
-    assert "nan" not in texts
-    # values span 15.6 .. 249.6 ms: the geometric middle is 62.4 ms
-    assert texts["250"] == "white" and texts["125"] == "white"
-    assert texts["16"] == "black" and texts["31"] == "black" and texts["62"] == "black"
-
-
 def test_p99_of_few_calls_says_how_few() -> None:
     figure = percentiles_vs_clients(_rows(), "io-10ms")
     assert "20 calls" in figure.axes[2].get_title()  # the p99 panel
     assert figure.axes[0].get_title() == "p50"
-    assert "20 calls" in heatmap(_rows(), "io-10ms").axes[0].get_title()
 
 
 def _closed_point(workers: int, clients: int, calls: int, latency: float) -> Any:

@@ -133,13 +133,6 @@ class CpuUse:
             return " and ".join(busy) + " CPU-bound"
         return "no CPU saturated: latency-bound (service time, round trips)"
 
-    def describe(self) -> str:
-        if not self.available:
-            return NOT_AVAILABLE
-        parts = [f"{role} {self.total(role):.0f}%" for role in self.roles]
-        parts.append(f"machine {self.machine:.0f}% of {self.cores * 100}%")
-        return ", ".join(parts)
-
 
 class CpuMeter:
     """Measures CPU use per role between ``start()`` and ``stop()``."""

@@ -26,6 +26,7 @@ import asyncio
 import contextvars
 import functools
 import statistics
+import sys
 import threading
 import time
 import uuid
@@ -40,38 +41,19 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import aio_pika
+from tqdm import tqdm
 
 from ..lab.namespace import namespaced
+from ..lab.notebook import NotebookLine, in_notebook
 from ..lab.runtime import Child, ProcessGroup
 from ..urls import amqp_url
 from .cpu import CpuMeter, broker_pid
 from .designs import DESIGNS, Design, design
 from .loadgen import Load, LoadGenerators
-from .points import LAG_SHARE, Call, LoopLag, Point
+from .points import Point
 from .presets import PRESETS, TRIVIAL, Preset, Work
-from .progress import Progress
-from .reports import CALL_COLUMNS, TABLE, describe, save, table
+from .reports import describe, save
 from .serve import READY, command
-
-__all__ = [
-    "CALL_COLUMNS",
-    "DESIGNS",
-    "LAG_SHARE",
-    "PRESETS",
-    "RESULTS",
-    "TABLE",
-    "TRIVIAL",
-    "Bench",
-    "Call",
-    "LoopLag",
-    "Point",
-    "Preset",
-    "Work",
-    "Workers",
-    "delete_queues",
-    "describe",
-    "table",
-]
 
 T = TypeVar("T")
 
@@ -110,6 +92,37 @@ def delete_queues(url: str, names: Sequence[str]) -> None:
     thread.join()
     if failed:
         raise failed[0]
+
+
+class Progress:
+    """A bar of ``total`` points, in a terminal (redrawn with carriage returns) or in a
+    notebook (one ``NotebookLine`` display that each redraw replaces); ``say`` prints a line
+    without breaking the bar."""
+
+    def __init__(self, total: int, what: str, *, enabled: bool) -> None:
+        self.notebook = enabled and in_notebook()
+        self.bar: Any = tqdm(
+            total=total,
+            desc=what,
+            unit="point",
+            disable=not enabled,
+            file=NotebookLine() if self.notebook else sys.stdout,
+            mininterval=0.5 if self.notebook else 0.1,
+            ncols=90,
+        )
+
+    def update(self) -> None:
+        self.bar.update()
+
+    def say(self, line: str) -> None:
+        # A terminal bar moves below the line; a notebook's bar is a display of its own.
+        if self.bar.disable or self.notebook:
+            print(line)
+        else:
+            self.bar.write(line)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 class Workers:

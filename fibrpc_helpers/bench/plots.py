@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib.colors
 import matplotlib.ticker
 from matplotlib.axis import Axis
 from matplotlib.figure import Figure
@@ -254,54 +253,6 @@ def cdf(latencies: dict[str, Sequence[float]]) -> Figure:
     return fig
 
 
-def heatmap(rows: Sequence[Row], work: str, key: str = "p99_ms") -> Figure:
-    """``key`` (default p99, ms) over clients x workers, each cell labelled with its value."""
-    grid = _select(rows, kind="closed", work=work)
-    clients = sorted({r["clients"] for r in grid})
-    workers = sorted({r["workers"] for r in grid})
-    values = [[float("nan")] * len(clients) for _ in workers]
-    for r in grid:
-        values[workers.index(r["workers"])][clients.index(r["clients"])] = r[key]
-    fig = Figure(figsize=(1.2 * len(clients) + 2, 0.7 * len(workers) + 1.6), layout="tight")
-    axis = fig.subplots()
-    image = axis.imshow(values, cmap="viridis_r", aspect="auto", norm=matplotlib.colors.LogNorm())
-    finite = [v for line in values for v in line if math.isfinite(v) and v > 0]
-    # White on the darker half of a log colour scale: above the geometric mean of its ends.
-    middle = math.sqrt(min(finite) * max(finite)) if finite else math.inf
-    for i, line in enumerate(values):
-        for j, value in enumerate(line):
-            if not math.isfinite(value):
-                continue  # a configuration not measured: leave the cell blank
-            axis.text(
-                j,
-                i,
-                f"{value:.0f}" if value >= 10 else f"{value:.1f}",
-                ha="center",
-                va="center",
-                color="white" if value > middle else "black",
-                fontsize=8,
-            )
-    fewest = min((r["calls"] for r in grid), default=0)
-    name = key.split("_")[0]
-    title = f"{name} latency (ms), {work}"
-    if name == "p99" and fewest < 100:
-        title += f"\nas few as {fewest} calls per cell: there p99 = the slowest call"
-    axis.set(
-        xticks=range(len(clients)),
-        xticklabels=clients,
-        yticks=range(len(workers)),
-        yticklabels=workers,
-        xlabel="concurrent clients C",
-        ylabel="worker processes W",
-        title=title,
-    )
-    bar = fig.colorbar(image, ax=axis, label="ms")
-    bar.set_ticks(log_ticks(finite))
-    bar.ax.yaxis.set_major_formatter(_plain())
-    bar.minorticks_off()
-    return fig
-
-
 def designs_bar(rows: Sequence[Row]) -> Figure:
     """p50 at the fewest clients and throughput at the most, one bar per design."""
     points = _select(rows, kind="design")
@@ -338,7 +289,6 @@ def save_all(
     for work in dict.fromkeys(r["work"] for r in rows if r["kind"] == "closed"):
         figures[f"percentiles-{work}"] = percentiles_vs_clients(rows, work)
         figures[f"throughput-{work}"] = throughput_vs_clients(rows, work, service_ms.get(work))
-        figures[f"heatmap-p99-{work}"] = heatmap(rows, work)
     if open_service_ms and _select(rows, kind="open"):
         figures["latency-vs-load"] = latency_vs_load(rows, open_service_ms)
     if cdfs:

@@ -63,13 +63,10 @@ class Point:
     service_ms: float = math.nan  # open loop: the service time S its offered load assumed
     loop_lags: list[LoopLag] = field(default_factory=list)  # one per load generator
 
-    def calls(self) -> list[Call]:
-        return self.records
-
     def measured(self) -> list[Call]:
         """Calls whose intended start falls in the measured window (after the warm-up)."""
         end = self.warmup + self.duration
-        return [call for call in self.calls() if self.warmup <= call.intended < end]
+        return [call for call in self.records if self.warmup <= call.intended < end]
 
     def latencies(self) -> list[float]:
         return [call.latency for call in self.measured() if not call.error]
@@ -81,7 +78,7 @@ class Point:
         s = summarize(self.latencies(), self.duration, errors)
         if self.kind == "open":
             window = (self.warmup, self.warmup + self.duration)
-            spans = [(call.intended, call.done) for call in self.calls()]
+            spans = [(call.intended, call.done) for call in self.records]
             concurrency = mean_in_flight(spans, *window)
         else:
             concurrency = float(self.clients)

@@ -77,7 +77,7 @@ def call_rows(points: Sequence[Point]) -> Iterator[dict[str, Any]]:
     """Every call of every point, one dict per call (the tidy CSV's rows)."""
     for index, point in enumerate(points):
         end = point.warmup + point.duration
-        for call in point.calls():
+        for call in point.records:
             yield {
                 "point": index,
                 "kind": point.kind,
