@@ -105,3 +105,9 @@ $(VENV)/.e2e-installed: requirements-e2e.txt $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# The student edition of the series: every notebook with its exercises' solutions replaced by
+# nbgrader's stubs and its outputs cleared (checks kept), in student/ (git-ignored); the
+# teacher's notebooks are only read. It prints the command that opens it in JupyterLab.
+student: venv
+	$(PY) -m fibrpc_helpers.exercises.edition notebooks student
