@@ -111,3 +111,13 @@ clean:
 # teacher's notebooks are only read. It prints the command that opens it in JupyterLab.
 student: venv
 	$(PY) -m fibrpc_helpers.exercises.edition notebooks student
+
+# Grade a class: `make grade SUBMISSIONS=dir` runs every submitted notebook in a process of its
+# own, as a broker user limited to a namespace of its own (made and deleted with rabbitmqctl, or
+# the class broker's HTTP API: GRADE_ARGS="--admin-api http://admin:pw@host:15672"), and writes
+# grades.csv: checks passed per student and per exercise.
+SUBMISSIONS ?=
+GRADE_ARGS ?=
+grade: setup
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder" >&2; exit 2; }
+	$(PY) -m fibrpc_helpers.exercises.grade $(SUBMISSIONS) $(GRADE_ARGS)

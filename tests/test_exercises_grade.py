@@ -1,0 +1,89 @@
+"""Grading a class (``make grade``): each submission runs in its own process, as a broker
+user limited to its own namespace, with a time limit; one that hangs, crashes its kernel or
+deletes a queue it does not own loses its own marks and costs no one else anything."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import uuid
+
+import aio_pika
+import nbformat
+import pytest
+from exercise_cells.teacher import CELLS
+
+from fibrpc_helpers.exercises.broker_users import Ctl
+from fibrpc_helpers.lab import broker
+from fibrpc_helpers.urls import url_port
+
+SETUP = ("import asyncio\nfrom uuid import uuid4\nimport aio_pika\n"
+         "from fibrpc_helpers import fib\n"
+         "from fibrpc_helpers.exercises import check_callback_queue, check_worker\n"
+         "quorum = {'x-queue-type': 'quorum'}")
+
+
+def check(grade_id: str, source: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_code_cell(source, metadata={"nbgrader": {
+        "grade": True, "grade_id": grade_id, "points": 1, "solution": False, "locked": True}})
+
+
+def submission(path, *middle: str) -> None:
+    cells = [nbformat.v4.new_code_cell(SETUP),
+             nbformat.v4.new_code_cell(CELLS["callback_queue"]),
+             check("check_callback_queue", "await check_callback_queue(OneQueueClient)"),
+             *(nbformat.v4.new_code_cell(source) for source in middle),
+             nbformat.v4.new_code_cell(CELLS["worker"]),
+             check("check_worker", "await check_worker(serve_requests)")]
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    notebook.metadata["kernelspec"] = {"name": "python3", "language": "python",
+                                       "display_name": "Python 3"}
+    nbformat.write(notebook, path)
+
+
+@pytest.fixture
+def rabbitmqctl(url):
+    if not broker.status(url).started_by_us:
+        pytest.skip("not run: grading makes broker users with rabbitmqctl, which needs the node "
+                    "`broker ensure` started (this broker was not started by this project)")
+    return Ctl(url_port(url))
+
+
+async def test_a_class_is_graded_and_a_bad_submission_costs_only_its_author(
+        url, rabbitmqctl, tmp_path):
+    victim = f"someone-else.{uuid.uuid4().hex[:8]}"
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel()
+        await channel.declare_queue(victim, durable=True)
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    submission(folder / "alice.ipynb")
+    submission(folder / "bob.ipynb", "import time\ntime.sleep(3600)  # hangs")
+    submission(folder / "carol.ipynb",
+               "connection = await aio_pika.connect(__import__('os').environ['AMQP_URL'])\n"
+               f"await (await connection.channel()).queue_delete({victim!r})")
+    submission(folder / "dave.ipynb", "import os\nos._exit(1)  # the kernel dies")
+    grades = tmp_path / "grades.csv"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "fibrpc_helpers.exercises.grade", str(folder), "--csv",
+             str(grades), "--timeout", "15", "--url", url],
+            capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stderr
+        rows = {row["student"]: row for row in csv.DictReader(grades.open())}
+        assert rows["alice"]["passed"] == "2" and rows["alice"]["note"] == "", rows
+        assert rows["bob"]["passed"] == "0" and "timed out" in rows["bob"]["note"]
+        assert rows["carol"]["check_callback_queue"] == "1"  # before her deletion
+        assert rows["carol"]["check_worker"] == "1"  # the refusal was hers alone
+        assert rows["dave"]["check_callback_queue"] == "1" and rows["dave"]["check_worker"] == "0"
+        assert "kernel died" in rows["dave"]["note"]
+        assert not [u for u in rabbitmqctl.run("list_users", "--quiet").split()
+                    if u.startswith("grade-")]
+        assert not [q for q in rabbitmqctl.queues() if q.startswith("grade-")]
+        async with await aio_pika.connect(url) as connection:  # carol could not delete it
+            channel = await connection.channel()
+            await channel.declare_queue(victim, passive=True)
+    finally:
+        async with await aio_pika.connect(url) as connection:
+            await (await connection.channel()).queue_delete(victim)
