@@ -72,8 +72,8 @@ async def test_the_clusters_awaited_methods_leave_the_loop_free(tmp_path: Path) 
             assert result[0] == name  # the plain method's answer, passed through
 
 
-def test_notebook_05_needs_no_to_thread_for_the_cluster() -> None:
-    notebook = json.loads((NOTEBOOKS / "05_when_things_go_wrong.ipynb").read_text())
+def test_the_cluster_notebook_needs_no_to_thread() -> None:
+    notebook = json.loads((NOTEBOOKS / "07_when_a_node_fails.ipynb").read_text())
     code = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
     assert not [source for source in code if "to_thread" in source]
     assert any("cluster.kill_async(" in source for source in code)
