@@ -68,7 +68,7 @@ async def test_a_class_is_graded_and_a_bad_submission_costs_only_its_author(
     try:
         done = subprocess.run(
             [sys.executable, "-m", "fibrpc_helpers.exercises.grade", str(folder), "--csv",
-             str(grades), "--timeout", "15", "--url", url],
+             str(grades), "--timeout", "25", "--url", url],
             capture_output=True, text=True, timeout=240)
         assert done.returncode == 0, done.stderr
         rows = {row["student"]: row for row in csv.DictReader(grades.open())}
