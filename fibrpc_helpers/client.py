@@ -184,9 +184,10 @@ class FibonacciRpcClient:
         """A client on a connection and channel someone else owns (as aio-pika's
         ``RPC.create``); ``close`` removes only its consumer and callback queue.
 
-        ``reply_to``: None declares a callback queue of its own, exclusive and named by the
-        broker (tutorial six); a name is consumed without declaring it, e.g.
-        ``DIRECT_REPLY_TO``.
+        ``reply_to``: None declares an exclusive callback queue of its own (tutorial six; on
+        a robust channel aio-pika names it ``amq_<hex>`` itself, so it can be declared again
+        after a reconnect, which a broker-made ``amq.gen-`` name cannot); a name is consumed
+        without declaring it, e.g. ``DIRECT_REPLY_TO``.
         """
         if reply_to is None:
             callback_queue = await channel.declare_queue(exclusive=True, auto_delete=True)
