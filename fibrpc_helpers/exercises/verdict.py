@@ -26,9 +26,20 @@ class ExerciseFailed(AssertionError):
         return [f"{FAILED} {self}"]
 
 
+class Passed(str):
+    """The line of success a check returns, once printed.
+
+    A check cell ends with ``await check_...(...)``, so IPython would show the returned line
+    a second time, as the cell's value; this str shows nothing more.
+    """
+
+    def _ipython_display_(self) -> None:
+        """IPython's hook: the check printed the line already."""
+
+
 def passed(line: str) -> str:
     """Print (and return) the line a check prints when the student's code did it right."""
-    text = f"{PASSED} {line}"
+    text = Passed(f"{PASSED} {line}")
     print(text)
     return text
 
