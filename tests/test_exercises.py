@@ -86,6 +86,8 @@ WRONG_SOLUTIONS = [
     ("ack_before_reply.py", "worker", "acked the request for fib(1) before publishing its reply"),
     ("no_prefetch.py", "worker", "requests at once: with no prefetch limit"),
     ("charge_per_process_dict.py", "charge", "order-1 was charged twice"),
+    ("charge_replies_todays_total.py", "charge",
+     "order-1 asked again after order-2 got 1200, not its first reply 500"),
 ]
 
 
@@ -95,7 +97,7 @@ async def test_a_wrong_solution_fails_with_the_message_for_its_mistake(
         file, exercise, expected, url, tmp_path):
     source = (WRONG / file).read_text()
     if exercise == "charge":
-        source = "%%writefile charge_once.py\n" + source
+        source = "%%writefile {charge_file}\n" + source
     message = await _fails(CHECKS[exercise], _solution(exercise, source, tmp_path), url)
     assert expected in message, message
     assert f"see {NOTEBOOKS[exercise]}" in message

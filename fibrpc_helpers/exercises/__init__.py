@@ -19,8 +19,8 @@ The exercises, and the cell a notebook uses to check each one:
   check: ``await check_correlation_map(MatchingClient)``
 * 04_the_worker: ``async def serve_requests(channel, request_queue_name)``;
   check: ``await check_worker(serve_requests)``
-* the workers-fail notebook: ``charge`` in a ``%%writefile charge_once.py`` cell;
-  check: ``await check_idempotency("charge_once.py")``
+* the workers-fail notebook: ``charge`` in a ``%%writefile {charge_file}`` cell (a file named
+  after the student's namespace); check: ``await check_idempotency(charge_file)``
 
 This package may use the core and :mod:`fibrpc_helpers.lab`, never the benchmark; the core
 never imports it (tests/test_layers.py).

@@ -1,6 +1,6 @@
 """``python -m fibrpc_helpers.exercises.charging_worker QUEUE DATABASE NAME MODULE [--dies...]``
 
-The worker of the idempotency exercise: notebook 05's charging worker, with the student's
+The worker of the idempotency exercise: notebook 06's charging worker, with the student's
 ``charge(database, cents, key)`` loaded from MODULE (the file their ``%%writefile`` cell
 wrote). It runs as a process of its own, as a real worker does: whatever the student's
 module keeps in memory is this process's alone, which is the point of the exercise.

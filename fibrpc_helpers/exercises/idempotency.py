@@ -1,17 +1,18 @@
 """Exercise of the workers-fail notebook: charge once per key, across worker processes.
 
-The student completes ``charge`` in a file their cell writes (``%%writefile charge_once.py``),
-as notebook 05 writes its charging worker::
+The student completes ``charge`` in a file their cell writes (``%%writefile {charge_file}``),
+as notebook 06 writes its charging worker::
 
     def charge(database: sqlite3.Connection, cents: int, key: str) -> int:
-        '''Charge cents once per key, whichever worker runs it and however often; the total.'''
+        '''Charge cents once per key; the reply stored with that key's first charge.'''
 
-The table is ``charges (key TEXT, cents INTEGER NOT NULL)``, with no constraint: keeping one
-charge per key is the student's code's job. The check runs it in two worker processes
-(:mod:`.charging_worker`) sharing one database file. Worker A charges order-1, replies and
-dies before its ack; worker B gets the redelivered request; then a client sends order-1
-again (a retry: a new correlation id, the same key) and order-2. The database must hold
-one charge per key, and every reply the total.
+The table is ``charges (key TEXT, cents INTEGER NOT NULL, reply INTEGER)``, with no UNIQUE
+constraint (06's own table has one): keeping one charge per key is the student's code's job.
+The check runs it in two worker processes (:mod:`.charging_worker`) sharing one database
+file. Worker A charges order-1, replies and dies before its ack; worker B gets the
+redelivered request; then a client sends order-1 again (a retry: a new correlation id, the
+same key), order-2, and order-1 once more. The database must hold one charge per key, a
+new key's reply is the total charged, and a repeated key gets its first reply back.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from .verdict import ExerciseFailed, failure, passed
 NOTEBOOK = "06_when_workers_fail"
 SECONDS = 10.0
 START_SECONDS = 30.0
-SCHEMA = "CREATE TABLE charges (key TEXT, cents INTEGER NOT NULL)"
+SCHEMA = "CREATE TABLE charges (key TEXT, cents INTEGER NOT NULL, reply INTEGER)"
 STUB = ("insert the charge only when no charge with this key is there, in one statement or "
-        "transaction, in the database that every worker shares; return SUM(cents)")
+        "transaction, in the database that every worker shares; store SUM(cents) as its "
+        "reply, and return the stored reply when the key was charged before")
 DICT = ("the key was remembered in worker A's memory only (a dict or a set?), and worker B "
         "has its own: look the key up in the database every worker shares, in the same "
         "statement or transaction as the charge")
@@ -85,7 +87,7 @@ class _Run:
 
 
 async def check_idempotency(module: str | Path, url: str | None = None) -> str:
-    """Check ``charge(database, cents, key)`` in the file ``module`` (charge_once.py).
+    """Check ``charge(database, cents, key)`` in the file ``module`` (the %%writefile cell's).
     Prints and returns the line of success; raises ExerciseFailed naming the mistake."""
     path = Path(module).resolve()
     if not path.is_file():
@@ -107,8 +109,8 @@ async def check_idempotency(module: str | Path, url: str | None = None) -> str:
             finally:
                 await run.close()
     return passed("order-1 charged once although worker A died before its ack and worker B "
-                  "ran it again, and once more on a retry; order-2 charged once; every reply "
-                  "the total")
+                  "ran it again, and once more on a retry; order-2 charged once; a repeated "
+                  "key got its first reply back")
 
 
 async def _reply(run: _Run, correlation_id: str, what: str, count: int = 1) -> int:
@@ -165,4 +167,11 @@ async def _race(run: _Run) -> None:
                       "insert each new key's charge once, with its cents", NOTEBOOK)
     if total != 1200:
         raise failure(f"charge returned {total} after order-2, though 1200 cents were charged "
-                      "in all", "return SELECT SUM(cents) FROM charges", NOTEBOOK)
+                      "in all", "a new key's reply is SELECT SUM(cents) FROM charges", NOTEBOOK)
+    again = await client.send(b"500", key="order-1")
+    repeated = await _reply(run, again, "order-1 once more, after order-2")
+    if repeated != 500:
+        raise failure(f"order-1 asked again after order-2 got {repeated}, not its first reply "
+                      "500: a repeated key must get the reply it got the first time, whenever "
+                      "it comes", "store the reply with the key, and return it for a repeated "
+                      "key", NOTEBOOK)

@@ -68,7 +68,8 @@ MINUTES_PER_CODE_CELL = 1.0
 """Time ``reading_minutes`` allows for one code cell: reading it, running it, reading its
 output."""
 MINUTES_PER_TRY_IT = 5.0
-"""Time ``reading_minutes`` allows for each exercise: a markdown heading containing "Try it"."""
+"""Time ``reading_minutes`` allows for each exercise: a markdown heading that starts with
+"Try it" or "Exercise" (a graded one, with its check cell)."""
 
 _log = logging.getLogger(__name__)
 _NOTEBOOKS: dict[str, Notebook] = {}
@@ -237,7 +238,7 @@ class Reading(NamedTuple):
 
     words: int  # of markdown prose
     code_cells: int
-    exercises: int  # markdown headings containing "Try it"
+    exercises: int  # markdown headings of a "Try it" or an "Exercise"
 
     @property
     def minutes(self) -> int:
@@ -259,9 +260,7 @@ def reading(notebook: Mapping[str, Any]) -> Reading:
         source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
         if cell["cell_type"] == "markdown":
             words += len(source.split())
-            exercises += sum(
-                1 for line in source.splitlines() if _HEADING.match(line) and "Try it" in line
-            )
+            exercises += sum(1 for line in source.splitlines() if _EXERCISE.match(line))
         elif cell["cell_type"] == "code":
             code_cells += 1
     return Reading(words, code_cells, exercises)
@@ -271,15 +270,16 @@ def reading_minutes(notebook: Mapping[str, Any]) -> int:
     """Minutes a first sitting with ``notebook`` (its JSON, as loaded) takes, rounded up to 5.
 
     Words of markdown prose at ``WORDS_PER_MINUTE``, plus ``MINUTES_PER_CODE_CELL`` per code
-    cell, plus ``MINUTES_PER_TRY_IT`` per exercise (a markdown heading containing "Try it");
+    cell, plus ``MINUTES_PER_TRY_IT`` per exercise (a "Try it" or "Exercise" heading);
     navigation links left out (see ``reading``). One rule for every notebook, so that the
     estimates in their introductions agree with each other and can be recomputed.
     """
     return reading(notebook).minutes
 
 
-_HEADING = re.compile(r" {0,3}#{1,6}\s")
-"""A markdown ATX heading line (``## Try it``), as CommonMark writes one."""
+_EXERCISE = re.compile(r" {0,3}#{1,6}\s+(Try it|Exercise)\b")
+"""A markdown ATX heading (as CommonMark writes one) of an exercise: ``## Try it``,
+``## Exercise: the worker``."""
 
 
 async def start(name: str, url: str | None = None) -> Notebook:

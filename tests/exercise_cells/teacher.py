@@ -102,23 +102,30 @@ async def serve_requests(channel: aio_pika.abc.AbstractChannel, request_queue_na
 '''
 
 CHARGE = '''\
-%%writefile charge_once.py
+%%writefile {charge_file}
 import sqlite3
 
 
 def charge(database: sqlite3.Connection, cents: int, key: str) -> int:
-    """Charge cents once per key, whichever worker runs it and however often; the total.
+    """Charge cents once per key; return the reply stored with that key's first charge.
 
-    The table is charges (key TEXT, cents INTEGER): no constraint does it for you.
+    The table is charges (key TEXT, cents INTEGER, reply INTEGER): no UNIQUE constraint
+    does it for you.
     """
     ### BEGIN SOLUTION
-    with database:  # one transaction: the check and the charge together
-        database.execute(
+    with database:  # one transaction: the check, the charge and its reply together
+        added = database.execute(
             "INSERT INTO charges (key, cents) SELECT ?, ? "
             "WHERE NOT EXISTS (SELECT 1 FROM charges WHERE key = ?)",
             (key, cents, key),
         )
-        return database.execute("SELECT SUM(cents) FROM charges").fetchone()[0]
+        if not added.rowcount:  # charged before under this key: the reply it got then
+            query = "SELECT reply FROM charges WHERE key = ?"
+            return database.execute(query, (key,)).fetchone()[0]
+        (total,) = database.execute("SELECT SUM(cents) FROM charges").fetchone()
+        database.execute("UPDATE charges SET reply = ? WHERE rowid = ?",
+                         (total, added.lastrowid))
+        return total
     ### END SOLUTION
 '''
 
@@ -135,7 +142,7 @@ def notebook_globals() -> dict[str, Any]:
     from uuid import uuid4
 
     return {"asyncio": asyncio, "aio_pika": aio_pika, "fib": fib, "uuid4": uuid4,
-            "quorum": {"x-queue-type": "quorum"}}
+            "quorum": {"x-queue-type": "quorum"}, "charge_file": "charge_once.py"}
 
 
 def run_cell(source: str, into: dict[str, Any] | None = None, folder: Any = None) -> dict:
@@ -143,8 +150,8 @@ def run_cell(source: str, into: dict[str, Any] | None = None, folder: Any = None
     ``folder / NAME``; anything else runs in a namespace of the notebooks' imports."""
     namespace = notebook_globals() if into is None else into
     first, _, rest = source.partition("\n")
-    if first.startswith("%%writefile "):
-        (folder / first.split()[1]).write_text(rest)
+    if first.startswith("%%writefile "):  # IPython expands {name} from the namespace too
+        (folder / first.split()[1].format(**namespace)).write_text(rest)
         return namespace
     exec(compile(source, "<cell>", "exec"), namespace)
     return namespace
