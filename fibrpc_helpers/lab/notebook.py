@@ -119,7 +119,7 @@ class Notebook:
         """Start ``count`` worker processes (``WorkerProcesses`` options), tracked for cleanup.
 
         They serve this notebook's broker (``self.url``) unless ``url=`` says otherwise, as
-        ``script_process`` does: a notebook on another broker (05's cluster) must not start
+        ``script_process`` does: a notebook on another broker (07's cluster) must not start
         its workers on ``$AMQP_URL`` by default. Their log goes to ``self.worker_log`` (see
         ``_child_log``).
         """

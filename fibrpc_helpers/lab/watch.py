@@ -36,11 +36,11 @@ from ..urls import amqp_url, mask_url
 from .namespace import namespace as default_namespace
 
 # The queue names the series declares inside a namespace, in the order they are shown: the
-# CLI's default, and each notebook's own request queue (``fibrpc_helpers.lab.notebook`` names it
-# after the notebook's number, so two open notebooks never serve each other).
+# CLI's default, and each notebook's own request queue (``fibrpc_helpers.lab.notebook`` names
+# it after the notebook's number, so two open notebooks never serve each other): 00 to 09.
 KNOWN_NAMES: tuple[str, ...] = (
     DEFAULT_QUEUE,
-    *(f"{number:02d}.{DEFAULT_QUEUE}" for number in range(0, 7)),
+    *(f"{number:02d}.{DEFAULT_QUEUE}" for number in range(10)),
 )
 
 _CONNECTION_LOST = (aiormq.exceptions.AMQPConnectionError, ConnectionError, OSError)
