@@ -18,7 +18,7 @@ E2E_ARGS ?=
 # have open in JupyterLab at the same time (which uses your plain namespace).
 test test-package test-notebooks: export FIBRPC_NAMESPACE := $(or $(FIBRPC_NAMESPACE),$(shell id -un)@$(shell hostname)).test-$(shell date +%s%N)
 
-.PHONY: lab test test-latest test-package test-notebooks test-oldest bench setup venv broker \
+.PHONY: lab lab-student test test-latest test-package test-notebooks test-oldest bench setup venv broker \
 	clean e2e
 
 lab: setup
@@ -111,6 +111,10 @@ clean:
 # teacher's notebooks are only read. It prints the command that opens it in JupyterLab.
 student: venv
 	$(PY) -m fibrpc_helpers.exercises.edition notebooks student
+
+# JupyterLab on the student edition (written first by `make student`).
+lab-student: student setup
+	cd student && ../$(PY) -m jupyter lab $(ROOT_ARGS) $(LAB_ARGS)
 
 # Grade a class: `make grade SUBMISSIONS=dir` runs every submitted notebook in a process of its
 # own, as a broker user limited to a namespace of its own (made and deleted with rabbitmqctl, or

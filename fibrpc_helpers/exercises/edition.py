@@ -73,6 +73,8 @@ def make_edition(source: Path = DEFAULT_SOURCE, target: Path = DEFAULT_TARGET) -
 
 def how_to_open(target: Path) -> str:
     """The command that opens the edition in JupyterLab (the project's venv, its broker)."""
+    if target.resolve() == DEFAULT_TARGET.resolve():
+        return "make lab-student"
     python = PROJECT_DIR / ".venv" / "bin" / "python"
     return f"cd {target} && {python} -m jupyter lab"
 
