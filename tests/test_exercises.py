@@ -83,6 +83,7 @@ WRONG_SOLUTIONS = [
     ("shared_named_queue.py", "callback_queue", "the two clients shared one callback queue"),
     ("raises_on_unknown.py", "correlation_map",
      "a reply with an unknown correlation_id raised KeyError: discard it"),
+    ("on_reply_not_written.py", "correlation_map", "on_reply is not written yet"),
     ("ack_before_reply.py", "worker", "acked the request for fib(1) before publishing its reply"),
     ("no_prefetch.py", "worker", "requests at once: with no prefetch limit"),
     ("charge_per_process_dict.py", "charge", "order-1 was charged twice"),

@@ -82,7 +82,7 @@ async def check_correlation_map(client_class: type, url: str | None = None) -> s
             what=f"{len(NUMBERS)} calls at once", seconds=SECONDS, stub=STUB,
             hang="every call must end: await its future with asyncio.wait_for(future, timeout)",
             notebook=NOTEBOOK)
-        _check_calls(dict(zip(NUMBERS, results, strict=True)), worker)
+        _check_calls(dict(zip(NUMBERS, results, strict=True)), worker, guarded)
         try:
             async with asyncio.timeout(SECONDS):
                 await guarded.all_handled.wait()
@@ -95,11 +95,15 @@ async def check_correlation_map(client_class: type, url: str | None = None) -> s
                   "counted, none raised; an unanswered call timed out and left pending empty")
 
 
-def _check_calls(results: dict[int, Any], worker: ShufflingWorker) -> None:
+def _check_calls(results: dict[int, Any], worker: ShufflingWorker, guarded: _Guarded) -> None:
     for result in results.values():
         if isinstance(result, NotImplementedError):
             raise failure("call is not written yet (it raises NotImplementedError)", STUB,
                           NOTEBOOK)
+    if any(isinstance(error, NotImplementedError) for _, error in guarded.errors):
+        # the calls time out because no reply reaches them: say which method is missing
+        raise failure("on_reply is not written yet (it raises NotImplementedError)", STUB,
+                      NOTEBOOK)
     for n, result in results.items():
         if isinstance(result, TimeoutError):
             sent = worker.replies_sent > 0
