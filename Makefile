@@ -110,10 +110,12 @@ clean:
 # nbgrader's stubs and its outputs cleared (checks kept), in student/ (git-ignored); the
 # teacher's notebooks are only read. It prints the command that opens it in JupyterLab.
 student: venv
-	$(PY) -m fibrpc_helpers.exercises.edition notebooks student
+	$(PY) -m fibrpc_helpers.exercises.edition notebooks student $(if $(filter yes,$(FORCE)),--force,)
 
-# JupyterLab on the student edition (written first by `make student`).
-lab-student: student setup
+# JupyterLab on the student edition: written the first time, never over a student's answers
+# (`make student FORCE=yes` writes it again).
+lab-student: setup
+	@[ -d student ] || $(PY) -m fibrpc_helpers.exercises.edition notebooks student
 	cd student && ../$(PY) -m jupyter lab $(ROOT_ARGS) $(LAB_ARGS)
 
 # Grade a class: `make grade SUBMISSIONS=dir` runs every submitted notebook in a process of its

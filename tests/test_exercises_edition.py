@@ -68,6 +68,21 @@ def test_a_solution_region_in_an_unmarked_cell_stops_the_build(tmp_path, capsys)
     assert not list((tmp_path / "student").glob("*.ipynb"))
 
 
+def test_an_edition_with_a_students_answers_is_written_again_only_when_forced(
+        tmp_path, capsys):
+    source, target = tmp_path / "teacher", tmp_path / "student"
+    source.mkdir()
+    teacher_notebook(source)
+    assert edition.main([str(source), str(target)]) == 0
+    answered = target / "02_callback_queue.ipynb"
+    answered.write_text(answered.read_text().replace("raise NotImplementedError()", "pass"))
+    assert edition.main([str(source), str(target)]) == 1
+    assert "make student FORCE=yes" in capsys.readouterr().err
+    assert "raise NotImplementedError()" not in answered.read_text()  # the answer is kept
+    assert edition.main([str(source), str(target), "--force"]) == 0
+    assert "raise NotImplementedError()" in answered.read_text()
+
+
 def test_the_edition_never_overwrites_the_teachers_folder(tmp_path, capsys):
     teacher_notebook(tmp_path)
     assert edition.main([str(tmp_path), str(tmp_path)]) == 1

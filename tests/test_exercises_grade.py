@@ -10,6 +10,7 @@ import sys
 import uuid
 
 import aio_pika
+import aiormq.exceptions
 import nbformat
 import pytest
 from exercise_cells.teacher import CELLS
@@ -29,13 +30,14 @@ def check(grade_id: str, source: str) -> nbformat.NotebookNode:
         "grade": True, "grade_id": grade_id, "points": 1, "solution": False, "locked": True}})
 
 
-def submission(path, *middle: str) -> None:
+def submission(path, *middle: str, solutions=CELLS, checks=("await check_callback_queue("
+               "OneQueueClient)", "await check_worker(serve_requests)")) -> None:
     cells = [nbformat.v4.new_code_cell(SETUP),
-             nbformat.v4.new_code_cell(CELLS["callback_queue"]),
-             check("check_callback_queue", "await check_callback_queue(OneQueueClient)"),
+             nbformat.v4.new_code_cell(solutions["callback_queue"]),
+             check("check_callback_queue", checks[0]),
              *(nbformat.v4.new_code_cell(source) for source in middle),
-             nbformat.v4.new_code_cell(CELLS["worker"]),
-             check("check_worker", "await check_worker(serve_requests)")]
+             nbformat.v4.new_code_cell(solutions["worker"]),
+             check("check_worker", checks[1])]
     notebook = nbformat.v4.new_notebook(cells=cells)
     notebook.metadata["kernelspec"] = {"name": "python3", "language": "python",
                                        "display_name": "Python 3"}
@@ -64,6 +66,10 @@ async def test_a_class_is_graded_and_a_bad_submission_costs_only_its_author(
                "connection = await aio_pika.connect(__import__('os').environ['AMQP_URL'])\n"
                f"await (await connection.channel()).queue_delete({victim!r})")
     submission(folder / "dave.ipynb", "import os\nos._exit(1)  # the kernel dies")
+    # nothing written, and both check cells edited to pass: the teacher's checks run instead
+    submission(folder / "erin.ipynb", checks=("pass", "pass"), solutions={
+        "callback_queue": "class OneQueueClient:\n    pass",
+        "worker": "async def serve_requests(channel, request_queue_name):\n    pass"})
     grades = tmp_path / "grades.csv"
     try:
         done = subprocess.run(
@@ -78,6 +84,7 @@ async def test_a_class_is_graded_and_a_bad_submission_costs_only_its_author(
         assert rows["carol"]["check_worker"] == "1"  # the refusal was hers alone
         assert rows["dave"]["check_callback_queue"] == "1" and rows["dave"]["check_worker"] == "0"
         assert "kernel died" in rows["dave"]["note"]
+        assert rows["erin"]["passed"] == "0", rows["erin"]
         assert not [u for u in rabbitmqctl.run("list_users", "--quiet").split()
                     if u.startswith("grade-")]
         assert not [q for q in rabbitmqctl.queues() if q.startswith("grade-")]
@@ -87,3 +94,24 @@ async def test_a_class_is_graded_and_a_bad_submission_costs_only_its_author(
     finally:
         async with await aio_pika.connect(url) as connection:
             await (await connection.channel()).queue_delete(victim)
+
+
+async def test_a_graded_user_may_run_the_reference_client(url, rabbitmqctl):
+    """The user grading makes may declare the reference client's callback queue (aio-pika
+    names it amq_<hex>) and the queues of its own namespace, and nothing else."""
+    from fibrpc_helpers import FibonacciRpcClient
+    from fibrpc_helpers.exercises.broker_users import new_password, student_url
+
+    run = uuid.uuid4().hex[:6]
+    user = namespace = f"grade-permissions-{run}"
+    rabbitmqctl.add_user(user, new_password := new_password(), namespace)
+    try:
+        as_student = student_url(url, user, new_password)
+        async with await FibonacciRpcClient.connect(as_student, queue=f"{namespace}.rpc"):
+            pass  # its callback queue was declared and consumed
+        async with await aio_pika.connect(as_student) as connection:
+            channel = await connection.channel()
+            with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
+                await channel.declare_queue(f"someone-else.{run}", durable=True)
+    finally:
+        rabbitmqctl.delete_user(user)

@@ -31,8 +31,10 @@ CTL_SECONDS = 60.0
 
 
 def permissions(namespace: str) -> tuple[str, str, str]:
-    """configure, write, read for a user limited to ``namespace``."""
-    mine = rf"{re.escape(namespace)}\..*|amq\.gen-.*"
+    """configure, write, read for a user limited to ``namespace``, plus the exclusive
+    callback queues a client names at random: the broker's ``amq.gen-...`` and aio-pika's
+    ``amq_<hex>`` (a robust channel's, as the reference client declares)."""
+    mine = rf"{re.escape(namespace)}\..*|amq\.gen-.*|amq_[0-9a-f]+"
     return f"^({mine})$", rf"^({mine}|amq\.default)$", f"^({mine})$"
 
 
@@ -135,4 +137,5 @@ def student_url(teacher_url: str, user: str, password: str) -> str:
 
 
 def new_password() -> str:
-    return secrets.token_urlsafe(18)
+    """Hex: a URL-safe password could start with "-", which rabbitmqctl takes for an option."""
+    return secrets.token_hex(18)

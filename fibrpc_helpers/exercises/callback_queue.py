@@ -26,6 +26,7 @@ from typing import Any
 from aiormq.exceptions import ChannelLockedResource
 
 from ..fib import fib
+from ..lab.namespace import namespaced
 from .awkward import RecordingWorker
 from .live import Playground
 from .verdict import ExerciseFailed, described, failure, passed, student
@@ -116,8 +117,8 @@ async def _diagnose(lab: Playground, worker: RecordingWorker, results: dict[int,
                               "callback_queue.name", NOTEBOOK)
             queues.update(s.reply_to for s in seen if s.reply_to)
         for queue in queues:
-            if not queue.startswith("amq."):
-                lab.forget_later(queue)  # a named queue of the student's: ours to remove
+            if queue.startswith(namespaced("")):  # a named queue in the student's namespace:
+                lab.forget_later(queue)           # ours to remove; never anyone else's
         if len(queues) > 1:
             raise failure(f"the {who}'s calls named {len(queues)} different callback queues "
                           "in reply_to: a new queue per call costs three round trips each",

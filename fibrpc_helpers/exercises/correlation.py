@@ -105,6 +105,9 @@ def _check_calls(results: dict[int, Any], worker: ShufflingWorker, guarded: _Gua
         raise failure("on_reply is not written yet (it raises NotImplementedError)", STUB,
                       NOTEBOOK)
     for n, result in results.items():
+        if isinstance(result, TimeoutError) and guarded.errors:  # the replies came, and failed
+            raise failure(f"call({n}) timed out: on_reply raised "
+                          f"{described(guarded.errors[0][1])} on its reply", STUB, NOTEBOOK)
         if isinstance(result, TimeoutError):
             sent = worker.replies_sent > 0
             raise failure(

@@ -50,17 +50,24 @@ def student_source(source: str) -> str:
     return student_notebook(notebook).cells[0].source
 
 
-def make_edition(source: Path = DEFAULT_SOURCE, target: Path = DEFAULT_TARGET) -> list[Path]:
+def make_edition(source: Path = DEFAULT_SOURCE, target: Path = DEFAULT_TARGET,
+                 force: bool = False) -> list[Path]:
     """Write the student edition of every notebook in ``source`` to ``target``; the paths.
 
     Notebooks with no exercise are copied too, outputs cleared, so that the edition is the
-    whole series and its navigation links work.
+    whole series and its navigation links work. An edition already there may hold a
+    student's answers: it is written again only with ``force``.
     """
     notebooks = sorted(source.glob("*.ipynb"))
     if not notebooks:
         raise FileNotFoundError(f"no notebooks in {source}; give the teacher's notebook folder")
     if target.resolve() == source.resolve():
         raise ValueError("the student edition must go to another folder than the teacher's")
+    if not force and any((target / path.name).exists() for path in notebooks):
+        raise FileExistsError(
+            f"{target} already holds the student edition, perhaps with a student's answers: "
+            "open it with `make lab-student`, or write it again, every exercise emptied, with "
+            "`make student FORCE=yes`")
     target.mkdir(parents=True, exist_ok=True)
     written = []
     for path in notebooks:
@@ -85,9 +92,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="the teacher's notebooks (default: notebooks/)")
     parser.add_argument("target", nargs="?", type=Path, default=DEFAULT_TARGET,
                         help="where the student edition goes (default: student/, git-ignored)")
+    parser.add_argument("--force", action="store_true",
+                        help="write over an edition that is there (a student's answers too)")
     options = parser.parse_args(argv)
     try:
-        written = make_edition(options.source, options.target)
+        written = make_edition(options.source, options.target, options.force)
     except (OSError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

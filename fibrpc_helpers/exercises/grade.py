@@ -5,10 +5,15 @@ SUBMISSIONS holds the students' notebooks: ``alice.ipynb`` (one notebook each) o
 own (its kernel with it) in a scratch folder, with a time limit, as a broker user made for
 the run and limited to a namespace of its own (:mod:`.broker_users`), deleted afterwards
 with whatever queues its namespace left. A check cell (nbgrader's metadata: ``grade``
-true, a ``grade_id``) counts as passed when it ran without an error. A submission that
-hangs, crashes its kernel or deletes queues it does not own (the broker refuses it) loses
-its own marks only. The CSV has a row per student: each check passed (1) or not (0), the
-total, and a note (timed out, kernel died).
+true, a ``grade_id``) counts as passed when it ran without an error; before the run, each
+check cell gets back the teacher's source of the same ``grade_id`` (as nbgrader's autograde
+does), so an edited check counts for nothing. A submission that hangs, crashes its kernel
+or deletes queues it does not own (the broker refuses it) loses its own marks only. The CSV
+has a row per student: each check passed (1) or not (0), the total, and a note (timed out,
+kernel died, or why grading that student failed).
+
+The broker user guards against accidents, not against a hostile submission: its kernel
+runs as the teacher's operating-system user and could read the teacher's files.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pathlib import Path
 
 from ..urls import amqp_url, mask_url
 from .broker_users import Admin, admin_for, new_password, student_url
+from .edition import DEFAULT_SOURCE
 
 DEFAULT_TIMEOUT = 300.0
 CELL_TIMEOUT = 120
@@ -53,6 +59,27 @@ def checks_of(notebook: dict) -> dict[str, bool]:
     return found
 
 
+def teacher_checks(folder: Path) -> dict[str, str]:
+    """grade_id -> the source of that check cell in the teacher's notebooks in ``folder``."""
+    found = {}
+    for path in sorted(folder.glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if cell.get("cell_type") == "code" and meta.get("grade") and meta.get("grade_id"):
+                source = cell["source"]
+                found[meta["grade_id"]] = source if isinstance(source, str) else "".join(source)
+    return found
+
+
+def restore_checks(notebook: dict, checks: dict[str, str]) -> dict:
+    """``notebook`` with every check cell's source put back to the teacher's."""
+    for cell in notebook["cells"]:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if cell.get("cell_type") == "code" and grade_id in checks:
+            cell["source"] = checks[grade_id]
+    return notebook
+
+
 def run_one(notebook_path: Path, result_path: Path) -> None:
     """In the child: execute the notebook, write its checks (and a note) as JSON."""
     import nbformat
@@ -73,12 +100,16 @@ def run_one(notebook_path: Path, result_path: Path) -> None:
     result_path.write_text(json.dumps({"checks": checks_of(notebook), "note": note}))
 
 
-def run_submission(notebook: Path, url: str, namespace: str, timeout: float) -> Outcome:
-    """Run one notebook in a process of its own; kill its process group at ``timeout``."""
-    with tempfile.TemporaryDirectory(prefix="fibrpc-grade-") as scratch:
+def run_submission(notebook: Path, url: str, namespace: str, timeout: float,
+                   checks: dict[str, str] | None = None) -> Outcome:
+    """Run one notebook, its check cells restored from ``checks`` (grade_id -> source), in a
+    process of its own; kill its process group at ``timeout``."""
+    with (tempfile.TemporaryDirectory(prefix="fibrpc-grade-") as scratch,
+          tempfile.TemporaryDirectory(prefix="fibrpc-grade-result-") as results):
         copy = Path(scratch) / notebook.name
-        copy.write_bytes(notebook.read_bytes())
-        result = Path(scratch) / "result.json"
+        copy.write_text(json.dumps(restore_checks(json.loads(notebook.read_text()),
+                                                  checks or {})))
+        result = Path(results) / "result.json"  # outside the kernel's working folder
         env = {**os.environ, "AMQP_URL": url, "FIBRPC_NAMESPACE": namespace}
         child = subprocess.Popen(
             [sys.executable, "-m", "fibrpc_helpers.exercises.grade", "--run-one", str(copy),
@@ -87,7 +118,7 @@ def run_submission(notebook: Path, url: str, namespace: str, timeout: float) -> 
         try:
             child.wait(timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)  # the child and anything in its session
+            os.killpg(child.pid, signal.SIGKILL)  # the child (its kernel then ends itself)
             child.wait()
             return Outcome(_none_passed(notebook), f"timed out after {timeout:g} s")
         if not result.exists():
@@ -119,7 +150,7 @@ def _slug(name: str) -> str:
 
 
 def grade_student(admin: Admin, teacher_url: str, student: str, notebooks: list[Path],
-                  timeout: float) -> Outcome:
+                  timeout: float, checks: dict[str, str] | None = None) -> Outcome:
     """All of one student's notebooks, as a user of their own, removed afterwards."""
     run = uuid.uuid4().hex[:6]
     user, namespace = f"grade-{_slug(student)}-{run}", f"grade-{_slug(student)}-{run}"
@@ -129,7 +160,7 @@ def grade_student(admin: Admin, teacher_url: str, student: str, notebooks: list[
     try:
         for notebook in notebooks:
             one = run_submission(notebook, student_url(teacher_url, user, password), namespace,
-                                 timeout)
+                                 timeout, checks)
             outcome.checks.update(one.checks)
             if one.note:
                 note = f"{notebook.name}: {one.note}"
@@ -179,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="the class broker, as the teacher (default: AMQP_URL)")
     parser.add_argument("--admin-api", help="the broker's HTTP API, http://admin:pw@host:15672 "
                         "(default: rabbitmqctl, for the node `broker ensure` started here)")
+    parser.add_argument("--teacher", type=Path, default=DEFAULT_SOURCE,
+                        help="the teacher's notebooks, whose check cells are run (default: "
+                        "notebooks/)")
     parser.add_argument("--run-one", nargs=2, type=Path, help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.run_one:
@@ -189,9 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     teacher_url = amqp_url(options.url)
     admin = admin_for(teacher_url, options.admin_api)
     found = submissions(options.submissions)
+    checks = teacher_checks(options.teacher)
     grades = {}
     for student, notebooks in found.items():
-        outcome = grade_student(admin, teacher_url, student, notebooks, options.timeout)
+        try:
+            outcome = grade_student(admin, teacher_url, student, notebooks, options.timeout,
+                                    checks)
+        except Exception as error:  # this student's user or queues: the others still count
+            outcome = Outcome(note=f"grading failed: {type(error).__name__}: {error}")
         grades[student] = outcome
         passed = sum(outcome.checks.values())
         print(f"{student}: {passed} of {len(outcome.checks)} checks passed"

@@ -18,6 +18,7 @@ new key's reply is the total charged, and a repeated key gets its first reply ba
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import sys
 import tempfile
@@ -49,7 +50,7 @@ class _Run:
         self.database = folder / "charges.db"
         self.log = open(folder / "workers.log", "a+")  # noqa: SIM115 (closed by close())
         self.group = ProcessGroup(stderr=self.log)
-        with sqlite3.connect(self.database) as bank:
+        with contextlib.closing(sqlite3.connect(self.database)) as bank, bank:
             bank.execute(SCHEMA)
 
     async def worker(self, name: str, *options: str) -> Child:
@@ -68,7 +69,7 @@ class _Run:
     client_url = ""
 
     def rows(self, key: str | None) -> list[int]:
-        with sqlite3.connect(self.database) as bank:
+        with contextlib.closing(sqlite3.connect(self.database)) as bank:
             if key is None:
                 query = bank.execute("SELECT cents FROM charges WHERE key IS NULL")
             else:
@@ -151,8 +152,8 @@ async def _race(run: _Run) -> None:
         raise failure("order-1 was charged twice: by worker A, then by worker B, which got "
                       "the request again when A died before its ack", DICT, NOTEBOOK)
     if not run.rows("order-1"):
-        raise failure("order-1 was never charged", "insert the charge when its key is new",
-                      NOTEBOOK)
+        raise failure("order-1 was never charged", "insert the charge when its key is new, "
+                      "and commit it (use `with database:`)", NOTEBOOK)
     retry = await client.send(b"500", key="order-1")
     await _reply(run, retry, "a retry of order-1 (a new correlation id, the same key)")
     if len(run.rows("order-1")) > 1:
