@@ -9,7 +9,9 @@ authority where openssl exists, and stops it when the module's tests are done.
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +81,25 @@ def _start_private_node(base: Path, certificates: dict[str, Path] | None) -> Pri
         tls_url = f"amqps://guest:guest@localhost:{tls_port}/?cafile={certificates['ca']}"
     if not broker.ensure(url, state_dir=state_dir).started_by_us:  # never restart another's
         raise broker.BrokerError(f"another broker took port {port} before our node did")
+    if tls_url is not None:
+        _wait_for_listener(tls_port, state_dir)
     return PrivateNode(url, tls_url, state_dir)
+
+
+def _wait_for_listener(port: int, state_dir: Path, seconds: float = 60.0) -> None:
+    """Until the node's TLS listener takes connections: the node answers AMQP (what
+    ``broker.ensure`` waits for) a moment before it, on a busy machine."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise broker.BrokerError(
+                    f"the node in {state_dir} answers AMQP, but its TLS listener on port "
+                    f"{port} took no connection within {seconds:g} s") from None
+            time.sleep(0.1)
 
 
 @pytest.fixture(scope="module", name="node")
