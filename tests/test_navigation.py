@@ -151,3 +151,20 @@ def test_the_reading_time_counts_words_cells_and_exercises():
     nav.metadata["fibrpc"] = {"navigation": "top"}
     assert _counted(prose, nav) == (650, 0, 0, 5)
     assert _counted() == (0, 0, 0, 5)  # never less than 5
+
+
+@pytest.mark.parametrize("path", navigation.notebook_paths(), ids=lambda path: path.name)
+def test_a_notebook_with_a_graded_exercise_budgets_the_time_to_write_it(path: Path):
+    """The formula counts a "Try it" at five minutes, the time to read its solution; a
+    student who writes a graded exercise (a cell with nbgrader's solution markers) takes longer, and the
+    introduction says so, in the teacher's notebook and in the student edition alike."""
+    notebook = nbformat.read(path, as_version=4)
+    graded = any(cell.metadata.get("nbgrader", {}).get("solution") for cell in notebook.cells)
+    introduction = " ".join(
+        " ".join(cell.source.split()) for cell in notebook.cells[:3] if cell.cell_type == "markdown"
+    )
+    budgeted = "budget 15 to 25 minutes more" in introduction
+    assert budgeted == graded, (
+        f"{path.name}: {'a' if graded else 'no'} graded exercise, yet its introduction "
+        f"{'does not budget' if graded else 'budgets'} the time to write one"
+    )
