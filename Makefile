@@ -54,7 +54,7 @@ test-latest:
 # The same suite with every requirement at exactly its lower bound, in its own venv.
 test-oldest:
 	mkdir -p .venv-oldest
-	sed -n 's/^\([A-Za-z0-9_.-]*\)>=\([^ ]*\).*/\1==\2/p' requirements.txt > .venv-oldest/constraints.txt
+	tools/lower-bounds requirements.txt > .venv-oldest/constraints.txt
 	PIP_CONSTRAINT=$(CURDIR)/.venv-oldest/constraints.txt $(MAKE) test VENV=.venv-oldest/venv
 
 setup: venv broker
