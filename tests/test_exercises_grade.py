@@ -115,3 +115,28 @@ async def test_a_graded_user_may_run_the_reference_client(url, rabbitmqctl):
                 await channel.declare_queue(f"someone-else.{run}", durable=True)
     finally:
         rabbitmqctl.delete_user(user)
+
+
+async def test_a_graded_users_password_never_appears_in_a_command_line(
+        url, rabbitmqctl, monkeypatch):
+    """rabbitmqctl gets the password on stdin: a command line is readable by every local
+    user (ps, /proc/PID/cmdline) while grading runs. The user can still log in with it."""
+    from fibrpc_helpers.exercises.broker_users import new_password, student_url
+
+    command_lines: list[list[str]] = []
+    real_run = subprocess.run
+
+    def recording_run(args, *rest, **options):
+        command_lines.append([str(arg) for arg in args])
+        return real_run(args, *rest, **options)
+
+    monkeypatch.setattr(subprocess, "run", recording_run)
+    user = namespace = f"grade-argv-{uuid.uuid4().hex[:6]}"
+    rabbitmqctl.add_user(user, password := new_password(), namespace)
+    try:
+        assert any("add_user" in line for line in command_lines), command_lines
+        assert not [line for line in command_lines if password in " ".join(line)]
+        async with await aio_pika.connect(student_url(url, user, password)):
+            pass  # the broker took the password that came on stdin
+    finally:
+        rabbitmqctl.delete_user(user)

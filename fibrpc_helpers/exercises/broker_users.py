@@ -52,20 +52,22 @@ class Ctl:
     vhost: str = "/"
     state_dir: Path | None = None
 
-    def run(self, *args: str) -> str:
+    def run(self, *args: str, stdin: str | None = None) -> str:
         server = nodes.find_server()
         if server is None:
             raise broker.BrokerError("rabbitmqctl is not installed here; give the class "
                                      "broker's HTTP API with --admin-api")
         env = nodes.node_environment(self.port, self.state_dir or broker.default_state_dir())
         done = subprocess.run([str(Path(server).with_name("rabbitmqctl")), *args], env=env,
-                              capture_output=True, text=True, timeout=CTL_SECONDS)
+                              input=stdin, capture_output=True, text=True, timeout=CTL_SECONDS)
         if done.returncode != 0:
             raise broker.BrokerError(f"rabbitmqctl {args[0]} failed: {done.stderr.strip()}")
         return done.stdout
 
     def add_user(self, user: str, password: str, namespace: str) -> None:
-        self.run("add_user", user, password)
+        # Without a password argument rabbitmqctl reads it from stdin: never in argv, where
+        # every local user could read it (ps, /proc/PID/cmdline).
+        self.run("add_user", user, stdin=password + "\n")
         self.run("set_permissions", "-p", self.vhost, user, *permissions(namespace))
 
     def delete_user(self, user: str) -> None:
