@@ -139,5 +139,5 @@ def student_url(teacher_url: str, user: str, password: str) -> str:
 
 
 def new_password() -> str:
-    """Hex: a URL-safe password could start with "-", which rabbitmqctl takes for an option."""
+    """Hex: it goes into an AMQP URL as it is, with nothing to quote."""
     return secrets.token_hex(18)
