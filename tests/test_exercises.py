@@ -87,6 +87,8 @@ WRONG_SOLUTIONS = [
     ("on_reply_not_written.py", "correlation_map", "on_reply is not written yet"),
     ("ack_before_reply.py", "worker", "acked the request for fib(1) before publishing its reply"),
     ("no_prefetch.py", "worker", "requests at once: with no prefetch limit"),
+    ("no_error_reply.py", "worker", "the bad request b'ten' got no reply: the callback "
+     "raised ValueError: invalid literal for int()"),
     ("charge_per_process_dict.py", "charge", "order-1 was charged twice"),
     ("charge_replies_todays_total.py", "charge",
      "order-1 asked again after order-2 got 1200, not its first reply 500"),
@@ -112,3 +114,14 @@ async def test_a_wrong_solution_fails_with_the_message_for_its_mistake(
 
 NOTEBOOKS = {"callback_queue": "02_callback_queue", "correlation_map": "03_correlation_id",
              "worker": "04_the_worker", "charge": "06_when_workers_fail"}
+
+
+async def test_a_callback_that_raises_is_named_in_the_line_not_shown_as_tracebacks(
+        url, tmp_path, caplog):
+    """aio-pika only logs what escapes a consumer callback: the check names it in its one
+    line, and neither aiormq's log record nor asyncio's report of it reaches the student."""
+    source = (WRONG / "no_error_reply.py").read_text()
+    message = await _fails(CHECKS["worker"], _solution("worker", source, tmp_path), url)
+    assert "ValueError" in message, message
+    assert not [r for r in caplog.records if r.exc_info or "callback" in r.getMessage()], [
+        r.getMessage() for r in caplog.records]

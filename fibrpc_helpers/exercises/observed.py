@@ -10,8 +10,10 @@ student's code talks to the real broker.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 from ..lab import trace_hooks
 from ..lab.trace_hooks import Event
@@ -72,3 +74,66 @@ class Observed:
             elif event.kind in ("ack", "nack", "reject"):
                 held -= 1
         return most
+
+
+class CallbackErrors(logging.Filter):
+    """``with CallbackErrors() as raised:`` the exceptions that escape a consumer callback.
+
+    aio-pika runs each delivery's callback in a task and does not re-raise what escapes it:
+    aiormq logs it ("Consumer callback failed") and asyncio's loop reports it once more, two
+    tracebacks above the check's one line. While open, both are kept in ``errors`` instead,
+    for the check to name the first; whatever no check named is logged again on exit.
+    """
+
+    _LOGGER = "aiormq.channel"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[BaseException] = []
+        self.named = False  # set by a check whose message names ``errors[0]``
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handler: Any = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, Exception):
+            self._keep(error)
+            return False
+        return True
+
+    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        if isinstance(error, Exception) and str(context.get("message", "")).startswith(
+                "Exception in callback"):
+            self._keep(error)  # aio-pika's task-done callback raising what escaped
+        elif self._handler is not None:
+            self._handler(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    def _keep(self, error: Exception) -> None:
+        if not any(error is kept for kept in self.errors):
+            self.errors.append(error)
+
+    def first(self) -> str:
+        """The first exception, as ``ValueError: ...``, marked as named by the check."""
+        from .verdict import described
+
+        self.named = True
+        return described(self.errors[0])
+
+    def __enter__(self) -> CallbackErrors:
+        logging.getLogger(self._LOGGER).addFilter(self)
+        self._loop = asyncio.get_running_loop()
+        self._handler = self._loop.get_exception_handler()
+        self._loop.set_exception_handler(self._on_loop_error)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        logging.getLogger(self._LOGGER).removeFilter(self)
+        if self._loop is not None:
+            self._loop.set_exception_handler(self._handler)
+        if not self.named:
+            for kept in self.errors:
+                logging.getLogger(self._LOGGER).error("Consumer callback failed", exc_info=kept)

@@ -23,7 +23,7 @@ from ..fib import fib
 from ..wire import ERROR_TYPE
 from .awkward import RawClient
 from .live import Playground
-from .observed import Observed
+from .observed import CallbackErrors, Observed
 from .verdict import failure, passed, student
 
 NOTEBOOK = "04_the_worker"
@@ -43,7 +43,7 @@ async def check_worker(serve: Callable[[Any, str], Awaitable[None]],
         client.request_queue = await lab.declare_request_queue(client.channel)
         queue = client.request_queue
         burst = {n: await client.send(str(n).encode()) for n in BURST}  # queued before it runs
-        with Observed() as seen:
+        with Observed() as seen, CallbackErrors() as raised:
             await student(serve(await lab.channel(), queue), what="serve_requests(channel, "
                           "request_queue_name)", seconds=SECONDS, stub=STUB, notebook=NOTEBOOK,
                           hang="start consuming (queue.consume(on_request)) and return; the "
@@ -51,7 +51,7 @@ async def check_worker(serve: Callable[[Any, str], Awaitable[None]],
             await _check_answers(client, seen, burst)
             await _check_ack_after_reply(client, seen, burst)
             _check_prefetch(seen, queue)
-            await _check_bad_input(client, seen)
+            await _check_bad_input(client, seen, raised)
     return passed(f"{len(BURST)} requests answered one at a time (prefetch 1), each reply "
                   f"published before its ack; {len(BAD_BODIES)} bad requests answered with "
                   "error replies and acked, and the worker kept serving")
@@ -113,14 +113,15 @@ def _check_prefetch(seen: Observed, queue: str) -> None:
                       NOTEBOOK)
 
 
-async def _check_bad_input(client: RawClient, seen: Observed) -> None:
+async def _check_bad_input(client: RawClient, seen: Observed, raised: CallbackErrors) -> None:
     queue = client.request_queue
     sent = {body: await client.send(body) for body in BAD_BODIES}
     for body, correlation_id in sent.items():
         replies = await client.replies_to(correlation_id, seconds=SECONDS)
         if replies is None:
-            raise failure(f"the bad request {body!r} got no reply (the callback raised?): its "
-                          "caller waits until it times out", "catch the ValueError and "
+            why = f": the callback raised {raised.first()}" if raised.errors else ""
+            raise failure(f"the bad request {body!r} got no reply{why}, so its caller "
+                          "waits until it times out", "catch the ValueError and "
                           "publish an error reply, aio_pika.Message(reason, correlation_id=..., "
                           "type='error')", NOTEBOOK)
         if replies[0].type != ERROR_TYPE:
