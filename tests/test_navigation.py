@@ -156,8 +156,8 @@ def test_the_reading_time_counts_words_cells_and_exercises():
 @pytest.mark.parametrize("path", navigation.notebook_paths(), ids=lambda path: path.name)
 def test_a_notebook_with_a_graded_exercise_budgets_the_time_to_write_it(path: Path):
     """The formula counts a "Try it" at five minutes, the time to read its solution; a
-    student who writes a graded exercise (a cell with nbgrader's solution markers) takes longer, and the
-    introduction says so, in the teacher's notebook and in the student edition alike."""
+    student who writes a graded exercise (a cell with nbgrader's solution markers) takes
+    longer, and the introduction says so, in the teacher's notebook and the student edition."""
     notebook = nbformat.read(path, as_version=4)
     graded = any(cell.metadata.get("nbgrader", {}).get("solution") for cell in notebook.cells)
     introduction = " ".join(

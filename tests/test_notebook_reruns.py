@@ -1,4 +1,4 @@
-"""Every notebook of the series survives JupyterLab's Run All twice in one kernel, and skipped solutions.
+"""Every notebook survives JupyterLab's Run All twice in one kernel, and skipped solutions.
 
 nbval runs each notebook once, cell by cell, in a fresh kernel. A student does more: Run All
 queues every cell at once, and runs it again in the same kernel. Here every code cell is
