@@ -18,6 +18,7 @@ import json
 import re
 import secrets
 import subprocess
+import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..lab import broker, nodes
-from ..urls import url_host, url_port
+from ..urls import mask_url, url_host, url_port
 
 CTL_SECONDS = 60.0
 
@@ -94,8 +95,18 @@ class HttpApi:
                 f"{urllib.parse.unquote(parts.password or '')}"
         request.add_header("Authorization", "Basic " + base64.b64encode(token.encode()).decode())
         request.add_header("content-type", "application/json")
-        with urllib.request.urlopen(request, timeout=CTL_SECONDS) as answer:
-            data = answer.read()
+        try:
+            with urllib.request.urlopen(request, timeout=CTL_SECONDS) as answer:
+                data = answer.read()
+        except urllib.error.HTTPError as error:
+            advice = ("check the user and password in --admin-api: the user needs the "
+                      "administrator tag" if error.code in (401, 403) else error.reason)
+            raise broker.BrokerError(f"RabbitMQ's HTTP API at {mask_url(base)} refused "
+                                     f"{method} {path} ({error.code}): {advice}") from None
+        except OSError as error:
+            raise broker.BrokerError(f"RabbitMQ's HTTP API at {mask_url(base)} did not answer "
+                                     f"({error}): is the management plugin enabled, and the "
+                                     "URL's port its port (15672 by default)?") from None
         return json.loads(data) if data else None
 
     def _vhost(self) -> str:
