@@ -92,6 +92,8 @@ WRONG_SOLUTIONS = [
     ("charge_per_process_dict.py", "charge", "order-1 was charged twice"),
     ("charge_replies_todays_total.py", "charge",
      "order-1 asked again after order-2 got 1200, not its first reply 500"),
+    ("charge_select_then_insert.py", "charge", "order-3 was charged twice: its retry "
+     "reached worker D while worker C, between looking the key up and inserting"),
 ]
 
 
@@ -125,3 +127,13 @@ async def test_a_callback_that_raises_is_named_in_the_line_not_shown_as_tracebac
     assert "ValueError" in message, message
     assert not [r for r in caplog.records if r.exc_info or "callback" in r.getMessage()], [
         r.getMessage() for r in caplog.records]
+
+
+async def test_a_right_charge_other_than_the_teachers_passes(url, tmp_path):
+    """A check must not fail right code written another way: the lookup and the insert in
+    one write transaction (BEGIN IMMEDIATE), where the teacher's uses one statement. Worker
+    D then waits for C's lock, and the check lets C go on."""
+    source = (WRONG.parent / "right_solutions" / "charge_begin_immediate.py").read_text()
+    module = _solution("charge", "%%writefile {charge_file}\n" + source, tmp_path)
+    line = await CHECKS["charge"](module, url=url)
+    assert line.startswith("✓ ") and "order-3 charged once" in line

@@ -9,7 +9,11 @@ It finds the broker in ``$AMQP_URL``, holds the lifeline of every child of ours 
 with the kernel that started it), prints ``ready`` once consuming, and answers each request
 with the total ``charge`` returns, or with an error reply naming the exception ``charge``
 raised. ``--dies-after-reply`` exits right after its first reply, before the ack, as a
-crash would.
+crash would. ``--holds-first-write`` stops inside the student's ``charge`` when it is about
+to write for the first time (SQLite's authorizer is asked as each statement is prepared,
+before it runs), prints ``holding``, and goes on when its parent writes a line on its
+stdin, or after ``HOLD_SECONDS``: the check runs a second worker meanwhile, which is how a
+retry that arrives while the first try is still running meets a check-then-insert.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import asyncio
 import importlib.util
 import os
 import sqlite3
+import threading
 from pathlib import Path
 from types import ModuleType
 
@@ -26,6 +31,9 @@ import aio_pika
 
 from ..lab.runtime import hold_lifeline
 from ..wire import ERROR_TYPE
+
+HOLD_SECONDS = 5.0
+_WRITES = (sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE)
 
 
 def load(path: Path) -> ModuleType:
@@ -38,9 +46,26 @@ def load(path: Path) -> ModuleType:
     return module
 
 
-async def serve(options: argparse.Namespace) -> None:
+def hold_first_write(database: sqlite3.Connection, release: threading.Event) -> None:
+    """Stop the first statement that writes, as it is prepared, until ``release``."""
+    held = False
+
+    def authorize(action: int, *_details: object) -> int:
+        nonlocal held
+        if action in _WRITES and not held:
+            held = True
+            print("holding", flush=True)
+            release.wait(HOLD_SECONDS)
+        return sqlite3.SQLITE_OK
+
+    database.set_authorizer(authorize)
+
+
+async def serve(options: argparse.Namespace, release: threading.Event) -> None:
     student = load(options.module)
     database = sqlite3.connect(options.database, timeout=10)  # this process's own connection
+    if options.holds_first_write:
+        hold_first_write(database, release)
     async with await aio_pika.connect(os.environ["AMQP_URL"]) as connection:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=1)
@@ -69,9 +94,11 @@ def main() -> None:
     parser.add_argument("name")
     parser.add_argument("module", type=Path, help="the file that defines charge()")
     parser.add_argument("--dies-after-reply", action="store_true")
+    parser.add_argument("--holds-first-write", action="store_true")
     options = parser.parse_args()
-    hold_lifeline()
-    asyncio.run(serve(options))
+    release = threading.Event()
+    hold_lifeline(on_data=lambda _line: release.set())
+    asyncio.run(serve(options, release))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,11 @@ file. Worker A charges order-1, replies and dies before its ack; worker B gets t
 redelivered request; then a client sends order-1 again (a retry: a new correlation id, the
 same key), order-2, and order-1 once more. The database must hold one charge per key, a
 new key's reply is the total charged, and a repeated key gets its first reply back.
+
+Last, a retry that arrives while the first try is still running: worker C takes order-3 and
+stops just before its first write; worker D, on the same database, gets order-3's retry
+meanwhile. A charge that looks the key up, then inserts (two statements, no write
+transaction between them) charges it twice; one statement, or ``BEGIN IMMEDIATE``, once.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from .verdict import ExerciseFailed, failure, passed
 NOTEBOOK = "06_when_workers_fail"
 SECONDS = 10.0
 START_SECONDS = 30.0
+HOLD_SECONDS = 3.0  # how long worker D may take while C holds (less than C's own limit)
 SCHEMA = "CREATE TABLE charges (key TEXT, cents INTEGER NOT NULL, reply INTEGER)"
 STUB = ("insert the charge only when no charge with this key is there, in one statement or "
         "transaction, in the database that every worker shares; store SUM(cents) as its "
@@ -107,11 +113,15 @@ async def check_idempotency(module: str | Path, url: str | None = None) -> str:
             run.client_url = lab.url
             try:
                 await _race(run)
+                client.request_queue = await lab.declare_request_queue(client.channel,
+                                                                       "rpc-concurrent")
+                await _concurrent_retry(run)
             finally:
                 await run.close()
     return passed("order-1 charged once although worker A died before its ack and worker B "
                   "ran it again, and once more on a retry; order-2 charged once; a repeated "
-                  "key got its first reply back")
+                  "key got its first reply back; order-3 charged once although its retry "
+                  "reached worker D while worker C was charging it")
 
 
 async def _reply(run: _Run, correlation_id: str, what: str, count: int = 1) -> int:
@@ -176,3 +186,32 @@ async def _race(run: _Run) -> None:
                       "500: a repeated key must get the reply it got the first time, whenever "
                       "it comes", "store the reply with the key, and return it for a repeated "
                       "key", NOTEBOOK)
+
+
+async def _concurrent_retry(run: _Run) -> None:
+    client = run.client
+    worker_c = await run.worker("worker C", "--holds-first-write")
+    first = await client.send(b"300", key="order-3")
+    try:
+        await asyncio.to_thread(run.group.wait_ready, [worker_c], "holding", SECONDS)
+    except ChildError:
+        raise failure(f"worker C never wrote to the database for the new key order-3 "
+                      f"({run.last_log_line()})", STUB, NOTEBOOK) from None
+    await run.worker("worker D")  # C holds order-3 unacked (prefetch 1): the retry goes to D
+    retry = await client.send(b"300", key="order-3")
+    # D answers at once, unless C's write transaction holds the database (BEGIN IMMEDIATE):
+    # then D waits for C, and C goes on after HOLD_SECONDS.
+    await client.replies_to(retry, 1, HOLD_SECONDS)
+    worker_c.write("go")
+    late = await _reply(run, first, "order-3, held by worker C while its retry ran")
+    answer = await _reply(run, retry, "order-3's retry, run by worker D meanwhile")
+    charged = run.rows("order-3")
+    if len(charged) > 1:
+        raise failure("order-3 was charged twice: its retry reached worker D while worker C, "
+                      "between looking the key up and inserting, had found it new, and both "
+                      "inserted", "look up and insert in one statement (INSERT ... SELECT ... "
+                      "WHERE NOT EXISTS), or in one write transaction (BEGIN IMMEDIATE)",
+                      NOTEBOOK)
+    if late != answer:
+        raise failure(f"order-3's two tries got different replies ({late} and {answer})",
+                      "a repeated key gets the reply stored with its first charge", NOTEBOOK)

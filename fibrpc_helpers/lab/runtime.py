@@ -271,19 +271,21 @@ def _lifeline_given() -> bool:
         return False
 
 
-def hold_lifeline(on_end: Callable[[], object] | None = None) -> bool:
+def hold_lifeline(on_end: Callable[[], object] | None = None,
+                  on_data: Callable[[bytes], object] | None = None) -> bool:
     """End this process when the process that started it (``ProcessGroup.spawn``) is gone.
 
     Its stdin is then a pipe that its parent never closes: its end of file means the parent
     ended, however it ended (killed, crashed, exited), on every platform. At that moment
     ``on_end`` runs (in a thread of its own) and the process ends ``ORPHAN_GRACE`` seconds
-    later if it still runs; with no ``on_end``, it ends at once. Returns False, and does
+    later if it still runs; with no ``on_end``, it ends at once. ``on_data`` gets what the
+    parent writes on the pipe (``Child.write``), from that thread. Returns False, and does
     nothing, in a process started otherwise (by hand, from a terminal). Once per process;
     the process must not read its stdin itself.
     """
     if not _lifeline_given():
         return False
-    follow_stdin(on_end=on_end)
+    follow_stdin(on_data=on_data, on_end=on_end)
     return True
 
 
