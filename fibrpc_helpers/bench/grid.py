@@ -27,7 +27,6 @@ import contextvars
 import functools
 import statistics
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -40,9 +39,9 @@ from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-import aio_pika
 from tqdm import tqdm
 
+from ..lab import broker
 from ..lab.namespace import namespaced
 from ..lab.notebook import NotebookLine, in_notebook
 from ..lab.runtime import Child, ProcessGroup
@@ -62,36 +61,15 @@ REFERENCE = design("correlation-id")
 
 
 def delete_queues(url: str, names: Sequence[str]) -> None:
-    """Delete the named queues (a missing one is fine); callable inside a running event loop
+    """``broker.delete_queues`` for this synchronous class, also inside a running event loop
     (a notebook's), where it runs in a thread of its own."""
-
-    async def delete() -> None:
-        connection = await aio_pika.connect(url)
-        async with connection:
-            channel = await connection.channel()
-            for name in names:
-                await channel.queue_delete(name)
-
-    if not names:
-        return
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        asyncio.run(delete())
+        asyncio.run(broker.delete_queues(url, names))
         return
-    failed: list[BaseException] = []
-
-    def in_thread() -> None:
-        try:
-            asyncio.run(delete())
-        except BaseException as error:  # raised in the caller's thread below
-            failed.append(error)
-
-    thread = threading.Thread(target=in_thread)
-    thread.start()
-    thread.join()
-    if failed:
-        raise failed[0]
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, broker.delete_queues(url, names)).result()
 
 
 class Progress:

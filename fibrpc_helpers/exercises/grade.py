@@ -174,21 +174,10 @@ def grade_student(admin: Admin, teacher_url: str, student: str, notebooks: list[
 def _delete_namespace(teacher_url: str, admin: Admin, namespace: str) -> None:
     import asyncio
 
-    import aio_pika
+    from ..lab.broker import delete_queues
 
     left = [q for q in admin.queues() if q.startswith(namespace + ".")]
-
-    async def delete() -> None:
-        async with await aio_pika.connect(teacher_url) as connection:
-            for queue in left:
-                channel = await connection.channel()
-                try:
-                    await channel.queue_delete(queue)
-                except aio_pika.exceptions.AMQPError:
-                    pass
-
-    if left:
-        asyncio.run(delete())
+    asyncio.run(delete_queues(teacher_url, left))
 
 
 def write_csv(path: Path, grades: dict[str, Outcome]) -> None:

@@ -16,8 +16,11 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import aio_pika
 
 from ..urls import PROJECT_DIR, amqp_url, mask_url, url_host, url_port
 from . import nodes
@@ -34,7 +37,8 @@ from .nodes import (  # the names this module has always offered, now shared wit
 
 __all__ = [
     "CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS", "BrokerError", "BrokerInfo", "can_start_nodes",
-    "default_state_dir", "describe", "describe_transient_queues", "ensure", "how_to_get_one",
+    "default_state_dir", "delete_queues", "describe", "describe_transient_queues", "ensure",
+    "how_to_get_one",
     "node_config", "port_free", "probe", "probe_async", "process_alive", "server_version",
     "status", "stop",
 ]
@@ -125,11 +129,10 @@ def ensure(url: str | None = None, state_dir: Path | None = None) -> BrokerInfo:
     if not can_start_nodes():
         raise BrokerError(how_to_get_one(url))
     server = nodes.find_server()
-    if server is None and nodes.can_apt_install():
-        nodes.apt_install("rabbitmq-server")
-        if probe(url) is not None:  # the package's own service may have started
+    if server is None:
+        server = nodes.found_or_installed(nodes.find_server, "rabbitmq-server")
+        if server is not None and probe(url) is not None:  # the package's service started
             return status(url, state_dir)
-        server = nodes.find_server()
     if server is None:
         raise BrokerError(how_to_get_one(url))
     port = url_port(url)
@@ -175,3 +178,21 @@ def describe_transient_queues(url: str | None = None) -> str:
                 "declare its rpc_queue here)")
     return ("transient non-exclusive queues: denied, as RabbitMQ 4.3 ships (aio-pika's own "
             "tutorial six cannot declare its rpc_queue here)")
+
+
+async def delete_queues(url: str, names: Sequence[str]) -> None:
+    """Delete the named queues on the broker at ``url``, each on a channel of its own (a
+    refused delete closes its channel). A queue that is gone already, or exclusive to a
+    connection still open elsewhere (it goes with that connection), is passed over."""
+    if not names:
+        return
+    async with await aio_pika.connect(url) as connection:
+        for name in names:
+            channel = await connection.channel()
+            try:
+                await channel.queue_delete(name)
+            except aio_pika.exceptions.AMQPError:
+                pass
+            finally:
+                if not channel.is_closed:
+                    await channel.close()

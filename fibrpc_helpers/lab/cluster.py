@@ -315,16 +315,10 @@ class Cluster:
             )
         if not broker.can_start_nodes():
             raise ClusterError(broker.how_to_get_one(self.url))
-        server = nodes.find_server()
-        if server is None and nodes.can_apt_install():
-            nodes.apt_install("rabbitmq-server", ClusterError)
-            server = nodes.find_server()
+        server = nodes.found_or_installed(nodes.find_server, "rabbitmq-server", ClusterError)
         if server is None:
             raise ClusterError(broker.how_to_get_one(self.url))
-        haproxy = _find_haproxy()
-        if haproxy is None and nodes.can_apt_install():
-            nodes.apt_install("haproxy", ClusterError)
-            haproxy = _find_haproxy()
+        haproxy = nodes.found_or_installed(_find_haproxy, "haproxy", ClusterError)
         if haproxy is None:
             raise ClusterError(
                 "the cluster's nodes are reached through haproxy, which is not installed: "

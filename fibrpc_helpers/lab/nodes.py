@@ -24,7 +24,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,6 +141,17 @@ def can_apt_install() -> bool:
         and shutil.which("apt-get") is not None
         and os.geteuid() == 0
     )
+
+
+def found_or_installed(find: Callable[[], str | None], package: str,
+                       error: type[BrokerError] = BrokerError) -> str | None:
+    """``find()``; when that finds nothing on Debian or Ubuntu as root, ``apt_install(package)``
+    and ``find()`` again. None: not installed, and not installable from here."""
+    found = find()
+    if found is None and can_apt_install():
+        apt_install(package, error)
+        found = find()
+    return found
 
 
 def apt_install(package: str, error: type[BrokerError] = BrokerError) -> None:

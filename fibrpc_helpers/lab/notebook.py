@@ -112,7 +112,7 @@ class Notebook:
         full = namespaced(f"{self.name[:2]}.{name}")
         if full not in self.queues:
             self.queues.append(full)
-            await _delete_queues(self.url, [full])
+            await broker.delete_queues(self.url, [full])
         return full
 
     async def worker_processes(self, count: int, **options: Any) -> WorkerProcesses:
@@ -190,7 +190,7 @@ class Notebook:
             kind = await _finish(thing)
             done[kind] = done.get(kind, 0) + 1
         deleted = [short_name(name) for name in self.queues]
-        await _delete_queues(self.url, self.queues)
+        await broker.delete_queues(self.url, self.queues)
         self.queues = []
         if not quiet:
             parts = [f"{count} {_plural(kind, count)}" for kind, count in done.items()]
@@ -360,19 +360,3 @@ async def _finish(thing: Any) -> str:
         else:  # already closed, connection lost: nothing left to undo
             _log.info("cleanup of %r: %r", thing, error)
     return kind
-
-
-async def _delete_queues(url: str, names: list[str]) -> None:
-    if not names:
-        return
-    connection = await aio_pika.connect(url)
-    async with connection:
-        for name in names:
-            channel = await connection.channel()  # a failed delete closes its channel
-            try:
-                await channel.queue_delete(name)
-            except aio_pika.exceptions.AMQPError:
-                pass  # exclusive to a connection still open elsewhere: it goes with it
-            finally:
-                if not channel.is_closed:
-                    await channel.close()
