@@ -82,13 +82,13 @@ def _start_private_node(base: Path, certificates: dict[str, Path] | None) -> Pri
     if not broker.ensure(url, state_dir=state_dir).started_by_us:  # never restart another's
         raise broker.BrokerError(f"another broker took port {port} before our node did")
     if tls_url is not None:
-        _wait_for_listener(tls_port, state_dir)
+        wait_for_listener(tls_port, state_dir)
     return PrivateNode(url, tls_url, state_dir)
 
 
-def _wait_for_listener(port: int, state_dir: Path, seconds: float = 60.0) -> None:
-    """Until the node's TLS listener takes connections: the node answers AMQP (what
-    ``broker.ensure`` waits for) a moment before it, on a busy machine."""
+def wait_for_listener(port: int, state_dir: Path, seconds: float = 60.0) -> None:
+    """Until a listener of the node (TLS, the HTTP API) takes connections: the node answers
+    AMQP (what ``broker.ensure`` waits for) a moment before them, on a busy machine."""
     deadline = time.monotonic() + seconds
     while True:
         try:
@@ -97,7 +97,7 @@ def _wait_for_listener(port: int, state_dir: Path, seconds: float = 60.0) -> Non
         except OSError:
             if time.monotonic() > deadline:
                 raise broker.BrokerError(
-                    f"the node in {state_dir} answers AMQP, but its TLS listener on port "
+                    f"the node in {state_dir} answers AMQP, but its listener on port "
                     f"{port} took no connection within {seconds:g} s") from None
             time.sleep(0.1)
 

@@ -9,9 +9,7 @@ broker is left alone, and a teacher's broker would have the plugin anyway (the
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ import aio_pika
 import aiormq.exceptions
 import pytest
 from ports import free_block
+from private_node import wait_for_listener
 
 from fibrpc_helpers.exercises.broker_users import HttpApi, admin_for, new_password, student_url
 from fibrpc_helpers.lab import broker, nodes
@@ -30,18 +29,6 @@ from fibrpc_helpers.lab import broker, nodes
 class ManagedNode:
     url: str  # AMQP, as guest (the teacher)
     api: str  # the HTTP API, as guest
-
-
-def _wait_for_port(port: int, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +53,7 @@ def managed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedNode]:
         if enabled.returncode != 0:
             pytest.skip(f"not run: this RabbitMQ cannot enable its management plugin: "
                         f"{enabled.stderr.strip()[-300:]}")
-        _wait_for_port(port + 1, 60)
+        wait_for_listener(port + 1, state_dir)
         yield ManagedNode(url, f"http://guest:guest@127.0.0.1:{port + 1}")
     finally:
         broker.stop(state_dir)
