@@ -175,3 +175,22 @@ def test_our_node_takes_transient_queues_exactly_when_upstream_does(url):
     said = broker.describe_transient_queues(url)
     expected = "denied" if (major, minor) >= (4, 3) else "permitted"
     assert said.startswith(f"transient non-exclusive queues: {expected}"), said
+
+
+async def test_delete_queues_passes_over_gone_and_locked_queues_and_deletes_the_rest(url):
+    """What a clean-up deletes: a queue already gone, or exclusive to a connection still
+    open elsewhere (it goes with that connection), does not stop the others."""
+    import uuid
+
+    import aio_pika
+    import aiormq.exceptions
+
+    name = f"test-delete.{uuid.uuid4().hex[:8]}"
+    async with await aio_pika.connect(url) as holder, await aio_pika.connect(url) as other:
+        locked = await (await holder.channel()).declare_queue(f"{name}.locked", exclusive=True)
+        await (await other.channel()).declare_queue(f"{name}.plain", durable=True)
+        await broker.delete_queues(url, [f"{name}.gone", locked.name, f"{name}.plain"])
+        with pytest.raises(aiormq.exceptions.ChannelNotFoundEntity):
+            await (await other.channel()).declare_queue(f"{name}.plain", passive=True)
+        still = await (await holder.channel()).declare_queue(locked.name, passive=True)
+        assert still.name == locked.name  # its connection is open: it stays with it

@@ -94,6 +94,9 @@ WRONG_SOLUTIONS = [
      "order-1 asked again after order-2 got 1200, not its first reply 500"),
     ("charge_select_then_insert.py", "charge", "order-3 was charged twice: its retry "
      "reached worker D while worker C, between looking the key up and inserting"),
+    ("charge_create_table_first.py", "charge", "order-3 was charged twice"),
+    ("charge_deferred_transaction.py", "charge",
+     "worker C's charge of order-3 failed with 'database is locked'"),
 ]
 
 

@@ -1,5 +1,5 @@
-"""Grading through RabbitMQ's HTTP API (``make grade ADMIN_API=...``): the way for a class
-broker that is not on the teacher's machine (a Docker container, a server), where
+"""Grading through RabbitMQ's HTTP API (``make grade GRADE_ARGS="--admin-api URL"``):
+for a class broker that is not on the teacher's machine (a Docker container, a server), where
 ``rabbitmqctl`` cannot reach it.
 
 A private node of its own, with the management plugin enabled on a free port: the shared

@@ -48,4 +48,7 @@ def test_the_lower_bounds_resolve_together(tmp_path: Path) -> None:
         env={**os.environ, "PIP_CONSTRAINT": str(constraints)},
     )
     errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
+    if done.returncode and any(sign in done.stderr for sign in (
+            "NewConnectionError", "Failed to establish", "name resolution", "ConnectTimeout")):
+        pytest.skip("not run: pip could not reach the package index:\n" + "\n".join(errors))
     assert done.returncode == 0, "the lower bounds conflict:\n" + "\n".join(errors)

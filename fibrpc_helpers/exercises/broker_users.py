@@ -67,7 +67,9 @@ class Ctl:
 
     def add_user(self, user: str, password: str, namespace: str) -> None:
         # Without a password argument rabbitmqctl reads it from stdin: never in argv, where
-        # every local user could read it (ps, /proc/PID/cmdline).
+        # every local user could read it (ps, /proc/PID/cmdline). Keep exactly these two
+        # arguments: RabbitMQ's rabbitmqctl script lets the command read its stdin only when
+        # add_user has two (an added option such as -q makes it refuse the password).
         self.run("add_user", user, stdin=password + "\n")
         self.run("set_permissions", "-p", self.vhost, user, *permissions(namespace))
 
@@ -99,10 +101,12 @@ class HttpApi:
             with urllib.request.urlopen(request, timeout=CTL_SECONDS) as answer:
                 data = answer.read()
         except urllib.error.HTTPError as error:
+            said = error.read()[:300].decode(errors="replace").strip()
             advice = ("check the user and password in --admin-api: the user needs the "
                       "administrator tag" if error.code in (401, 403) else error.reason)
             raise broker.BrokerError(f"RabbitMQ's HTTP API at {mask_url(base)} refused "
-                                     f"{method} {path} ({error.code}): {advice}") from None
+                                     f"{method} {path} ({error.code}): {advice}"
+                                     + (f" (it said: {said})" if said else "")) from None
         except OSError as error:
             raise broker.BrokerError(f"RabbitMQ's HTTP API at {mask_url(base)} did not answer "
                                      f"({error}): is the management plugin enabled, and the "

@@ -8,12 +8,13 @@ module keeps in memory is this process's alone, which is the point of the exerci
 It finds the broker in ``$AMQP_URL``, holds the lifeline of every child of ours (it ends
 with the kernel that started it), prints ``ready`` once consuming, and answers each request
 with the total ``charge`` returns, or with an error reply naming the exception ``charge``
-raised. ``--dies-after-reply`` exits right after its first reply, before the ack, as a
-crash would. ``--holds-first-write`` stops inside the student's ``charge`` when it is about
-to write for the first time (SQLite's authorizer is asked as each statement is prepared,
-before it runs), prints ``holding``, and goes on when its parent writes a line on its
-stdin, or after ``HOLD_SECONDS``: the check runs a second worker meanwhile, which is how a
-retry that arrives while the first try is still running meets a check-then-insert.
+raised; it prints ``charging`` as it calls ``charge``. ``--dies-after-reply`` exits right
+after its first reply, before the ack, as a crash would. ``--holds-first-insert`` stops
+inside the student's ``charge`` when it is about to insert into ``charges`` for the first
+time (SQLite's authorizer is asked as each statement is prepared, before it runs), prints
+``holding``, and goes on when its parent writes a line on its stdin: the check runs a
+second worker meanwhile, which is how a retry that arrives while the first try is still
+running meets a lookup and an insert made apart.
 """
 
 from __future__ import annotations
@@ -32,8 +33,7 @@ import aio_pika
 from ..lab.runtime import hold_lifeline
 from ..wire import ERROR_TYPE
 
-HOLD_SECONDS = 5.0
-_WRITES = (sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE)
+HOLD_SECONDS = 120.0  # a worker started by hand, with no parent to release it, goes on then
 
 
 def load(path: Path) -> ModuleType:
@@ -46,13 +46,15 @@ def load(path: Path) -> ModuleType:
     return module
 
 
-def hold_first_write(database: sqlite3.Connection, release: threading.Event) -> None:
-    """Stop the first statement that writes, as it is prepared, until ``release``."""
+def hold_first_insert(database: sqlite3.Connection, release: threading.Event) -> None:
+    """Stop the first statement that inserts into ``charges``, as it is prepared, until
+    ``release``. Only that table: a CREATE TABLE IF NOT EXISTS writes to SQLite's own
+    ``sqlite_master``, and stopping there would stop before the lookup."""
     held = False
 
-    def authorize(action: int, *_details: object) -> int:
+    def authorize(action: int, table: str | None, *_details: object) -> int:
         nonlocal held
-        if action in _WRITES and not held:
+        if action == sqlite3.SQLITE_INSERT and table == "charges" and not held:
             held = True
             print("holding", flush=True)
             release.wait(HOLD_SECONDS)
@@ -64,8 +66,8 @@ def hold_first_write(database: sqlite3.Connection, release: threading.Event) -> 
 async def serve(options: argparse.Namespace, release: threading.Event) -> None:
     student = load(options.module)
     database = sqlite3.connect(options.database, timeout=10)  # this process's own connection
-    if options.holds_first_write:
-        hold_first_write(database, release)
+    if options.holds_first_insert:
+        hold_first_insert(database, release)
     async with await aio_pika.connect(os.environ["AMQP_URL"]) as connection:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=1)
@@ -73,6 +75,7 @@ async def serve(options: argparse.Namespace, release: threading.Event) -> None:
         async with queue.iterator() as requests:
             print("ready", flush=True)
             async for request in requests:
+                print("charging", flush=True)
                 try:
                     total = student.charge(database, int(request.body), request.message_id)
                     reply = aio_pika.Message(str(total).encode(), app_id=options.name,
@@ -94,7 +97,7 @@ def main() -> None:
     parser.add_argument("name")
     parser.add_argument("module", type=Path, help="the file that defines charge()")
     parser.add_argument("--dies-after-reply", action="store_true")
-    parser.add_argument("--holds-first-write", action="store_true")
+    parser.add_argument("--holds-first-insert", action="store_true")
     options = parser.parse_args()
     release = threading.Event()
     hold_lifeline(on_data=lambda _line: release.set())

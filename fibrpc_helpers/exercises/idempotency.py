@@ -15,9 +15,9 @@ same key), order-2, and order-1 once more. The database must hold one charge per
 new key's reply is the total charged, and a repeated key gets its first reply back.
 
 Last, a retry that arrives while the first try is still running: worker C takes order-3 and
-stops just before its first write; worker D, on the same database, gets order-3's retry
-meanwhile. A charge that looks the key up, then inserts (two statements, no write
-transaction between them) charges it twice; one statement, or ``BEGIN IMMEDIATE``, once.
+stops just before it inserts; worker D, on the same database, gets order-3's retry meanwhile.
+A charge that looks the key up, then inserts (two statements, no write lock between them)
+charges it twice; one statement, or ``BEGIN IMMEDIATE``, once.
 """
 
 from __future__ import annotations
@@ -38,14 +38,20 @@ from .verdict import ExerciseFailed, failure, passed
 NOTEBOOK = "06_when_workers_fail"
 SECONDS = 10.0
 START_SECONDS = 30.0
-HOLD_SECONDS = 3.0  # how long worker D may take while C holds (less than C's own limit)
+HOLD_SECONDS = 3.0  # how long worker D's charge may take while worker C holds its insert
 SCHEMA = "CREATE TABLE charges (key TEXT, cents INTEGER NOT NULL, reply INTEGER)"
-STUB = ("insert the charge only when no charge with this key is there, in one statement or "
-        "transaction, in the database that every worker shares; store SUM(cents) as its "
-        "reply, and return the stored reply when the key was charged before")
+ONE_WRITE = ("look up and insert in one statement (INSERT ... SELECT ... WHERE NOT EXISTS), "
+             "or in a transaction begun with BEGIN IMMEDIATE: `with database:` begins its "
+             "transaction only at the first write, after the SELECT")
+STUB = ("in the database every worker shares, insert the charge only when no charge with this "
+        "key is there (" + ONE_WRITE + "); store SUM(cents) as its reply, and return the "
+        "stored reply when the key was charged before")
 DICT = ("the key was remembered in worker A's memory only (a dict or a set?), and worker B "
         "has its own: look the key up in the database every worker shares, in the same "
-        "statement or transaction as the charge")
+        "statement as the charge or a BEGIN IMMEDIATE transaction")
+LOCKED = ("worker C's charge of order-3 failed with 'database is locked': its transaction "
+          "read the key first, then tried to write while worker D was writing, and SQLite "
+          "refuses to turn a reader into a writer rather than deadlock")
 
 
 class _Run:
@@ -190,28 +196,44 @@ async def _race(run: _Run) -> None:
 
 async def _concurrent_retry(run: _Run) -> None:
     client = run.client
-    worker_c = await run.worker("worker C", "--holds-first-write")
+    worker_c = await run.worker("worker C", "--holds-first-insert")
     first = await client.send(b"300", key="order-3")
     try:
-        await asyncio.to_thread(run.group.wait_ready, [worker_c], "holding", SECONDS)
-    except ChildError:
-        raise failure(f"worker C never wrote to the database for the new key order-3 "
-                      f"({run.last_log_line()})", STUB, NOTEBOOK) from None
-    await run.worker("worker D")  # C holds order-3 unacked (prefetch 1): the retry goes to D
-    retry = await client.send(b"300", key="order-3")
-    # D answers at once, unless C's write transaction holds the database (BEGIN IMMEDIATE):
-    # then D waits for C, and C goes on after HOLD_SECONDS.
-    await client.replies_to(retry, 1, HOLD_SECONDS)
-    worker_c.write("go")
-    late = await _reply(run, first, "order-3, held by worker C while its retry ran")
-    answer = await _reply(run, retry, "order-3's retry, run by worker D meanwhile")
-    charged = run.rows("order-3")
-    if len(charged) > 1:
+        try:
+            await asyncio.to_thread(run.group.wait_ready, [worker_c], "holding", SECONDS)
+        except ChildError:
+            raise failure(f"worker C never inserted a charge for the new key order-3 "
+                          f"({run.last_log_line()})", STUB, NOTEBOOK) from None
+        # C holds order-3 unacked (prefetch 1), so its retry goes to worker D.
+        worker_d = await run.worker("worker D")
+        retry = await client.send(b"300", key="order-3")
+        await asyncio.to_thread(run.group.wait_ready, [worker_d], "charging", SECONDS)
+        # D's charge ends at once, unless C's write lock holds it (BEGIN IMMEDIATE): then C
+        # must go on first, and D after it.
+        await client.replies_to(retry, 1, HOLD_SECONDS)
+    finally:
+        _release(worker_c)
+    try:
+        late = await _reply(run, first, "order-3, by worker C, while its retry ran")
+    except ExerciseFailed as failed:
+        if "database is locked" in str(failed):
+            raise failure(LOCKED, "begin the transaction with BEGIN IMMEDIATE (the write lock "
+                          "first), or look up and insert in one statement", NOTEBOOK) from None
+        raise
+    answer = await _reply(run, retry, "order-3's retry, by worker D meanwhile")
+    if len(run.rows("order-3")) > 1:
         raise failure("order-3 was charged twice: its retry reached worker D while worker C, "
                       "between looking the key up and inserting, had found it new, and both "
-                      "inserted", "look up and insert in one statement (INSERT ... SELECT ... "
-                      "WHERE NOT EXISTS), or in one write transaction (BEGIN IMMEDIATE)",
-                      NOTEBOOK)
+                      "inserted", ONE_WRITE, NOTEBOOK)
     if late != answer:
         raise failure(f"order-3's two tries got different replies ({late} and {answer})",
                       "a repeated key gets the reply stored with its first charge", NOTEBOOK)
+
+
+def _release(child: Child) -> None:
+    """Let a holding worker go on (a line on its stdin), if it still runs."""
+    if child.running:
+        try:
+            child.write("go")
+        except (OSError, ValueError):  # its stdin closed meanwhile: it is ending anyway
+            pass

@@ -81,59 +81,63 @@ class CallbackErrors(logging.Filter):
 
     aio-pika runs each delivery's callback in a task and does not re-raise what escapes it:
     aiormq logs it ("Consumer callback failed") and asyncio's loop reports it once more, two
-    tracebacks above the check's one line. While open, both are kept in ``errors`` instead,
-    for the check to name the first; whatever no check named is logged again on exit.
+    tracebacks above the check's one line. While open, such an exception is kept in
+    ``errors`` instead, for the check to name the first (``first``). Anything else, and a
+    kept exception no check named, is reported on exit as it would have been.
     """
 
     _LOGGER = "aiormq.channel"
+    _MESSAGE = "Consumer callback failed"
 
     def __init__(self) -> None:
         super().__init__()
         self.errors: list[BaseException] = []
-        self.named = False  # set by a check whose message names ``errors[0]``
+        self._named = 0  # errors[:_named] were named by a check
+        self._loop_reports: list[dict[str, Any]] = []  # the loop's, decided on exit
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handler: Any = None
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, Exception):
-            self._keep(error)
-            return False
-        return True
+        if record.msg != self._MESSAGE or not isinstance(error, Exception):
+            return True
+        if not any(error is kept for kept in self.errors):
+            self.errors.append(error)
+        return False
 
     def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        error = context.get("exception")
-        if isinstance(error, Exception) and str(context.get("message", "")).startswith(
-                "Exception in callback"):
-            self._keep(error)  # aio-pika's task-done callback raising what escaped
-        elif self._handler is not None:
+        if isinstance(context.get("exception"), Exception):
+            self._loop_reports.append(context)  # aiormq's record of it comes after
+        else:
+            self._report(loop, context)
+
+    def _report(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if self._handler is not None:
             self._handler(loop, context)
         else:
             loop.default_exception_handler(context)
 
-    def _keep(self, error: Exception) -> None:
-        if not any(error is kept for kept in self.errors):
-            self.errors.append(error)
-
     def first(self) -> str:
-        """The first exception, as ``ValueError: ...``, marked as named by the check."""
+        """The first exception, as ``ValueError: ...``; it counts as named."""
         from .verdict import described
 
-        self.named = True
+        self._named = max(self._named, 1)
         return described(self.errors[0])
 
     def __enter__(self) -> CallbackErrors:
-        logging.getLogger(self._LOGGER).addFilter(self)
-        self._loop = asyncio.get_running_loop()
+        self._loop = asyncio.get_running_loop()  # first: without a loop, nothing is changed
         self._handler = self._loop.get_exception_handler()
         self._loop.set_exception_handler(self._on_loop_error)
+        logging.getLogger(self._LOGGER).addFilter(self)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  tb: TracebackType | None) -> None:
         logging.getLogger(self._LOGGER).removeFilter(self)
-        if self._loop is not None:
-            self._loop.set_exception_handler(self._handler)
-        if not self.named:
-            for kept in self.errors:
-                logging.getLogger(self._LOGGER).error("Consumer callback failed", exc_info=kept)
+        assert self._loop is not None
+        self._loop.set_exception_handler(self._handler)
+        for context in self._loop_reports:  # the loop's reports of what was not kept
+            if not any(context["exception"] is kept for kept in self.errors):
+                self._report(self._loop, context)
+        for kept in self.errors[self._named:]:
+            logging.getLogger(self._LOGGER).error(self._MESSAGE, exc_info=kept)

@@ -14,6 +14,7 @@ up), so ``ensure`` there only checks that a broker answers and otherwise says ho
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aio_pika
+import aiormq.exceptions
 
 from ..urls import PROJECT_DIR, amqp_url, mask_url, url_host, url_port
 from . import nodes
@@ -42,6 +44,9 @@ __all__ = [
     "node_config", "port_free", "probe", "probe_async", "process_alive", "server_version",
     "status", "stop",
 ]
+
+
+log = logging.getLogger(__name__)
 
 
 def default_state_dir() -> Path:
@@ -180,19 +185,29 @@ def describe_transient_queues(url: str | None = None) -> str:
             "tutorial six cannot declare its rpc_queue here)")
 
 
-async def delete_queues(url: str, names: Sequence[str]) -> None:
+async def delete_queues(url: str, names: Sequence[str], seconds: float = 10.0) -> None:
     """Delete the named queues on the broker at ``url``, each on a channel of its own (a
-    refused delete closes its channel). A queue that is gone already, or exclusive to a
-    connection still open elsewhere (it goes with that connection), is passed over."""
+    refused delete closes its channel), each step within ``seconds``. A queue that is gone
+    already, or exclusive to a connection still open elsewhere (it goes with that
+    connection), is passed over; any other refusal (no permission) is logged as a warning,
+    with the queue left on the broker, and the others are still deleted."""
     if not names:
         return
-    async with await aio_pika.connect(url) as connection:
+    async with asyncio.timeout(seconds):
+        connection = await aio_pika.connect(url)
+    async with connection:
         for name in names:
-            channel = await connection.channel()
+            async with asyncio.timeout(seconds):
+                channel = await connection.channel()
             try:
-                await channel.queue_delete(name)
-            except aio_pika.exceptions.AMQPError:
+                async with asyncio.timeout(seconds):
+                    await channel.queue_delete(name)
+            except (aiormq.exceptions.ChannelNotFoundEntity,
+                    aiormq.exceptions.ChannelLockedResource):
                 pass
+            except (aio_pika.exceptions.AMQPError, TimeoutError) as error:
+                log.warning("queue %r was left on the broker at %s: %r", name, mask_url(url),
+                            error)
             finally:
                 if not channel.is_closed:
                     await channel.close()
