@@ -51,18 +51,25 @@ class RecordingWorker:
         await queue.consume(self.on_request)
 
     async def on_request(self, request: AbstractIncomingMessage) -> None:
-        seen = Seen(request.body, request.reply_to, request.correlation_id, request.message_id)
+        async with self.arrived:  # noted before the reply: its caller may be done at once
+            self.seen.append(Seen(request.body, request.reply_to, request.correlation_id,
+                                  request.message_id))
+            self.arrived.notify_all()
         if request.reply_to:
             reply = aio_pika.Message(answer(request.body), correlation_id=request.correlation_id)
             # not mandatory: a reply to a queue that is gone is simply dropped
             await self.channel.default_exchange.publish(
                 reply, routing_key=request.reply_to, mandatory=False)
         await request.ack()
-        async with self.arrived:
-            self.seen.append(seen)
-            self.arrived.notify_all()
 
-    def for_body(self, body: bytes) -> list[Seen]:
+    async def for_body(self, body: bytes, seconds: float) -> list[Seen]:
+        """The requests with this body, waiting up to ``seconds`` for the first: a call can
+        end (with another call's reply) before its own request reaches this worker."""
+        try:
+            async with asyncio.timeout(seconds), self.arrived:
+                await self.arrived.wait_for(lambda: any(s.body == body for s in self.seen))
+        except TimeoutError:
+            pass
         return [seen for seen in self.seen if seen.body == body]
 
 

@@ -106,7 +106,7 @@ async def _diagnose(lab: Playground, worker: RecordingWorker, results: dict[int,
     for who, numbers in CALLS.items():
         queues = set()
         for n in numbers:
-            seen = worker.for_body(str(n).encode())
+            seen = await worker.for_body(str(n).encode(), SECONDS)
             if not seen:
                 raise failure(f"call({n}) sent no request to the request queue",
                               "publish to the default exchange with routing_key="
