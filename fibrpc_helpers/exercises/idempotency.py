@@ -207,7 +207,11 @@ async def _concurrent_retry(run: _Run) -> None:
         # C holds order-3 unacked (prefetch 1), so its retry goes to worker D.
         worker_d = await run.worker("worker D")
         retry = await client.send(b"300", key="order-3")
-        await asyncio.to_thread(run.group.wait_ready, [worker_d], "charging", SECONDS)
+        try:
+            await asyncio.to_thread(run.group.wait_ready, [worker_d], "charging", SECONDS)
+        except ChildError:
+            raise failure(f"worker D never started on order-3's retry ({run.last_log_line()})",
+                          STUB, NOTEBOOK) from None
         # D's charge ends at once, unless C's write lock holds it (BEGIN IMMEDIATE): then C
         # must go on first, and D after it.
         await client.replies_to(retry, 1, HOLD_SECONDS)
