@@ -38,7 +38,7 @@ from .verdict import ExerciseFailed, failure, passed
 NOTEBOOK = "06_when_workers_fail"
 SECONDS = 10.0
 START_SECONDS = 30.0
-HOLD_SECONDS = 3.0  # how long worker D's charge may take while worker C holds its insert
+RETRY_SECONDS = 3.0  # how long worker D's charge may take while worker C holds its insert
 SCHEMA = "CREATE TABLE charges (key TEXT, cents INTEGER NOT NULL, reply INTEGER)"
 ONE_WRITE = ("look up and insert in one statement (INSERT ... SELECT ... WHERE NOT EXISTS), "
              "or in a transaction begun with BEGIN IMMEDIATE: `with database:` begins its "
@@ -214,7 +214,7 @@ async def _concurrent_retry(run: _Run) -> None:
                           STUB, NOTEBOOK) from None
         # D's charge ends at once, unless C's write lock holds it (BEGIN IMMEDIATE): then C
         # must go on first, and D after it.
-        await client.replies_to(retry, 1, HOLD_SECONDS)
+        await client.replies_to(retry, 1, RETRY_SECONDS)
     finally:
         _release(worker_c)
     try:

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..lab import trace_hooks
 from ..lab.trace_hooks import Event
+from .verdict import described
 
 
 class Observed:
@@ -92,7 +93,7 @@ class CallbackErrors(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.errors: list[BaseException] = []
-        self._named = 0  # errors[:_named] were named by a check
+        self._first_named = False  # set by ``first``: errors[0] is in the check's line
         self._loop_reports: list[dict[str, Any]] = []  # the loop's, decided on exit
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handler: Any = None
@@ -119,9 +120,7 @@ class CallbackErrors(logging.Filter):
 
     def first(self) -> str:
         """The first exception, as ``ValueError: ...``; it counts as named."""
-        from .verdict import described
-
-        self._named = max(self._named, 1)
+        self._first_named = True
         return described(self.errors[0])
 
     def __enter__(self) -> CallbackErrors:
@@ -139,5 +138,5 @@ class CallbackErrors(logging.Filter):
         for context in self._loop_reports:  # the loop's reports of what was not kept
             if not any(context["exception"] is kept for kept in self.errors):
                 self._report(self._loop, context)
-        for kept in self.errors[self._named:]:
+        for kept in self.errors[1 if self._first_named else 0:]:
             logging.getLogger(self._LOGGER).error(self._MESSAGE, exc_info=kept)

@@ -133,11 +133,10 @@ def ensure(url: str | None = None, state_dir: Path | None = None) -> BrokerInfo:
         )
     if not can_start_nodes():
         raise BrokerError(how_to_get_one(url))
-    server = nodes.find_server()
-    if server is None:
-        server = nodes.found_or_installed(nodes.find_server, "rabbitmq-server")
-        if server is not None and probe(url) is not None:  # the package's service started
-            return status(url, state_dir)
+    was_installed = nodes.find_server() is not None
+    server = nodes.found_or_installed(nodes.find_server, "rabbitmq-server")
+    if not was_installed and server is not None and probe(url) is not None:
+        return status(url, state_dir)  # the package's own service started a broker
     if server is None:
         raise BrokerError(how_to_get_one(url))
     port = url_port(url)
