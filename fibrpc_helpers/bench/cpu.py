@@ -62,9 +62,12 @@ def machine_cpu_seconds() -> tuple[float, float] | None:
         times = psutil.cpu_times()
     except (psutil.Error, OSError, NotImplementedError):
         return None
-    total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
-    idle = times.idle + getattr(times, "iowait", 0.0)
-    return total - idle, total
+    fields = times._asdict()
+    not_busy = ("idle", "iowait", "guest", "guest_nice")
+    # Busy is summed from its own fields, not taken as total minus idle: a subtraction of two
+    # large sums can come out a hair below zero for a second read with no busy time between.
+    busy = sum(seconds for name, seconds in fields.items() if name not in not_busy)
+    return busy, busy + fields["idle"] + fields.get("iowait", 0.0)
 
 
 def broker_pid(port: int = 5672) -> int | None:
