@@ -23,7 +23,6 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 from uuid import uuid4
 
@@ -496,12 +495,7 @@ class FibonacciRpcClient:
     async def __aenter__(self) -> FibonacciRpcClient:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     def __repr__(self) -> str:

@@ -33,7 +33,6 @@ import traceback
 from collections.abc import Awaitable, Sequence
 from dataclasses import asdict, dataclass, replace
 from itertools import cycle
-from types import TracebackType
 from typing import IO, Any, TypeVar
 
 from ..errors import RpcError
@@ -379,12 +378,7 @@ class LoadGenerators:
     def __enter__(self) -> LoadGenerators:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 

@@ -186,22 +186,10 @@ def latency_vs_load(rows: Sequence[Row], service_ms: float) -> Figure:
             color="dimgrey",
         )
     model = [capacity * k / 100 for k in range(1, 97)]
-    axis.plot(
-        model,
-        [mdc_latency(x, service_ms / 1000, servers) * 1000 for x in model],
-        "-",
-        color="black",
-        lw=1,
-        label=f"M/D/{servers} mean (model)",
-    )
-    axis.plot(
-        model,
-        [mmc_latency(x, service_ms / 1000, servers) * 1000 for x in model],
-        "--",
-        color="grey",
-        lw=1,
-        label=f"M/M/{servers} mean (model)",
-    )
+    for latency, style, colour, name in ((mdc_latency, "-", "black", "D"),
+                                         (mmc_latency, "--", "grey", "M")):
+        axis.plot(model, [latency(x, service_ms / 1000, servers) * 1000 for x in model], style,
+                  color=colour, lw=1, label=f"M/{name}/{servers} mean (model)")
     axis.axvline(capacity, color="red", lw=1, ls=":", label=f"capacity W/S = {capacity:.0f}/s")
     axis.set(
         xlabel="arrival rate (calls per second, Poisson; measured)",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from types import TracebackType
 
 import aio_pika
 import aiormq.exceptions
@@ -93,10 +92,7 @@ class Playground:
     async def __aenter__(self) -> Playground:
         return self
 
-    async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     async def close(self) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
 from ..lab import trace_hooks
@@ -36,8 +35,7 @@ class Observed:
         trace_hooks.LISTENERS.append(self)
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self in trace_hooks.LISTENERS:
             trace_hooks.LISTENERS.remove(self)
 
@@ -130,8 +128,7 @@ class CallbackErrors(logging.Filter):
         logging.getLogger(self._LOGGER).addFilter(self)
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, *exc: object) -> None:
         logging.getLogger(self._LOGGER).removeFilter(self)
         assert self._loop is not None
         self._loop.set_exception_handler(self._handler)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from types import TracebackType
 from typing import Any
 
 from ..client import DEFAULT_QUEUE
@@ -116,12 +115,7 @@ class WorkerProcesses:
     def __enter__(self) -> WorkerProcesses:
         return self.start() if not self.group.children else self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def __repr__(self) -> str:

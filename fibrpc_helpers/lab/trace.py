@@ -44,7 +44,6 @@ import asyncio
 import string
 import time
 from dataclasses import dataclass, field, replace
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import trace_hooks
@@ -149,12 +148,7 @@ class Trace:
         trace_hooks.LISTENERS.append(self._add)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.duration = time.perf_counter() - self.started
         if self._add in trace_hooks.LISTENERS:
             trace_hooks.LISTENERS.remove(self._add)
@@ -162,17 +156,12 @@ class Trace:
     async def __aenter__(self) -> Trace:
         return self.__enter__()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         """Like ``with``, but first let the last messages settle: a worker acks just after
         its reply reaches the client, so a plain ``with`` may close before the ack."""
-        if exc_type is None:
+        if exc[0] is None:
             await self.settle()
-        self.__exit__(exc_type, exc, tb)
+        self.__exit__(*exc)
 
     async def settle(self, quiet: float = 0.05, timeout: float = 1.0) -> None:
         """Wait until no message event happened for ``quiet`` seconds (at most ``timeout``)."""
