@@ -6,8 +6,7 @@ latency notebook prints comes from here instead, picked from the figures of the 
 prints it and from ``os.cpu_count()``, so the same cell reads right on a 2-core CI runner
 and on an 8-core laptop, and a test can feed it numbers that make each lever win or lose.
 
-One rule for every comparison: ``CLEAR``. A ratio within it either way is "no clear
-difference", never a win or a loss.
+One rule for every comparison: ``CLEAR``.
 """
 
 from __future__ import annotations

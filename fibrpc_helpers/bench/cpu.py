@@ -99,8 +99,8 @@ def broker_pid(port: int = 5672) -> int | None:
 class CpuUse:
     """CPU used over one window, in % of one core, per role (several pids per role).
 
-    A role with no reading (a remote broker, a process gone, no /proc) counts as unknown (NaN),
-    never as 0 %: an idle process and an unmeasured one must not look alike."""
+    A role with no reading counts as unknown (NaN), never as 0 %: an idle process and an
+    unmeasured one must not look alike."""
 
     seconds: float
     roles: dict[str, list[float]] = field(default_factory=dict)

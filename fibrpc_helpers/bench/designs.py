@@ -4,22 +4,11 @@ Every tutorial-six design is ``FibonacciRpcClient`` itself, or a subclass that s
 part its name says through the reference's public parameters (``connect(publisher_confirms=,
 reply_to=)``, ``create``), so that a comparison measures exactly that difference and
 nothing else (publish timeout, expiration, the deadline header, error mapping and clean-up
-are the reference's, always):
-
-* ``correlation-id``: the reference client (one callback queue, a correlation id per call);
-* ``queue-per-request``: a fresh exclusive callback queue for every try (declare, consume,
-  delete: what a student writes first);
-* ``direct-reply-to``: RabbitMQ's ``amq.rabbitmq.reply-to`` pseudo-queue instead of a
-  callback queue: the broker hands each reply straight to the consuming channel;
-* ``no-confirms``: the reference without publisher confirms: a publish does not wait for the
-  broker, so it gives up the one data-safety guarantee of a quorum queue, and a request no
-  queue takes or the queue refuses is only logged by aiormq (no ``NoWorkerError``, no
-  ``BrokerRefusedError``: the call times out);
-* ``raw-aiormq``: not the reference at all: aiormq, the layer under aio-pika, with direct
-  reply-to and no confirms, served by a raw aiormq worker: the floor of the tuning ladder;
-* ``patterns``: aio-pika's own ``aio_pika.patterns.RPC`` in its JSON flavour (``JsonRPC``:
-  this project never pickles across the wire), served by its own worker
-  (``python -m fibrpc_helpers.bench.serve patterns``).
+are the reference's, always). ``CLIENTS`` names every design's client; each class says what
+it swaps and what that gives up. Two are not the reference at all, and have workers of their
+own (``serve``): ``raw-aiormq``, the floor of the tuning ladder, and ``patterns``, aio-pika's
+own ``aio_pika.patterns.RPC`` in its JSON flavour (``JsonRPC``: this project never pickles
+across the wire).
 
 A ``Design`` also names the worker side (the reference worker or the patterns one), the
 event loop of both sides, and the worker's prefetch, so the tuning ladder can add one
@@ -51,9 +40,10 @@ class Caller(Protocol):
 
 
 class QueuePerRequestClient(FibonacciRpcClient):
-    """The reference, but every call gets a callback queue of its own: a reference client
-    made with ``create`` on this client's connection and channel, which declares and consumes
-    a fresh exclusive queue, makes the one call, and deletes its queue when it closes.
+    """The reference, but every call gets a callback queue of its own (what a student writes
+    first): a reference client made with ``create`` on this client's connection and channel,
+    which declares and consumes a fresh exclusive queue, makes the one call, and deletes its
+    queue when it closes.
 
     The queue's declare and consume come before the call's timer starts and its delete
     after it ends: the round trips this design adds, which its latency shows.
@@ -75,9 +65,10 @@ class QueuePerRequestClient(FibonacciRpcClient):
 class DirectReplyToClient(FibonacciRpcClient):
     """The reference, but replies come on ``amq.rabbitmq.reply-to``: no callback queue.
 
-    RabbitMQ's rules: consume the pseudo-queue with no-ack on the channel that publishes,
-    before publishing (``create`` consumes it at once). What it gives up: a reply is never
-    queued, so a reply whose client has gone is dropped by the broker.
+    The broker hands each reply straight to the consuming channel. RabbitMQ's rules: consume
+    the pseudo-queue with no-ack on the channel that publishes, before publishing (``create``
+    consumes it at once). What it gives up: a reply is never queued, so a reply whose client
+    has gone is dropped by the broker.
     """
 
     @classmethod
@@ -246,9 +237,8 @@ DESIGNS = ("queue-per-request", "correlation-id", "direct-reply-to", "patterns")
 
 
 def design(name: str) -> Design:
-    """The named design of CLIENTS as a student runs it: the reference worker on the
-    command line's event loop ("auto": uvloop where installed), patterns.RPC's worker and
-    every client on asyncio's (a notebook's)."""
+    """The named design of CLIENTS as a student runs it: the reference worker on the command
+    line's event loop ("auto"), patterns.RPC's worker and every client on asyncio's."""
     if name not in CLIENTS:
         raise ValueError(f"unknown design {name!r}; choose one of {', '.join(CLIENTS)}")
     if name == "patterns":

@@ -118,7 +118,7 @@ class Workers:
     ) -> None:
         self.group, self.queue, self.design, self.work = group, queue, design, work
         self.prefetch = prefetch
-        self.env = {"AMQP_URL": url}  # not on the command line, where `ps` shows the password
+        self.env = {"AMQP_URL": url}  # off the command line (see ProcessGroup.spawn)
         self.command = command(
             design.server,
             queue=queue,
@@ -397,9 +397,8 @@ class Bench:
     ) -> list[Point]:
         """Poisson arrivals at fractions of the capacity W / S; latency from intended send.
 
-        S is each worker's time per call at saturation (see ``service_ms``), so W / S is a
-        throughput the closed grid really reached, not one below it. ``running``: workers
-        of ``work`` already serving (as many as the open loop's W), used as they are.
+        S is each worker's time per call at saturation (``service_ms`` says why). ``running``:
+        workers of ``work`` already serving (as many as the open loop's W), used as they are.
         """
         p = self.preset
         work = p.open_work if work is None else work
@@ -459,9 +458,8 @@ class Bench:
     ) -> list[Point]:
         """The named designs side by side, closed loop, each against one worker.
 
-        Every worker runs during the whole comparison, and the points alternate between
-        designs (all designs at one C, then the next C), so a burst of load from elsewhere
-        on the machine lands on all of them alike. Every request queue is classic, as
+        Every worker runs throughout, and the points alternate between designs (all designs
+        at one C, then the next), as in ``compare``. Every request queue is classic, as
         patterns.RPC declares its own: the designs differ in their reply path only.
         """
         p = self.preset
@@ -482,8 +480,8 @@ class Bench:
     # -- the same, awaited (a notebook's cells) ----------------------------------------------
     async def run_async(self, measurement: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """``measurement(*args, **kwargs)`` (a method of this bench, or a function given it,
-        such as ``ladder(bench=bench)``) in the bench's own thread, awaited: the event loop
-        that awaits it goes on meanwhile. One thread, so measurements never overlap."""
+        such as ``ladder(bench=bench)``) in the bench's own thread (see the module docstring),
+        awaited. One thread, so measurements never overlap."""
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="bench")
         context = contextvars.copy_context()  # as asyncio.to_thread: prints reach the cell
@@ -508,7 +506,7 @@ class Bench:
         return [point.row() for point in self.points if kind is None or point.kind == kind]
 
     def save(self, folder: Path | str | None = None) -> Path:
-        """Write calls.csv (every call) and summary.csv (one row per point); return the folder."""
+        """``reports.save`` of every point, into this run's folder unless ``folder`` is given."""
         return save(self.points, Path(folder) if folder else self.folder)
 
 

@@ -15,9 +15,9 @@ lag ticker) is a task of one ``asyncio.TaskGroup`` with one deadline for the run
 unexpected exception in any of them ends the run at once, with its traceback sent to the
 parent, and leaves no loop running on the pooled clients.
 
-The process's stdin is its lifeline too (``runtime.follow_stdin``): when it closes (the
-parent is done with it, or gone, however it ended) the process stops at once, in the middle
-of a run if need be, closes its clients and exits.
+Its stdin, which carries the commands, is its lifeline too (``runtime.follow_stdin``): when
+it closes the process stops at once, in the middle of a run if need be, closes its clients
+and exits.
 """
 
 from __future__ import annotations
@@ -132,8 +132,7 @@ class Generator:
     async def _lag(self, t0: float, start: float, end: float) -> LoopLag:
         """The lateness beyond the idle slack of a ticker due every LAG_TICK s in [start, end).
 
-        A load generator whose one core is full times its own queueing: its calls look
-        slower, and Little's law still holds. The lag of its event loop is what shows it.
+        What shows a generator whose one core is full, which Little's law cannot (``stats``).
         """
         lates = await _ticks(t0, start, end)
         excess = [max(0.0, late - self.slack) for late in lates] or [0.0]
@@ -213,8 +212,7 @@ def _answer(message: dict[str, Any]) -> None:
 
 
 async def _serve(url: str | None) -> None:
-    """Answer the parent's commands until it says quit, stops us, or its end of our stdin
-    closes (the parent is gone: then at once, even in the middle of a run)."""
+    """Answer the parent's commands until it says quit, sends SIGTERM, or our stdin closes."""
     generator = Generator(url, slack=await idle_slack())
     stdin = asyncio.StreamReader()
     ended = asyncio.Event()
@@ -286,7 +284,7 @@ class LoadGenerators:
     def spawn(self) -> LoadGenerators:
         """Start the processes without waiting for them (see ``ready``)."""
         command = [sys.executable, "-m", "fibrpc_helpers.bench.loadgen", "--loop", self.loop]
-        env = {"AMQP_URL": self.url} if self.url else {}  # a command line is public: not there
+        env = {"AMQP_URL": self.url} if self.url else {}  # see ProcessGroup.spawn
         for _ in range(self.count):
             self.group.spawn(command, name="load generator", env=env)
         self._ready = False

@@ -158,9 +158,9 @@ def throughput_vs_clients(
 def latency_vs_load(rows: Sequence[Row], service_ms: float) -> Figure:
     """Open loop: measured latency against arrival rate, beside the M/D/c and M/M/c means.
 
-    Each point sits at the arrival rate the load generators really achieved (calls whose
-    intended send fell in the window, per second), labelled with the rate it was offered:
-    a Poisson schedule of half a second can land well off its target.
+    Each point sits at the arrival rate the load generators really achieved (``arrivals``),
+    labelled with the rate it was offered: a Poisson schedule of half a second can land well
+    off its target.
     """
     points = sorted(_select(rows, kind="open"), key=lambda r: r["offered"])
     if not points:

@@ -10,10 +10,9 @@ from .cpu import CpuUse
 from .presets import Work
 from .stats import littles_law_ratio, mean_in_flight, summarize
 
-# A point is flagged when its load generators' typical event-loop lag (the extra wait of a
-# typical reply before the generator read it) is at least this share of the point's p50:
-# then a tenth or more of the median latency may be the load generator's own delay rather
-# than the RPC's. A smaller share is within what these short points vary from run to run.
+# A point is flagged when its load generators' typical lag (``LoopLag.mean``) is at least this
+# share of its p50: a tenth or more of the median latency may then be the load generator's own
+# delay, not the RPC's. A smaller share is within what these short points vary from run to run.
 LAG_SHARE = 0.10
 
 
@@ -117,10 +116,8 @@ class Point:
             "cpu_loadgens": cpu.total("load generators") if cpu else math.nan,
             "cpu_machine": cpu.machine if cpu else math.nan,
             "bottleneck": cpu.bottleneck() if cpu else "",
-            # How late a 5 ms ticker in the load generators woke during the window, beyond an
-            # idle loop's timer slack: the wait of a reply arriving then before the generator
-            # read it, counted in its call's latency. Mean: a typical reply (the laggier
-            # generator's); worst: the longest stall in any generator.
+            # ``LoopLag`` (``loadgen.LAG_TICK`` says how it is measured): the longest stall
+            # in any generator, and the laggier generator's mean (a typical reply's wait).
             "loop_lag_ms": max(lag.worst for lag in lags) * 1e3 if lags else math.nan,
             "loop_lag_mean_ms": lag_ms,
             "loadgen_share": share,

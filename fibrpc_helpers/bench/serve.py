@@ -44,8 +44,7 @@ def command(
     queue_type: str | None = None,
 ) -> list[str]:
     """The command line of one worker process of ``server`` ("reference", "patterns" or
-    "raw-aiormq"). It names no broker: the process reads ``$AMQP_URL``, which its spawner
-    sets (a command line is public, and a URL's password with it)."""
+    "raw-aiormq"); like ``worker_command``'s, it names no broker (``$AMQP_URL``)."""
     if server == "reference":
         return worker_command(queue=queue, prefetch=prefetch or 1, work=work,
                               sleep_ms=sleep_ms, queue_type=queue_type, loop=loop)
@@ -81,8 +80,7 @@ async def _patterns(options: argparse.Namespace) -> None:
         channel = await connection.channel()
         if options.prefetch:
             await channel.set_qos(prefetch_count=options.prefetch)
-        # Its result queue exclusive, which every RabbitMQ takes (4.3 as shipped refuses
-        # patterns.RPC's default, a transient non-exclusive one).
+        # Its result queue exclusive, as the client's (``designs.PatternsClient`` says why).
         rpc = await JsonRPC.create(channel, exclusive=True)
 
         async def fib_call(*, n: int) -> int:

@@ -78,12 +78,8 @@ def summarize(latencies: Sequence[float], duration: float, errors: int = 0) -> S
 
 
 def littles_law_ratio(throughput: float, mean_latency: float, concurrency: float) -> float:
-    """lambda x W / L: 1.0 when Little's law holds with L = ``concurrency``.
-
-    Closed loop: L is the number of clients; a ratio well below 1 says calls were lost from
-    the count or the clients spent time between calls. It cannot show a saturated load
-    generator, whose delays land inside the calls it times (see its CPU instead).
-    """
+    """lambda x W / L: 1.0 when Little's law holds with L = ``concurrency`` (what that
+    checks, and what it cannot show: the module docstring)."""
     if concurrency <= 0:
         raise ValueError(f"concurrency must be positive, got {concurrency}")
     return throughput * mean_latency / concurrency

@@ -1,9 +1,8 @@
 """Make sure a RabbitMQ broker answers at ``AMQP_URL``: find one, or start our own node.
 
 ``make lab`` and ``make test`` call ``python -m fibrpc_helpers broker ensure``, so a fresh
-machine needs no other step. The node this module starts keeps its data, logs and Erlang
-cookie under ``.broker/`` in the project (git-ignored), listens on the URL's port, and is
-recorded in ``.broker/node.json`` so that ``stop`` stops that node and never anything else.
+machine needs no other step. The node this module starts is one of :mod:`nodes`, on the URL's
+port, with its state folder ``.broker/`` in the project (git-ignored).
 
 Starting and stopping a node of our own needs POSIX process groups and signals, so it happens
 on Linux and macOS only. On Windows RabbitMQ runs as a Windows service (its installer sets one
@@ -75,11 +74,8 @@ _INSTALL = {
 
 
 def how_to_get_one(url: str, platform: str | None = None) -> str:
-    """What to do when nothing answers at the local ``url`` and no node can be started here.
-
-    ``platform`` is a ``sys.platform`` value (this machine's by default): each platform gets
-    its own way to install RabbitMQ, then the ways that work everywhere (Docker, or the class
-    broker's URL in ``.env``)."""
+    """What to do when nothing answers at the local ``url`` and no node can be started here;
+    ``platform``: a ``sys.platform`` value (this machine's by default)."""
     platform = platform or sys.platform
     key = "win32" if platform.startswith("win") else "darwin" if platform == "darwin" else "linux"
     why = (
@@ -100,8 +96,8 @@ def how_to_get_one(url: str, platform: str | None = None) -> str:
 
 
 def can_start_nodes() -> bool:
-    """Whether this module can start and stop a node of its own here: POSIX only (it uses
-    process groups and signals); on Windows RabbitMQ runs as a service."""
+    """Whether this module can start and stop a node of its own here (POSIX only: see the
+    module docstring)."""
     return os.name == "posix"
 
 

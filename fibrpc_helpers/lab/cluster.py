@@ -1,9 +1,8 @@
 """A RabbitMQ cluster on this machine: three project-local nodes behind one address.
 
 ``python -m fibrpc_helpers broker ensure --nodes 3`` makes one, to show what a single broker
-cannot: a node dies and the calls go on. It starts three nodes with the helpers :mod:`broker`
-starts its one with (:mod:`nodes`: their data, logs and Erlang cookie under
-``.broker/cluster-PORT/node-N/``, their own AMQP and distribution ports), joins them into one
+cannot: a node dies and the calls go on. It starts three nodes of ours (:mod:`nodes`, as
+:mod:`broker` starts its one, each under ``.broker/cluster-PORT/node-N/``), joins them into one
 cluster (``rabbitmqctl stop_app``, ``join_cluster``, ``start_app``, as RabbitMQ's clustering
 guide does it by hand), and starts a TCP proxy in front of them: Debian's haproxy, listening
 on the URL's port and health-checking every node each half second.

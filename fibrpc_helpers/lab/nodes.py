@@ -6,9 +6,7 @@ cookie and any crash dump under its state folder (``.broker/`` or
 ``.broker/cluster-PORT/node-N/``), listens for AMQP on its port and for other Erlang nodes
 (``rabbitmqctl``, the nodes of its cluster) on that port + 20000, and is named
 ``fibrpcPORT@localhost``. ``node.json`` in its folder records it, so that ``stop_node``
-stops that node and never anything else.
-
-Starting and stopping needs POSIX process groups and signals: Linux and macOS.
+stops that node and never anything else. Linux and macOS only (:mod:`broker` says why).
 """
 
 from __future__ import annotations
@@ -110,9 +108,7 @@ def node_name(port: int) -> str:
 
 def check_dist_port(port: int, error: type[BrokerError] = BrokerError) -> None:
     """Before starting our node on AMQP port ``port`` (which does not answer): refuse, saying
-    why, when its Erlang distribution port is taken. The usual taker is our own node from an
-    earlier run, alive but no longer answering AMQP; a new node of the same name would only
-    crash on start."""
+    why, when its Erlang distribution port is taken (a new node would only crash on start)."""
     dist = port + DIST_PORT_OFFSET
     if not port_free(dist):
         raise error(
@@ -173,10 +169,8 @@ def apt_install(package: str, error: type[BrokerError] = BrokerError) -> None:
 def server_version(server: str | None) -> tuple[int, int] | None:
     """The (major, minor) version of the RabbitMQ whose ``rabbitmq-server`` script this is,
     read from the folder it lives in (Debian: ``lib/rabbitmq_server-4.3.6/sbin``, Homebrew:
-    ``Cellar/rabbitmq/4.3.0/sbin``); None when the path does not say.
-
-    Needed before the node starts: a configuration key that a version does not know stops
-    that node from starting, so each key is written only for the versions that have it."""
+    ``Cellar/rabbitmq/4.3.0/sbin``); None when the path does not say. Needed before the
+    node starts, to write its configuration (``node_config``)."""
     if server is None:
         return None
     found = re.search(r"rabbitmq(?:_server-|/)(\d+)\.(\d+)\.", str(Path(server).resolve()))

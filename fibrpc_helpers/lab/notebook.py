@@ -15,7 +15,7 @@ ack), not the bookkeeping around it. This module holds that bookkeeping::
 Re-running is safe: ``start`` first cleans up whatever an earlier run of the same notebook
 left in this kernel (a Run All that stopped half way), and ``queue`` deletes a leftover queue
 of that name (a kernel that was restarted before its cleanup cell). Worker processes also stop
-by themselves when the kernel exits (see ``WorkerProcesses``).
+by themselves when the kernel exits (see ``processes``).
 
 Stable API (other notebooks build on it): ``start``, ``check_broker``, ``short_name``,
 ``Notebook`` (``url``, ``queue``, ``worker_processes``, ``script_process``, ``track``,
@@ -137,12 +137,11 @@ class Notebook:
         return once it prints a line containing ``ready``.
 
         For a program the notebook writes itself (``%%writefile``). It finds the broker in
-        ``$AMQP_URL``, set to this notebook's URL: a command line can be read by other users
-        of the machine, and a password in it too. It ends when the kernel does, even a killed
-        one (``run_script``: its stdin is a pipe from the kernel, its lifeline). Its log
-        (stderr) goes to ``self.worker_log`` (see ``_child_log``); what it prints after
-        ``ready`` is not shown. ``child.running`` says whether it still runs,
-        ``child.process.returncode`` how it ended.
+        ``$AMQP_URL`` (this notebook's URL, kept off its command line: ``ProcessGroup.spawn``)
+        and ends when the kernel does, even a killed one (``run_script``). Its log (stderr)
+        goes to ``self.worker_log`` (see ``_child_log``); what it prints after ``ready`` is
+        not shown. ``child.running`` says whether it still runs, ``child.process.returncode``
+        how it ended.
         """
         command = [sys.executable, "-m", "fibrpc_helpers.lab.run_script", script, *args]
         with self._child_log() as log:
@@ -269,9 +268,7 @@ def reading(notebook: Mapping[str, Any]) -> Reading:
 def reading_minutes(notebook: Mapping[str, Any]) -> int:
     """Minutes a first sitting with ``notebook`` (its JSON, as loaded) takes, rounded up to 5.
 
-    Words of markdown prose at ``WORDS_PER_MINUTE``, plus ``MINUTES_PER_CODE_CELL`` per code
-    cell, plus ``MINUTES_PER_TRY_IT`` per exercise (a "Try it" or "Exercise" heading);
-    navigation links left out (see ``reading``). One rule for every notebook, so that the
+    One rule for every notebook (``reading`` counts, ``Reading.minutes`` weighs), so that the
     estimates in their introductions agree with each other and can be recomputed.
     """
     return reading(notebook).minutes

@@ -2,10 +2,9 @@
 
 CPU-bound work (the tutorial's recursive fib) needs processes, not asyncio tasks: one event
 loop runs one computation at a time. Notebooks, tests and the benchmark start workers through
-this class, on the process runtime (``runtime.py``): every process started here is stopped
-when its owner is closed, when the Python process exits, and (``--exit-with-parent``) when
-its parent dies without cleaning up, e.g. a Jupyter kernel that is killed: its stdin, a
-pipe from the parent, closes (``runtime.parent_gone``), and it finishes what it holds.
+this class, on the process runtime (``runtime``): a worker stops with its owner, at exit, and
+(``--exit-with-parent``: ``runtime.parent_gone``) when its parent is gone, finishing what it
+holds.
 """
 
 from __future__ import annotations
@@ -34,10 +33,9 @@ def worker_command(
 ) -> list[str]:
     """The command line of one worker process.
 
-    It names no broker: the process reads ``$AMQP_URL``, which ``WorkerProcesses`` sets (a
-    command line is public, and a URL's password with it). ``queue_type``: see
-    :meth:`FibonacciRpcWorker.start` (None adopts the queue, else declares quorum); ``loop``:
-    see :func:`runtime.run` ("auto" is uvloop where it is installed)."""
+    It names no broker: the process reads ``$AMQP_URL``, which ``WorkerProcesses`` sets (see
+    ``ProcessGroup.spawn``'s ``env``). ``queue_type``: see :meth:`FibonacciRpcWorker.start`
+    (None adopts the queue, else declares quorum); ``loop``: see :func:`runtime.run`."""
     command = [sys.executable, "-m", "fibrpc_helpers", "worker", "--queue", queue]
     command += ["--prefetch", str(prefetch), "--work", work, "--exit-with-parent"]
     if sleep_ms:
@@ -52,22 +50,16 @@ def worker_command(
 
 
 class WorkerProcesses:
-    """``count`` worker processes on one queue; use ``with WorkerProcesses(...) as workers:``.
-
-    The processes belong to a ``runtime.ProcessGroup``: started together, ready within one
-    deadline, stopped together (SIGTERM, then SIGKILL for a straggler), stopped at exit.
-    """
+    """``count`` worker processes on one queue; use ``with WorkerProcesses(...) as workers:``."""
 
     def __init__(self, count: int, *, stderr: Any = None, **options: object) -> None:
-        """``stderr``: where the workers' log goes (a file, ``subprocess.DEVNULL``); by
-        default this process's stderr. A notebook sends it to a file, so that log lines do
-        not land in whichever cell happens to be running."""
+        """``stderr``: where the workers' log goes, as for ``ProcessGroup`` (a notebook sends
+        it to a file: ``Notebook._child_log`` says why)."""
         if count < 1:
             raise ValueError(f"count must be 1 or more, got {count}")
         self.count = count
         self.stderr = stderr
         url = options.pop("url", None)
-        # The URL (and its password) goes in the environment: a command line is public.
         self.env = {"AMQP_URL": str(url)} if url else {}
         self.command = worker_command(**options)  # type: ignore[arg-type]
         self.group = ProcessGroup(stderr=stderr)

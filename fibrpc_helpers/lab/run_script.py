@@ -3,13 +3,11 @@ child that ends with the notebook's kernel.
 
 A notebook can write a program of its own (``%%writefile``) and start it as a process
 (``Notebook.script_process``), so that a student sees the whole program and nothing else in
-it. Such a program knows nothing of the kernel that started it; if the kernel is killed
-before its cleanup, the program would run on, connected to the broker, with nobody to stop
-it. This wrapper runs the script unchanged, as ``python SCRIPT ARGS...`` would, holding the
-lifeline that every child of ours holds (``runtime.hold_lifeline``): the process ends at
-once when the kernel that started it does, however it ends, on every platform. The script
-must not read stdin. Tracebacks show a few frames of this wrapper (``runpy``) above the
-script's own.
+it. Such a program knows nothing of the kernel that started it: a kernel killed before its
+cleanup would leave it running, connected to the broker. This wrapper runs the script
+unchanged, as ``python SCRIPT ARGS...`` would, holding the lifeline of every child of ours
+(``runtime.hold_lifeline``): it ends at once with the kernel. The script must not read stdin.
+Tracebacks show a few frames of this wrapper (``runpy``) above the script's own.
 """
 
 from __future__ import annotations

@@ -3,19 +3,12 @@
 Worker processes, aio-pika's patterns workers and the benchmark's load generators are all
 started and stopped here, one way (a Trio-style nursery for processes):
 
-* ``ProcessGroup.spawn`` starts a child; ``wait_ready`` waits, within one deadline for the
-  whole group, until each child prints the line that says it is ready (a child that exits,
-  or never says so, fails the start and is killed);
-* ``ProcessGroup.stop`` sends SIGTERM to every child first (they finish in parallel), waits
-  within one deadline, then kills the stragglers; it runs on ``with`` exit and at interpreter
-  exit for any group still open;
-* every child gets a stdin pipe from its parent, its lifeline: the parent keeps its end
-  open (and writes to it only to send commands, as to the load generators), and the
-  operating system closes that end when the parent ends, however it ends (a killed Jupyter
-  kernel too), on every platform. ``hold_lifeline`` (or ``parent_gone``, for an event
-  loop) in the child ends it then. Only a child that ``spawn`` started holds one
-  (``FIBRPC_LIFELINE`` in its environment says so): a process started by hand, its stdin a
-  terminal, never ends because of its stdin.
+* ``ProcessGroup.spawn`` starts a child, and ``wait_ready`` waits for every child's ready
+  line within one deadline for the whole group;
+* ``ProcessGroup.stop`` sends SIGTERM to every child first (they finish in parallel), then
+  kills the stragglers; it runs on ``with`` exit and at interpreter exit for a group still open;
+* every child's stdin is a pipe from its parent, its lifeline: the child ends when the
+  parent does, however it ends (``hold_lifeline``).
 
 Coroutines inside one event loop use ``asyncio.TaskGroup`` and ``asyncio.timeout`` directly.
 """
@@ -38,8 +31,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import IO, Any, TypeVar
 
 LIFELINE = "FIBRPC_LIFELINE"
-"""Environment variable that ``ProcessGroup.spawn`` sets to "stdin" for its children: this
-process's stdin is a pipe from the process that started it, closed when that process ends."""
+"""Set to "stdin" by ``ProcessGroup.spawn`` for its children: they hold a lifeline."""
 ORPHAN_GRACE = 90.0
 """Seconds a child whose parent is gone may take to stop cleanly (``parent_gone``) before it
 is ended outright; a worker finishing what it holds may take ``worker.STOP_TIMEOUT`` (60 s)."""
@@ -123,10 +115,9 @@ class ProcessGroup:
     ) -> Child:
         """Start ``command``; its stdout is ours to read, and its stdin is a pipe from us.
 
-        The stdin pipe is the child's lifeline (see ``hold_lifeline``): this process keeps
-        its end open while the child runs, and ``Child.write`` sends lines on it to a child
-        that reads commands there. A child of a group lives no longer than the group, which
-        closes it at ``stop`` (or when it is garbage-collected, with its pipes).
+        The stdin pipe is the child's lifeline (``hold_lifeline``), and carries the lines of
+        ``Child.write``; the group closes it at ``stop`` (or when it is garbage-collected),
+        so a child lives no longer than its group.
 
         ``env``: variables added to this process's environment for the child (a secret such
         as a broker URL with its password belongs here, not on the command line, which
@@ -252,9 +243,8 @@ def follow_stdin(
 
 
 def _lifeline_given() -> bool:
-    """Whether this process's spawner gave it a lifeline: ``LIFELINE`` in its environment,
-    and a stdin that is a pipe (never a terminal). Taken once: the variable is removed, so
-    that a process this one starts, with a stdin of its own, does not read it as its own."""
+    """Whether ``spawn`` gave this process a lifeline (``LIFELINE`` set, stdin a pipe). Taken
+    once: the variable is removed, so that a process this one starts does not take it as its own."""
     if os.environ.pop(LIFELINE, None) != "stdin":
         return False
     try:
@@ -269,13 +259,14 @@ def hold_lifeline(on_end: Callable[[], object] | None = None,
                   on_data: Callable[[bytes], object] | None = None) -> bool:
     """End this process when the process that started it (``ProcessGroup.spawn``) is gone.
 
-    Its stdin is then a pipe that its parent never closes: its end of file means the parent
-    ended, however it ended (killed, crashed, exited), on every platform. At that moment
-    ``on_end`` runs (in a thread of its own) and the process ends ``ORPHAN_GRACE`` seconds
-    later if it still runs; with no ``on_end``, it ends at once. ``on_data`` gets what the
-    parent writes on the pipe (``Child.write``), from that thread. Returns False, and does
-    nothing, in a process started otherwise (by hand, from a terminal). Once per process;
-    the process must not read its stdin itself.
+    Every child that ``spawn`` starts gets a stdin pipe, its lifeline: the parent keeps its
+    end open (writing to it only to send commands, ``Child.write``, which reach ``on_data``),
+    and the operating system closes that end when the parent ends, however it ends (killed,
+    crashed, exited; a killed Jupyter kernel too), on every platform. Then ``on_end`` runs
+    and the process ends ``ORPHAN_GRACE`` seconds later, or at once with no ``on_end`` (see
+    ``follow_stdin``). Returns False, and does nothing, in a process that ``spawn`` did not
+    start (by hand, its stdin a terminal): it never ends because of its stdin. Once per
+    process; the process must not read its stdin itself.
     """
     if not _lifeline_given():
         return False
@@ -300,9 +291,8 @@ def threadsafe(
 
 
 async def parent_gone() -> None:
-    """Return once the process that started this one is gone (see ``hold_lifeline``), so
-    that it can stop cleanly within ``ORPHAN_GRACE`` seconds; never, in a process started
-    by hand. Await it once per process."""
+    """Return once the parent is gone (``hold_lifeline``), so that this process can stop
+    cleanly within ``ORPHAN_GRACE`` seconds; never, in one started by hand. Await it once."""
     gone = asyncio.Event()
     hold_lifeline(threadsafe(gone.set))
     await gone.wait()

@@ -15,21 +15,16 @@ Use it around any code that talks to the broker in this Python process (a notebo
     print(trace.table())    # one line per call: request, worker, reply, round trip
     trace.calls             # the same as a list of Call objects, for asserts
 
-How it sees the messages: importing this module wraps a few public aio-pika methods
-(``Queue.consume``'s callback, ``Queue.get``, ``Exchange.publish``,
-``IncomingMessage.ack/nack/reject``) with pass-through wrappers that note each message with a
-timestamp while a ``Trace`` is open (see ``fibrpc_helpers.lab.trace_hooks``, the one place that
-touches aio-pika). Nothing is sent to the broker and no message is changed. Only this process
-is seen: for a worker running in another process (``WorkerProcesses``) the trace has the
-request and the reply, and the diagram draws the worker's part dashed.
+How it sees the messages: importing this module wraps a few public aio-pika methods with
+pass-through wrappers that note each message while a ``Trace`` is open (``trace_hooks``, the
+one place that touches aio-pika, says which, and why at import). Nothing is sent to the broker
+and no message is changed. Only this process is seen: for a worker running in another process
+(``WorkerProcesses``) the trace has the request and the reply, and the diagram draws the
+worker's part dashed.
 
-Workers are named the same way in every trace: "worker A", "worker B", ... in the order
-they first appear, and ``Trace.workers`` (and the diagram's legend) says who each one is: the
-``app_id`` its replies carry (``host:pid`` for the reference worker), and whether it ran in
-this process. A worker in this process that goes away holding a request it never acked (its
-channel closed, or the request was redelivered to another worker without its ack) is marked
-gone at that moment, with no call needed; a worker in another process cannot be seen dying,
-so say so with ``trace.mark_killed(app_id)`` right after killing it.
+Workers are named "worker A", "worker B", ... in the order they first appear, and
+``Trace.workers`` says who each one is (``Worker``). A worker in another process cannot be
+seen dying: say so with ``trace.mark_killed(app_id)`` right after killing it.
 
 Stable API (other notebooks build on it): ``Trace`` (``async with`` or ``with``; ``events``,
 ``calls``, ``workers``, ``table()``, ``draw()``, ``settle()``, ``mark_killed()``), ``Event``,
@@ -86,8 +81,7 @@ class Call:
     A request received here but sent before the trace began or by another process (a
     classmate's client, on a shared queue) is a Call with ``sent`` None, and so is a reply
     that matches no traced request (an unknown correlation id). ``replies`` counts the
-    replies delivered to the client: 2 or more means
-    duplicates arrived, which the client must discard.
+    replies delivered to the client: 2 or more means duplicates arrived, which it discards.
     """
 
     number: int
@@ -360,16 +354,17 @@ class Trace:
     ) -> Figure:
         """The sequence diagram of the traced calls (at most ``max_calls``), as a Figure.
 
-        Lanes, left to right: client, request queue(s), worker A, B, ..., "unknown sender"
-        (replies that match no worker seen, with no ``app_id``), callback queue. A legend
-        under the diagram says who each worker is (its ``app_id``, this process or another).
-        Each arrow is one message, one row per step, in time order (the time in ms since the
-        trace started is on the left). Rows are evenly spaced, so wherever more than ``gap``
-        seconds pass between two rows the diagram breaks its lanes and says how long. Each
-        call has its own colour and is labelled with the first characters of its correlation
-        id. Dashed: the worker ran in another process, so only the request and the reply
-        were seen. ✓ marks the worker's ack; ✗ ends the lane of a worker that went away
-        holding a request it never acked.
+        Lanes, left to right: client (the calls' side in this process), request queue(s),
+        worker A, B, ... (as in ``workers``), "unknown sender" (replies that match no worker
+        seen, with no ``app_id``), callback queue. A legend under the diagram says who each
+        worker is (its ``app_id``, this process or another). Each arrow is one message, one
+        row per step, time running down (the time in ms since the trace started is on the
+        left). Rows are evenly spaced, so that messages a tenth of a millisecond apart stay
+        readable; wherever more than ``gap`` seconds pass between two rows, the lanes break
+        and the break says how long (``⋯ 147.2 ms ⋯``). Each call has its own colour and is
+        labelled with the first characters of its correlation id. Dashed: the worker ran in
+        another process, so only the request and the reply were seen. ✓ marks the worker's
+        ack; ✗ ends the lane of a worker that went away holding a request it never acked.
         """
         from .trace_draw import draw  # matplotlib is needed to draw, not to record
 

@@ -1,15 +1,4 @@
-"""Draw a ``Trace`` as a sequence diagram (matplotlib), readable at a glance.
-
-One row per step, time running down, so messages a tenth of a millisecond apart stay
-readable. Rows are evenly spaced, which hides how long the wait between two rows was; so
-wherever more than ``gap`` seconds pass between two rows, every lane is broken there and the
-break says how long (``⋯ 147.2 ms ⋯``), the way a sequence diagram marks time passing.
-
-Lanes are named for who they are: "client" (the calls' side in this process), the request
-queue(s), "worker A", "worker B", ... (the same names as ``Trace.workers``; a legend under the
-diagram says who each one is), "unknown sender" (a reply with no ``app_id`` that matches no
-worker seen), and "callback queue".
-"""
+"""Draw a ``Trace`` as a sequence diagram (matplotlib); ``Trace.draw`` says what it shows."""
 
 from __future__ import annotations
 

@@ -36,8 +36,7 @@ from ..urls import amqp_url, mask_url
 from .namespace import namespace as default_namespace
 
 # The queue names the series declares inside a namespace, in the order they are shown: the
-# CLI's default, and each notebook's own request queue (``fibrpc_helpers.lab.notebook`` names
-# it after the notebook's number, so two open notebooks never serve each other): 00 to 09.
+# CLI's default, and each notebook's own request queue (``Notebook.queue``), 00 to 09.
 KNOWN_NAMES: tuple[str, ...] = (
     DEFAULT_QUEUE,
     *(f"{number:02d}.{DEFAULT_QUEUE}" for number in range(10)),
