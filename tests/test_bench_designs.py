@@ -56,7 +56,7 @@ async def test_without_confirms_a_missing_queue_is_only_a_timeout(url):
 
 def test_the_ladder_runs_end_to_end_and_names_its_fastest_rung(url, tmp_path, monkeypatch):
     monkeypatch.setattr(grid, "RESULTS", tmp_path)
-    result = ladder(url, rounds=1, warmup=0.05, duration=0.15, many=4,
+    result = ladder(url, rounds=1, warmup=0.1, duration=0.5, many=4,
                     rungs=(RUNGS[0], RUNGS[-1]), progress=False)
     assert [f.design.name for f in result.rungs] == ["reference", "raw aiormq"]
     for figures in [result.baseline, *result.rungs]:

@@ -53,7 +53,7 @@ async def test_tls_works_by_url_alone(node):
 async def test_client_and_worker_recover_by_themselves_after_a_broker_restart(node):
     queue = f"test.restart.{uuid.uuid4().hex[:8]}"
     # service_time holds requests in the worker, so some calls are in flight at the stop.
-    worker = await FibonacciRpcWorker.start(node.url, queue=queue, service_time=0.5)
+    worker = await FibonacciRpcWorker.start(node.url, queue=queue, service_time=3.0)
     client = await FibonacciRpcClient.connect(node.url, queue=queue)
     try:
         assert await client.call(10, timeout=10) == 55
@@ -70,7 +70,7 @@ async def test_client_and_worker_recover_by_themselves_after_a_broker_restart(no
         assert not pending, "calls in flight hung after the broker went away"
         assert time.monotonic() - stopped < 40
         errors = [call.exception() for call in done if call.exception() is not None]
-        assert errors, "the worker takes 0.5 s a call: some of the 5 were still waiting"
+        assert errors, "the worker takes 3 s a call: some of the 5 were still waiting"
         for error in errors:
             assert isinstance(error, RpcConnectionError), repr(error)
             # Waiting for the reply ("closed while waiting") or, on a request the broker had

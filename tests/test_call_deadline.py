@@ -29,10 +29,10 @@ pytestmark = [
         reason="needs rabbitmq-server (apt-get install rabbitmq-server) and POSIX signals "
         "to freeze a private node",
     ),
-    pytest.mark.timeout(120),
+    pytest.mark.timeout(300),  # a private node starts in its fixture
 ]
 
-SLACK = 0.25  # seconds a loaded 2-core machine may add to a timer; far below what was added
+SLACK = 0.6  # seconds a loaded 2-core machine may add to a timer; below what was added
 
 
 @contextmanager
@@ -66,19 +66,20 @@ async def test_a_call_ends_at_its_timeout_when_the_broker_freezes(node, private_
     """The broker takes the request, then stops answering: the call still ends on time.
 
     Before: the wait had the call's timeout, and then asking the broker why no reply came
-    had up to three seconds of its own (about 1.5 s in all here for a 0.5 s call).
+    had up to three seconds of its own (about 5 s in all here for a 2 s call). The call has
+    2 s so that the request is surely still queued when the test sees it and freezes the node.
     """
     connection = await aio_pika.connect(node.url)
     async with connection:
-        call = asyncio.ensure_future(private_client.call(5, timeout=0.5))
+        call = asyncio.ensure_future(private_client.call(5, timeout=2))
         started = time.monotonic()
         await wait_for_depth(connection, private_client.queue, 1, 5, "the request queued")
         assert not call.done(), "the call ended before the broker froze: nothing was tested"
         with frozen(node):
-            with pytest.raises(RpcTimeout, match="within 0.5 s"):
+            with pytest.raises(RpcTimeout, match="within 2 s"):
                 await call
             took = time.monotonic() - started
-    assert took < 0.5 + SLACK, f"a 0.5 s call took {took:.2f} s"
+    assert took < 2 + SLACK, f"a 2 s call took {took:.2f} s"
 
 
 async def test_a_call_to_a_frozen_broker_ends_at_its_timeout(node, private_client):
@@ -94,9 +95,9 @@ async def test_a_timed_out_call_still_says_why_within_its_timeout(private_client
     """The queue check runs while the call waits, so the reason costs no extra time."""
     started = time.monotonic()
     with pytest.raises(RpcTimeout, match="nobody consumes that queue"):
-        await private_client.call(5, timeout=0.4)
+        await private_client.call(5, timeout=2)  # the check starts 1 s before the deadline
     took = time.monotonic() - started
-    assert took < 0.4 + SLACK, f"a 0.4 s call took {took:.2f} s"
+    assert took < 2 + SLACK, f"a 2 s call took {took:.2f} s"
 
 
 async def test_retries_share_the_call_timeout(private_client):

@@ -17,7 +17,13 @@ import aio_pika
 import pytest
 from waits import queue_depth, wait_for_depth, wait_until
 
-from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker, NoWorkerError, fib
+from fibrpc_helpers import (
+    FibonacciRpcClient,
+    FibonacciRpcWorker,
+    NoWorkerError,
+    RpcTimeout,
+    fib,
+)
 from fibrpc_helpers.lab.processes import WorkerProcesses
 
 pytestmark = pytest.mark.timeout(120)
@@ -187,7 +193,7 @@ async def test_a_worker_whose_queue_is_deleted_declares_it_again_and_serves(
             async def served() -> bool:
                 try:
                     assert await client.call(11, timeout=5) == 89
-                except NoWorkerError:
+                except (NoWorkerError, RpcTimeout):  # not consuming again yet
                     return False
                 return True
 

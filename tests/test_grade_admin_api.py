@@ -31,6 +31,9 @@ class ManagedNode:
     api: str  # the HTTP API, as guest
 
 
+pytestmark = pytest.mark.timeout(300)  # the first test starts a node with a plugin
+
+
 @pytest.fixture(scope="module")
 def managed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedNode]:
     server = nodes.find_server()

@@ -79,7 +79,7 @@ async def test_every_try_times_out_then_the_call_says_how_many(serve, client):
     started = time.monotonic()
     with pytest.raises(RpcTimeout, match=r"within 0.9 s \(3 tries, the same idempotency key\)"):
         await client.call(5, timeout=0.9, idempotency_key="k", retries=2)
-    assert time.monotonic() - started < 0.9 + 0.25
+    assert time.monotonic() - started < 0.9 + 0.6  # each try taking 0.9 s would take 2.7 s
     assert [r.message_id for r in worker.requests] == ["k", "k", "k"]
     assert len({r.correlation_id for r in worker.requests}) == 3
 

@@ -162,7 +162,7 @@ def test_a_child_lives_with_its_parent_and_ends_when_the_parent_is_killed(
         stays_alive(pid, 1.0, f"the {kind}, while its parent lives,")
         parent.kill()  # SIGKILL: no atexit, no cleanup
         parent.wait()
-        wait_gone(pid, 15, f"the {kind} to end with its killed parent")
+        wait_gone(pid, 30, f"the {kind} to end with its killed parent")
     finally:
         parent.kill()
         parent.wait()

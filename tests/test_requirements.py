@@ -49,6 +49,7 @@ def test_the_lower_bounds_resolve_together(tmp_path: Path) -> None:
     )
     errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
     if done.returncode and any(sign in done.stderr for sign in (
-            "NewConnectionError", "Failed to establish", "name resolution", "ConnectTimeout")):
+            "NewConnectionError", "Failed to establish", "name resolution", "ConnectTimeout",
+            "ReadTimeoutError", "Max retries exceeded", "Could not fetch URL")):
         pytest.skip("not run: pip could not reach the package index:\n" + "\n".join(errors))
     assert done.returncode == 0, "the lower bounds conflict:\n" + "\n".join(errors)

@@ -60,9 +60,9 @@ def test_a_child_that_ignores_sigterm_is_killed_once_the_stop_deadline_passes() 
     children = [group.spawn(python(stubborn)), group.spawn(python(READY_THEN_SLEEP))]
     group.wait_ready(children, "^ready", timeout=30)
     started = time.monotonic()
-    codes = group.stop(timeout=0.5)
+    codes = group.stop(timeout=3)
     assert codes == [-signal.SIGKILL, -signal.SIGTERM]
-    assert 0.5 <= time.monotonic() - started < 5
+    assert 3 <= time.monotonic() - started < 10
 
 
 def test_lines_are_read_with_a_deadline_and_written_to_stdin() -> None:

@@ -37,6 +37,10 @@ async def test_sigterm_under_load_finishes_what_the_worker_holds_and_loses_nothi
         assert code == 0, "a worker stopped with SIGTERM exits 0"
 
         # It answered what it held before exiting, so none of it goes back to the queue...
+        async def settled() -> bool:  # its last replies may still be on their way to us
+            return client.replies.answered + await queue_depth(connection, queue_name) == CALLS
+
+        await wait_until(settled, 10, "every request answered or waiting in the queue")
         answered_by_first = client.replies.answered
         assert answered_by_first > answered_at_sigterm, "the held requests were not finished"
         waiting = await queue_depth(connection, queue_name)

@@ -14,18 +14,18 @@ from fibrpc_helpers import DEFAULT_TIMEOUT, FibonacciRpcClient, FibonacciRpcWork
 async def test_a_timeout_on_a_queue_nobody_consumes_says_so(connection, client, queue_name):
     await (await connection.channel()).declare_queue(queue_name, durable=True)
     with pytest.raises(RpcTimeout, match="nobody consumes that queue") as caught:
-        await client.call(5, timeout=0.3)
+        await client.call(5, timeout=2)  # the queue check starts 1 s before the deadline
     assert "request(s) waiting" in str(caught.value)
     assert f"worker --queue {queue_name}" in str(caught.value)  # what to run about it
     assert client.in_flight == 0
 
 
 async def test_a_timeout_with_a_slow_worker_says_the_workers_are_busy(url, queue_name):
-    worker = await FibonacciRpcWorker.start(url, queue=queue_name, service_time=2)
+    worker = await FibonacciRpcWorker.start(url, queue=queue_name, service_time=4)
     try:
         async with await FibonacciRpcClient.connect(url, queue=queue_name) as client:
             with pytest.raises(RpcTimeout, match="1 worker\\(s\\) consume that queue"):
-                await client.call(5, timeout=0.3)
+                await client.call(5, timeout=2)
     finally:
         await worker.stop()
 
@@ -35,14 +35,14 @@ async def test_a_call_with_no_timeout_anywhere_ends_at_the_default_timeout(
 ):
     """No timeout at connect, none at call: the call still ends, at DEFAULT_TIMEOUT.
 
-    Waiting the real 10 s would slow the suite, so the event loop's clock is compressed ten
-    times for timers of DEFAULT_TIMEOUT / 2 seconds or more (whoever asks for them): the
-    call's deadline, and the queue check shortly before it. The call must have asked for a
+    Waiting the real 10 s would slow the suite, so timers of DEFAULT_TIMEOUT / 2 seconds or
+    more (whoever asks for them) are shortened: by DEFAULT_TIMEOUT - 2 s, so that the call's
+    deadline comes after 2 s and the queue check keeps its real second before it, and at
+    most ten times. The call must have asked for a
     timer of DEFAULT_TIMEOUT, and must end with RpcTimeout when it fires; the request it left
     in the queue carries the same expiration.
     """
     assert 0 < DEFAULT_TIMEOUT <= 60, "the default must be finite and sensible"
-    compressed = 1.0
     loop = asyncio.get_running_loop()
     asked: list[float] = []
     call_later, call_at = loop.call_later, loop.call_at
@@ -51,7 +51,7 @@ async def test_a_call_with_no_timeout_anywhere_ends_at_the_default_timeout(
         if delay < DEFAULT_TIMEOUT / 2:
             return delay
         asked.append(delay)
-        return delay * compressed / DEFAULT_TIMEOUT
+        return max(delay / 10, delay - (DEFAULT_TIMEOUT - 2.0))
 
     def compressed_call_later(delay: float, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
         return call_later(compress(delay), *args, **kwargs)
@@ -103,4 +103,4 @@ async def test_retries_whose_time_runs_out_end_in_a_timeout_and_leave_the_client
             await call
     assert not client.channel.is_closed
     with pytest.raises(RpcTimeout, match="nobody consumes that queue"):
-        await client.call(5, timeout=0.3)
+        await client.call(5, timeout=2)
