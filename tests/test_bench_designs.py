@@ -9,8 +9,9 @@ import uuid
 
 import pytest
 
-from fibrpc_helpers import FibonacciRpcClient, RemoteError
+from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker, RemoteError
 from fibrpc_helpers.bench import grid
+from fibrpc_helpers.bench.compare import compare_speed
 from fibrpc_helpers.bench.designs import (
     DirectNoConfirmsClient,
     DirectReplyToClient,
@@ -64,3 +65,20 @@ def test_the_ladder_runs_end_to_end_and_names_its_fastest_rung(url, tmp_path, mo
         assert all(row["errors"] == 0 for row in figures.rows), figures.design.name
     assert re.fullmatch(r"fastest rung: (reference|raw aiormq): \d+\.\d\dx patterns\.RPC "
                         r"throughput at C=4, \d+\.\d\dx its p50 at C=1", result.verdict())
+
+
+async def test_compare_speed_measures_each_client_in_turn(url, queue_name):
+    """07's comparison: every client makes every call of every round, and gets its figures."""
+    worker = await FibonacciRpcWorker.start(url, queue=queue_name, prefetch=4)
+    try:
+        async with (await FibonacciRpcClient.connect(url, queue=queue_name) as first,
+                    await FibonacciRpcClient.connect(url, queue=queue_name) as second):
+            speeds = await compare_speed({"first": first, "second": second}, rounds=2,
+                                         single_calls=5, busy_calls=20, busy=4)
+            answered = (first.replies.answered, second.replies.answered)
+    finally:
+        await worker.stop()
+    assert [speed.name for speed in speeds] == ["first", "second"]
+    assert all(speed.p50_ms > 0 and speed.throughput > 0 and speed.busy == 4 for speed in speeds)
+    assert answered == (2 * (5 + 20), 2 * (5 + 20))
+    assert "p50 at C=1" in speeds[0].describe() and "throughput at C=4" in speeds[0].describe()

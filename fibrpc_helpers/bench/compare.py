@@ -3,16 +3,20 @@
 Every design gets its own worker (on its own queue) for the whole comparison, and the points
 alternate between designs round by round (the order reversed every other round), so a burst
 of load from elsewhere on the machine lands on all of them alike. Each figure is the median
-over the rounds; ratios are taken against one design named the baseline.
+over the rounds; ratios are taken against one design named the baseline. ``compare_speed``
+does the same for clients a notebook already holds (07: a single node against a cluster).
 """
 
 from __future__ import annotations
 
+import asyncio
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..client import FibonacciRpcClient
+from ..lab.cluster import run_calls
 from .designs import Design
 from .grid import Bench
 from .points import Point
@@ -113,3 +117,44 @@ def queue_types(bench: Bench, *, rounds: int = 2, many: int = 16) -> list[Figure
     what durability costs per call (p50 at C=1, throughput at C=``many``, CPU per call)."""
     return interleaved(bench, QUEUE_TYPES, rounds=rounds, many=many, kind="queue",
                        what="queue types")
+
+
+@dataclass
+class Speed:
+    """What one set-up measured: median p50 at C=1, median throughput at C=``busy``."""
+
+    name: str
+    p50_ms: float
+    throughput: float
+    busy: int
+
+    def describe(self) -> str:
+        return (f"{self.name:16} p50 at C=1 {self.p50_ms:6.2f} ms   throughput at "
+                f"C={self.busy} {self.throughput:6.0f} calls/s")
+
+
+async def compare_speed(
+    clients: Mapping[str, FibonacciRpcClient],
+    *,
+    rounds: int = 3,
+    single_calls: int = 100,
+    busy_calls: int = 400,
+    busy: int = 16,
+) -> list[Speed]:
+    """p50 at C=1 and throughput at C=``busy`` of each client's set-up, measured side by
+    side: the set-ups take turns, round by round (the order reversed every other round), so
+    that load from elsewhere on the machine lands on all of them alike; medians over the
+    rounds."""
+    p50s: dict[str, list[float]] = {name: [] for name in clients}
+    rates: dict[str, list[float]] = {name: [] for name in clients}
+    loop = asyncio.get_running_loop()
+    for round_ in range(rounds):
+        order = list(clients.items())
+        for name, client in order if round_ % 2 == 0 else order[::-1]:
+            single = await run_calls(client, [10] * single_calls, concurrency=1, timeout=10)
+            p50s[name].append(1000 * statistics.median(c.ended - c.sent for c in single.calls))
+            started = loop.time()
+            many = await run_calls(client, [10] * busy_calls, concurrency=busy, timeout=10)
+            rates[name].append(len(many.answered) / (loop.time() - started))
+    return [Speed(name, statistics.median(p50s[name]), statistics.median(rates[name]), busy)
+            for name in clients]
