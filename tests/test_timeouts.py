@@ -36,11 +36,10 @@ async def test_a_call_with_no_timeout_anywhere_ends_at_the_default_timeout(
     """No timeout at connect, none at call: the call still ends, at DEFAULT_TIMEOUT.
 
     Waiting the real 10 s would slow the suite, so timers of DEFAULT_TIMEOUT / 2 seconds or
-    more (whoever asks for them) are shortened: by DEFAULT_TIMEOUT - 2 s, so that the call's
-    deadline comes after 2 s and the queue check keeps its real second before it, and at
-    most ten times. The call must have asked for a
-    timer of DEFAULT_TIMEOUT, and must end with RpcTimeout when it fires; the request it left
-    in the queue carries the same expiration.
+    more (whoever asks for them) are shortened by DEFAULT_TIMEOUT - 2 s, but never below a
+    tenth: the call's deadline comes after 2 s, and the queue check keeps its real second
+    before it. The call must have asked for a timer of DEFAULT_TIMEOUT, and must end with
+    RpcTimeout when it fires; the request it left in the queue carries the same expiration.
     """
     assert 0 < DEFAULT_TIMEOUT <= 60, "the default must be finite and sensible"
     loop = asyncio.get_running_loop()
