@@ -7,9 +7,15 @@ from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
+from machine_pauses import PauseWatch, SkipAcrossPauses
 
 from fibrpc_helpers import FibonacciRpcClient, FibonacciRpcWorker, amqp_url
 from fibrpc_helpers.lab import broker
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every test, notebooks included: a failure across a frozen machine is a skip."""
+    config.pluginmanager.register(SkipAcrossPauses(PauseWatch().start()), "machine-pauses")
 
 
 @pytest.fixture(scope="session")
