@@ -244,9 +244,11 @@ def test_a_script_process_survives_a_kernel_interrupt_and_ends_with_a_killed_ker
     script.write_text(SCRIPT)
     kernel = subprocess.Popen(  # stands in for the kernel: a session of its own, as Jupyter's
         [sys.executable, "-c", (
-            "import asyncio, signal\n"
+            "import asyncio, os, signal\n"
             "from fibrpc_helpers.lab.notebook import start\n"
-            "signal.signal(signal.SIGINT, lambda *_: print('interrupted', flush=True))\n"
+            # os.write, not print: the signal can land inside print's own write to stdout,
+            # and a handler that prints then fails with "reentrant call".
+            "signal.signal(signal.SIGINT, lambda *_: os.write(1, b'interrupted\\n'))\n"
             "async def main():\n"
             f"    nb = await start({notebook_name!r}, {url!r})\n"
             f"    child = await nb.script_process({str(script)!r}, 'x', name='program')\n"
