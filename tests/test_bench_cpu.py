@@ -72,15 +72,16 @@ def test_process_cpu_is_user_plus_system_time_as_the_os_counts_it() -> None:
 def test_machine_cpu_counts_every_core_and_busy_is_part_of_it() -> None:
     started = time.monotonic()
     first = cpu.machine_cpu_seconds()
-    time.sleep(0.5)
+    time.sleep(1.0)
     second = cpu.machine_cpu_seconds()
     elapsed = time.monotonic() - started
     assert first is not None and second is not None
     busy, total = second[0] - first[0], second[1] - first[1]
     assert 0 <= busy <= total + 1e-6  # idle time 0: equal but for rounding
     cores = psutil.cpu_count() or 1
-    # every core's seconds, not one's (the kernel counts in ticks of 10 ms)
-    assert 0.4 * cores <= total <= (elapsed + 0.05) * cores
+    # every core's seconds, not one's; wide bounds, as a virtual machine's kernel may lose
+    # ticks (10 ms each) or count stolen time twice
+    assert 0.6 * elapsed * cores <= total <= (elapsed + 0.25) * cores, (total, elapsed, cores)
 
 
 @needs_cpu

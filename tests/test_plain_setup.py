@@ -117,12 +117,12 @@ def test_the_package_imports_without_proc_and_posix_only_calls() -> None:
 
 def run(line: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        line, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=240
+        line, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=480
     )
 
 
 @pytest.mark.skipif(os.name != "posix", reason="runs README's macOS/Linux spelling")
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(900)  # a fresh venv: pip installs about 100 packages
 def test_readme_plain_commands_work_in_a_fresh_clone(url: str, tmp_path: Path) -> None:
     """README's commands, line by line, in a clone of this repository's HEAD.
 

@@ -4,14 +4,13 @@ a notebook kernel's, goes on. Measured with a ticker task: the longest gap betwe
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waits import longest_tick_gap
 
 from fibrpc_helpers.bench import grid
 from fibrpc_helpers.bench.grid import Bench
@@ -20,29 +19,7 @@ from fibrpc_helpers.lab.cluster import Cluster
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 BLOCKS = 1.5  # seconds each blocking call takes
-FREE = 0.75  # the longest gap between ticks that counts as a free loop (a loaded machine)
-
-
-async def longest_tick_gap(awaitable: Awaitable[Any]) -> tuple[Any, float]:
-    """Await ``awaitable`` while a task ticks every 10 ms; its result and the longest gap."""
-    gaps = [0.0]
-
-    async def ticker() -> None:
-        last = time.monotonic()
-        while True:
-            await asyncio.sleep(0.01)
-            now = time.monotonic()
-            gaps.append(now - last)
-            last = now
-
-    ticking = asyncio.ensure_future(ticker())
-    try:
-        await asyncio.sleep(0.05)  # ticking before the awaitable's first step
-        result = await awaitable
-        await asyncio.sleep(0.05)  # a gap that lasted to the end is recorded too
-    finally:
-        ticking.cancel()
-    return result, max(gaps)
+FREE = 1.0  # the longest gap between ticks that counts as a free loop (a loaded machine)
 
 
 async def test_the_clusters_awaited_methods_leave_the_loop_free(tmp_path: Path) -> None:

@@ -391,6 +391,28 @@ async def test_a_worker_that_settles_or_never_acks_is_not_marked_gone(queue_name
     assert not crosses(trace.draw().axes[0])
 
 
+async def test_a_trace_waits_for_an_ack_that_comes_long_after_the_reply(queue_name, connection,
+                                                                      client):
+    """On a busy machine the worker's ack can follow its reply by more than the quiet moment
+    the trace waits for; the trace still waits for it. Before: it closed without the ack."""
+    channel = await connection.channel()
+
+    async def slow_to_ack(request: aio_pika.abc.AbstractIncomingMessage) -> None:
+        reply = aio_pika.Message(b"1", correlation_id=request.correlation_id)
+        await channel.default_exchange.publish(reply, routing_key=request.reply_to)
+        await asyncio.sleep(0.3)  # the stall: six times the trace's quiet moment
+        await request.ack()
+
+    await (await channel.declare_queue(queue_name, durable=True)).consume(slow_to_ack)
+    try:
+        async with Trace() as trace:
+            assert await client.call(1) == 1
+    finally:
+        await channel.close()
+    (call,) = trace.calls
+    assert call.acked is not None and call.acked > call.received
+
+
 def test_a_request_redelivered_without_its_first_takers_ack_marks_that_taker_gone():
     """When no close was seen, the redelivery itself says the first taker lost it."""
     trace = Trace()

@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 
@@ -70,3 +73,49 @@ async def wait_for_depth(
         return await queue_depth(connection, queue_name) == depth
 
     await wait_until(reached, timeout, what, interval=0.05)
+
+
+@dataclass
+class LoopWatch:
+    """What :func:`watch_loop` saw: the block's wall time and the loop's longest stall."""
+
+    took: float = 0.0
+    longest_gap: float = 0.0
+
+
+@asynccontextmanager
+async def watch_loop() -> AsyncIterator[LoopWatch]:
+    """Time the block while a task ticks every 10 ms, noting the longest gap between ticks.
+
+    A bound on a call's wall time then allows for what the machine took from this process:
+    a timer cannot fire while the loop is stalled, so ``took < timeout + slack +
+    longest_gap`` holds for a correct call on a machine that stalls, and still fails a call
+    that waits a whole extra timeout.
+    """
+    watch = LoopWatch()
+
+    async def ticker() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            watch.longest_gap = max(watch.longest_gap, now - last)
+            last = now
+
+    ticking = asyncio.ensure_future(ticker())
+    await asyncio.sleep(0.02)  # ticking before the block's first step
+    started = time.monotonic()
+    try:
+        yield watch
+        watch.took = time.monotonic() - started
+        await asyncio.sleep(0.02)  # a gap that lasted to the block's end is noted too
+    finally:
+        ticking.cancel()
+        await asyncio.gather(ticking, return_exceptions=True)
+
+
+async def longest_tick_gap(awaitable: Awaitable[Any]) -> tuple[Any, float]:
+    """Await ``awaitable`` under :func:`watch_loop`; its result and the longest gap."""
+    async with watch_loop() as watch:
+        result = await awaitable
+    return result, watch.longest_gap

@@ -157,14 +157,35 @@ class Trace:
             await self.settle()
         self.__exit__(*exc)
 
-    async def settle(self, quiet: float = 0.05, timeout: float = 1.0) -> None:
-        """Wait until no message event happened for ``quiet`` seconds (at most ``timeout``)."""
+    async def settle(self, quiet: float = 0.05, timeout: float = 2.0) -> None:
+        """Wait until every request a worker here replied to is settled and then no message
+        event happened for ``quiet`` seconds (at most ``timeout`` in all).
+
+        The ack comes after the reply's publisher confirm, so on a busy machine it can follow
+        the reply by more than ``quiet``: quiet alone would close the trace without it.
+        """
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
             seen = len(self.events)
             await asyncio.sleep(quiet)
-            if len(self.events) == seen:
+            if len(self.events) == seen and not self._replied_unsettled():
                 return
+
+    def _replied_unsettled(self) -> bool:
+        """Whether a delivery seen here was replied to but neither settled nor let go of (its
+        consumer's channel closed)."""
+        held: dict[tuple[str | None, int | None], str | None] = {}
+        replied: set[str | None] = set()
+        for event in self.events:
+            if event.kind == "deliver" and not event.no_ack and event.reply_to:
+                held[(event.consumer_tag, event.delivery_tag)] = event.correlation_id
+            elif event.kind in ("ack", "nack", "reject"):
+                held.pop((event.consumer_tag, event.delivery_tag), None)
+            elif event.kind == "close":
+                held = {key: cid for key, cid in held.items() if key[0] != event.consumer_tag}
+            elif event.kind in ("publish", "deliver") and not event.reply_to:
+                replied.add(event.correlation_id)  # a reply, seen leaving or arriving
+        return any(cid in replied for cid in held.values())
 
     def _add(self, event: Event) -> None:
         """Keep one event from the hooks, its time made relative to the trace's start."""
