@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import aio_pika
 import pytest
 from private_node import PrivateNode, node_fixture  # noqa: F401  (the fixture `node`)
-from waits import LoopWatch, wait_for_depth, wait_until, watch_loop
+from waits import assert_ended_on_time, wait_for_depth, wait_until, watch_loop
 
 from fibrpc_helpers import FibonacciRpcClient, RpcTimeout
 from fibrpc_helpers.lab import nodes
@@ -30,17 +30,6 @@ pytestmark = [
     ),
     pytest.mark.timeout(300),  # a private node starts in its fixture
 ]
-
-SLACK = 0.3  # seconds past its timeout a call may end, besides any stall of the loop
-
-
-def assert_ended_on_time(watch: LoopWatch, timeout: float) -> None:
-    """The call ended within its timeout, plus a little, plus whatever the loop was stalled."""
-    allowed = timeout + SLACK + watch.longest_gap
-    assert watch.took < allowed, (
-        f"a {timeout:g} s call took {watch.took:.2f} s (allowed {allowed:.2f} s, "
-        f"of which the loop's longest stall {watch.longest_gap:.2f} s)"
-    )
 
 
 @contextmanager

@@ -103,15 +103,25 @@ async def watch_loop() -> AsyncIterator[LoopWatch]:
             last = now
 
     ticking = asyncio.ensure_future(ticker())
-    await asyncio.sleep(0.02)  # ticking before the block's first step
-    started = time.monotonic()
     try:
+        await asyncio.sleep(0.02)  # ticking before the block's first step
+        started = time.monotonic()
         yield watch
         watch.took = time.monotonic() - started
         await asyncio.sleep(0.02)  # a gap that lasted to the block's end is noted too
     finally:
         ticking.cancel()
         await asyncio.gather(ticking, return_exceptions=True)
+
+
+def assert_ended_on_time(watch: LoopWatch, timeout: float, slack: float = 0.3) -> None:
+    """The call in ``watch``'s block ended within its timeout, plus ``slack``, plus whatever
+    the loop was stalled."""
+    allowed = timeout + slack + watch.longest_gap
+    assert watch.took < allowed, (
+        f"a {timeout:g} s call took {watch.took:.2f} s (allowed {allowed:.2f} s, "
+        f"of which the loop's longest stall {watch.longest_gap:.2f} s)"
+    )
 
 
 async def longest_tick_gap(awaitable: Awaitable[Any]) -> tuple[Any, float]:
