@@ -1,19 +1,9 @@
 """The reference RPC client of tutorial six: one callback queue, a correlation id per call.
 
 The notebooks build this class live, one idea per cell; this is the finished version.
-
-1. At connect, the client declares one exclusive callback queue (only this connection reads
-   it; the broker deletes it when the client goes) and consumes it.
-2. ``call(n)`` maps a fresh ``correlation_id`` to a future and publishes the request with
-   ``reply_to`` = the callback queue, ``mandatory``, on a channel with publisher confirms, so
-   a request no queue takes comes back as an error at once.
-3. Each reply is matched to its future by ``correlation_id``; any other reply is discarded
-   and counted, never raised: a worker that dies after replying and before acking gets the
-   request again, so the same reply can legitimately arrive twice.
-
-The timeout is the whole call, retries included. The request carries its deadline as its
-``expiration`` (RabbitMQ drops it if still queued, at the head of the queue) and in the
-``x-deadline`` header (the reference worker drops it if it starts on it too late).
+Requests are ``mandatory`` and confirmed, so one no queue takes fails at once. A reply that
+matches no waiting call is discarded and counted, never raised: a worker that dies between
+its reply and its ack gets the request again, so the same reply can arrive twice.
 """
 
 from __future__ import annotations
@@ -35,13 +25,7 @@ from aio_pika.abc import (
 )
 from yarl import URL
 
-from .errors import (
-    BrokerRefusedError,
-    NoWorkerError,
-    RpcConnectionError,
-    RpcTimeout,
-    translate,
-)
+from .errors import BrokerRefusedError, NoWorkerError, RpcConnectionError, RpcTimeout, translate
 from .urls import amqp_url, mask_url
 from .wire import DEADLINE_HEADER, decode_reply, encode_request
 
@@ -50,24 +34,20 @@ log = logging.getLogger(__name__)
 DEFAULT_QUEUE = "rpc_queue"
 DEFAULT_TIMEOUT = 10.0
 """Seconds a call waits for its reply unless told otherwise: no call waits forever."""
-
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 """RabbitMQ's direct reply-to pseudo-queue: replies go straight to the client's channel."""
-
-_REMEMBERED_IDS = 10_000  # how many finished correlation ids we remember, to name discards
-
 MAX_TIMEOUT = (2**32 - 1) / 1000
 """The longest timeout, in seconds (about 49.7 days): RabbitMQ's longest expiration."""
-
-_PROBE_LEAD = 1.0
-"""Up to this many seconds (and half the try) before a try's deadline, the client asks the
-broker in the background whether anyone consumes the queue: a timeout can then say why
-without waiting past its deadline."""
-_PROBE_FRESH = 1.0  # seconds a queue check stays good for every call that times out
-
 RECONNECT_INTERVAL = 1.0
-"""Seconds between reconnection attempts (aio-pika's default is 5; the URL's
-``?reconnect_interval=S`` overrides it)."""
+"""Seconds between reconnection attempts (aio-pika's default is 5; ``?reconnect_interval=S``
+in the URL overrides it)."""
+
+_REMEMBERED_IDS = 10_000  # how many finished correlation ids we remember, to name discards
+_PROBE_LEAD = 1.0  # the queue check starts this long (at most half the try) before a deadline
+_PROBE_FRESH = 1.0  # seconds a queue check stays good for every call that times out
+_CLOSED = "the client was closed while a call waited for its reply"
+
+Reply = asyncio.Future[AbstractIncomingMessage]
 
 
 @dataclass
@@ -104,52 +84,34 @@ class _NoReply(RpcTimeout):
         self.why = why
 
 
-def _closed_error() -> RpcConnectionError:
-    """What a call still running when its client closes raises."""
-    return RpcConnectionError("the client was closed while a call waited for its reply")
-
-
 class FibonacciRpcClient:
     """Calls fib(n) on whichever worker consumes the request queue: ``await
     FibonacciRpcClient.connect()``, then ``async with`` or ``close()``. Any number of calls
     run at once (``asyncio.gather``) over its one callback queue."""
 
-    def __init__(
-        self,
-        connection: AbstractRobustConnection,
-        channel: AbstractRobustChannel,
-        callback_queue: AbstractQueue,
-        *,
-        queue: str,
-        timeout: float,
-    ) -> None:
+    def __init__(self, connection: AbstractRobustConnection, channel: AbstractRobustChannel,
+                 callback_queue: AbstractQueue, *, queue: str, timeout: float) -> None:
         self.connection = connection
         self.channel = channel
         self.callback_queue = callback_queue
         self.queue = queue
         self.timeout = timeout
         self.replies = ReplyCounts()
-        self._pending: dict[str, asyncio.Future[AbstractIncomingMessage]] = {}
-        self._tries: set[asyncio.Future[AbstractIncomingMessage]] = set()  # sent or not
+        self._pending: dict[str, Reply] = {}  # correlation id -> the try waiting for it
+        self._tries: set[Reply] = set()  # every running try, sent or not, for close() to end
         self._finished: OrderedDict[str, str] = OrderedDict()  # correlation id -> how it ended
         self._closing = False
         self._connected = True  # False from a lost connection until the channel is restored
-        self._probe: asyncio.Task[str] | None = None  # the queue check of timed-out calls
+        self._probe: asyncio.Task[None] | None = None  # the queue check of timed-out calls
         self._probed: tuple[float, str] | None = None  # (loop time, what the check found)
         self._owns_connection = False  # True when ``connect`` opened it: close() closes it
         self._owns_callback_queue = False  # True when ``create`` declared it: close() deletes it
         self._consumer_tag: str | None = None
 
     @classmethod
-    async def connect(
-        cls,
-        url: str | None = None,
-        *,
-        queue: str = DEFAULT_QUEUE,
-        timeout: float = DEFAULT_TIMEOUT,
-        publisher_confirms: bool = True,
-        reply_to: str | None = None,
-    ) -> FibonacciRpcClient:
+    async def connect(cls, url: str | None = None, *, queue: str = DEFAULT_QUEUE,
+                      timeout: float = DEFAULT_TIMEOUT, publisher_confirms: bool = True,
+                      reply_to: str | None = None) -> FibonacciRpcClient:
         """Connect, declare this client's exclusive callback queue and consume it.
 
         ``publisher_confirms=False``: a publish no longer waits for the broker, and a request
@@ -158,12 +120,10 @@ class FibonacciRpcClient:
         """
         connection = await connect_robust(url)
         try:
-            channel = await connection.channel(
-                publisher_confirms=publisher_confirms, on_return_raises=publisher_confirms
-            )
-            client = await cls.create(
-                connection, channel, queue=queue, timeout=timeout, reply_to=reply_to
-            )
+            channel = await connection.channel(publisher_confirms=publisher_confirms,
+                                               on_return_raises=publisher_confirms)
+            client = await cls.create(connection, channel, queue=queue, timeout=timeout,
+                                      reply_to=reply_to)
         except BaseException:
             await connection.close()
             raise
@@ -171,15 +131,9 @@ class FibonacciRpcClient:
         return client
 
     @classmethod
-    async def create(
-        cls,
-        connection: AbstractRobustConnection,
-        channel: AbstractRobustChannel,
-        *,
-        queue: str = DEFAULT_QUEUE,
-        timeout: float = DEFAULT_TIMEOUT,
-        reply_to: str | None = None,
-    ) -> FibonacciRpcClient:
+    async def create(cls, connection: AbstractRobustConnection, channel: AbstractRobustChannel,
+                     *, queue: str = DEFAULT_QUEUE, timeout: float = DEFAULT_TIMEOUT,
+                     reply_to: str | None = None) -> FibonacciRpcClient:
         """A client on a connection and channel someone else owns (as aio-pika's
         ``RPC.create``); ``close`` removes only its consumer and callback queue.
 
@@ -198,14 +152,8 @@ class FibonacciRpcClient:
         connection.close_callbacks.add(client._on_connection_closed)
         return client
 
-    async def call(
-        self,
-        n: int,
-        *,
-        timeout: float | None = None,
-        idempotency_key: str | None = None,
-        retries: int = 0,
-    ) -> int:
+    async def call(self, n: int, *, timeout: float | None = None,
+                   idempotency_key: str | None = None, retries: int = 0) -> int:
         """Return fib(n) computed by a worker.
 
         ``timeout`` (default: the client's) is the whole call; each of ``retries`` + 1 tries
@@ -254,12 +202,12 @@ class FibonacciRpcClient:
     async def _try(self, n: int, body: bytes, timeout: float, key: str) -> AbstractIncomingMessage:
         """One try of a call: publish with a fresh correlation id, wait for its reply.
 
-        The try's future is known to the client from the first line (``_tries``), so that
-        ``close`` ends it whatever it is waiting for."""
+        The try's future is in ``_tries`` from the first line, so ``close`` ends it whatever
+        it is waiting for."""
         loop = asyncio.get_running_loop()
         if self._closing:  # a retry that comes after close()
-            raise _closed_error()
-        future: asyncio.Future[AbstractIncomingMessage] = loop.create_future()
+            raise RpcConnectionError(_CLOSED)
+        future: Reply = loop.create_future()
         self._tries.add(future)
         correlation_id = uuid4().hex
         deadline = loop.time() + timeout
@@ -297,13 +245,7 @@ class FibonacciRpcClient:
             elif not future.cancelled():
                 future.exception()  # retrieved: the try has already ended another way
 
-    def _time_out(
-        self,
-        future: asyncio.Future[AbstractIncomingMessage],
-        n: int,
-        timeout: float,
-        correlation_id: str,
-    ) -> None:
+    def _time_out(self, future: Reply, n: int, timeout: float, correlation_id: str) -> None:
         if self._pending.pop(correlation_id, None) is not None:
             self._remember(correlation_id, "late")  # from now on, its reply is late
         if not future.done():
@@ -311,9 +253,7 @@ class FibonacciRpcClient:
                 _NoReply(f"no reply to fib({n}) from queue {self.queue!r} within {timeout:g} s")
             )
 
-    async def _wait_for_broker(
-        self, future: asyncio.Future[AbstractIncomingMessage], n: int, timeout: float
-    ) -> None:
+    async def _wait_for_broker(self, future: Reply, n: int, timeout: float) -> None:
         """Wait, within the try, for the robust connection to come back with the callback
         queue and its consumer: a request sent before would have nowhere to reply to."""
         ready = asyncio.ensure_future(self.channel.ready())
@@ -335,8 +275,9 @@ class FibonacciRpcClient:
         self._connected = True
 
     def _start_probe(self) -> None:
-        """Check the request queue in a task the client owns (``close`` awaits it), shared
-        by every call about to time out, unless a check is running or fresh."""
+        """Ask the broker in the background whether anyone consumes the request queue, so a
+        timeout can say why without waiting past its deadline. One check, owned by the client
+        (``close`` awaits it), serves every call about to time out."""
         if self._closing or (self._probe is not None and not self._probe.done()):
             return
         if self._probed and self._probed[0] > asyncio.get_running_loop().time() - _PROBE_FRESH:
@@ -345,18 +286,16 @@ class FibonacciRpcClient:
 
     def _why_no_reply(self) -> str:
         """Why a call timed out, from the latest queue check (never waits for one)."""
-        advice = (
-            f"is a worker running? Start one with `python -m fibrpc_helpers worker --queue "
-            f"{self.queue}`, or pass a longer timeout."
-        )
+        advice = (f"is a worker running? Start one with `python -m fibrpc_helpers worker --queue "
+                  f"{self.queue}`, or pass a longer timeout.")
         fresh = asyncio.get_running_loop().time() - 2 * _PROBE_FRESH
         if self._probed is None or self._probed[0] < fresh or not self._probed[1]:
             return advice
         found = self._probed[1]
         return f"{found}: {advice}" if found.startswith("nobody") else found
 
-    async def _check_queue(self) -> str:
-        """Ask the broker whether anyone consumes the request queue; '' if it cannot say."""
+    async def _check_queue(self) -> None:
+        """Note in ``_probed`` whether anyone consumes the request queue ('' if unknown)."""
         loop = asyncio.get_running_loop()
         found = ""
         try:
@@ -366,26 +305,19 @@ class FibonacciRpcClient:
                 queue = await channel.declare_queue(self.queue, passive=True)
                 declared = queue.declaration_result
                 if not declared.consumer_count:
-                    found = (
-                        f"nobody consumes that queue ({declared.message_count} request(s) "
-                        "waiting in it)"
-                    )
+                    found = (f"nobody consumes that queue ({declared.message_count} request(s) "
+                             "waiting in it)")
                 else:
-                    found = (
-                        f"{declared.consumer_count} worker(s) consume that queue but none "
-                        "answered in time: they are busy or slow. Pass a longer timeout or "
-                        "start more workers."
-                    )
+                    found = (f"{declared.consumer_count} worker(s) consume that queue but none "
+                             "answered in time: they are busy or slow. Pass a longer timeout or "
+                             "start more workers.")
                 self._probed = (loop.time(), found)  # known before the channel is closed
         except Exception as error:  # the check is advice only: it must never fail a call
             log.debug("%s", translate(error, doing=f"checking queue {self.queue!r}"))
         if not found:
             self._probed = (loop.time(), found)
-        return found
 
-    async def _publish(
-        self, request: aio_pika.Message, future: asyncio.Future[AbstractIncomingMessage], n: int
-    ) -> None:
+    async def _publish(self, request: aio_pika.Message, future: Reply, n: int) -> None:
         """Publish a request; the broker confirms it, or returns it when no queue takes it.
 
         It waits no longer than the try (``future`` fails at its deadline, or when the
@@ -457,13 +389,12 @@ class FibonacciRpcClient:
     def _on_connection_closed(self, _connection: Any, error: BaseException | None) -> None:
         """Fail every waiting call: its reply may have been lost with the connection."""
         if self._closing:
-            reason = str(_closed_error())
+            reason = _CLOSED
         else:
             self._connected = False
-            reason = (
-                f"the connection to the broker closed while waiting for a reply ({error!r}); "
-                "the request may or may not have been processed, so retry only idempotent work"
-            )
+            reason = (f"the connection to the broker closed while waiting for a reply ({error!r}); "
+                      "the request may or may not have been processed, so retry only idempotent "
+                      "work")
         for correlation_id, future in list(self._pending.items()):
             if not future.done():
                 future.set_exception(RpcConnectionError(reason))
@@ -477,7 +408,7 @@ class FibonacciRpcClient:
         self._closing = True
         for future in self._tries:
             if not future.done():
-                future.set_exception(_closed_error())
+                future.set_exception(RpcConnectionError(_CLOSED))
         if self._probe is not None:
             self._probe.cancel()
             await asyncio.wait((self._probe,))
@@ -499,7 +430,5 @@ class FibonacciRpcClient:
         await self.close()
 
     def __repr__(self) -> str:
-        return (
-            f"<FibonacciRpcClient queue={self.queue!r} callback_queue="
-            f"{self.callback_queue.name!r} in_flight={len(self._pending)}>"
-        )
+        return (f"<FibonacciRpcClient queue={self.queue!r} callback_queue="
+                f"{self.callback_queue.name!r} in_flight={len(self._pending)}>")

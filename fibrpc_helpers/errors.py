@@ -45,11 +45,8 @@ class RemoteError(RpcError):
 
 
 class RpcConnectionError(RpcError, ConnectionError):
-    """No connection to the broker: it could not be made, or it was lost while a call waited.
-
-    A lost call's request may or may not have been processed: retry only work that is
-    idempotent (a retry with the same idempotency key, see ``FibonacciRpcClient.call``).
-    """
+    """No connection to the broker: it could not be made, or it was lost while a call waited
+    (then its request may or may not have been processed: retry only idempotent work)."""
 
 
 class QueueMismatchError(RpcError):
@@ -84,9 +81,9 @@ _LOST = ("the client reconnects by itself; the request may or may not have been 
          "so retry only idempotent work")
 _UNREACHABLE = ("Start one with `python -m fibrpc_helpers broker ensure`, or set AMQP_URL to a "
                 "broker you have.")
-_CODES = {kind: code for mapping in (aiormq.channel.EXCEPTION_MAPPING,
+_CODES = {kind: code for mapping in (aiormq.channel.EXCEPTION_MAPPING,  # aiormq's own tables
                                       aiormq.connection.EXCEPTION_MAPPING)
-          for code, kind in mapping.items()}  # aiormq's own: AMQP code -> its exception
+          for code, kind in mapping.items()}
 
 
 def reply_code(error: BaseException) -> int | None:
@@ -103,12 +100,9 @@ def reply_code(error: BaseException) -> int | None:
 
 
 def translate(error: BaseException, *, doing: str) -> RpcError:
-    """Ours for an aio-pika, aiormq or socket exception: ``raise translate(error, doing=...)
-    from error``. ``doing`` is a gerund ("connecting to amqp://..."); the message says what
-    happened, then what to do; ``reply_code`` is the broker's AMQP code, if any. A
-    ``CancelledError`` passed here is aio-pika's (its channel closed under an operation): an
-    outside cancellation is re-raised by the caller, never translated. Ours pass through.
-    """
+    """Ours for an aio-pika, aiormq or socket exception (ours pass through): ``raise
+    translate(error, doing="connecting to ...") from error``. A ``CancelledError`` passed here
+    is aio-pika's (its channel closed under an operation); callers re-raise their own."""
     if isinstance(error, RpcError):
         return error
     translated = _translated(error, doing)

@@ -1,9 +1,8 @@
 """Fibonacci numbers: the exact fast version a worker serves and the tutorial's slow one.
 
-The RPC tutorial uses the naive recursive definition on purpose: it is CPU-bound work that
-takes visibly long, which is what makes several workers (processes) worth having. The
-workers of this package serve the fast exact version by default so that the messaging,
-not the arithmetic, is what a benchmark measures.
+The tutorial's naive recursion is CPU-bound work that takes visibly long, which makes several
+workers worth having; the workers here serve the fast version by default, so that a benchmark
+measures the messaging, not the arithmetic.
 """
 
 from __future__ import annotations
@@ -18,11 +17,8 @@ fib_recursive(35) takes seconds; fib_recursive(50) would take hours and hold the
 
 
 def fib(n: int) -> int:
-    """Return the n-th Fibonacci number exactly (fib(0) = 0, fib(1) = 1), in O(log n) steps.
-
-    Uses fast doubling: fib(2k) = fib(k) * (2 fib(k+1) - fib(k)) and
-    fib(2k+1) = fib(k)^2 + fib(k+1)^2.
-    """
+    """Return the n-th Fibonacci number exactly (fib(0) = 0, fib(1) = 1), in O(log n) steps,
+    by fast doubling: fib(2k) = fib(k) (2 fib(k+1) - fib(k)), fib(2k+1) = fib(k)^2 + fib(k+1)^2."""
     check_n(n, max_n=None)
     a, b = 0, 1  # fib(k), fib(k+1) for k = the bits of n read so far
     for bit in bin(n)[2:]:
@@ -41,10 +37,7 @@ def fib_recursive(n: int) -> int:
 
 
 def check_n(n: int, max_n: int | None = DEFAULT_MAX_N) -> int:
-    """Return n if it is an int in ``0..max_n`` (no upper bound when max_n is None).
-
-    Raises ValueError with a message that says what is accepted.
-    """
+    """Return n if it is an int in ``0..max_n`` (None: no upper bound), else ValueError."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise ValueError(f"n must be an integer, got {type(n).__name__} {n!r}")
     if n < 0:

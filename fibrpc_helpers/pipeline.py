@@ -1,23 +1,16 @@
 """The next stage of an asynchronous pipeline: what tutorial six's "A note on RPC" recommends.
 
-With RPC the caller waits for each reply. In a pipeline nobody waits for a reply: each
-request names the *next stage's* queue in ``reply_to``, the worker (the same reference
-worker, which answers on whatever ``reply_to`` says) publishes its result there, and the next
-stage consumes results when they come, in any order. Until then they wait in that queue, not
-in the memory of a caller that might be gone.
-
-``collect`` is such a next stage, small enough for notebook 06 to time it: it consumes a
-stage queue until it holds ``count`` results or its one deadline passes. It owns everything
-it starts: its consumer is cancelled when it returns, times out or is cancelled, and a message
-it took but had not acked goes back to the queue. It declares no queue: the caller declares
-the stage queue and deletes it (``nb.queue`` in a notebook).
+Nobody waits for a reply: each request names the *next stage's* queue in ``reply_to``, the
+reference worker publishes its result there, and the next stage consumes results as they
+come, in any order. Until then they wait in that queue, not in a caller's memory.
+``collect`` is such a stage; it declares no queue (the caller declares and deletes it).
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractQueue
 
 from .errors import RemoteError, RpcConnectionError, RpcTimeout, translate
 from .wire import decode_reply
@@ -27,8 +20,7 @@ Result = int | RemoteError
 
 
 class StageTimeout(RpcTimeout):
-    """The next stage did not get all the results it expected before its deadline (an
-    ``RpcTimeout``, so a ``TimeoutError`` too)."""
+    """The next stage did not get all the results it expected before its deadline."""
 
 
 async def collect(queue: AbstractQueue, count: int, *, timeout: float) -> dict[str, Result]:
@@ -51,7 +43,11 @@ async def collect(queue: AbstractQueue, count: int, *, timeout: float) -> dict[s
         async with queue.iterator() as messages:
             async for message in messages:
                 async with message.process():
-                    results[message.correlation_id or ""] = _result(message)
+                    try:
+                        result: Result = decode_reply(message.body, message.type)
+                    except RemoteError as error:
+                        result = error
+                    results[message.correlation_id or ""] = result
                 if len(results) >= count:
                     return
 
@@ -79,10 +75,3 @@ async def collect(queue: AbstractQueue, count: int, *, timeout: float) -> dict[s
             "are still in the queue; collect them again on a new channel."
         )
     return results
-
-
-def _result(message: AbstractIncomingMessage) -> Result:
-    try:
-        return decode_reply(message.body, message.type)
-    except RemoteError as error:
-        return error

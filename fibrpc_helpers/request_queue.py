@@ -1,11 +1,9 @@
 """The request queue: adopt it as it is, or declare it the way today's tutorial six does.
 
-Tutorial six exists in two shapes that students meet side by side: RabbitMQ's official code
-(every language) declares ``rpc_queue`` as a durable quorum queue, the aio-pika
-documentation's as a classic non-durable one. RabbitMQ refuses (406 PRECONDITION_FAILED) a
-declare whose properties differ from the existing queue's, so a worker that simply declared
-its own shape would die beside a server of the other. :func:`declare_request_queue` finds
-out what the queue is and declares it only when it is absent.
+RabbitMQ's official tutorial six declares ``rpc_queue`` as a durable quorum queue, aio-pika's
+as a classic non-durable one, and RabbitMQ refuses (406 PRECONDITION_FAILED) a declare that
+differs from the existing queue: a worker that simply declared its own shape would die beside
+a server of the other. :func:`declare_request_queue` declares the queue only when it is absent.
 """
 
 from __future__ import annotations
@@ -30,12 +28,9 @@ QUEUE_TYPES: tuple[QueueType, ...] = ("quorum", "classic")
 
 @dataclass(frozen=True)
 class RequestQueue:
-    """What a request queue is: the properties a declare must repeat exactly.
-
-    ``type`` is ``"quorum"`` or ``"classic"``, or ``"unknown"`` for an existing queue that
-    none of the tutorials' shapes matches (it has arguments of its own, such as a delivery
-    limit): then ``durable`` is None and the worker only consumes it, never declares it.
-    """
+    """What a request queue is: the properties a declare must repeat exactly. ``type`` is
+    ``"unknown"`` (and ``durable`` None) for a queue with arguments of its own, such as a
+    delivery limit: the worker only consumes it, never declares it."""
 
     type: str
     durable: bool | None
@@ -45,35 +40,25 @@ class RequestQueue:
     def asked(cls, queue_type: QueueType) -> RequestQueue:
         """The queue a worker declares when there is none.
 
-        quorum: durable, as tutorial six's official code declares it today (a quorum queue
-        must be durable, and cannot be exclusive or auto-delete). Replicated on a cluster,
-        written to disk, the type RabbitMQ recommends; it honours the client's per-message
-        TTL (``expiration``) from RabbitMQ 3.10 on. From RabbitMQ 4.0 a quorum queue also
-        has a delivery limit of 20 by default: a request handed out that many times (one
-        that kills every worker that takes it) is dropped, or dead-lettered if the queue has
-        a dead-letter exchange, instead of going round forever.
+        quorum: durable, as tutorial six's official code declares it today; replicated, on
+        disk, the type RabbitMQ recommends. It honours ``expiration`` from RabbitMQ 3.10, and
+        from 4.0 has a delivery limit of 20: a request that kills every worker that takes it
+        is dropped (or dead-lettered) instead of going round forever.
 
-        classic: not durable, exactly as the aio-pika tutorial declares it
-        (``declare_queue(name)``), so that tutorial's server can share the queue whichever
-        of the two starts first. RabbitMQ 4.3 as upstream ships it refuses a new non-durable,
-        non-exclusive queue (the deprecated feature ``transient_nonexcl_queues``), and with it
-        that tutorial's server: there :func:`declare_request_queue` declares the classic
-        queue durable instead.
+        classic: not durable, exactly as the aio-pika tutorial declares it, so that tutorial's
+        server can share the queue whichever starts first (durable where the broker denies
+        transient queues, see :func:`transient_queues_permitted`).
         """
         if queue_type not in QUEUE_TYPES:
-            raise ValueError(
-                f"queue_type must be one of {', '.join(map(repr, QUEUE_TYPES))} or None "
-                f"(adopt the existing queue, else quorum), got {queue_type!r}"
-            )
+            raise ValueError(f"queue_type must be one of {', '.join(map(repr, QUEUE_TYPES))} or "
+                             f"None (adopt the existing queue, else quorum), got {queue_type!r}")
         return cls(queue_type, durable=queue_type == "quorum",
                    arguments={"x-queue-type": queue_type})
 
     @property
     def durability(self) -> str:
-        """``durable`` or ``not durable``, as a person reads it."""
-        if self.durable is None:
-            return "durability unknown"
-        return "durable" if self.durable else "not durable"
+        """``durable``, ``not durable`` or ``durability unknown``, as a person reads it."""
+        return {True: "durable", False: "not durable", None: "durability unknown"}[self.durable]
 
     def describe(self) -> str:
         """``quorum, durable``: what the start-up line says the worker serves."""
@@ -87,40 +72,31 @@ _SHAPES = (
     RequestQueue("classic", durable=True, arguments={"x-queue-type": "classic"}),
     RequestQueue("classic", durable=False, arguments={"x-queue-type": "classic"}),
 )
-"""What an existing queue is tried as, in this order: the official tutorial's, a durable
-classic one, the aio-pika tutorial's. A classic queue declared without ``x-queue-type``
-accepts a declare that names ``classic``; a quorum declare is never taken for a classic
-queue."""
+"""What an existing queue is tried as, in this order (a classic queue declared without
+``x-queue-type`` accepts a declare that names ``classic``)."""
 
 
-async def declare_request_queue(
-    connection: aio_pika.abc.AbstractConnection,
-    name: str,
-    queue_type: QueueType | None = None,
-) -> RequestQueue:
+async def declare_request_queue(connection: aio_pika.abc.AbstractConnection, name: str,
+                                queue_type: QueueType | None = None) -> RequestQueue:
     """Find out what the request queue is, declaring it only when it is absent.
 
-    1. a passive declare (it never creates anything) tells whether the queue exists;
-    2. if it exists, it is adopted as it is. AMQP has no "describe queue", so its shape is
-       learned by what the broker accepts: an equivalent declare is accepted and changes
-       nothing, another is refused (406). One that accepts none of the tutorials' shapes is
-       ``unknown``: the worker consumes it without declaring it;
-    3. if it is absent, it is declared as asked (None: durable quorum). A 406 there means
-       another worker declared it in between, differently: adopt that one as in 2.
+    An existing queue is adopted as it is. AMQP has no "describe queue", so its shape is
+    learned by what the broker accepts: an equivalent declare changes nothing, another is
+    refused (406); one that accepts none of ``_SHAPES`` is ``unknown``. An absent queue is
+    declared as asked (None: durable quorum); a 406 then means another worker declared it
+    in between, differently: that one is adopted. Only an explicit ``queue_type`` of another
+    type than the existing queue's raises :class:`QueueMismatchError`.
 
-    Only an explicit ``queue_type`` that differs from the existing queue's type raises
-    :class:`QueueMismatchError`; a different durability of the same type is adopted.
-    Every declare runs on a throwaway channel of a short-lived connection of its own: a
-    refused declare closes its channel, and a transient declare that RabbitMQ 4.3 denies
-    closes the whole connection (541), which must not be the worker's.
+    Every declare runs on a short-lived connection of its own: a refused declare closes its
+    channel, and a denied transient one (541) the whole connection, which must not be the
+    worker's.
     """
     wanted = RequestQueue.asked(queue_type or "quorum")
     async with await aio_pika.connect(connection.url) as probing:
         existing = await _existing(probing, name)
         if existing is None:
-            if not wanted.durable and not await transient_queues_permitted(
-                str(connection.url), prefix=name
-            ):
+            if not wanted.durable and not await transient_queues_permitted(str(connection.url),
+                                                                           prefix=name):
                 wanted = replace(wanted, durable=True)
             refusal = await _declare(probing, name, wanted)
             if refusal is None:
@@ -144,7 +120,7 @@ async def declare_request_queue(
 async def _existing(connection: aio_pika.abc.AbstractConnection, name: str
                     ) -> RequestQueue | None:
     """The existing queue's shape, or None when there is no such queue."""
-    refusal = await _declare(connection, name, None)
+    refusal = await _declare(connection, name, None)  # passive: it never creates anything
     if isinstance(refusal, NotFoundError):
         return None
     if refusal is not None:
@@ -166,9 +142,8 @@ async def _learn(connection: aio_pika.abc.AbstractConnection, name: str) -> Requ
 
 async def _declare(connection: aio_pika.abc.AbstractConnection, name: str,
                    queue: RequestQueue | None, **options: Any) -> RpcError | None:
-    """Declare on a throwaway plain channel (None: passively); None when accepted, else the
-    broker's refusal as one of ours. Plain, not robust: a robust channel closed by a
-    refusal would come back by itself."""
+    """Declare on a throwaway plain channel (None: passively; a robust channel closed by a
+    refusal would come back); None when accepted, else the broker's refusal as one of ours."""
     async with aio_pika.Channel(connection, publisher_confirms=False) as channel:
         try:
             if queue is None:
@@ -182,9 +157,8 @@ async def _declare(connection: aio_pika.abc.AbstractConnection, name: str,
 
 
 class _NotDuringProbe(logging.Filter):
-    """Drops the log records of a probe's own connection: its refusal is the answer there,
-    not an error. The connection's tasks start inside the probe, so they carry its context;
-    every other connection logs as before, even while a probe runs."""
+    """Drops the log records of a probe's own connection, whose refusal is an answer, not an
+    error: its tasks start inside the probe, so they carry ``_PROBING``; others log as ever."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not _PROBING.get()
@@ -196,8 +170,7 @@ for _module in ("aiormq.connection", "aiormq.channel", "aiormq.base", "aiormq.to
                 "aio_pika.connection", "aio_pika.channel", "aio_pika.tools", "aio_pika.queue"):
     logging.getLogger(_module).addFilter(_NotDuringProbe())
 
-_TRANSIENT_DENIED = 541
-"""The reply code of RabbitMQ's refusal of a deprecated feature (INTERNAL_ERROR)."""
+_TRANSIENT_DENIED = 541  # RabbitMQ's refusal of a deprecated feature (INTERNAL_ERROR)
 
 
 async def transient_queues_permitted(url: str, prefix: str = "fibrpc") -> bool:
@@ -205,13 +178,11 @@ async def transient_queues_permitted(url: str, prefix: str = "fibrpc") -> bool:
     the shape of aio-pika's tutorial six ``rpc_queue``.
 
     RabbitMQ 4.3 as upstream ships it denies one (the deprecated feature
-    ``transient_nonexcl_queues``; Debian's 4.3 package permits it), and its refusal is a
-    541 INTERNAL_ERROR that closes the whole connection, not just a channel: so the question
-    is asked on a connection of its own. Any other refusal (a student's user may not
-    declare the probe's name) says nothing about the feature: it counts as permitted, and the
-    real declare then speaks for itself. The probe queue is named after ``prefix`` (the
-    request queue's name, inside the caller's namespace), expires after 10 s even if this
-    call is cancelled before it deletes it, and is deleted at once when accepted.
+    ``transient_nonexcl_queues``; Debian's package permits it) with a 541 that closes the
+    whole connection, so the probe has a connection of its own. Any other refusal (the user
+    may not declare that name) counts as permitted: the real declare then speaks for itself.
+    The probe queue is named after ``prefix`` (inside the caller's namespace) and expires
+    after 10 s even if this call is cancelled before it deletes it.
     """
     name = f"{prefix}.transient-probe.{uuid.uuid4().hex[:12]}"
     token = _PROBING.set(True)

@@ -1,10 +1,9 @@
 """Where the broker is: the AMQP URL, and how to print it without leaking its password.
 
 A teacher points a whole class at one broker in ONE place: the ``AMQP_URL`` environment
-variable, or a line ``AMQP_URL=amqp://user:password@host:5672/vhost`` in a ``.env`` file at the
-project root (git-ignored, so the password is never committed). The environment wins over the
-file, so a student can still override it for one command. Every notebook and CLI command reads
-the URL through :func:`amqp_url`, so all of them follow.
+variable, or a line ``AMQP_URL=amqp://user:password@host:5672/vhost`` in the git-ignored
+``.env`` at the project root. The environment wins, so a student can override it for one
+command. Every notebook and CLI command reads the URL through :func:`amqp_url`.
 """
 
 from __future__ import annotations
@@ -26,9 +25,8 @@ def env_file() -> Path:
 def read_env_file(path: Path) -> dict[str, str]:
     """The ``KEY=VALUE`` lines of a ``.env``-style file; {} when there is no such file.
 
-    The common subset of the format: blank lines and ``#`` comments are skipped, an ``export``
-    prefix is allowed (so the same file can be ``source``d by a shell), and a value may be
-    wrapped in single or double quotes. No variable expansion: a password may contain ``$``.
+    Skips blank lines and ``#`` comments, allows an ``export`` prefix (a shell can ``source``
+    it) and quotes around a value. No variable expansion: a password may contain ``$``.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -51,21 +49,14 @@ def read_env_file(path: Path) -> dict[str, str]:
 def amqp_url(url: str | None = None) -> str:
     """The URL to use: the one given, else ``$AMQP_URL``, else ``AMQP_URL`` in the ``.env``
     file (see :func:`env_file`), else a local broker as guest."""
-    return (
-        url
-        or os.environ.get("AMQP_URL")
-        or read_env_file(env_file()).get("AMQP_URL")
-        or DEFAULT_URL
-    )
+    return (url or os.environ.get("AMQP_URL") or read_env_file(env_file()).get("AMQP_URL")
+            or DEFAULT_URL)
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``****``, safe to print or log.
-
-    It never under-masks: a password typed into a ``.env`` without percent-encoding may hold
-    ``#``, ``/``, ``?`` or ``@``, which a URL parser reads as the end of the password, so the
-    user info is taken up to the LAST ``@``.
-    """
+    """The URL with its password replaced by ``****``, safe to print or log. The user info
+    runs to the LAST ``@``: a password not percent-encoded may hold ``#``, ``/``, ``?`` or
+    ``@``, which a URL parser would take for its end."""
     scheme, sep, rest = url.partition("://")
     userinfo, at, host = rest.rpartition("@")
     if not sep or not at or ":" not in userinfo:

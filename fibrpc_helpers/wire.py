@@ -2,20 +2,13 @@
 
 * request body: the ASCII decimal n, surrounding ASCII whitespace allowed (``b"30"``);
 * success reply: the ASCII decimal fib(n), with the request's ``correlation_id``;
-* error reply: the AMQP ``type`` property ``"error"``, the request's ``correlation_id`` and a
-  human-readable reason as the body (UTF-8).
+* error reply: the AMQP ``type`` ``"error"``, the ``correlation_id`` and the reason (UTF-8).
 
-Two optional request properties of ours, which other tutorial clients simply do not send:
-
-* the header ``x-deadline``: when the caller stops waiting for this try of the call, in
-  integer milliseconds since the Unix epoch. A worker drops a request whose deadline has
-  passed without computing it (RabbitMQ's per-message ``expiration`` only removes a message
-  at the head of a queue, never one already delivered to a worker's prefetch buffer).
-* ``message_id``: the caller's idempotency key, the same on every try of one logical call
-  (each try has its own ``correlation_id``).
-
-Keeping it plain text is what lets a pika client talk to an aio-pika worker and back, and it
-means nothing executable ever crosses the wire (never pickle).
+Ours, which other tutorials' clients do not send: the header ``x-deadline`` (when the caller
+stops waiting for this try; a worker drops the request after it, where RabbitMQ's
+``expiration`` no longer reaches a prefetched message) and ``message_id``, the idempotency key
+of every try of one call. Plain text lets a pika client talk to an aio-pika worker and back,
+and nothing executable ever crosses the wire (never pickle).
 """
 
 from __future__ import annotations
@@ -30,8 +23,7 @@ ERROR_TYPE = "error"
 """Value of the AMQP ``type`` property that marks an error reply."""
 
 MAX_REQUEST_BYTES = 64
-"""Longest request body looked at: a valid n plus generous whitespace fits many times over,
-and a 10 MB body is refused without being scanned."""
+"""Longest request body looked at: a 10 MB body is refused without being scanned."""
 
 _DIGITS = frozenset(b"0123456789")
 _WHITESPACE = b" \t\r\n\x0b\x0c"
@@ -53,19 +45,15 @@ def decode_request(body: bytes, *, max_n: int = DEFAULT_MAX_N) -> int:
     underscores, no non-ASCII digits (``int()`` alone would take ``"١٢"`` and ``"1_0"``).
     """
     if len(body) > MAX_REQUEST_BYTES:
-        raise BadRequest(
-            f"request body is {len(body)} bytes; a request is the decimal n, at most "
-            f"{MAX_REQUEST_BYTES} bytes"
-        )
+        raise BadRequest(f"request body is {len(body)} bytes; a request is the decimal n, at "
+                         f"most {MAX_REQUEST_BYTES} bytes")
     text = body.strip(_WHITESPACE)
     if not text:
         raise BadRequest("request body is empty; send n as ASCII decimal digits, e.g. b'30'")
     if not _DIGITS.issuperset(text):
         shown = repr(text[:20])[1:]  # printable: b'\xd9\xa1' shows as '\xd9\xa1', NUL as '\x00'
-        raise BadRequest(
-            f"request body {shown} is not a non-negative decimal integer; "
-            "send n as ASCII digits only, e.g. b'30'"
-        )
+        raise BadRequest(f"request body {shown} is not a non-negative decimal integer; "
+                         "send n as ASCII digits only, e.g. b'30'")
     try:
         return check_n(int(text), max_n=max_n)
     except ValueError as error:
@@ -84,7 +72,5 @@ def decode_reply(body: bytes, message_type: str | None) -> int:
     try:
         return int(body.decode("ascii").strip())
     except (UnicodeDecodeError, ValueError):
-        raise RemoteError(
-            f"the reply {body[:40]!r} is not a decimal integer; is the worker speaking "
-            "tutorial six's wire format?"
-        ) from None
+        raise RemoteError(f"the reply {body[:40]!r} is not a decimal integer; is the worker "
+                          "speaking tutorial six's wire format?") from None

@@ -1,25 +1,15 @@
 """The reference RPC worker of tutorial six: answer on ``reply_to``, then ack.
 
-The order is the point. The worker publishes the reply, then acks the request, on the same
-channel. AMQP processes one channel's frames in order, so the broker has routed the reply
-before it handles the ack; a worker that dies at any moment loses nothing: whatever it had
-not acked is redelivered to another worker. (The worker does not wait for a publisher
-confirm of each reply: that round trip bought no safety the channel order does not already
-give, and cost the broker and the worker about a fifth of their CPU per call.) The price is
-that a worker dying between the reply and the ack makes the request run twice, which is why
-the work must be idempotent and why the client discards a second reply.
+The order is the point. The reply and then the ack go out on the same channel, whose frames
+AMQP processes in order, so the broker has routed the reply before it handles the ack: a
+worker that dies at any moment loses nothing, as whatever it had not acked is redelivered.
+(A publisher confirm per reply would buy no more safety, for about a fifth of the broker's
+and the worker's CPU.) The price is that a worker dying between the reply and the ack makes
+the request run twice: the work must be idempotent, and the client discards a second reply.
 
-Bad input never kills the worker and never loops: a request that cannot be answered gets
-an error reply (AMQP ``type`` = ``error``) and is acked like any other.
-
-A request nobody waits for any more is not computed: the client puts its deadline in the
-``x-deadline`` header, and the worker checks it just before it starts on each request it
-holds. RabbitMQ's per-message ``expiration`` cannot do this: it removes an expired message
-only at the head of the queue, never one already delivered to a worker's prefetch buffer.
-
-The request queue (see :mod:`fibrpc_helpers.request_queue`): a worker adopts an existing one as it
-is, whatever its type, and otherwise declares a durable quorum queue, as RabbitMQ's own
-tutorial six does today.
+Bad input never kills the worker and never loops: it gets an error reply (AMQP ``type`` =
+``error``) and is acked like any other request. The request queue is adopted as it is, or
+declared as RabbitMQ's tutorial six does today (see :mod:`fibrpc_helpers.request_queue`).
 """
 
 from __future__ import annotations
@@ -52,13 +42,12 @@ PUBLISH_TIMEOUT = 30.0
 """Seconds a reply may take to be written (a broker short of memory or disk blocks us)."""
 STOP_TIMEOUT = 60.0
 """Seconds ``stop`` waits for the requests in hand before closing anyway."""
+LOG_INTERVAL = 1.0
+"""Seconds between two warnings of one kind: a burst of a thousand expired requests logs
+one line with the running total, not a thousand lines."""
 
 _START_TRIES = 3  # a broker's internal error at start-up (see ``start``) is retried this often
 _INTERNAL_ERROR = 541  # AMQP INTERNAL_ERROR
-
-LOG_INTERVAL = 1.0
-"""Seconds between two warnings about expired or malformed-deadline requests: a burst of a
-thousand expired requests logs one line with the running total, not a thousand lines."""
 
 
 @dataclass
@@ -69,54 +58,27 @@ class WorkerCounts:
     errors: int = 0  # error replies published (bad input, or the work failed)
     dropped: int = 0  # requests without reply_to: nobody to answer, acked and logged
     expired: int = 0  # requests whose x-deadline had passed: acked, neither computed nor answered
-    abandoned: int = 0  # redelivered requests whose reply failed to publish again: dropped
-    # (nacked without requeue: gone, or dead-lettered if the queue has a DLX), never answered
+    abandoned: int = 0  # a redelivered request's reply failed again: nacked without requeue
 
 
-async def _consume_as_it_is(
-    channel: AbstractRobustChannel, name: str, kind: RequestQueue
-) -> AbstractQueue:
+async def _consume_as_it_is(channel: AbstractRobustChannel, name: str, kind: RequestQueue
+                            ) -> AbstractQueue:
     """The request queue on the worker's robust channel, which re-declares it the same way
-    after every reconnection.
-
-    A queue of a shape the worker knows is declared with exactly that shape (an equivalent
-    declare changes nothing, and after a broker restart brings back a transient queue the
-    restart deleted). An ``unknown`` one, with arguments of its own, is declared passively:
-    aio-pika restores it passively too, so the worker never declares a queue it could only
-    get wrong.
-    """
+    after every reconnection: with the shape learned (which brings back a transient queue a
+    broker restart deleted), or passively for an ``unknown`` one it could only get wrong."""
     if kind.durable is None:
         return await channel.declare_queue(name, passive=True)
-    return await channel.declare_queue(name, durable=kind.durable,
-                                       arguments=dict(kind.arguments))
-
-
-def default_worker_name() -> str:
-    """hostname:pid, so a reply says which worker (and which machine) computed it."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return await channel.declare_queue(name, durable=kind.durable, arguments=dict(kind.arguments))
 
 
 class FibonacciRpcWorker:
-    """Consumes a request queue and answers each request on its ``reply_to`` queue.
+    """Consumes a request queue and answers each request on its ``reply_to`` queue: ``await
+    FibonacciRpcWorker.start()``, then ``await worker.stop()``. ``worker.request_queue`` says
+    what it serves, ``worker.counts`` what it did."""
 
-    Start it with ``await FibonacciRpcWorker.start()``; ``await worker.stop()`` stops
-    consuming, finishes the requests it holds and closes the connection.
-    ``worker.request_queue`` says what it serves (``worker.queue_type``, ``worker.durable``);
-    ``worker.counts`` what it did.
-    """
-
-    def __init__(
-        self,
-        connection: AbstractRobustConnection,
-        channel: AbstractRobustChannel,
-        queue: AbstractQueue,
-        *,
-        compute: Callable[[int], int],
-        max_n: int,
-        service_time: float,
-        name: str,
-        request_queue: RequestQueue,
-    ) -> None:
+    def __init__(self, connection: AbstractRobustConnection, channel: AbstractRobustChannel,
+                 queue: AbstractQueue, *, compute: Callable[[int], int], max_n: int,
+                 service_time: float, name: str, request_queue: RequestQueue) -> None:
         self.connection = connection
         self.channel = channel
         self.queue = queue
@@ -133,29 +95,16 @@ class FibonacciRpcWorker:
         self._idle.set()
 
     @classmethod
-    async def start(
-        cls,
-        url: str | None = None,
-        *,
-        queue: str = DEFAULT_QUEUE,
-        prefetch: int = 1,
-        compute: Callable[[int], int] = fib,
-        max_n: int = DEFAULT_MAX_N,
-        service_time: float = 0.0,
-        name: str | None = None,
-        queue_type: QueueType | None = None,
-    ) -> FibonacciRpcWorker:
+    async def start(cls, url: str | None = None, *, queue: str = DEFAULT_QUEUE, prefetch: int = 1,
+                    compute: Callable[[int], int] = fib, max_n: int = DEFAULT_MAX_N,
+                    service_time: float = 0.0, name: str | None = None,
+                    queue_type: QueueType | None = None) -> FibonacciRpcWorker:
         """Connect, adopt or declare the request queue, and start serving it.
 
         ``prefetch`` is how many unacked requests the broker hands this worker at once (1 =
         fair dispatch); ``service_time`` adds that many seconds of I/O-like waiting per
-        request, to show how workers scale work that is not CPU-bound.
-
-        ``queue_type``: None adopts an existing request queue whatever its type, and declares
-        a durable quorum queue when there is none (RabbitMQ's tutorial six today);
-        ``"quorum"`` or ``"classic"`` (not durable, the aio-pika tutorial's) asks for that
-        type, and raises :class:`QueueMismatchError` if the queue exists with another type.
-        See :func:`declare_request_queue` and :meth:`RequestQueue.asked`.
+        request, to show how workers scale work that is not CPU-bound. ``queue_type``: see
+        :func:`declare_request_queue` (None adopts the queue as it is, else durable quorum).
         """
         if prefetch < 1:
             raise ValueError(f"prefetch must be 1 or more, got {prefetch}")
@@ -169,16 +118,10 @@ class FibonacciRpcWorker:
                 await channel.set_qos(prefetch_count=prefetch)
                 kind = await declare_request_queue(connection, queue, queue_type)
                 consumed = await _consume_as_it_is(channel, queue, kind)
-                worker = cls(
-                    connection,
-                    channel,  # type: ignore[arg-type]
-                    consumed,
-                    compute=compute,
-                    max_n=max_n,
-                    service_time=service_time,
-                    name=name or default_worker_name(),
-                    request_queue=kind,
-                )
+                worker = cls(connection, channel, consumed,  # type: ignore[arg-type]
+                             compute=compute, max_n=max_n, service_time=service_time,
+                             name=name or f"{socket.gethostname()}:{os.getpid()}",
+                             request_queue=kind)
                 worker._consumer_tag = await consumed.consume(worker._on_request)
                 return worker
             except BaseException as error:
@@ -209,12 +152,8 @@ class FibonacciRpcWorker:
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         if not message.reply_to:
             self.counts.dropped += 1
-            log.warning(
-                "request %r (correlation_id=%r) has no reply_to, so no one can get the "
-                "answer; acked and dropped",
-                message.body[:20],
-                message.correlation_id,
-            )
+            log.warning("request %r (correlation_id=%r) has no reply_to, so no one can get the "
+                        "answer; acked and dropped", message.body[:20], message.correlation_id)
             await self._ack(message)
             return
         if self._expired(message):
@@ -222,10 +161,8 @@ class FibonacciRpcWorker:
             return
         reply = await self._reply_for(message.body, message.correlation_id)
         try:
-            # Not mandatory (aio-pika's default is mandatory=True): without confirms a
-            # returned reply could not be reported back to us anyway, only logged as an
-            # unhandled return; a reply whose queue has gone (the client left) is dropped
-            # by the broker, and the request is acked like any other.
+            # Not mandatory (aio-pika's default): without confirms a returned reply could only
+            # be logged; one whose queue has gone (the client left) is simply dropped.
             await self.channel.default_exchange.publish(
                 reply, routing_key=message.reply_to, mandatory=False, timeout=PUBLISH_TIMEOUT
             )
@@ -234,12 +171,10 @@ class FibonacciRpcWorker:
             # if it is still open, hand the request back (once: a second failure drops it,
             # so nothing loops forever), so a prefetch-1 worker does not stall holding it.
             requeue = not message.redelivered
-            log.warning(
-                "%s; %s",
-                translate(error, doing=f"publishing the reply to {message.reply_to!r}"),
-                "the request goes back to the queue" if requeue else
-                "the request had already come back once, so it is dropped unanswered",
-            )
+            log.warning("%s; %s",
+                        translate(error, doing=f"publishing the reply to {message.reply_to!r}"),
+                        "the request goes back to the queue" if requeue else
+                        "the request had already come back once, so it is dropped unanswered")
             try:
                 await message.nack(requeue=requeue)
             except Exception:
@@ -259,11 +194,10 @@ class FibonacciRpcWorker:
         waits for the answer, and computing it would only delay the requests behind it.
 
         Checked when the worker starts on the request, not when it arrived: with prefetch
-        > 1 a request can wait in this worker's buffer long after RabbitMQ handed it over,
-        where the queue's per-message TTL no longer reaches it. The deadline is wall-clock
-        time, so it assumes the client's and the worker's clocks agree (NTP) to well within
-        a call's timeout. No header, or one that is not an integer, means no deadline: other
-        tutorials' clients do not send it.
+        > 1 it can wait in this worker's buffer, where the queue's per-message TTL no longer
+        reaches it. Wall-clock time: the client's and the worker's clocks must agree (NTP) to
+        well within a call's timeout. No integer header means no deadline (other tutorials'
+        clients send none).
         """
         deadline = (message.headers or {}).get(DEADLINE_HEADER)
         if deadline is None:
@@ -320,9 +254,8 @@ class FibonacciRpcWorker:
             return self._reply(reason.encode(), correlation_id, ERROR_TYPE)
         return self._reply(encode_result(value), correlation_id)
 
-    def _reply(
-        self, body: bytes, correlation_id: str | None, type: str | None = None
-    ) -> aio_pika.Message:
+    def _reply(self, body: bytes, correlation_id: str | None, type: str | None = None
+               ) -> aio_pika.Message:
         # All properties at construction: setting them afterwards costs a check per field.
         return aio_pika.Message(body, correlation_id=correlation_id, app_id=self.name, type=type)
 
@@ -342,11 +275,8 @@ class FibonacciRpcWorker:
         return self._in_flight
 
     async def stop(self) -> None:
-        """Stop consuming, finish (reply to and ack) what we hold, then close.
-
-        The connection is closed whatever happens before (a failed cancel, a stop that is
-        itself cancelled): a robust connection left open would keep reconnecting, and keep
-        consuming, in the background."""
+        """Stop consuming, finish (reply to and ack) what we hold, then close the connection
+        whatever happens: a robust one left open would reconnect and consume in the background."""
         try:
             if self._consumer_tag is not None and not self.channel.is_closed:
                 await self.queue.cancel(self._consumer_tag)
@@ -355,15 +285,12 @@ class FibonacciRpcWorker:
                 async with asyncio.timeout(STOP_TIMEOUT):
                     await self._idle.wait()
             except TimeoutError:
-                log.warning(
-                    "%d request(s) still in progress after %g s; closing anyway (the broker "
-                    "redelivers them to another worker)", self._in_flight, STOP_TIMEOUT,
-                )
+                log.warning("%d request(s) still in progress after %g s; closing anyway (the "
+                            "broker redelivers them to another worker)", self._in_flight,
+                            STOP_TIMEOUT)
         finally:
             await self.connection.close()
 
     def __repr__(self) -> str:
-        return (
-            f"<FibonacciRpcWorker {self.name} queue={self.queue.name!r} "
-            f"({self.request_queue.describe()})>"
-        )
+        return (f"<FibonacciRpcWorker {self.name} queue={self.queue.name!r} "
+                f"({self.request_queue.describe()})>")
