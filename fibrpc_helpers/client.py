@@ -39,8 +39,7 @@ DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 MAX_TIMEOUT = (2**32 - 1) / 1000
 """The longest timeout, in seconds (about 49.7 days): RabbitMQ's longest expiration."""
 RECONNECT_INTERVAL = 1.0
-"""Seconds between reconnection attempts (aio-pika's default is 5; ``?reconnect_interval=S``
-in the URL overrides it)."""
+"""Seconds between reconnection attempts (aio-pika's default is 5; the URL's overrides it)."""
 
 _REMEMBERED_IDS = 10_000  # how many finished correlation ids we remember, to name discards
 _PROBE_LEAD = 1.0  # the queue check starts this long (at most half the try) before a deadline
@@ -112,12 +111,9 @@ class FibonacciRpcClient:
     async def connect(cls, url: str | None = None, *, queue: str = DEFAULT_QUEUE,
                       timeout: float = DEFAULT_TIMEOUT, publisher_confirms: bool = True,
                       reply_to: str | None = None) -> FibonacciRpcClient:
-        """Connect, declare this client's exclusive callback queue and consume it.
-
-        ``publisher_confirms=False``: a publish no longer waits for the broker, and a request
-        no queue takes is dropped unreported (a timeout, never ``NoWorkerError``).
-        ``reply_to``: see :meth:`create`.
-        """
+        """Connect, declare this client's exclusive callback queue (``reply_to``: see
+        :meth:`create`) and consume it. Without ``publisher_confirms`` a request no queue takes
+        is dropped unreported (a timeout, never ``NoWorkerError``)."""
         connection = await connect_robust(url)
         try:
             channel = await connection.channel(publisher_confirms=publisher_confirms,
@@ -137,10 +133,9 @@ class FibonacciRpcClient:
         """A client on a connection and channel someone else owns (as aio-pika's
         ``RPC.create``); ``close`` removes only its consumer and callback queue.
 
-        ``reply_to``: None declares an exclusive callback queue of its own (tutorial six; on
-        a robust channel aio-pika names it ``amq_<hex>`` itself, so it can be declared again
-        after a reconnect, which a broker-made ``amq.gen-`` name cannot); a name is consumed
-        without declaring it, e.g. ``DIRECT_REPLY_TO``.
+        ``reply_to``: None declares an exclusive callback queue (on a robust channel aio-pika
+        names it ``amq_<hex>``, which unlike ``amq.gen-`` can be declared again after a
+        reconnect); a name, e.g. ``DIRECT_REPLY_TO``, is consumed without declaring it.
         """
         if reply_to is None:
             callback_queue = await channel.declare_queue(exclusive=True, auto_delete=True)
@@ -157,19 +152,17 @@ class FibonacciRpcClient:
         """Return fib(n) computed by a worker.
 
         ``timeout`` (default: the client's) is the whole call; each of ``retries`` + 1 tries
-        gets an equal share of what is left. Every try has its own ``correlation_id`` and the
-        same ``message_id``, the idempotency key (``idempotency_key``, else a fresh one), with
-        which a worker with side effects does the work once however often it arrives.
+        gets an equal share of what is left, with its own ``correlation_id`` and the same
+        ``message_id``: the idempotency key (``idempotency_key``, else a fresh one).
 
         Raises NoWorkerError (no queue takes the request), RpcTimeout, RemoteError (an error
         reply), RpcConnectionError (connection lost). A cancellation stays a cancellation.
         """
         timeout = self.timeout if timeout is None else timeout
         if not 0 < timeout <= MAX_TIMEOUT:  # NaN and infinity fail this too
-            raise ValueError(
-                f"timeout must be a positive number of seconds, at most {MAX_TIMEOUT:g} "
-                f"(RabbitMQ's longest message expiration), got {timeout!r}"
-            )
+            raise ValueError(f"timeout must be a positive number of seconds, at most "
+                             f"{MAX_TIMEOUT:g} (RabbitMQ's longest message expiration), got "
+                             f"{timeout!r}")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be a whole number, 0 or more, got {retries!r}")
         body = encode_request(n)  # bad input fails here, before anything is sent
@@ -177,9 +170,7 @@ class FibonacciRpcClient:
             raise RpcConnectionError("this client is closed; connect a new one to make calls")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        # One key per logical call, also when the caller gives none: a redelivered request
-        # then carries the same message_id too.
-        key = uuid4().hex if idempotency_key is None else idempotency_key
+        key = uuid4().hex if idempotency_key is None else idempotency_key  # one per call
         tries = retries + 1
         for attempt in range(tries):
             left = timeout if attempt == 0 else deadline - loop.time()
@@ -194,10 +185,8 @@ class FibonacciRpcClient:
                 continue
             return decode_reply(reply.body, reply.type)
         said = f" ({attempt + 1} tries, the same idempotency key)" if attempt else ""
-        raise RpcTimeout(
-            f"no reply to fib({n}) from queue {self.queue!r} within {timeout:g} s"
-            f"{said}: {timed_out.why or self._why_no_reply()}"
-        ) from None
+        raise RpcTimeout(f"no reply to fib({n}) from queue {self.queue!r} within {timeout:g} s"
+                         f"{said}: {timed_out.why or self._why_no_reply()}") from None
 
     async def _try(self, n: int, body: bytes, timeout: float, key: str) -> AbstractIncomingMessage:
         """One try of a call: publish with a fresh correlation id, wait for its reply.
@@ -249,9 +238,8 @@ class FibonacciRpcClient:
         if self._pending.pop(correlation_id, None) is not None:
             self._remember(correlation_id, "late")  # from now on, its reply is late
         if not future.done():
-            future.set_exception(
-                _NoReply(f"no reply to fib({n}) from queue {self.queue!r} within {timeout:g} s")
-            )
+            future.set_exception(_NoReply(f"no reply to fib({n}) from queue {self.queue!r} "
+                                          f"within {timeout:g} s"))
 
     async def _wait_for_broker(self, future: Reply, n: int, timeout: float) -> None:
         """Wait, within the try, for the robust connection to come back with the callback
@@ -267,17 +255,15 @@ class FibonacciRpcClient:
             raise failed  # the client was closed meanwhile
         if not ready.done() or ready.cancelled() or ready.exception() is not None:
             where = mask_url(str(self.connection.url.with_query(None)))
-            raise RpcConnectionError(
-                f"the broker at {where} was unreachable for {timeout:g} s, so fib({n}) was not "
-                "sent. The client keeps reconnecting by itself: retry later, or check that the "
-                "broker is running."
-            )
+            raise RpcConnectionError(f"the broker at {where} was unreachable for {timeout:g} s, "
+                                     f"so fib({n}) was not sent. The client keeps reconnecting "
+                                     "by itself: retry later, or check that the broker is "
+                                     "running.")
         self._connected = True
 
     def _start_probe(self) -> None:
         """Ask the broker in the background whether anyone consumes the request queue, so a
-        timeout can say why without waiting past its deadline. One check, owned by the client
-        (``close`` awaits it), serves every call about to time out."""
+        timeout can say why without waiting. One check (``close`` awaits it) serves them all."""
         if self._closing or (self._probe is not None and not self._probe.done()):
             return
         if self._probed and self._probed[0] > asyncio.get_running_loop().time() - _PROBE_FRESH:
@@ -321,9 +307,9 @@ class FibonacciRpcClient:
         """Publish a request; the broker confirms it, or returns it when no queue takes it.
 
         It waits no longer than the try (``future`` fails at its deadline, or when the
-        connection is lost). The publish runs in a task of its own that the call owns, so
-        that a cancellation from outside (the caller's, passed on) and one from inside
-        aio-pika (its channel closed under the publish) cannot be confused, on every Python.
+        connection is lost). The publish is a task of its own, so that a cancellation from
+        outside (the caller's) and one from inside aio-pika (its channel closed under the
+        publish) cannot be confused, on every Python.
         """
         publishing = asyncio.ensure_future(
             self.channel.default_exchange.publish(request, routing_key=self.queue, mandatory=True)
@@ -344,11 +330,8 @@ class FibonacciRpcClient:
         if publishing.cancelled() and future.done() and not future.cancelled():
             failed = future.exception()
             if isinstance(failed, _NoReply):
-                raise _NoReply(
-                    str(failed),
-                    why="the broker did not confirm the request in time; is it overloaded or "
-                    "blocked (low disk or memory)?",
-                )
+                raise _NoReply(str(failed), why="the broker did not confirm the request in time; "
+                               "is it overloaded or blocked (low disk or memory)?")
             if failed is not None:
                 raise failed
         try:

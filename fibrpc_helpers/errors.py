@@ -167,20 +167,15 @@ def _translated(error: BaseException, doing: str) -> RpcError:
         frame = error.frame
         if not getattr(frame, "exchange", ""):
             queue = getattr(frame, "routing_key", "")
-            return NoWorkerError(
-                f"the broker has no queue named {queue!r}, so no worker can receive the "
-                f"request. Start a worker (`python -m fibrpc_helpers worker --queue {queue}`) "
-                "or check the queue name."
-            )
-        return NoWorkerError(
-            f"the broker routed the message to no queue while {doing} ({error}); check the "
-            "exchange, its bindings and the routing key."
-        )
+            return NoWorkerError(f"the broker has no queue named {queue!r}, so no worker can "
+                                 f"receive the request. Start a worker (`python -m fibrpc_helpers "
+                                 f"worker --queue {queue}`) or check the queue name.")
+        return NoWorkerError(f"the broker routed the message to no queue while {doing} "
+                             f"({error}); check the exchange, its bindings and the routing key.")
     if type(error) is _E.AMQPConnectionError and isinstance(error.__cause__, OSError):
         # aiormq's wrapper of a connect that failed: say what the socket said
-        return RpcConnectionError(
-            f"cannot reach the broker while {doing} ({error.__cause__}). {_UNREACHABLE}"
-        )
+        return RpcConnectionError(f"cannot reach the broker while {doing} ({error.__cause__}). "
+                                  f"{_UNREACHABLE}")
     for kinds, ours, meaning in _MEANINGS:
         if isinstance(error, kinds):
             return ours(meaning.format(doing=doing, error=error))

@@ -60,18 +60,15 @@ async def collect(queue: AbstractQueue, count: int, *, timeout: float) -> dict[s
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
     if task.cancelled():  # our deadline cancelled it (an outside cancel raised above)
-        raise StageTimeout(
-            f"the next stage got {len(results)} of {count} results from queue "
-            f"{queue.name!r} in {timeout:g} s; check that workers consume the request queue "
-            "and that each request's reply_to names this queue"
-        )
+        raise StageTimeout(f"the next stage got {len(results)} of {count} results from queue "
+                           f"{queue.name!r} in {timeout:g} s; check that workers consume the "
+                           "request queue and that each request's reply_to names this queue")
     error = task.exception()
     if error is not None:  # a failure of the consumer: raise it here, as one of ours
         raise translate(error, doing=f"consuming the next stage's queue {queue.name!r}") from error
     if len(results) < count:  # the iterator ends quietly when its channel closes
-        raise RpcConnectionError(
-            f"the next stage's consumer of queue {queue.name!r} stopped after {len(results)} "
-            f"of {count} results: its channel or connection closed. The results not taken "
-            "are still in the queue; collect them again on a new channel."
-        )
+        raise RpcConnectionError(f"the next stage's consumer of queue {queue.name!r} stopped "
+                                 f"after {len(results)} of {count} results: its channel or "
+                                 "connection closed. The results not taken are still in the "
+                                 "queue; collect them again on a new channel.")
     return results

@@ -38,17 +38,11 @@ class RequestQueue:
 
     @classmethod
     def asked(cls, queue_type: QueueType) -> RequestQueue:
-        """The queue a worker declares when there is none.
-
-        quorum: durable, as tutorial six's official code declares it today; replicated, on
-        disk, the type RabbitMQ recommends. It honours ``expiration`` from RabbitMQ 3.10, and
-        from 4.0 has a delivery limit of 20: a request that kills every worker that takes it
-        is dropped (or dead-lettered) instead of going round forever.
-
-        classic: not durable, exactly as the aio-pika tutorial declares it, so that tutorial's
-        server can share the queue whichever starts first (durable where the broker denies
-        transient queues, see :func:`transient_queues_permitted`).
-        """
+        """The queue a worker declares when there is none. quorum: durable, as tutorial six's
+        official code has it; replicated, the type RabbitMQ recommends (from 4.0 a request that
+        kills every worker that takes it is dropped after 20 deliveries). classic: not durable,
+        as the aio-pika tutorial has it, so its server can share the queue (durable where the
+        broker denies transient queues, see :func:`transient_queues_permitted`)."""
         if queue_type not in QUEUE_TYPES:
             raise ValueError(f"queue_type must be one of {', '.join(map(repr, QUEUE_TYPES))} or "
                              f"None (adopt the existing queue, else quorum), got {queue_type!r}")
@@ -85,11 +79,8 @@ async def declare_request_queue(connection: aio_pika.abc.AbstractConnection, nam
     refused (406); one that accepts none of ``_SHAPES`` is ``unknown``. An absent queue is
     declared as asked (None: durable quorum); a 406 then means another worker declared it
     in between, differently: that one is adopted. Only an explicit ``queue_type`` of another
-    type than the existing queue's raises :class:`QueueMismatchError`.
-
-    Every declare runs on a short-lived connection of its own: a refused declare closes its
-    channel, and a denied transient one (541) the whole connection, which must not be the
-    worker's.
+    type than the existing queue's raises :class:`QueueMismatchError`. The declares run on a
+    connection of their own: a denied transient one (541) closes the whole connection.
     """
     wanted = RequestQueue.asked(queue_type or "quorum")
     async with await aio_pika.connect(connection.url) as probing:
@@ -108,10 +99,8 @@ async def declare_request_queue(connection: aio_pika.abc.AbstractConnection, nam
         raise QueueMismatchError(
             f"the request queue {name!r} already exists as a {existing.type} queue "
             f"({existing.durability}), but a {queue_type} queue was asked for: start the worker "
-            f"without a queue type (no --queue-type) to serve it as it is, or use another "
-            f"queue name",
-            queue=name, existing=existing.describe(), asked=queue_type,
-        )
+            "without a queue type (no --queue-type) to serve it as it is, or use another queue "
+            "name", queue=name, existing=existing.describe(), asked=queue_type)
     if queue_type is not None and existing is UNKNOWN:
         log.warning("could not tell the type of queue %r; serving it as it is", name)
     return existing

@@ -1,15 +1,11 @@
 """The reference RPC worker of tutorial six: answer on ``reply_to``, then ack.
 
-The order is the point. The reply and then the ack go out on the same channel, whose frames
-AMQP processes in order, so the broker has routed the reply before it handles the ack: a
-worker that dies at any moment loses nothing, as whatever it had not acked is redelivered.
-(A publisher confirm per reply would buy no more safety, for about a fifth of the broker's
-and the worker's CPU.) The price is that a worker dying between the reply and the ack makes
-the request run twice: the work must be idempotent, and the client discards a second reply.
-
-Bad input never kills the worker and never loops: it gets an error reply (AMQP ``type`` =
-``error``) and is acked like any other request. The request queue is adopted as it is, or
-declared as RabbitMQ's tutorial six does today (see :mod:`fibrpc_helpers.request_queue`).
+The order is the point. The reply and then the ack go out on one channel, whose frames AMQP
+processes in order: a worker that dies at any moment loses nothing, as whatever it had not
+acked is redelivered. (A publisher confirm per reply would add no safety, for about a fifth
+of the CPU.) The price: a worker dying between the reply and the ack makes the request run
+twice, so the work must be idempotent, and the client discards a second reply. Bad input
+gets an error reply (AMQP ``type`` ``error``) and is acked like any other request.
 """
 
 from __future__ import annotations
@@ -163,13 +159,11 @@ class FibonacciRpcWorker:
         try:
             # Not mandatory (aio-pika's default): without confirms a returned reply could only
             # be logged; one whose queue has gone (the client left) is simply dropped.
-            await self.channel.default_exchange.publish(
-                reply, routing_key=message.reply_to, mandatory=False, timeout=PUBLISH_TIMEOUT
-            )
+            await self.channel.default_exchange.publish(reply, routing_key=message.reply_to,
+                                                        mandatory=False, timeout=PUBLISH_TIMEOUT)
         except Exception as error:
-            # Not acked. If the channel is gone, the broker redelivers the request by itself;
-            # if it is still open, hand the request back (once: a second failure drops it,
-            # so nothing loops forever), so a prefetch-1 worker does not stall holding it.
+            # Not acked: handed back (once, so nothing loops forever) so that a prefetch-1
+            # worker does not stall holding it; if the channel is gone, the broker redelivers.
             requeue = not message.redelivered
             log.warning("%s; %s",
                         translate(error, doing=f"publishing the reply to {message.reply_to!r}"),
@@ -203,23 +197,17 @@ class FibonacciRpcWorker:
         if deadline is None:
             return False
         if isinstance(deadline, bool) or not isinstance(deadline, int):
-            self._warn(
-                "malformed",
-                "request (correlation_id=%r) has an %s header %r that is not an integer "
-                "number of milliseconds since the epoch; computing it as if it had none",
-                message.correlation_id, DEADLINE_HEADER, deadline,
-            )
+            self._warn("malformed", "request (correlation_id=%r) has an %s header %r that is not "
+                       "an integer number of milliseconds since the epoch; computing it as if it "
+                       "had none", message.correlation_id, DEADLINE_HEADER, deadline)
             return False
         late_ms = time.time() * 1000 - deadline
         if late_ms < 0:
             return False
         self.counts.expired += 1
-        self._warn(
-            "expired",
-            "dropped request (correlation_id=%r) whose caller's deadline passed %.0f ms ago: "
-            "acked, not computed, no reply (%d expired so far)",
-            message.correlation_id, late_ms, self.counts.expired,
-        )
+        self._warn("expired", "dropped request (correlation_id=%r) whose caller's deadline "
+                   "passed %.0f ms ago: acked, not computed, no reply (%d expired so far)",
+                   message.correlation_id, late_ms, self.counts.expired)
         return True
 
     def _warn(self, what: str, message: str, *args: object) -> None:
@@ -241,23 +229,21 @@ class FibonacciRpcWorker:
 
     async def _reply_for(self, body: bytes, correlation_id: str | None) -> aio_pika.Message:
         """The reply message for a request body: the result, or an error reply."""
+        kind: str | None = ERROR_TYPE
         try:
             n = decode_request(body, max_n=self.max_n)
             if self.service_time:
                 await asyncio.sleep(self.service_time)
             value = self.compute(n)
         except BadRequest as error:
-            return self._reply(str(error).encode(), correlation_id, ERROR_TYPE)
+            answer = str(error).encode()
         except Exception as error:  # the work itself failed: answer, never crash the worker
             log.exception("the work failed on request %r", body[:20])
-            reason = f"the worker failed on this request: {type(error).__name__}: {error}"
-            return self._reply(reason.encode(), correlation_id, ERROR_TYPE)
-        return self._reply(encode_result(value), correlation_id)
-
-    def _reply(self, body: bytes, correlation_id: str | None, type: str | None = None
-               ) -> aio_pika.Message:
+            answer = f"the worker failed on this request: {type(error).__name__}: {error}".encode()
+        else:
+            answer, kind = encode_result(value), None
         # All properties at construction: setting them afterwards costs a check per field.
-        return aio_pika.Message(body, correlation_id=correlation_id, app_id=self.name, type=type)
+        return aio_pika.Message(answer, correlation_id=correlation_id, app_id=self.name, type=kind)
 
     @property
     def queue_type(self) -> str:
