@@ -1,8 +1,5 @@
-"""fibrpc_helpers: the reference RPC client and worker of the fibrpc notebook series.
-
-The notebooks build these pieces live; this package holds the finished versions and the
-plumbing (broker, worker processes) so a notebook cell shows only the idea it teaches.
-"""
+"""fibrpc_helpers: the finished RPC client and worker the fibrpc notebooks build live, and
+the plumbing (broker, worker processes) that lets a notebook cell show only its idea."""
 
 from .client import DEFAULT_QUEUE, DEFAULT_TIMEOUT, FibonacciRpcClient, ReplyCounts
 from .errors import (

@@ -131,12 +131,9 @@ class FibonacciRpcClient:
                      *, queue: str = DEFAULT_QUEUE, timeout: float = DEFAULT_TIMEOUT,
                      reply_to: str | None = None) -> FibonacciRpcClient:
         """A client on a connection and channel someone else owns (as aio-pika's
-        ``RPC.create``); ``close`` removes only its consumer and callback queue.
-
-        ``reply_to``: None declares an exclusive callback queue (on a robust channel aio-pika
+        ``RPC.create``). ``reply_to``: None declares an exclusive callback queue (aio-pika
         names it ``amq_<hex>``, which unlike ``amq.gen-`` can be declared again after a
-        reconnect); a name, e.g. ``DIRECT_REPLY_TO``, is consumed without declaring it.
-        """
+        reconnect); a name, e.g. ``DIRECT_REPLY_TO``, is consumed without declaring it."""
         if reply_to is None:
             callback_queue = await channel.declare_queue(exclusive=True, auto_delete=True)
         else:
@@ -153,10 +150,8 @@ class FibonacciRpcClient:
 
         ``timeout`` (default: the client's) is the whole call; each of ``retries`` + 1 tries
         gets an equal share of what is left, with its own ``correlation_id`` and the same
-        ``message_id``: the idempotency key (``idempotency_key``, else a fresh one).
-
-        Raises NoWorkerError (no queue takes the request), RpcTimeout, RemoteError (an error
-        reply), RpcConnectionError (connection lost). A cancellation stays a cancellation.
+        ``message_id``: the idempotency key (``idempotency_key``, else a fresh one). Raises
+        NoWorkerError, RpcTimeout, RemoteError (an error reply) or RpcConnectionError.
         """
         timeout = self.timeout if timeout is None else timeout
         if not 0 < timeout <= MAX_TIMEOUT:  # NaN and infinity fail this too
@@ -306,10 +301,9 @@ class FibonacciRpcClient:
     async def _publish(self, request: aio_pika.Message, future: Reply, n: int) -> None:
         """Publish a request; the broker confirms it, or returns it when no queue takes it.
 
-        It waits no longer than the try (``future`` fails at its deadline, or when the
-        connection is lost). The publish is a task of its own, so that a cancellation from
-        outside (the caller's) and one from inside aio-pika (its channel closed under the
-        publish) cannot be confused, on every Python.
+        It waits no longer than the try's ``future``. The publish is a task of its own, so
+        that a cancellation from outside (the caller's) and one from inside aio-pika (its
+        channel closed under the publish) cannot be confused, on every Python.
         """
         publishing = asyncio.ensure_future(
             self.channel.default_exchange.publish(request, routing_key=self.queue, mandatory=True)

@@ -1,10 +1,6 @@
-"""The exceptions a caller of the RPC client (or a worker's owner) can get.
-
-Every failure of connecting or of a remote call is an :class:`RpcError` (``except RpcError``
-catches them all); each subclass names one way a call ends without a result, and its message
-says what to do. A bad argument stays a ``ValueError``. :func:`translate` is the one place
-where aio-pika's and aiormq's exceptions become ours, the original chained as ``__cause__``.
-"""
+"""The exceptions of the RPC client and worker: every failure of connecting or of a call is
+an :class:`RpcError` whose message says what to do (a bad argument stays a ``ValueError``).
+:func:`translate` is the one place where aio-pika's and aiormq's exceptions become ours."""
 
 from __future__ import annotations
 
@@ -50,9 +46,8 @@ class RpcConnectionError(RpcError, ConnectionError):
 
 
 class QueueMismatchError(RpcError):
-    """The request queue exists with another type than the one a worker was asked for
-    (``queue_type=``; without one a worker adopts the queue as it is). RabbitMQ never changes
-    a queue's type in place: serve it as it is, use another name, or delete it first."""
+    """The request queue exists with another type than the ``queue_type`` a worker was asked
+    for: RabbitMQ never changes a queue's type in place."""
 
     def __init__(self, message: str, *, queue: str, existing: str, asked: str) -> None:
         super().__init__(message)

@@ -1,19 +1,12 @@
-"""Fibonacci numbers: the exact fast version a worker serves and the tutorial's slow one.
-
-The tutorial's naive recursion is CPU-bound work that takes visibly long, which makes several
-workers worth having; the workers here serve the fast version by default, so that a benchmark
-measures the messaging, not the arithmetic.
-"""
+"""Fibonacci numbers: the fast exact version workers serve by default (a benchmark measures
+the messaging), and the tutorial's slow CPU-bound one (which makes more workers worthwhile)."""
 
 from __future__ import annotations
 
 DEFAULT_MAX_N = 10_000
-"""Largest n a worker accepts unless told otherwise: fib(10 000) has 2 090 digits and takes
-well under a millisecond, so one request cannot keep a worker busy for long."""
-
+"""Largest n a worker accepts by default: fib(10 000), 2 090 digits, takes well under 1 ms."""
 RECURSIVE_MAX_N = 35
-"""Largest n a worker running the tutorial's recursive fib accepts unless told otherwise:
-fib_recursive(35) takes seconds; fib_recursive(50) would take hours and hold the worker."""
+"""The same for fib_recursive: 35 takes seconds, 50 would take hours and hold the worker."""
 
 
 def fib(n: int) -> int:

@@ -1,9 +1,7 @@
 """The next stage of an asynchronous pipeline: what tutorial six's "A note on RPC" recommends.
 
-Nobody waits for a reply: each request names the *next stage's* queue in ``reply_to``, the
-reference worker publishes its result there, and the next stage consumes results as they
-come, in any order. Until then they wait in that queue, not in a caller's memory.
-``collect`` is such a stage; it declares no queue (the caller declares and deletes it).
+Nobody waits for a reply: each request names the *next stage's* queue in ``reply_to``, where
+results wait, not in a caller's memory, until the next stage (``collect``) consumes them.
 """
 
 from __future__ import annotations
@@ -24,11 +22,8 @@ class StageTimeout(RpcTimeout):
 
 
 async def collect(queue: AbstractQueue, count: int, *, timeout: float) -> dict[str, Result]:
-    """Consume ``queue`` until ``count`` results arrived; return them by correlation id.
-
-    An error reply is kept as its ``RemoteError``: one bad request does not stop the stage.
-    ``timeout`` is the whole wait; past it, ``StageTimeout`` says how many results came.
-    """
+    """Consume ``queue`` (declared by the caller) until ``count`` results arrived, an error
+    reply as its ``RemoteError``; return them by correlation id. ``timeout`` is the whole wait."""
     if count < 0:
         raise ValueError(f"count must be 0 or more, got {count}")
     if timeout <= 0:

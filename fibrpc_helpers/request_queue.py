@@ -1,9 +1,8 @@
 """The request queue: adopt it as it is, or declare it the way today's tutorial six does.
 
-RabbitMQ's official tutorial six declares ``rpc_queue`` as a durable quorum queue, aio-pika's
-as a classic non-durable one, and RabbitMQ refuses (406 PRECONDITION_FAILED) a declare that
-differs from the existing queue: a worker that simply declared its own shape would die beside
-a server of the other. :func:`declare_request_queue` declares the queue only when it is absent.
+RabbitMQ's tutorial six declares ``rpc_queue`` durable quorum, aio-pika's classic non-durable,
+and RabbitMQ refuses (406) a declare that differs from the existing queue: a worker declaring
+its own shape would die beside a server of the other.
 """
 
 from __future__ import annotations
@@ -74,13 +73,10 @@ async def declare_request_queue(connection: aio_pika.abc.AbstractConnection, nam
                                 queue_type: QueueType | None = None) -> RequestQueue:
     """Find out what the request queue is, declaring it only when it is absent.
 
-    An existing queue is adopted as it is. AMQP has no "describe queue", so its shape is
-    learned by what the broker accepts: an equivalent declare changes nothing, another is
-    refused (406); one that accepts none of ``_SHAPES`` is ``unknown``. An absent queue is
-    declared as asked (None: durable quorum); a 406 then means another worker declared it
-    in between, differently: that one is adopted. Only an explicit ``queue_type`` of another
-    type than the existing queue's raises :class:`QueueMismatchError`. The declares run on a
-    connection of their own: a denied transient one (541) closes the whole connection.
+    AMQP has no "describe queue": an existing queue's shape is learned by what the broker
+    accepts (an equivalent declare changes nothing, another is refused). An absent one is
+    declared as asked (None: quorum); a 406 then means another worker declared it meanwhile.
+    Only an explicit ``queue_type`` of another type raises :class:`QueueMismatchError`.
     """
     wanted = RequestQueue.asked(queue_type or "quorum")
     async with await aio_pika.connect(connection.url) as probing:
@@ -145,19 +141,13 @@ async def _declare(connection: aio_pika.abc.AbstractConnection, name: str,
     return None
 
 
-class _NotDuringProbe(logging.Filter):
-    """Drops the log records of a probe's own connection, whose refusal is an answer, not an
-    error: its tasks start inside the probe, so they carry ``_PROBING``; others log as ever."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not _PROBING.get()
-
-
 _PROBING: contextvars.ContextVar[bool] = contextvars.ContextVar("fibrpc_probing", default=False)
-# A logger's filter sees only the records made by that logger itself, so each module's.
+# A probe's own connection logs nothing: its refusal is an answer, not an error. Its tasks
+# start inside the probe, so they carry _PROBING; every other connection logs as before. A
+# logger's filter sees only the records made by that logger itself, so each module's.
 for _module in ("aiormq.connection", "aiormq.channel", "aiormq.base", "aiormq.tools",
                 "aio_pika.connection", "aio_pika.channel", "aio_pika.tools", "aio_pika.queue"):
-    logging.getLogger(_module).addFilter(_NotDuringProbe())
+    logging.getLogger(_module).addFilter(lambda record: not _PROBING.get())
 
 _TRANSIENT_DENIED = 541  # RabbitMQ's refusal of a deprecated feature (INTERNAL_ERROR)
 
@@ -166,12 +156,10 @@ async def transient_queues_permitted(url: str, prefix: str = "fibrpc") -> bool:
     """Whether the broker at ``url`` takes a transient (non-durable) non-exclusive queue,
     the shape of aio-pika's tutorial six ``rpc_queue``.
 
-    RabbitMQ 4.3 as upstream ships it denies one (the deprecated feature
-    ``transient_nonexcl_queues``; Debian's package permits it) with a 541 that closes the
-    whole connection, so the probe has a connection of its own. Any other refusal (the user
-    may not declare that name) counts as permitted: the real declare then speaks for itself.
-    The probe queue is named after ``prefix`` (inside the caller's namespace) and expires
-    after 10 s even if this call is cancelled before it deletes it.
+    Upstream RabbitMQ 4.3 denies one (``transient_nonexcl_queues``) with a 541 that closes
+    the whole connection, hence a connection of its own. Any other refusal counts as
+    permitted: the real declare then speaks for itself. The probe queue, named after
+    ``prefix``, expires after 10 s even if this call is cancelled before deleting it.
     """
     name = f"{prefix}.transient-probe.{uuid.uuid4().hex[:12]}"
     token = _PROBING.set(True)

@@ -13,7 +13,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/"
-
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -23,11 +22,8 @@ def env_file() -> Path:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """The ``KEY=VALUE`` lines of a ``.env``-style file; {} when there is no such file.
-
-    Skips blank lines and ``#`` comments, allows an ``export`` prefix (a shell can ``source``
-    it) and quotes around a value. No variable expansion: a password may contain ``$``.
-    """
+    """The ``KEY=VALUE`` lines of a ``.env`` file ({} if none), with ``#`` comments, optional
+    ``export`` and quotes. No variable expansion: a password may contain ``$``."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
