@@ -1,10 +1,6 @@
-"""The reference RPC client of tutorial six: one callback queue, a correlation id per call.
-
-The notebooks build this class live, one idea per cell; this is the finished version.
-Requests are ``mandatory`` and confirmed, so one no queue takes fails at once. A reply that
-matches no waiting call is discarded and counted, never raised: a worker that dies between
-its reply and its ack gets the request again, so the same reply can arrive twice.
-"""
+"""The reference RPC client of tutorial six, as the notebooks build it: one callback queue,
+a correlation id per call. A reply that matches no waiting call is discarded and counted,
+never raised: a worker that dies between reply and ack answers the request twice."""
 
 from __future__ import annotations
 
@@ -85,8 +81,7 @@ class _NoReply(RpcTimeout):
 
 class FibonacciRpcClient:
     """Calls fib(n) on whichever worker consumes the request queue: ``await
-    FibonacciRpcClient.connect()``, then ``async with`` or ``close()``. Any number of calls
-    run at once (``asyncio.gather``) over its one callback queue."""
+    FibonacciRpcClient.connect()``, then ``async with`` or ``close()``; calls run at once."""
 
     def __init__(self, connection: AbstractRobustConnection, channel: AbstractRobustChannel,
                  callback_queue: AbstractQueue, *, queue: str, timeout: float) -> None:
@@ -184,10 +179,8 @@ class FibonacciRpcClient:
                          f"{said}: {timed_out.why or self._why_no_reply()}") from None
 
     async def _try(self, n: int, body: bytes, timeout: float, key: str) -> AbstractIncomingMessage:
-        """One try of a call: publish with a fresh correlation id, wait for its reply.
-
-        The try's future is in ``_tries`` from the first line, so ``close`` ends it whatever
-        it is waiting for."""
+        """One try of a call: publish with a fresh correlation id, wait for its reply. The
+        future is in ``_tries`` from the start, so ``close`` ends it whatever it waits for."""
         loop = asyncio.get_running_loop()
         if self._closing:  # a retry that comes after close()
             raise RpcConnectionError(_CLOSED)
@@ -237,8 +230,7 @@ class FibonacciRpcClient:
                                           f"within {timeout:g} s"))
 
     async def _wait_for_broker(self, future: Reply, n: int, timeout: float) -> None:
-        """Wait, within the try, for the robust connection to come back with the callback
-        queue and its consumer: a request sent before would have nowhere to reply to."""
+        """Wait, within the try, for the connection to come back with the callback queue."""
         ready = asyncio.ensure_future(self.channel.ready())
         try:
             await asyncio.wait((ready, future), return_when=asyncio.FIRST_COMPLETED)
@@ -259,11 +251,10 @@ class FibonacciRpcClient:
     def _start_probe(self) -> None:
         """Ask the broker in the background whether anyone consumes the request queue, so a
         timeout can say why without waiting. One check (``close`` awaits it) serves them all."""
-        if self._closing or (self._probe is not None and not self._probe.done()):
-            return
-        if self._probed and self._probed[0] > asyncio.get_running_loop().time() - _PROBE_FRESH:
-            return
-        self._probe = asyncio.ensure_future(self._check_queue())
+        running = self._probe is not None and not self._probe.done()
+        fresh = self._probed and self._probed[0] > asyncio.get_running_loop().time() - _PROBE_FRESH
+        if not (self._closing or running or fresh):
+            self._probe = asyncio.ensure_future(self._check_queue())
 
     def _why_no_reply(self) -> str:
         """Why a call timed out, from the latest queue check (never waits for one)."""
@@ -379,9 +370,8 @@ class FibonacciRpcClient:
             self._remember(correlation_id, "late")
 
     async def close(self) -> None:
-        """Close the connection (the broker deletes the exclusive callback queue); every call
-        still running fails at once with RpcConnectionError. A client made with ``create``
-        leaves the connection open and removes only its consumer or callback queue."""
+        """Close the connection; every call still running fails at once (RpcConnectionError).
+        A client made with ``create`` removes only its consumer or callback queue."""
         self._closing = True
         for future in self._tries:
             if not future.done():

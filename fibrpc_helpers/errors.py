@@ -95,9 +95,8 @@ def reply_code(error: BaseException) -> int | None:
 
 
 def translate(error: BaseException, *, doing: str) -> RpcError:
-    """Ours for an aio-pika, aiormq or socket exception (ours pass through): ``raise
-    translate(error, doing="connecting to ...") from error``. A ``CancelledError`` passed here
-    is aio-pika's (its channel closed under an operation); callers re-raise their own."""
+    """Ours for an aio-pika, aiormq or socket exception (``doing``: "connecting to ..."). A
+    ``CancelledError`` passed here is aio-pika's (its channel closed under an operation)."""
     if isinstance(error, RpcError):
         return error
     translated = _translated(error, doing)

@@ -27,9 +27,8 @@ QUEUE_TYPES: tuple[QueueType, ...] = ("quorum", "classic")
 
 @dataclass(frozen=True)
 class RequestQueue:
-    """What a request queue is: the properties a declare must repeat exactly. ``type`` is
-    ``"unknown"`` (and ``durable`` None) for a queue with arguments of its own, such as a
-    delivery limit: the worker only consumes it, never declares it."""
+    """The properties a declare must repeat exactly; ``unknown`` (``durable`` None) for a queue
+    with arguments of its own: the worker only consumes it, never declares it."""
 
     type: str
     durable: bool | None

@@ -1,9 +1,7 @@
 """Where the broker is: the AMQP URL, and how to print it without leaking its password.
 
-A teacher points a whole class at one broker in ONE place: the ``AMQP_URL`` environment
-variable, or a line ``AMQP_URL=amqp://user:password@host:5672/vhost`` in the git-ignored
-``.env`` at the project root. The environment wins, so a student can override it for one
-command. Every notebook and CLI command reads the URL through :func:`amqp_url`.
+A teacher points a whole class at one broker in ONE place, read by every notebook and
+command: ``AMQP_URL`` in the environment (it wins) or in the git-ignored ``.env``.
 """
 
 from __future__ import annotations
@@ -50,9 +48,8 @@ def amqp_url(url: str | None = None) -> str:
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``****``, safe to print or log. The user info
-    runs to the LAST ``@``: a password not percent-encoded may hold ``#``, ``/``, ``?`` or
-    ``@``, which a URL parser would take for its end."""
+    """The URL with its password as ``****``. The user info runs to the LAST ``@``: a password
+    not percent-encoded may hold ``#/?@``, which a URL parser would take for its end."""
     scheme, sep, rest = url.partition("://")
     userinfo, at, host = rest.rpartition("@")
     if not sep or not at or ":" not in userinfo:

@@ -1,11 +1,9 @@
 """The reference RPC worker of tutorial six: answer on ``reply_to``, then ack.
 
-The order is the point. The reply and then the ack go out on one channel, whose frames AMQP
-processes in order: a worker that dies at any moment loses nothing, as whatever it had not
-acked is redelivered. (A publisher confirm per reply would add no safety, for about a fifth
-of the CPU.) The price: a worker dying between the reply and the ack makes the request run
-twice, so the work must be idempotent, and the client discards a second reply. Bad input
-gets an error reply (AMQP ``type`` ``error``) and is acked like any other request.
+The order is the point: both go out on one channel, whose frames AMQP processes in order, so
+a worker that dies at any moment loses nothing (a publisher confirm per reply would add no
+safety, for a fifth of the CPU). A worker dying between the two makes the request run twice:
+the work must be idempotent. Bad input gets an error reply (AMQP ``type`` ``error``).
 """
 
 from __future__ import annotations
@@ -39,8 +37,7 @@ PUBLISH_TIMEOUT = 30.0
 STOP_TIMEOUT = 60.0
 """Seconds ``stop`` waits for the requests in hand before closing anyway."""
 LOG_INTERVAL = 1.0
-"""Seconds between two warnings of one kind: a burst of a thousand expired requests logs
-one line with the running total, not a thousand lines."""
+"""Seconds between two warnings of one kind: a burst of expired requests logs a line a second."""
 
 _START_TRIES = 3  # a broker's internal error at start-up (see ``start``) is retried this often
 _INTERNAL_ERROR = 541  # AMQP INTERNAL_ERROR
@@ -59,9 +56,8 @@ class WorkerCounts:
 
 async def _consume_as_it_is(channel: AbstractRobustChannel, name: str, kind: RequestQueue
                             ) -> AbstractQueue:
-    """The request queue on the worker's robust channel, which re-declares it the same way
-    after every reconnection: with the shape learned (which brings back a transient queue a
-    broker restart deleted), or passively for an ``unknown`` one it could only get wrong."""
+    """The request queue on the robust channel, re-declared so after every reconnection (a
+    restart deletes a transient queue); passively if ``unknown``, as it could only be wrong."""
     if kind.durable is None:
         return await channel.declare_queue(name, passive=True)
     return await channel.declare_queue(name, durable=kind.durable, arguments=dict(kind.arguments))
@@ -95,13 +91,9 @@ class FibonacciRpcWorker:
                     compute: Callable[[int], int] = fib, max_n: int = DEFAULT_MAX_N,
                     service_time: float = 0.0, name: str | None = None,
                     queue_type: QueueType | None = None) -> FibonacciRpcWorker:
-        """Connect, adopt or declare the request queue, and start serving it.
-
-        ``prefetch`` is how many unacked requests the broker hands this worker at once (1 =
-        fair dispatch); ``service_time`` adds that many seconds of I/O-like waiting per
-        request, to show how workers scale work that is not CPU-bound. ``queue_type``: see
-        :func:`declare_request_queue` (None adopts the queue as it is, else durable quorum).
-        """
+        """Connect, adopt or declare the request queue (``queue_type``: see
+        :func:`declare_request_queue`), and serve it. ``prefetch``: unacked requests held at
+        once (1 = fair dispatch); ``service_time``: seconds of I/O-like waiting per request."""
         if prefetch < 1:
             raise ValueError(f"prefetch must be 1 or more, got {prefetch}")
         if queue_type is not None:
@@ -187,11 +179,10 @@ class FibonacciRpcWorker:
         """Whether the caller's deadline (header ``x-deadline``) has passed: then nobody
         waits for the answer, and computing it would only delay the requests behind it.
 
-        Checked when the worker starts on the request, not when it arrived: with prefetch
-        > 1 it can wait in this worker's buffer, where the queue's per-message TTL no longer
-        reaches it. Wall-clock time: the client's and the worker's clocks must agree (NTP) to
-        well within a call's timeout. No integer header means no deadline (other tutorials'
-        clients send none).
+        Checked when the worker starts on the request: with prefetch > 1 it can wait in this
+        worker's buffer, where the queue's per-message TTL no longer reaches it. Wall-clock
+        time: the clocks must agree (NTP) to well within a call's timeout. No integer header
+        means no deadline (other tutorials' clients send none).
         """
         deadline = (message.headers or {}).get(DEADLINE_HEADER)
         if deadline is None:
@@ -222,8 +213,7 @@ class FibonacciRpcWorker:
         try:
             await message.ack()
         except Exception as error:
-            # The connection went before the ack: the broker redelivers the request, it is
-            # answered again, and the client discards the duplicate reply.
+            # The broker redelivers the request, and the client discards the second reply.
             log.warning("%s; the broker will redeliver the request",
                         translate(error, doing="acking a request"))
 
