@@ -32,6 +32,15 @@ from .urls import amqp_url, mask_url
 from .worker import FibonacciRpcWorker
 
 WORK: dict[str, Callable[[int], int]] = {"fast": fib, "recursive": fib_recursive}
+# The signals that stop a worker gracefully (it finishes what it holds); Windows' Ctrl-Break too.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM) + (
+    (signal.SIGBREAK,) if hasattr(signal, "SIGBREAK") else ()
+)
+
+
+def _error(text: str) -> None:
+    # In one write, so that the lines of workers sharing one stderr never run into each other.
+    sys.stderr.write(f"error: {text}\n")
 
 
 def _broker(args: argparse.Namespace) -> int:
@@ -62,33 +71,12 @@ def _broker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _max_n(args: argparse.Namespace) -> int:
-    if args.max_n is not None:
-        return int(args.max_n)
-    return RECURSIVE_MAX_N if args.work == "recursive" else DEFAULT_MAX_N
-
-
-def _error(text: str) -> None:
-    """``error: TEXT`` on stderr, in one write, so that the lines of several worker processes
-    sharing one stderr never run into each other."""
-    sys.stderr.write(f"error: {text}\n")
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM) + (
-    (signal.SIGBREAK,) if hasattr(signal, "SIGBREAK") else ()  # Windows' Ctrl-Break
-)
-"""The signals that stop a worker gracefully (it finishes what it holds)."""
-
-
 async def _serve(args: argparse.Namespace) -> int:
+    default_max_n = RECURSIVE_MAX_N if args.work == "recursive" else DEFAULT_MAX_N
     worker = await FibonacciRpcWorker.start(
-        args.url,
-        queue=args.queue,
-        prefetch=args.prefetch,
-        compute=WORK[args.work],
-        max_n=_max_n(args),
-        service_time=args.sleep_ms / 1000,
-        queue_type=args.queue_type,
+        args.url, queue=args.queue, prefetch=args.prefetch, compute=WORK[args.work],
+        max_n=default_max_n if args.max_n is None else args.max_n,
+        service_time=args.sleep_ms / 1000, queue_type=args.queue_type,
     )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -116,10 +104,7 @@ async def _serve(args: argparse.Namespace) -> int:
     logging.getLogger("fibrpc_helpers.worker").info(
         "stopped: %d answered, %d error replies, %d dropped (no reply_to), %d expired "
         "(deadline passed before it was computed)",
-        counts.answered,
-        counts.errors,
-        counts.dropped,
-        counts.expired,
+        counts.answered, counts.errors, counts.dropped, counts.expired,
     )
     return 0
 
@@ -131,11 +116,10 @@ async def _watch_parent(stopping: asyncio.Event) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
-    logging.getLogger("aio_pika").setLevel(logging.WARNING)
-    logging.getLogger("aiormq").setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("aio_pika", "aiormq"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.processes == 1:
         try:
             return run(_serve(args), args.loop)
@@ -143,15 +127,8 @@ def _worker(args: argparse.Namespace) -> int:
             _error(str(error))
             return 1
     workers = WorkerProcesses(
-        args.processes,
-        url=args.url,
-        queue=args.queue,
-        prefetch=args.prefetch,
-        work=args.work,
-        sleep_ms=args.sleep_ms,
-        max_n=args.max_n,
-        queue_type=args.queue_type,
-        loop=args.loop,
+        args.processes, url=args.url, queue=args.queue, prefetch=args.prefetch, work=args.work,
+        sleep_ms=args.sleep_ms, max_n=args.max_n, queue_type=args.queue_type, loop=args.loop,
     )
     stopping = threading.Event()
     for signum in STOP_SIGNALS:
@@ -168,8 +145,7 @@ def _worker(args: argparse.Namespace) -> int:
             if any(process.poll() is not None for process in workers.processes):
                 _error("a worker process exited; stopping the others")
                 break
-    codes = [process.returncode for process in workers.processes]
-    return 0 if all(code == 0 for code in codes) else 1
+    return 0 if all(process.returncode == 0 for process in workers.processes) else 1
 
 
 async def _call(args: argparse.Namespace) -> int:
@@ -211,11 +187,12 @@ def parser() -> argparse.ArgumentParser:
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = top.add_subparsers(dest="command", required=True)
 
-    def with_url(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help)
         sub.add_argument("--url", help="AMQP URL (default: $AMQP_URL, else local guest)")
         return sub
 
-    b = with_url(commands.add_parser("broker", help="ensure, show or stop the RabbitMQ broker"))
+    b = command("broker", "ensure, show or stop the RabbitMQ broker")
     b.add_argument("action", choices=["ensure", "status", "stop"])
     b.add_argument("--nodes", type=int, default=1,
                    help="ensure: start a cluster of this many nodes on this machine behind "
@@ -223,7 +200,7 @@ def parser() -> argparse.ArgumentParser:
                    "see the cluster by themselves")
     b.set_defaults(run=_broker)
 
-    w = with_url(commands.add_parser("worker", help="serve fib requests from a queue"))
+    w = command("worker", "serve fib requests from a queue")
     w.add_argument("--queue", default=DEFAULT_QUEUE)
     w.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
     w.add_argument("--prefetch", type=int, default=1, help="unacked requests per worker")
@@ -241,15 +218,15 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--loop", choices=LOOPS, default="auto",
                    help="event loop (default: uvloop where it is installed, else asyncio's)")
     w.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
-    w.set_defaults(run=lambda args: _worker(args))
+    w.set_defaults(run=_worker)
 
-    c = with_url(commands.add_parser("call", help="call fib(N) on a worker and print it"))
+    c = command("call", "call fib(N) on a worker and print it")
     c.add_argument("--queue", default=DEFAULT_QUEUE)
     c.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per call")
     c.add_argument("n", type=int, nargs="+", metavar="N")
     c.set_defaults(run=lambda args: run(_call(args)))
 
-    v = with_url(commands.add_parser("watch", help="show a namespace's queues live"))
+    v = command("watch", "show a namespace's queues live")
     v.add_argument("--namespace", help="whose queues (default: yours, $FIBRPC_NAMESPACE or "
                    "user@host); '' for bare names like the CLI's default rpc_queue")
     v.add_argument("--queue", action="append", default=[], metavar="NAME",

@@ -1,10 +1,9 @@
 """Worker processes: start N real ``python -m fibrpc_helpers worker`` processes and stop them.
 
 CPU-bound work (the tutorial's recursive fib) needs processes, not asyncio tasks: one event
-loop runs one computation at a time. Notebooks, tests and the benchmark start workers through
-this class, on the process runtime (``runtime``): a worker stops with its owner, at exit, and
-(``--exit-with-parent``: ``runtime.parent_gone``) when its parent is gone, finishing what it
-holds.
+loop runs one computation at a time. They run on the process runtime (``runtime``): a worker
+stops with its owner, at exit, and (``--exit-with-parent``) when its parent is gone, finishing
+what it holds.
 """
 
 from __future__ import annotations
@@ -31,34 +30,31 @@ def worker_command(
     queue_type: str | None = None,
     loop: str = "auto",
 ) -> list[str]:
-    """The command line of one worker process.
+    """The command line of one worker process; the options are the CLI's ``worker`` flags.
 
     It names no broker: the process reads ``$AMQP_URL``, which ``WorkerProcesses`` sets (see
-    ``ProcessGroup.spawn``'s ``env``). ``queue_type``: see :meth:`FibonacciRpcWorker.start`
-    (None adopts the queue, else declares quorum); ``loop``: see :func:`runtime.run`."""
-    command = [sys.executable, "-m", "fibrpc_helpers", "worker", "--queue", queue]
-    command += ["--prefetch", str(prefetch), "--work", work, "--exit-with-parent"]
-    if sleep_ms:
-        command += ["--sleep-ms", f"{sleep_ms:g}"]
-    if max_n is not None:
-        command += ["--max-n", str(max_n)]
-    if queue_type is not None:
-        command += ["--queue-type", queue_type]
-    if loop != "auto":
-        command += ["--loop", loop]
+    ``ProcessGroup.spawn``'s ``env``)."""
+    command = [sys.executable, "-m", "fibrpc_helpers", "worker", "--queue", queue,
+               "--prefetch", str(prefetch), "--work", work, "--exit-with-parent"]
+    optional = {"--sleep-ms": f"{sleep_ms:g}" if sleep_ms else None, "--max-n": max_n,
+                "--queue-type": queue_type, "--loop": None if loop == "auto" else loop}
+    for flag, value in optional.items():
+        if value is not None:
+            command += [flag, str(value)]
     return command
 
 
 class WorkerProcesses:
-    """``count`` worker processes on one queue; use ``with WorkerProcesses(...) as workers:``."""
+    """``count`` worker processes on one queue; use ``with WorkerProcesses(...) as workers:``.
+
+    ``url`` (default ``$AMQP_URL``) and the ``worker_command`` options say what they serve;
+    ``stderr``: where their log goes, as for ``ProcessGroup``.
+    """
 
     def __init__(self, count: int, *, stderr: Any = None, **options: object) -> None:
-        """``stderr``: where the workers' log goes, as for ``ProcessGroup`` (a notebook sends
-        it to a file: ``Notebook._child_log`` says why)."""
         if count < 1:
             raise ValueError(f"count must be 1 or more, got {count}")
         self.count = count
-        self.stderr = stderr
         url = options.pop("url", None)
         self.env = {"AMQP_URL": str(url)} if url else {}
         self.command = worker_command(**options)  # type: ignore[arg-type]
@@ -69,15 +65,12 @@ class WorkerProcesses:
     def start(self, timeout: float = 60.0) -> WorkerProcesses:
         """Start the processes and return once each one is consuming the queue."""
         try:
-            children = [
-                self.group.spawn(self.command, name="worker", env=self.env)
-                for _ in range(self.count)
-            ]
-            self.group.wait_ready(children, READY, timeout)
+            children = [self.group.spawn(self.command, name="worker", env=self.env)
+                        for _ in range(self.count)]
+            self.ready_lines = self.group.wait_ready(children, READY, timeout)
         except BaseException:
             self.stop()
             raise
-        self.ready_lines = [child.ready_line for child in self.group.children]
         self.names = [READY.match(line).group(1) for line in self.ready_lines]  # type: ignore[union-attr]
         return self
 
