@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -44,30 +45,25 @@ def _error(text: str) -> None:
 
 
 def _broker(args: argparse.Namespace) -> int:
-    try:
-        if args.action == "ensure" and args.nodes > 1:
-            print(cluster.ensure(args.url, args.nodes).describe())
-        elif args.action == "ensure":
-            print(broker.describe(broker.ensure(args.url)))
-        elif args.action == "status":
-            serving = cluster.serving(args.url)
-            if serving is not None:  # the cluster's proxy is the broker at that URL
-                print(serving.describe())
-                return 0 if any(node.up for node in serving.status()) else 1
-            info = broker.status(args.url)
-            print(broker.describe(info))
-            if info.version:
-                print(broker.describe_transient_queues(args.url))
-            return 0 if info.version else 1
-        else:
-            single, clustered = broker.stop(), cluster.stop()
-            if clustered is None or "nothing stopped" not in single:
-                print(single)
-            if clustered is not None:
-                print(clustered)
-    except broker.BrokerError as error:
-        _error(str(error))
-        return 1
+    if args.action == "ensure":
+        print(cluster.ensure(args.url, args.nodes).describe() if args.nodes > 1
+              else broker.describe(broker.ensure(args.url)))
+    elif args.action == "status":
+        serving = cluster.serving(args.url)
+        if serving is not None:  # the cluster's proxy is the broker at that URL
+            print(serving.describe())
+            return 0 if any(node.up for node in serving.status()) else 1
+        info = broker.status(args.url)
+        print(broker.describe(info))
+        if info.version:
+            print(broker.describe_transient_queues(args.url))
+        return 0 if info.version else 1
+    else:
+        single, clustered = broker.stop(), cluster.stop()
+        if clustered is None or "nothing stopped" not in single:
+            print(single)
+        if clustered is not None:
+            print(clustered)
     return 0
 
 
@@ -86,12 +82,9 @@ async def _serve(args: argparse.Namespace) -> int:
         except NotImplementedError:  # Windows: no event-loop signal handlers
             signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stopping.set))
     # processes.WorkerProcesses waits for this line: "worker NAME is serving" must stay first.
-    print(
-        f"worker {worker.name} is serving queue {args.queue!r} "
-        f"({worker.request_queue.describe()}) at {mask_url(amqp_url(args.url))}"
-        f" (prefetch {args.prefetch}, work {args.work}); Ctrl-C stops it",
-        flush=True,
-    )
+    print(f"worker {worker.name} is serving queue {args.queue!r} ({worker.request_queue.describe()}"
+          f") at {mask_url(amqp_url(args.url))} (prefetch {args.prefetch}, work {args.work});"
+          " Ctrl-C stops it", flush=True)
     watchdog = asyncio.create_task(_watch_parent(stopping)) if args.exit_with_parent else None
     try:
         await stopping.wait()
@@ -121,11 +114,7 @@ def _worker(args: argparse.Namespace) -> int:
     for noisy in ("aio_pika", "aiormq"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.processes == 1:
-        try:
-            return run(_serve(args), args.loop)
-        except RpcError as error:
-            _error(str(error))
-            return 1
+        return run(_serve(args), args.loop)
     workers = WorkerProcesses(
         args.processes, url=args.url, queue=args.queue, prefetch=args.prefetch, work=args.work,
         sleep_ms=args.sleep_ms, max_n=args.max_n, queue_type=args.queue_type, loop=args.loop,
@@ -149,14 +138,9 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 async def _call(args: argparse.Namespace) -> int:
-    try:
-        async with await FibonacciRpcClient.connect(args.url, queue=args.queue) as client:
-            results = await asyncio.gather(
-                *(client.call(n, timeout=args.timeout) for n in args.n), return_exceptions=True
-            )
-    except RpcError as error:
-        _error(str(error))
-        return 1
+    async with await FibonacciRpcClient.connect(args.url, queue=args.queue) as client:
+        calls = (client.call(n, timeout=args.timeout) for n in args.n)
+        results = await asyncio.gather(*calls, return_exceptions=True)
     status = 0
     for n, result in zip(args.n, results, strict=True):
         if isinstance(result, BaseException):
@@ -171,14 +155,9 @@ async def _call(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace) -> int:
     logging.getLogger("aiormq").setLevel(logging.CRITICAL)  # our error says it, once
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         run(watch(args.url, namespace=args.namespace, names=args.queue,
                   interval=args.interval, once=args.once))
-    except RpcError as error:
-        _error(str(error))
-        return 1
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
@@ -241,7 +220,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except (RpcError, broker.BrokerError) as error:  # said in one line, not a traceback
+        _error(str(error))
+        return 1
 
 
 if __name__ == "__main__":

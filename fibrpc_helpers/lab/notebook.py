@@ -1,6 +1,4 @@
-"""Notebook plumbing: check the broker, name queues, and leave the broker as it was found.
-
-A notebook's cells should show the idea they teach, not the bookkeeping around it::
+"""Notebook plumbing, so that a notebook's cells show the idea they teach, not bookkeeping::
 
     nb = await start("02_callback_queue")       # checks the broker, says how to fix it
     request_queue = await nb.queue("rpc_queue")  # this notebook's name, in your namespace
@@ -9,13 +7,9 @@ A notebook's cells should show the idea they teach, not the bookkeeping around i
     ...
     await nb.cleanup()   # the last cell: stop, close and delete what the notebook made
 
-Re-running is safe: ``start`` first cleans up whatever an earlier run of the same notebook
-left in this kernel, and ``queue`` deletes a leftover queue of that name (a kernel restarted
-before its cleanup cell). Worker processes also stop when the kernel exits (``runtime``).
-
-``reading_minutes`` is the time a notebook's introduction states. ``NotebookLine`` is one
-display that each write replaces (the benchmark's progress bar): a notebook keeps every write
-as an output of its own, so a bar redrawn with carriage returns would save every redraw.
+Re-running is safe: ``start`` first cleans up an earlier run of the same notebook in this
+kernel, and ``queue`` deletes a leftover queue of that name (a kernel restarted before its
+cleanup cell). ``reading_minutes`` is the time a notebook's introduction states.
 """
 
 from __future__ import annotations
@@ -61,9 +55,7 @@ MINUTES_PER_TRY_IT = 5.0
 
 _log = logging.getLogger(__name__)
 _NOTEBOOKS: dict[str, Notebook] = {}
-_STEP_TIMEOUT = 15.0
-"""Seconds one cleanup step may take before we give up on it, beyond what the thing's own
-stop is allowed (a worker's ``stop`` waits up to ``worker.STOP_TIMEOUT`` for held requests)."""
+_STEP_TIMEOUT = 15.0  # seconds a cleanup step may take, beyond what a worker's own stop may
 _EXERCISE = re.compile(r" {0,3}#{1,6}\s+(Try it|Exercise)\b")  # a CommonMark ATX heading
 
 
@@ -83,10 +75,8 @@ async def check_broker(url: str | None = None) -> bool:
 
 
 async def start(name: str, url: str | None = None) -> Notebook:
-    """Check the broker, clean up an earlier run of notebook ``name``, return its Notebook.
-
-    Raises ``broker.BrokerError`` with the steps to fix it when no broker answers.
-    """
+    """Check the broker (BrokerError if none answers), clean up an earlier run of notebook
+    ``name``, return its Notebook."""
     url = amqp_url(url)
     if not await check_broker(url):
         raise broker.BrokerError(f"no RabbitMQ broker answers at {mask_url(url)}; see above")
@@ -95,8 +85,8 @@ async def start(name: str, url: str | None = None) -> Notebook:
     # A connection closed while it had consumers logs warnings; in a notebook they are noise.
     for logger in ("aio_pika", "aiormq"):
         logging.getLogger(logger).setLevel(logging.ERROR)
-    notebook = _NOTEBOOKS[name] = Notebook(name, url)
-    return notebook
+    _NOTEBOOKS[name] = Notebook(name, url)
+    return _NOTEBOOKS[name]
 
 
 class Notebook:
@@ -110,11 +100,8 @@ class Notebook:
         self.worker_log = Path(tempfile.gettempdir()) / f"fibrpc-{namespace()}-{name}-workers.log"
 
     async def queue(self, name: str) -> str:
-        """This notebook's name for queue ``name``, inside your namespace; deleted at cleanup.
-
-        Each notebook gets its own names (``01.rpc_queue``), so two open notebooks never
-        serve each other's requests. A leftover queue of that name is deleted first.
-        """
+        """This notebook's name for queue ``name`` in your namespace (``01.rpc_queue``: two
+        open notebooks never serve each other's requests); a leftover of it is deleted first."""
         full = namespaced(f"{self.name[:2]}.{name}")
         if full not in self.queues:
             self.queues.append(full)
@@ -122,11 +109,8 @@ class Notebook:
         return full
 
     async def worker_processes(self, count: int, **options: Any) -> WorkerProcesses:
-        """Start ``count`` worker processes (``WorkerProcesses`` options), tracked for cleanup.
-
-        They serve this notebook's broker unless ``url=`` says otherwise: a notebook on another
-        broker (07's cluster) must not start its workers on ``$AMQP_URL``.
-        """
+        """Start ``count`` worker processes (``WorkerProcesses`` options), tracked for cleanup;
+        on this notebook's broker unless ``url=`` says otherwise (07's is a cluster's)."""
         options.setdefault("url", self.url)
         with self._child_log() as log:
             # Tracked before it starts: a cell interrupted meanwhile leaves them to cleanup.
@@ -137,13 +121,9 @@ class Notebook:
     async def script_process(
         self, script: str, *args: str, name: str, ready: str = "ready", timeout: float = 30.0
     ) -> Child:
-        """Run ``python script *args`` as a process of its own, tracked for cleanup, and
-        return once it prints a line containing ``ready``.
-
-        For a program the notebook writes itself (``%%writefile``). It finds the broker in
-        ``$AMQP_URL`` (off its command line) and ends with the kernel, even a killed one
-        (``run_script``). What it prints after ``ready`` is not shown.
-        """
+        """Run ``python script *args`` (a program the notebook wrote) as a process tracked for
+        cleanup, once it prints a line containing ``ready``; it finds the broker in
+        ``$AMQP_URL`` and ends with the kernel (``run_script``)."""
         command = [sys.executable, "-m", "fibrpc_helpers.lab.run_script", script, *args]
         with self._child_log() as log:
             group = self.track(ProcessGroup(stderr=log))
@@ -153,9 +133,8 @@ class Notebook:
 
     @contextlib.contextmanager
     def _child_log(self) -> Iterator[IO[str]]:
-        """``self.worker_log``, where the processes started in this block write their stderr
-        (not whichever cell happens to run when they write); a start that fails raises with
-        the last lines written since the block began."""
+        """``self.worker_log``, where processes started in this block log (not into whichever
+        cell runs then); a start that fails raises with the lines written since."""
         with open(self.worker_log, "a") as log:  # each child holds its own copy of the file
             began = log.tell()
             try:
@@ -170,10 +149,7 @@ class Notebook:
                 ) from None
 
     def track(self, thing: T) -> T:
-        """Remember ``thing`` to stop or close at cleanup; returns it.
-
-        Anything with ``stop()`` or ``close()`` (sync or async), and asyncio tasks (cancelled).
-        """
+        """Remember ``thing`` (with ``stop()`` or ``close()``, or a task) for cleanup."""
         if not any(thing is known for known in self.things):
             self.things.append(thing)
         return thing
@@ -198,11 +174,8 @@ def _plural(kind: str, count: int) -> str:
 
 
 async def _finish(thing: Any) -> str:
-    """Stop, close or cancel one thing; returns what kind of thing it was.
-
-    A step that does not end in time is abandoned (the next one runs) and said at WARNING:
-    what it was stopping may still run, or hold a connection open.
-    """
+    """Stop, close or cancel one thing; returns its kind. A step not done in time is abandoned,
+    at WARNING: what it was stopping may still run, or hold a connection open."""
     if isinstance(thing, asyncio.Task):
         thing.cancel()
         await asyncio.wait([thing], timeout=_STEP_TIMEOUT)
@@ -215,11 +188,8 @@ async def _finish(thing: Any) -> str:
         if isinstance(thing, ProcessGroup):
             return "process"
         return "worker process" if thing.count == 1 else "worker process group"
-    kind = type(thing).__name__
-    if isinstance(thing, aio_pika.abc.AbstractConnection):
-        kind = "connection"
-    elif isinstance(thing, aio_pika.abc.AbstractChannel):
-        kind = "channel"
+    kinds = {aio_pika.abc.AbstractConnection: "connection", aio_pika.abc.AbstractChannel: "channel"}
+    kind = next((k for cls, k in kinds.items() if isinstance(thing, cls)), type(thing).__name__)
     method = getattr(thing, "stop", None) or getattr(thing, "close", None)
     if method is None:
         raise TypeError(f"cannot clean up {thing!r}: it has neither stop() nor close()")
@@ -242,7 +212,8 @@ async def _finish(thing: Any) -> str:
 
 
 class NotebookLine:
-    """Where the progress bar writes in a notebook: one output, updated in place."""
+    """Where the progress bar writes in a notebook: one display that each write replaces (a
+    notebook saves every output, so a bar redrawn with carriage returns would save each)."""
 
     encoding = "utf-8"
 
@@ -304,6 +275,6 @@ def reading(notebook: Mapping[str, Any]) -> Reading:
 
 
 def reading_minutes(notebook: Mapping[str, Any]) -> int:
-    """Minutes a first sitting with ``notebook`` (its JSON, as loaded) takes, rounded up to 5:
-    one rule for every notebook, so that their introductions agree and can be recomputed."""
+    """Minutes a first sitting with ``notebook`` takes: one rule for every notebook, so that
+    their introductions agree and can be recomputed."""
     return reading(notebook).minutes

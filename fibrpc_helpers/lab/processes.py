@@ -20,16 +20,9 @@ READY = re.compile(r"^worker (\S+) is serving")
 """The line a worker prints once it consumes its queue (the CLI prints it first)."""
 
 
-def worker_command(
-    *,
-    queue: str = DEFAULT_QUEUE,
-    prefetch: int = 1,
-    work: str = "fast",
-    sleep_ms: float = 0.0,
-    max_n: int | None = None,
-    queue_type: str | None = None,
-    loop: str = "auto",
-) -> list[str]:
+def worker_command(*, queue: str = DEFAULT_QUEUE, prefetch: int = 1, work: str = "fast",
+                   sleep_ms: float = 0.0, max_n: int | None = None,
+                   queue_type: str | None = None, loop: str = "auto") -> list[str]:
     """The command line of one worker process; the options are the CLI's ``worker`` flags.
 
     It names no broker: the process reads ``$AMQP_URL``, which ``WorkerProcesses`` sets (see
