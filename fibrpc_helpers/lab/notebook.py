@@ -46,9 +46,8 @@ To fix it, run one of these in a terminal in the project folder, then run this c
 In a class with a shared broker, put the address your teacher gives you in the .env file
 at the project root (a line AMQP_URL=amqp://...), then run the notebook again."""
 
-# ``reading_minutes``'s weights: a first reading of technical prose with the code beside it
-# (not the 200-250 words a minute of easy text); reading, running and reading a code cell's
-# output; an exercise (a "Try it" or "Exercise" heading, a graded one with its check cell).
+# ``reading_minutes``'s weights: a first reading of technical prose with code beside it (not
+# 200-250 words a minute); reading, running and reading a code cell's output; an exercise.
 WORDS_PER_MINUTE = 130
 MINUTES_PER_CODE_CELL = 1.0
 MINUTES_PER_TRY_IT = 5.0
@@ -118,9 +117,8 @@ class Notebook:
             await asyncio.to_thread(workers.start)
         return workers
 
-    async def script_process(
-        self, script: str, *args: str, name: str, ready: str = "ready", timeout: float = 30.0
-    ) -> Child:
+    async def script_process(self, script: str, *args: str, name: str, ready: str = "ready",
+                             timeout: float = 30.0) -> Child:
         """Run ``python script *args`` (a program the notebook wrote) as a process tracked for
         cleanup, once it prints a line containing ``ready``; it finds the broker in
         ``$AMQP_URL`` and ends with the kernel (``run_script``)."""
@@ -134,7 +132,7 @@ class Notebook:
     @contextlib.contextmanager
     def _child_log(self) -> Iterator[IO[str]]:
         """``self.worker_log``, where processes started in this block log (not into whichever
-        cell runs then); a start that fails raises with the lines written since."""
+        cell runs then); a start that fails raises with the last lines written since."""
         with open(self.worker_log, "a") as log:  # each child holds its own copy of the file
             began = log.tell()
             try:
@@ -143,10 +141,8 @@ class Notebook:
                 with open(self.worker_log, errors="replace") as written:
                     written.seek(began)
                     lines = written.read().splitlines()[-5:]
-                raise ChildError(
-                    f"{error}. The whole log is {self.worker_log}; its last lines:\n"
-                    + "\n".join(lines)
-                ) from None
+                raise ChildError(f"{error}. The whole log is {self.worker_log}; its last lines:\n"
+                                 + "\n".join(lines)) from None
 
     def track(self, thing: T) -> T:
         """Remember ``thing`` (with ``stop()`` or ``close()``, or a task) for cleanup."""
@@ -183,9 +179,9 @@ async def _finish(thing: Any) -> str:
             _log.warning("cleanup gave up on %r: still running %g s after it was cancelled",
                          thing, _STEP_TIMEOUT)
         return "task"
-    if isinstance(thing, (WorkerProcesses, ProcessGroup)):
+    if isinstance(thing, ProcessGroup):  # WorkerProcesses too
         await asyncio.to_thread(thing.stop)
-        if isinstance(thing, ProcessGroup):
+        if not isinstance(thing, WorkerProcesses):
             return "process"
         return "worker process" if thing.count == 1 else "worker process group"
     kinds = {aio_pika.abc.AbstractConnection: "connection", aio_pika.abc.AbstractChannel: "channel"}
@@ -193,9 +189,8 @@ async def _finish(thing: Any) -> str:
     method = getattr(thing, "stop", None) or getattr(thing, "close", None)
     if method is None:
         raise TypeError(f"cannot clean up {thing!r}: it has neither stop() nor close()")
-    timeout = _STEP_TIMEOUT
-    if isinstance(thing, _worker.FibonacciRpcWorker):  # its own stop may take this long
-        timeout += _worker.STOP_TIMEOUT
+    held = isinstance(thing, _worker.FibonacciRpcWorker)  # its stop finishes held requests
+    timeout = _STEP_TIMEOUT + (_worker.STOP_TIMEOUT if held else 0)
     deadline = asyncio.timeout(timeout)
     try:
         result = method()

@@ -1,9 +1,8 @@
 """Worker processes: start N real ``python -m fibrpc_helpers worker`` processes and stop them.
 
 CPU-bound work (the tutorial's recursive fib) needs processes, not asyncio tasks: one event
-loop runs one computation at a time. They run on the process runtime (``runtime``): a worker
-stops with its owner, at exit, and (``--exit-with-parent``) when its parent is gone, finishing
-what it holds.
+loop runs one computation at a time. A worker stops with its owner (``runtime``), and
+(``--exit-with-parent``) when its parent is gone, finishing what it holds.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import sys
 from typing import Any
 
 from ..client import DEFAULT_QUEUE
-from .runtime import Child, ProcessGroup
+from .runtime import ProcessGroup
 
 READY = re.compile(r"^worker (\S+) is serving")
 """The line a worker prints once it consumes its queue (the CLI prints it first)."""
@@ -37,7 +36,7 @@ def worker_command(*, queue: str = DEFAULT_QUEUE, prefetch: int = 1, work: str =
     return command
 
 
-class WorkerProcesses:
+class WorkerProcesses(ProcessGroup):
     """``count`` worker processes on one queue; use ``with WorkerProcesses(...) as workers:``.
 
     ``url`` (default ``$AMQP_URL``) and the ``worker_command`` options say what they serve;
@@ -47,20 +46,20 @@ class WorkerProcesses:
     def __init__(self, count: int, *, stderr: Any = None, **options: object) -> None:
         if count < 1:
             raise ValueError(f"count must be 1 or more, got {count}")
+        super().__init__(stderr=stderr)
         self.count = count
         url = options.pop("url", None)
         self.env = {"AMQP_URL": str(url)} if url else {}
         self.command = worker_command(**options)  # type: ignore[arg-type]
-        self.group = ProcessGroup(stderr=stderr)
         self.names: list[str] = []
         self.ready_lines: list[str] = []  # each worker's "worker NAME is serving ..." line
 
     def start(self, timeout: float = 60.0) -> WorkerProcesses:
         """Start the processes and return once each one is consuming the queue."""
         try:
-            children = [self.group.spawn(self.command, name="worker", env=self.env)
-                        for _ in range(self.count)]
-            self.ready_lines = self.group.wait_ready(children, READY, timeout)
+            spawned = [self.spawn(self.command, name="worker", env=self.env)
+                       for _ in range(self.count)]
+            self.ready_lines = self.wait_ready(spawned, READY, timeout)
         except BaseException:
             self.stop()
             raise
@@ -68,16 +67,8 @@ class WorkerProcesses:
         return self
 
     @property
-    def children(self) -> list[Child]:
-        return self.group.children
-
-    @property
     def processes(self) -> list[subprocess.Popen[bytes]]:
-        return [child.process for child in self.group.children]
-
-    @property
-    def pids(self) -> list[int]:
-        return self.group.pids
+        return [child.process for child in self.children]
 
     def kill(self, index: int = 0) -> int:
         """SIGKILL one worker, as a crash would; returns its pid."""
@@ -86,16 +77,9 @@ class WorkerProcesses:
         process.wait()
         return process.pid
 
-    def stop(self, timeout: float = 30.0) -> list[int]:
-        """SIGTERM every worker (each finishes what it holds) and wait; returns exit codes."""
-        return self.group.stop(timeout)
-
     def __enter__(self) -> WorkerProcesses:
-        return self.start() if not self.group.children else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self.start() if not self.children else self
 
     def __repr__(self) -> str:
-        alive = sum(child.running for child in self.group.children)
+        alive = sum(child.running for child in self.children)
         return f"<WorkerProcesses {alive}/{self.count} running: {', '.join(self.names)}>"

@@ -1,10 +1,8 @@
 """The process runtime: child processes with one owner each (a Trio-style nursery).
 
-``ProcessGroup.spawn`` starts a child, ``wait_ready`` waits for the group's ready lines within
-one deadline, ``stop`` (on ``with`` exit, and at interpreter exit for a group still open) sends
-SIGTERM to every child, then kills the stragglers. Every child's stdin is a pipe from its
-parent, its lifeline: the child ends when the parent does, however it ends (``hold_lifeline``).
-Coroutines inside one event loop use ``asyncio.TaskGroup`` and ``asyncio.timeout`` directly.
+A ``ProcessGroup`` stops its children together (on ``with`` exit, and at interpreter exit for
+a group still open), and every child's stdin is a pipe from its parent, its lifeline: the child
+ends when the parent does, however it ends (``hold_lifeline``).
 """
 
 from __future__ import annotations
@@ -26,11 +24,8 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import IO, Any, TypeVar
 
 LIFELINE = "FIBRPC_LIFELINE"  # set to "stdin" by ``ProcessGroup.spawn`` for its children
-ORPHAN_GRACE = 90.0
-"""Seconds a child whose parent is gone may take to stop cleanly (``parent_gone``) before it
-is ended outright; a worker finishing what it holds may take ``worker.STOP_TIMEOUT`` (60 s)."""
-LOOPS = ("auto", "asyncio", "uvloop")
-"""Event loops a process of ours can run on; "auto" is uvloop where it is installed."""
+ORPHAN_GRACE = 90.0  # seconds an orphan may take to stop cleanly (worker.STOP_TIMEOUT is 60)
+LOOPS = ("auto", "asyncio", "uvloop")  # what ``run`` runs on; "auto": uvloop where installed
 
 T = TypeVar("T")
 
@@ -96,11 +91,9 @@ class ProcessGroup:
         self.stderr = stderr
         self.children: list[Child] = []
 
-    def spawn(
-        self, command: Sequence[str], *, name: str = "child", env: Mapping[str, str] | None = None
-    ) -> Child:
-        """Start ``command``; its stdout is ours to read, its stdin a pipe from us that carries
-        ``Child.write``'s lines and is its lifeline (``hold_lifeline``).
+    def spawn(self, command: Sequence[str], *, name: str = "child",
+              env: Mapping[str, str] | None = None) -> Child:
+        """Start ``command``; its stdin, a pipe from us, carries ``Child.write``'s lines.
 
         ``env``: variables added for the child; a secret such as a broker URL with its password
         belongs here, not on the command line, which other users of the machine may read.
@@ -115,9 +108,8 @@ class ProcessGroup:
         self.children.append(Child(process, name))
         return self.children[-1]
 
-    def wait_ready(
-        self, children: Sequence[Child], ready: str | re.Pattern[str], timeout: float
-    ) -> list[str]:
+    def wait_ready(self, children: Sequence[Child], ready: str | re.Pattern[str],
+                   timeout: float) -> list[str]:
         """Each child's first line matching ``ready``, all within ``timeout`` seconds; a child
         that exits first or stays silent fails the whole group (killed, ChildError)."""
         pattern = re.compile(ready)
@@ -127,15 +119,14 @@ class ProcessGroup:
                 while not pattern.search(line := child.readline(deadline)):
                     pass
                 child.ready_line = line
-        except ChildError as error:
+        except BaseException as error:
             self.stop(timeout=0)
+            if not isinstance(error, ChildError):
+                raise
             raise ChildError(
                 f"{error} before it was ready (waited up to {timeout:g} s); its error, if "
                 "any, is in its log (this process's stderr, or the file given as stderr=)"
             ) from None
-        except BaseException:
-            self.stop(timeout=0)
-            raise
         return [child.ready_line for child in children]
 
     @property
@@ -176,18 +167,13 @@ def stop_all() -> None:
         group.stop(timeout=10)
 
 
-def follow_stdin(
-    on_data: Callable[[bytes], object] | None = None,
-    on_end: Callable[[], object] | None = None,
-    grace: float = ORPHAN_GRACE,
-) -> None:
-    """Read this process's stdin in a daemon thread until it closes, then end the process.
-
-    Each chunk goes to ``on_data``; at the end ``on_end`` runs (both in that thread) and the
-    process ends ``grace`` seconds later; with no ``on_end``, at once. It reads the file
-    descriptor, not ``sys.stdin``: Python aborts at exit when a daemon thread blocked inside
-    ``sys.stdin``'s buffer holds its lock (``Fatal Python error: _enter_buffered_busy``).
-    """
+def follow_stdin(on_data: Callable[[bytes], object] | None = None,
+                 on_end: Callable[[], object] | None = None, grace: float = ORPHAN_GRACE) -> None:
+    """Read this process's stdin in a daemon thread, each chunk to ``on_data``, until it
+    closes; then run ``on_end`` (in that thread) and end the process ``grace`` seconds later,
+    or at once with no ``on_end``. It reads the file descriptor, not ``sys.stdin``: Python
+    aborts at exit when a daemon thread blocked inside ``sys.stdin``'s buffer holds its lock
+    (``Fatal Python error: _enter_buffered_busy``)."""
 
     def follow() -> None:
         with contextlib.suppress(OSError):  # no stdin at all: the same as a closed one
@@ -206,28 +192,23 @@ def follow_stdin(
 
 def hold_lifeline(on_end: Callable[[], object] | None = None,
                   on_data: Callable[[bytes], object] | None = None) -> bool:
-    """End this process when the process that started it (``ProcessGroup.spawn``) is gone.
+    """End this process (``follow_stdin``) when the one that started it is gone: the system
+    closes the parent's end of our stdin pipe however it ends (a killed kernel too).
 
-    The operating system closes the parent's end of our stdin pipe when the parent ends,
-    however it ends (a killed Jupyter kernel too); then ``follow_stdin`` ends this process.
-    Returns False, doing nothing, in a process ``spawn`` did not start (``LIFELINE`` unset, or
-    stdin a terminal). ``LIFELINE`` is removed, so that our own children do not take it as
-    theirs. Once per process; the process must not read its stdin itself.
-    """
+    False, doing nothing, where ``spawn`` gave no lifeline (``LIFELINE`` unset, or stdin a
+    terminal); ``LIFELINE`` is removed, not to pass it on to our children. Once per process;
+    the process must not read its stdin itself."""
     if os.environ.pop(LIFELINE, None) != "stdin":
         return False
-    try:
-        if os.isatty(0) or (os.name == "posix" and not stat.S_ISFIFO(os.fstat(0).st_mode)):
-            return False
-    except OSError:  # no stdin at all
-        return False
-    follow_stdin(on_data=on_data, on_end=on_end)
-    return True
+    with contextlib.suppress(OSError):  # no stdin at all: no lifeline
+        if not os.isatty(0) and (os.name != "posix" or stat.S_ISFIFO(os.fstat(0).st_mode)):
+            follow_stdin(on_data=on_data, on_end=on_end)
+            return True
+    return False
 
 
-def threadsafe(
-    function: Callable[..., object], loop: asyncio.AbstractEventLoop | None = None
-) -> Callable[..., None]:
+def threadsafe(function: Callable[..., object],
+               loop: asyncio.AbstractEventLoop | None = None) -> Callable[..., None]:
     """``function``, to call from another thread (such as ``follow_stdin``'s): it runs in
     ``loop`` (the running one by default), or nowhere once that loop is closed."""
     loop = loop or asyncio.get_running_loop()
