@@ -35,8 +35,7 @@ from .worker import FibonacciRpcWorker
 WORK: dict[str, Callable[[int], int]] = {"fast": fib, "recursive": fib_recursive}
 # The signals that stop a worker gracefully (it finishes what it holds); Windows' Ctrl-Break too.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM) + (
-    (signal.SIGBREAK,) if hasattr(signal, "SIGBREAK") else ()
-)
+    (signal.SIGBREAK,) if hasattr(signal, "SIGBREAK") else ())
 
 
 def _error(text: str) -> None:
@@ -72,8 +71,7 @@ async def _serve(args: argparse.Namespace) -> int:
     worker = await FibonacciRpcWorker.start(
         args.url, queue=args.queue, prefetch=args.prefetch, compute=WORK[args.work],
         max_n=default_max_n if args.max_n is None else args.max_n,
-        service_time=args.sleep_ms / 1000, queue_type=args.queue_type,
-    )
+        service_time=args.sleep_ms / 1000, queue_type=args.queue_type)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in STOP_SIGNALS:  # before saying "serving": a SIGTERM right after it must
@@ -97,8 +95,7 @@ async def _serve(args: argparse.Namespace) -> int:
     logging.getLogger("fibrpc_helpers.worker").info(
         "stopped: %d answered, %d error replies, %d dropped (no reply_to), %d expired "
         "(deadline passed before it was computed)",
-        counts.answered, counts.errors, counts.dropped, counts.expired,
-    )
+        counts.answered, counts.errors, counts.dropped, counts.expired)
     return 0
 
 
@@ -117,8 +114,7 @@ def _worker(args: argparse.Namespace) -> int:
         return run(_serve(args), args.loop)
     workers = WorkerProcesses(
         args.processes, url=args.url, queue=args.queue, prefetch=args.prefetch, work=args.work,
-        sleep_ms=args.sleep_ms, max_n=args.max_n, queue_type=args.queue_type, loop=args.loop,
-    )
+        sleep_ms=args.sleep_ms, max_n=args.max_n, queue_type=args.queue_type, loop=args.loop)
     stopping = threading.Event()
     for signum in STOP_SIGNALS:
         signal.signal(signum, lambda *_: stopping.set())
@@ -166,20 +162,20 @@ def parser() -> argparse.ArgumentParser:
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = top.add_subparsers(dest="command", required=True)
 
-    def command(name: str, help: str) -> argparse.ArgumentParser:
+    def command(name: str, help: str, run: Callable[..., int]) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help)
         sub.add_argument("--url", help="AMQP URL (default: $AMQP_URL, else local guest)")
+        sub.set_defaults(run=run)
         return sub
 
-    b = command("broker", "ensure, show or stop the RabbitMQ broker")
+    b = command("broker", "ensure, show or stop the RabbitMQ broker", _broker)
     b.add_argument("action", choices=["ensure", "status", "stop"])
     b.add_argument("--nodes", type=int, default=1,
                    help="ensure: start a cluster of this many nodes on this machine behind "
                    "one haproxy port, the URL's (default 1: a single node); status and stop "
                    "see the cluster by themselves")
-    b.set_defaults(run=_broker)
 
-    w = command("worker", "serve fib requests from a queue")
+    w = command("worker", "serve fib requests from a queue", _worker)
     w.add_argument("--queue", default=DEFAULT_QUEUE)
     w.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
     w.add_argument("--prefetch", type=int, default=1, help="unacked requests per worker")
@@ -197,22 +193,19 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--loop", choices=LOOPS, default="auto",
                    help="event loop (default: uvloop where it is installed, else asyncio's)")
     w.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
-    w.set_defaults(run=_worker)
 
-    c = command("call", "call fib(N) on a worker and print it")
+    c = command("call", "call fib(N) on a worker and print it", lambda args: run(_call(args)))
     c.add_argument("--queue", default=DEFAULT_QUEUE)
     c.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per call")
     c.add_argument("n", type=int, nargs="+", metavar="N")
-    c.set_defaults(run=lambda args: run(_call(args)))
 
-    v = command("watch", "show a namespace's queues live")
+    v = command("watch", "show a namespace's queues live", _watch)
     v.add_argument("--namespace", help="whose queues (default: yours, $FIBRPC_NAMESPACE or "
                    "user@host); '' for bare names like the CLI's default rpc_queue")
     v.add_argument("--queue", action="append", default=[], metavar="NAME",
                    help="another queue name inside the namespace to show (repeatable)")
     v.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
     v.add_argument("--once", action="store_true", help="print the table once and exit")
-    v.set_defaults(run=_watch)
 
     add_bench(commands)  # its measuring modules load only when `bench` runs
     return top

@@ -1,9 +1,6 @@
-"""Per-student names on a shared broker.
-
-Thirty students running the same notebook against one class broker must never receive each
-other's requests or replies, so every name a notebook declares is prefixed with a namespace
-that differs from student to student.
-"""
+"""Per-student names on a shared broker: thirty students running the same notebook against one
+class broker must never receive each other's requests or replies, so every name a notebook
+declares is prefixed with a namespace that differs from student to student."""
 
 from __future__ import annotations
 

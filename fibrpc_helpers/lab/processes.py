@@ -1,9 +1,6 @@
-"""Worker processes: start N real ``python -m fibrpc_helpers worker`` processes and stop them.
-
-CPU-bound work (the tutorial's recursive fib) needs processes, not asyncio tasks: one event
-loop runs one computation at a time. A worker stops with its owner (``runtime``), and
-(``--exit-with-parent``) when its parent is gone, finishing what it holds.
-"""
+"""Worker processes: N real ``python -m fibrpc_helpers worker`` processes, as CPU-bound work
+(the tutorial's recursive fib) needs: one event loop runs one computation at a time. A worker
+stops with its owner, and (``--exit-with-parent``) when its parent is gone (``runtime``)."""
 
 from __future__ import annotations
 
@@ -15,17 +12,14 @@ from typing import Any
 from ..client import DEFAULT_QUEUE
 from .runtime import ProcessGroup
 
-READY = re.compile(r"^worker (\S+) is serving")
-"""The line a worker prints once it consumes its queue (the CLI prints it first)."""
+READY = re.compile(r"^worker (\S+) is serving")  # printed first, once it consumes its queue
 
 
 def worker_command(*, queue: str = DEFAULT_QUEUE, prefetch: int = 1, work: str = "fast",
                    sleep_ms: float = 0.0, max_n: int | None = None,
                    queue_type: str | None = None, loop: str = "auto") -> list[str]:
-    """The command line of one worker process; the options are the CLI's ``worker`` flags.
-
-    It names no broker: the process reads ``$AMQP_URL``, which ``WorkerProcesses`` sets (see
-    ``ProcessGroup.spawn``'s ``env``)."""
+    """The command line of one worker process, the CLI's ``worker`` flags; it names no broker:
+    the process reads ``$AMQP_URL``, which ``WorkerProcesses`` sets (``ProcessGroup.spawn``)."""
     command = [sys.executable, "-m", "fibrpc_helpers", "worker", "--queue", queue,
                "--prefetch", str(prefetch), "--work", work, "--exit-with-parent"]
     optional = {"--sleep-ms": f"{sleep_ms:g}" if sleep_ms else None, "--max-n": max_n,
@@ -37,11 +31,8 @@ def worker_command(*, queue: str = DEFAULT_QUEUE, prefetch: int = 1, work: str =
 
 
 class WorkerProcesses(ProcessGroup):
-    """``count`` worker processes on one queue; use ``with WorkerProcesses(...) as workers:``.
-
-    ``url`` (default ``$AMQP_URL``) and the ``worker_command`` options say what they serve;
-    ``stderr``: where their log goes, as for ``ProcessGroup``.
-    """
+    """``count`` worker processes on one queue; ``with WorkerProcesses(...) as workers:``.
+    ``url`` (default ``$AMQP_URL``) and the ``worker_command`` options say what they serve."""
 
     def __init__(self, count: int, *, stderr: Any = None, **options: object) -> None:
         if count < 1:

@@ -1,8 +1,7 @@
 """``python -m fibrpc_helpers.lab.run_script SCRIPT [ARGS...]``: run a notebook's own program
 (``Notebook.script_process``) as ``python SCRIPT ARGS...`` would, as a child that ends with the
-notebook's kernel, even one killed before its cleanup (``runtime.hold_lifeline``).
-
-The script must not read stdin. Tracebacks show a few frames of this wrapper (``runpy``).
+notebook's kernel, even a killed one (``runtime.hold_lifeline``). The script must not read
+stdin; tracebacks show a few frames of this wrapper (``runpy``).
 """
 
 from __future__ import annotations

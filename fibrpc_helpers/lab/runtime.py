@@ -1,9 +1,7 @@
-"""The process runtime: child processes with one owner each (a Trio-style nursery).
-
-A ``ProcessGroup`` stops its children together (on ``with`` exit, and at interpreter exit for
-a group still open), and every child's stdin is a pipe from its parent, its lifeline: the child
-ends when the parent does, however it ends (``hold_lifeline``).
-"""
+"""The process runtime: child processes with one owner each (a Trio-style nursery). A
+``ProcessGroup`` stops its children together (on ``with`` exit, at interpreter exit for one
+still open), and every child's stdin is a pipe from its parent, its lifeline: the child ends
+when the parent does, however it ends (``hold_lifeline``)."""
 
 from __future__ import annotations
 
