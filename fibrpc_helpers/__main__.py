@@ -83,7 +83,9 @@ async def _serve(args: argparse.Namespace) -> int:
     print(f"worker {worker.name} is serving queue {args.queue!r} ({worker.request_queue.describe()}"
           f") at {mask_url(amqp_url(args.url))} (prefetch {args.prefetch}, work {args.work});"
           " Ctrl-C stops it", flush=True)
-    watchdog = asyncio.create_task(_watch_parent(stopping)) if args.exit_with_parent else None
+    watchdog = asyncio.create_task(parent_gone()) if args.exit_with_parent else None
+    if watchdog:  # the process that started us is gone (a killed Jupyter kernel, say): stop
+        watchdog.add_done_callback(lambda _: stopping.set())
     try:
         await stopping.wait()
     finally:
@@ -97,12 +99,6 @@ async def _serve(args: argparse.Namespace) -> int:
         "(deadline passed before it was computed)",
         counts.answered, counts.errors, counts.dropped, counts.expired)
     return 0
-
-
-async def _watch_parent(stopping: asyncio.Event) -> None:
-    """Stop when the process that started us is gone (a killed Jupyter kernel, say)."""
-    await parent_gone()
-    stopping.set()
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -162,10 +158,10 @@ def parser() -> argparse.ArgumentParser:
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = top.add_subparsers(dest="command", required=True)
 
-    def command(name: str, help: str, run: Callable[..., int]) -> argparse.ArgumentParser:
+    def command(name: str, help: str, handler: Callable[..., int]) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help)
         sub.add_argument("--url", help="AMQP URL (default: $AMQP_URL, else local guest)")
-        sub.set_defaults(run=run)
+        sub.set_defaults(run=handler)
         return sub
 
     b = command("broker", "ensure, show or stop the RabbitMQ broker", _broker)

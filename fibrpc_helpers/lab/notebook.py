@@ -3,8 +3,6 @@
     nb = await start("02_callback_queue")       # checks the broker, says how to fix it
     request_queue = await nb.queue("rpc_queue")  # this notebook's name, in your namespace
     connection = nb.track(await aio_pika.connect_robust(nb.url))
-    workers = await nb.worker_processes(2, queue=request_queue)
-    ...
     await nb.cleanup()   # the last cell: stop, close and delete what the notebook made
 
 Re-running is safe: ``start`` first cleans up an earlier run of the same notebook in this
@@ -240,18 +238,13 @@ def in_notebook() -> bool:
 
 
 class Reading(NamedTuple):
-    """What ``reading_minutes`` counts in a notebook, navigation links left out."""
+    """What ``reading_minutes`` counts in a notebook, navigation links left out, and the time
+    these take, rounded up to a multiple of 5 (at least 5)."""
 
     words: int  # of markdown prose
     code_cells: int
     exercises: int  # markdown headings of a "Try it" or an "Exercise"
-
-    @property
-    def minutes(self) -> int:
-        """The time these take, rounded up to a multiple of 5 (at least 5)."""
-        minutes = (self.words / WORDS_PER_MINUTE + self.code_cells * MINUTES_PER_CODE_CELL
-                   + self.exercises * MINUTES_PER_TRY_IT)
-        return max(5, 5 * math.ceil(minutes / 5))
+    minutes: int
 
 
 def reading(notebook: Mapping[str, Any]) -> Reading:
@@ -266,7 +259,9 @@ def reading(notebook: Mapping[str, Any]) -> Reading:
             exercises += sum(1 for line in source.splitlines() if _EXERCISE.match(line))
         elif cell["cell_type"] == "code":
             code_cells += 1
-    return Reading(words, code_cells, exercises)
+    minutes = (words / WORDS_PER_MINUTE + code_cells * MINUTES_PER_CODE_CELL
+               + exercises * MINUTES_PER_TRY_IT)
+    return Reading(words, code_cells, exercises, max(5, 5 * math.ceil(minutes / 5)))
 
 
 def reading_minutes(notebook: Mapping[str, Any]) -> int:
