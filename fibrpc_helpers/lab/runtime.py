@@ -92,11 +92,9 @@ class ProcessGroup:
     def spawn(self, command: Sequence[str], *, name: str = "child",
               env: Mapping[str, str] | None = None) -> Child:
         """Start ``command``; its stdin, a pipe from us, carries ``Child.write``'s lines.
-
-        ``env``: variables added for the child; a secret such as a broker URL with its password
-        belongs here, not on the command line, which other users of the machine may read.
-        On POSIX the child gets a session of its own: Jupyter interrupts a kernel by signalling
-        its process group, and an interrupted cell must not stop the notebook's workers."""
+        ``env``: variables added for the child (a password belongs there, not on the command
+        line, which other users may read). On POSIX the child gets a session of its own: Jupyter
+        interrupts a kernel by signalling its process group, which must not stop our workers."""
         _OPEN.add(self)
         environment = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", LIFELINE: "stdin"}
         process = subprocess.Popen(
@@ -191,11 +189,9 @@ def follow_stdin(on_data: Callable[[bytes], object] | None = None,
 def hold_lifeline(on_end: Callable[[], object] | None = None,
                   on_data: Callable[[bytes], object] | None = None) -> bool:
     """End this process (``follow_stdin``) when the one that started it is gone: the system
-    closes the parent's end of our stdin pipe however it ends (a killed kernel too).
-
-    False, doing nothing, where ``spawn`` gave no lifeline (``LIFELINE`` unset, or stdin a
-    terminal); ``LIFELINE`` is removed, not to pass it on to our children. Once per process;
-    the process must not read its stdin itself."""
+    closes the parent's end of our stdin pipe however it ends (a killed kernel too). False,
+    doing nothing, where ``spawn`` gave no lifeline (``LIFELINE`` unset, or stdin a terminal);
+    ``LIFELINE`` is removed, not to pass it on. Once per process, which must not read stdin."""
     if os.environ.pop(LIFELINE, None) != "stdin":
         return False
     with contextlib.suppress(OSError):  # no stdin at all: no lifeline
