@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -32,64 +33,45 @@ from .urls import amqp_url, mask_url
 from .worker import FibonacciRpcWorker
 
 WORK: dict[str, Callable[[int], int]] = {"fast": fib, "recursive": fib_recursive}
-
-
-def _broker(args: argparse.Namespace) -> int:
-    try:
-        if args.action == "ensure" and args.nodes > 1:
-            print(cluster.ensure(args.url, args.nodes).describe())
-        elif args.action == "ensure":
-            print(broker.describe(broker.ensure(args.url)))
-        elif args.action == "status":
-            serving = cluster.serving(args.url)
-            if serving is not None:  # the cluster's proxy is the broker at that URL
-                print(serving.describe())
-                return 0 if any(node.up for node in serving.status()) else 1
-            info = broker.status(args.url)
-            print(broker.describe(info))
-            if info.version:
-                print(broker.describe_transient_queues(args.url))
-            return 0 if info.version else 1
-        else:
-            single, clustered = broker.stop(), cluster.stop()
-            if clustered is None or "nothing stopped" not in single:
-                print(single)
-            if clustered is not None:
-                print(clustered)
-    except broker.BrokerError as error:
-        _error(str(error))
-        return 1
-    return 0
-
-
-def _max_n(args: argparse.Namespace) -> int:
-    if args.max_n is not None:
-        return int(args.max_n)
-    return RECURSIVE_MAX_N if args.work == "recursive" else DEFAULT_MAX_N
+# The signals that stop a worker gracefully (it finishes what it holds); Windows' Ctrl-Break too.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM) + (
+    (signal.SIGBREAK,) if hasattr(signal, "SIGBREAK") else ())
 
 
 def _error(text: str) -> None:
-    """``error: TEXT`` on stderr, in one write, so that the lines of several worker processes
-    sharing one stderr never run into each other."""
+    # In one write, so that the lines of workers sharing one stderr never run into each other.
     sys.stderr.write(f"error: {text}\n")
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM) + (
-    (signal.SIGBREAK,) if hasattr(signal, "SIGBREAK") else ()  # Windows' Ctrl-Break
-)
-"""The signals that stop a worker gracefully (it finishes what it holds)."""
+def _broker(args: argparse.Namespace) -> int:
+    if args.action == "ensure":
+        print(cluster.ensure(args.url, args.nodes).describe() if args.nodes > 1
+              else broker.describe(broker.ensure(args.url)))
+    elif args.action == "status":
+        serving = cluster.serving(args.url)
+        if serving is not None:  # the cluster's proxy is the broker at that URL
+            print(serving.describe())
+            return 0 if any(node.up for node in serving.status()) else 1
+        info = broker.status(args.url)
+        print(broker.describe(info))
+        if info.version:
+            print(broker.describe_transient_queues(args.url))
+        return 0 if info.version else 1
+    else:
+        single, clustered = broker.stop(), cluster.stop()
+        if clustered is None or "nothing stopped" not in single:
+            print(single)
+        if clustered is not None:
+            print(clustered)
+    return 0
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    default_max_n = RECURSIVE_MAX_N if args.work == "recursive" else DEFAULT_MAX_N
     worker = await FibonacciRpcWorker.start(
-        args.url,
-        queue=args.queue,
-        prefetch=args.prefetch,
-        compute=WORK[args.work],
-        max_n=_max_n(args),
-        service_time=args.sleep_ms / 1000,
-        queue_type=args.queue_type,
-    )
+        args.url, queue=args.queue, prefetch=args.prefetch, compute=WORK[args.work],
+        max_n=default_max_n if args.max_n is None else args.max_n,
+        service_time=args.sleep_ms / 1000, queue_type=args.queue_type)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in STOP_SIGNALS:  # before saying "serving": a SIGTERM right after it must
@@ -98,13 +80,12 @@ async def _serve(args: argparse.Namespace) -> int:
         except NotImplementedError:  # Windows: no event-loop signal handlers
             signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stopping.set))
     # processes.WorkerProcesses waits for this line: "worker NAME is serving" must stay first.
-    print(
-        f"worker {worker.name} is serving queue {args.queue!r} "
-        f"({worker.request_queue.describe()}) at {mask_url(amqp_url(args.url))}"
-        f" (prefetch {args.prefetch}, work {args.work}); Ctrl-C stops it",
-        flush=True,
-    )
-    watchdog = asyncio.create_task(_watch_parent(stopping)) if args.exit_with_parent else None
+    print(f"worker {worker.name} is serving queue {args.queue!r} ({worker.request_queue.describe()}"
+          f") at {mask_url(amqp_url(args.url))} (prefetch {args.prefetch}, work {args.work});"
+          " Ctrl-C stops it", flush=True)
+    watchdog = asyncio.create_task(parent_gone()) if args.exit_with_parent else None
+    if watchdog:  # the process that started us is gone (a killed Jupyter kernel, say): stop
+        watchdog.add_done_callback(lambda _: stopping.set())
     try:
         await stopping.wait()
     finally:
@@ -116,43 +97,20 @@ async def _serve(args: argparse.Namespace) -> int:
     logging.getLogger("fibrpc_helpers.worker").info(
         "stopped: %d answered, %d error replies, %d dropped (no reply_to), %d expired "
         "(deadline passed before it was computed)",
-        counts.answered,
-        counts.errors,
-        counts.dropped,
-        counts.expired,
-    )
+        counts.answered, counts.errors, counts.dropped, counts.expired)
     return 0
 
 
-async def _watch_parent(stopping: asyncio.Event) -> None:
-    """Stop when the process that started us is gone (a killed Jupyter kernel, say)."""
-    await parent_gone()
-    stopping.set()
-
-
 def _worker(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
-    logging.getLogger("aio_pika").setLevel(logging.WARNING)
-    logging.getLogger("aiormq").setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("aio_pika", "aiormq"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.processes == 1:
-        try:
-            return run(_serve(args), args.loop)
-        except RpcError as error:
-            _error(str(error))
-            return 1
+        return run(_serve(args), args.loop)
     workers = WorkerProcesses(
-        args.processes,
-        url=args.url,
-        queue=args.queue,
-        prefetch=args.prefetch,
-        work=args.work,
-        sleep_ms=args.sleep_ms,
-        max_n=args.max_n,
-        queue_type=args.queue_type,
-        loop=args.loop,
-    )
+        args.processes, url=args.url, queue=args.queue, prefetch=args.prefetch, work=args.work,
+        sleep_ms=args.sleep_ms, max_n=args.max_n, queue_type=args.queue_type, loop=args.loop)
     stopping = threading.Event()
     for signum in STOP_SIGNALS:
         signal.signal(signum, lambda *_: stopping.set())
@@ -168,19 +126,13 @@ def _worker(args: argparse.Namespace) -> int:
             if any(process.poll() is not None for process in workers.processes):
                 _error("a worker process exited; stopping the others")
                 break
-    codes = [process.returncode for process in workers.processes]
-    return 0 if all(code == 0 for code in codes) else 1
+    return 0 if all(process.returncode == 0 for process in workers.processes) else 1
 
 
 async def _call(args: argparse.Namespace) -> int:
-    try:
-        async with await FibonacciRpcClient.connect(args.url, queue=args.queue) as client:
-            results = await asyncio.gather(
-                *(client.call(n, timeout=args.timeout) for n in args.n), return_exceptions=True
-            )
-    except RpcError as error:
-        _error(str(error))
-        return 1
+    async with await FibonacciRpcClient.connect(args.url, queue=args.queue) as client:
+        calls = (client.call(n, timeout=args.timeout) for n in args.n)
+        results = await asyncio.gather(*calls, return_exceptions=True)
     status = 0
     for n, result in zip(args.n, results, strict=True):
         if isinstance(result, BaseException):
@@ -195,14 +147,9 @@ async def _call(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace) -> int:
     logging.getLogger("aiormq").setLevel(logging.CRITICAL)  # our error says it, once
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         run(watch(args.url, namespace=args.namespace, names=args.queue,
                   interval=args.interval, once=args.once))
-    except RpcError as error:
-        _error(str(error))
-        return 1
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
@@ -211,19 +158,20 @@ def parser() -> argparse.ArgumentParser:
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = top.add_subparsers(dest="command", required=True)
 
-    def with_url(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    def command(name: str, help: str, handler: Callable[..., int]) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help)
         sub.add_argument("--url", help="AMQP URL (default: $AMQP_URL, else local guest)")
+        sub.set_defaults(run=handler)
         return sub
 
-    b = with_url(commands.add_parser("broker", help="ensure, show or stop the RabbitMQ broker"))
+    b = command("broker", "ensure, show or stop the RabbitMQ broker", _broker)
     b.add_argument("action", choices=["ensure", "status", "stop"])
     b.add_argument("--nodes", type=int, default=1,
                    help="ensure: start a cluster of this many nodes on this machine behind "
                    "one haproxy port, the URL's (default 1: a single node); status and stop "
                    "see the cluster by themselves")
-    b.set_defaults(run=_broker)
 
-    w = with_url(commands.add_parser("worker", help="serve fib requests from a queue"))
+    w = command("worker", "serve fib requests from a queue", _worker)
     w.add_argument("--queue", default=DEFAULT_QUEUE)
     w.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
     w.add_argument("--prefetch", type=int, default=1, help="unacked requests per worker")
@@ -241,22 +189,19 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--loop", choices=LOOPS, default="auto",
                    help="event loop (default: uvloop where it is installed, else asyncio's)")
     w.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
-    w.set_defaults(run=lambda args: _worker(args))
 
-    c = with_url(commands.add_parser("call", help="call fib(N) on a worker and print it"))
+    c = command("call", "call fib(N) on a worker and print it", lambda args: run(_call(args)))
     c.add_argument("--queue", default=DEFAULT_QUEUE)
     c.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per call")
     c.add_argument("n", type=int, nargs="+", metavar="N")
-    c.set_defaults(run=lambda args: run(_call(args)))
 
-    v = with_url(commands.add_parser("watch", help="show a namespace's queues live"))
+    v = command("watch", "show a namespace's queues live", _watch)
     v.add_argument("--namespace", help="whose queues (default: yours, $FIBRPC_NAMESPACE or "
                    "user@host); '' for bare names like the CLI's default rpc_queue")
     v.add_argument("--queue", action="append", default=[], metavar="NAME",
                    help="another queue name inside the namespace to show (repeatable)")
     v.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
     v.add_argument("--once", action="store_true", help="print the table once and exit")
-    v.set_defaults(run=_watch)
 
     add_bench(commands)  # its measuring modules load only when `bench` runs
     return top
@@ -264,7 +209,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except (RpcError, broker.BrokerError) as error:  # said in one line, not a traceback
+        _error(str(error))
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,11 +1,6 @@
-"""Per-student names on a shared broker.
-
-Thirty students running the same notebook against one class broker must never receive each
-other's requests or replies, so every name a notebook declares (request queue, dead-letter
-queue, trace queues) is prefixed with a namespace: ``$FIBRPC_NAMESPACE`` (or that line in the
-project's ``.env``, beside ``AMQP_URL``), or by default the user and machine name, which differ
-from student to student.
-"""
+"""Per-student names on a shared broker: thirty students running the same notebook against one
+class broker must never receive each other's requests or replies, so every name a notebook
+declares is prefixed with a namespace that differs from student to student."""
 
 from __future__ import annotations
 
@@ -18,7 +13,8 @@ from ..urls import env_file, read_env_file
 
 
 def namespace() -> str:
-    """This student's prefix: ``$FIBRPC_NAMESPACE``, else the ``.env`` line, else ``user@host``."""
+    """This student's prefix: ``$FIBRPC_NAMESPACE``, else that line in the project's ``.env``
+    (beside ``AMQP_URL``), else ``user@host``."""
     value = os.environ.get("FIBRPC_NAMESPACE") or read_env_file(env_file()).get("FIBRPC_NAMESPACE")
     if not value:
         try:
@@ -36,5 +32,4 @@ def namespaced(name: str) -> str:
 
 def short_name(name: str) -> str:
     """A name without this student's namespace prefix, for printing (``03.rpc_queue``)."""
-    prefix = namespace() + "."
-    return name[len(prefix):] if name.startswith(prefix) else name
+    return name.removeprefix(namespace() + ".")

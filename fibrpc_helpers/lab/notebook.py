@@ -1,31 +1,13 @@
-"""Notebook plumbing: check the broker, name queues, and leave the broker as it was found.
-
-A notebook's cells should show the idea they teach (a callback queue, a correlation id, an
-ack), not the bookkeeping around it. This module holds that bookkeeping::
-
-    from fibrpc_helpers.lab.notebook import start
+"""Notebook plumbing, so that a notebook's cells show the idea they teach, not bookkeeping::
 
     nb = await start("02_callback_queue")       # checks the broker, says how to fix it
     request_queue = await nb.queue("rpc_queue")  # this notebook's name, in your namespace
     connection = nb.track(await aio_pika.connect_robust(nb.url))
-    workers = await nb.worker_processes(2, queue=request_queue)
-    ...
     await nb.cleanup()   # the last cell: stop, close and delete what the notebook made
 
-Re-running is safe: ``start`` first cleans up whatever an earlier run of the same notebook
-left in this kernel (a Run All that stopped half way), and ``queue`` deletes a leftover queue
-of that name (a kernel that was restarted before its cleanup cell). Worker processes also stop
-by themselves when the kernel exits (see ``processes``).
-
-Stable API (other notebooks build on it): ``start``, ``check_broker``, ``short_name``,
-``Notebook`` (``url``, ``queue``, ``worker_processes``, ``script_process``, ``track``,
-``cleanup``), and ``reading_minutes`` (with ``reading``, what it counts) for the time a
-notebook's introduction states.
-
-``NotebookLine`` and ``in_notebook`` serve output that a saved notebook should keep as one
-line (the benchmark's progress bar). A notebook keeps every write as a separate output, so a
-bar redrawn with carriage returns would leave each redraw in the saved file; a
-``NotebookLine`` is one display that each write replaces (by its display id).
+Re-running is safe: ``start`` first cleans up an earlier run of the same notebook in this
+kernel, and ``queue`` deletes a leftover queue of that name (a kernel restarted before its
+cleanup cell). ``reading_minutes`` is the time a notebook's introduction states.
 """
 
 from __future__ import annotations
@@ -38,6 +20,7 @@ import math
 import re
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, NamedTuple, TypeVar
@@ -61,21 +44,16 @@ To fix it, run one of these in a terminal in the project folder, then run this c
 In a class with a shared broker, put the address your teacher gives you in the .env file
 at the project root (a line AMQP_URL=amqp://...), then run the notebook again."""
 
+# ``reading_minutes``'s weights: a first reading of technical prose with code beside it (not
+# 200-250 words a minute); reading, running and reading a code cell's output; an exercise.
 WORDS_PER_MINUTE = 130
-"""Reading speed of prose assumed by ``reading_minutes``: a first reading of technical prose,
-with the code beside it, not the 200-250 words a minute of easy text."""
 MINUTES_PER_CODE_CELL = 1.0
-"""Time ``reading_minutes`` allows for one code cell: reading it, running it, reading its
-output."""
 MINUTES_PER_TRY_IT = 5.0
-"""Time ``reading_minutes`` allows for each exercise: a markdown heading that starts with
-"Try it" or "Exercise" (a graded one, with its check cell)."""
 
 _log = logging.getLogger(__name__)
 _NOTEBOOKS: dict[str, Notebook] = {}
-_STEP_TIMEOUT = 15.0
-"""Seconds one cleanup step may take before we give up on it, beyond what the thing's own
-stop is allowed (a worker's ``stop`` waits up to ``worker.STOP_TIMEOUT`` for held requests)."""
+_STEP_TIMEOUT = 15.0  # seconds a cleanup step may take, beyond what a worker's own stop may
+_EXERCISE = re.compile(r" {0,3}#{1,6}\s+(Try it|Exercise)\b")  # a CommonMark ATX heading
 
 
 async def check_broker(url: str | None = None) -> bool:
@@ -93,6 +71,21 @@ async def check_broker(url: str | None = None) -> bool:
     return True
 
 
+async def start(name: str, url: str | None = None) -> Notebook:
+    """Check the broker (BrokerError if none answers), clean up an earlier run of notebook
+    ``name``, return its Notebook."""
+    url = amqp_url(url)
+    if not await check_broker(url):
+        raise broker.BrokerError(f"no RabbitMQ broker answers at {mask_url(url)}; see above")
+    if name in _NOTEBOOKS:
+        await _NOTEBOOKS[name].cleanup(quiet=True)
+    # A connection closed while it had consumers logs warnings; in a notebook they are noise.
+    for logger in ("aio_pika", "aiormq"):
+        logging.getLogger(logger).setLevel(logging.ERROR)
+    _NOTEBOOKS[name] = Notebook(name, url)
+    return _NOTEBOOKS[name]
+
+
 class Notebook:
     """What one notebook declared and started, so that its last cell can undo it."""
 
@@ -104,11 +97,8 @@ class Notebook:
         self.worker_log = Path(tempfile.gettempdir()) / f"fibrpc-{namespace()}-{name}-workers.log"
 
     async def queue(self, name: str) -> str:
-        """This notebook's name for queue ``name``, inside your namespace; deleted at cleanup.
-
-        Each notebook gets its own names (``01.rpc_queue``), so two open notebooks never
-        serve each other's requests. A leftover queue of that name is deleted first.
-        """
+        """This notebook's name for queue ``name`` in your namespace (``01.rpc_queue``: two
+        open notebooks never serve each other's requests); a leftover of it is deleted first."""
         full = namespaced(f"{self.name[:2]}.{name}")
         if full not in self.queues:
             self.queues.append(full)
@@ -116,13 +106,8 @@ class Notebook:
         return full
 
     async def worker_processes(self, count: int, **options: Any) -> WorkerProcesses:
-        """Start ``count`` worker processes (``WorkerProcesses`` options), tracked for cleanup.
-
-        They serve this notebook's broker (``self.url``) unless ``url=`` says otherwise, as
-        ``script_process`` does: a notebook on another broker (07's cluster) must not start
-        its workers on ``$AMQP_URL`` by default. Their log goes to ``self.worker_log`` (see
-        ``_child_log``).
-        """
+        """Start ``count`` worker processes (``WorkerProcesses`` options), tracked for cleanup;
+        on this notebook's broker unless ``url=`` says otherwise (07's is a cluster's)."""
         options.setdefault("url", self.url)
         with self._child_log() as log:
             # Tracked before it starts: a cell interrupted meanwhile leaves them to cleanup.
@@ -130,19 +115,11 @@ class Notebook:
             await asyncio.to_thread(workers.start)
         return workers
 
-    async def script_process(
-        self, script: str, *args: str, name: str, ready: str = "ready", timeout: float = 30.0
-    ) -> Child:
-        """Run ``python script *args`` as a process of its own, tracked for cleanup, and
-        return once it prints a line containing ``ready``.
-
-        For a program the notebook writes itself (``%%writefile``). It finds the broker in
-        ``$AMQP_URL`` (this notebook's URL, kept off its command line: ``ProcessGroup.spawn``)
-        and ends when the kernel does, even a killed one (``run_script``). Its log (stderr)
-        goes to ``self.worker_log`` (see ``_child_log``); what it prints after ``ready`` is
-        not shown. ``child.running`` says whether it still runs, ``child.process.returncode``
-        how it ended.
-        """
+    async def script_process(self, script: str, *args: str, name: str, ready: str = "ready",
+                             timeout: float = 30.0) -> Child:
+        """Run ``python script *args`` (a program the notebook wrote) as a process tracked for
+        cleanup, once it prints a line containing ``ready``; it finds the broker in
+        ``$AMQP_URL`` and ends with the kernel (``run_script``)."""
         command = [sys.executable, "-m", "fibrpc_helpers.lab.run_script", script, *args]
         with self._child_log() as log:
             group = self.track(ProcessGroup(stderr=log))
@@ -152,12 +129,8 @@ class Notebook:
 
     @contextlib.contextmanager
     def _child_log(self) -> Iterator[IO[str]]:
-        """The file that the processes started in this block write their log (stderr) to.
-
-        A file in the system's temporary folder, ``self.worker_log``, rather than whichever
-        cell happens to be running when a process writes a line. A start that fails raises
-        with the last lines written since the block began.
-        """
+        """``self.worker_log``, where processes started in this block log (not into whichever
+        cell runs then); a start that fails raises with the last lines written since."""
         with open(self.worker_log, "a") as log:  # each child holds its own copy of the file
             began = log.tell()
             try:
@@ -166,28 +139,20 @@ class Notebook:
                 with open(self.worker_log, errors="replace") as written:
                     written.seek(began)
                     lines = written.read().splitlines()[-5:]
-                raise ChildError(
-                    f"{error}. The whole log is {self.worker_log}; its last lines:\n"
-                    + "\n".join(lines)
-                ) from None
+                raise ChildError(f"{error}. The whole log is {self.worker_log}; its last lines:\n"
+                                 + "\n".join(lines)) from None
 
     def track(self, thing: T) -> T:
-        """Remember ``thing`` to stop or close at cleanup; returns it.
-
-        Anything with ``stop()`` or ``close()`` (sync or async): connections, channels,
-        clients, workers, ``WorkerProcesses``; and asyncio tasks (cancelled).
-        """
+        """Remember ``thing`` (with ``stop()`` or ``close()``, or a task) for cleanup."""
         if not any(thing is known for known in self.things):
             self.things.append(thing)
         return thing
 
     async def cleanup(self, quiet: bool = False) -> None:
         """Stop and close what was tracked (last first), then delete this notebook's queues."""
-        done: dict[str, int] = {}
+        done: Counter[str] = Counter()
         while self.things:
-            thing = self.things.pop()
-            kind = await _finish(thing)
-            done[kind] = done.get(kind, 0) + 1
+            done[await _finish(self.things.pop())] += 1
         deleted = [short_name(name) for name in self.queues]
         await broker.delete_queues(self.url, self.queues)
         self.queues = []
@@ -197,8 +162,51 @@ class Notebook:
             print("deleted queues: " + (", ".join(deleted) or "none"))
 
 
+def _plural(kind: str, count: int) -> str:
+    """"1 task", "2 tasks", "2 processes"."""
+    return kind if count == 1 else kind + ("es" if kind.endswith("s") else "s")
+
+
+async def _finish(thing: Any) -> str:
+    """Stop, close or cancel one thing; returns its kind. A step not done in time is abandoned,
+    at WARNING: what it was stopping may still run, or hold a connection open."""
+    if isinstance(thing, asyncio.Task):
+        thing.cancel()
+        await asyncio.wait([thing], timeout=_STEP_TIMEOUT)
+        if not thing.done():
+            _log.warning("cleanup gave up on %r: still running %g s after it was cancelled",
+                         thing, _STEP_TIMEOUT)
+        return "task"
+    if isinstance(thing, ProcessGroup):  # WorkerProcesses too
+        await asyncio.to_thread(thing.stop)
+        if not isinstance(thing, WorkerProcesses):
+            return "process"
+        return "worker process" if thing.count == 1 else "worker process group"
+    kinds = {aio_pika.abc.AbstractConnection: "connection", aio_pika.abc.AbstractChannel: "channel"}
+    kind = next((k for cls, k in kinds.items() if isinstance(thing, cls)), type(thing).__name__)
+    method = getattr(thing, "stop", None) or getattr(thing, "close", None)
+    if method is None:
+        raise TypeError(f"cannot clean up {thing!r}: it has neither stop() nor close()")
+    held = isinstance(thing, _worker.FibonacciRpcWorker)  # its stop finishes held requests
+    timeout = _STEP_TIMEOUT + (_worker.STOP_TIMEOUT if held else 0)
+    deadline = asyncio.timeout(timeout)
+    try:
+        result = method()
+        if inspect.isawaitable(result):
+            async with deadline:
+                await result
+    except Exception as error:
+        if deadline.expired():
+            _log.warning("cleanup gave up on %r after %g s: it may still run or hold a "
+                         "connection open", thing, timeout)
+        else:  # already closed, connection lost: nothing left to undo
+            _log.info("cleanup of %r: %r", thing, error)
+    return kind
+
+
 class NotebookLine:
-    """Where the progress bar writes in a notebook: one output, updated in place."""
+    """Where the progress bar writes in a notebook: one display that each write replaces (a
+    notebook saves every output, so a bar redrawn with carriage returns would save each)."""
 
     encoding = "utf-8"
 
@@ -211,12 +219,9 @@ class NotebookLine:
     def write(self, text: str) -> int:
         line = text.split("\r")[-1].rstrip("\n")
         if line.strip():
-            data = {"text/plain": line}
-            if self._shown:
-                self._handle.update(data, raw=True)
-            else:
-                self._handle.display(data, raw=True)
-                self._shown = True
+            show = self._handle.update if self._shown else self._handle.display
+            show({"text/plain": line}, raw=True)
+            self._shown = True
         return len(text)
 
     def flush(self) -> None:
@@ -233,21 +238,13 @@ def in_notebook() -> bool:
 
 
 class Reading(NamedTuple):
-    """What ``reading_minutes`` counts in a notebook, navigation links left out."""
+    """What ``reading_minutes`` counts in a notebook, navigation links left out, and the time
+    these take, rounded up to a multiple of 5 (at least 5)."""
 
     words: int  # of markdown prose
     code_cells: int
     exercises: int  # markdown headings of a "Try it" or an "Exercise"
-
-    @property
-    def minutes(self) -> int:
-        """The time these take, rounded up to a multiple of 5 (at least 5)."""
-        minutes = (
-            self.words / WORDS_PER_MINUTE
-            + self.code_cells * MINUTES_PER_CODE_CELL
-            + self.exercises * MINUTES_PER_TRY_IT
-        )
-        return max(5, 5 * math.ceil(minutes / 5))
+    minutes: int
 
 
 def reading(notebook: Mapping[str, Any]) -> Reading:
@@ -262,98 +259,12 @@ def reading(notebook: Mapping[str, Any]) -> Reading:
             exercises += sum(1 for line in source.splitlines() if _EXERCISE.match(line))
         elif cell["cell_type"] == "code":
             code_cells += 1
-    return Reading(words, code_cells, exercises)
+    minutes = (words / WORDS_PER_MINUTE + code_cells * MINUTES_PER_CODE_CELL
+               + exercises * MINUTES_PER_TRY_IT)
+    return Reading(words, code_cells, exercises, max(5, 5 * math.ceil(minutes / 5)))
 
 
 def reading_minutes(notebook: Mapping[str, Any]) -> int:
-    """Minutes a first sitting with ``notebook`` (its JSON, as loaded) takes, rounded up to 5.
-
-    One rule for every notebook (``reading`` counts, ``Reading.minutes`` weighs), so that the
-    estimates in their introductions agree with each other and can be recomputed.
-    """
+    """Minutes a first sitting with ``notebook`` takes: one rule for every notebook, so that
+    their introductions agree and can be recomputed."""
     return reading(notebook).minutes
-
-
-_EXERCISE = re.compile(r" {0,3}#{1,6}\s+(Try it|Exercise)\b")
-"""A markdown ATX heading (as CommonMark writes one) of an exercise: ``## Try it``,
-``## Exercise: the worker``."""
-
-
-async def start(name: str, url: str | None = None) -> Notebook:
-    """Check the broker, clean up an earlier run of notebook ``name``, return its Notebook.
-
-    Raises ``broker.BrokerError`` with the steps to fix it when no broker answers.
-    """
-    url = amqp_url(url)
-    if not await check_broker(url):
-        raise broker.BrokerError(f"no RabbitMQ broker answers at {mask_url(url)}; see above")
-    previous = _NOTEBOOKS.get(name)
-    if previous is not None:
-        await previous.cleanup(quiet=True)
-    # A connection closed while it had consumers logs warnings; in a notebook they are noise.
-    for logger in ("aio_pika", "aiormq"):
-        logging.getLogger(logger).setLevel(logging.ERROR)
-    notebook = _NOTEBOOKS[name] = Notebook(name, url)
-    return notebook
-
-
-def _plural(kind: str, count: int) -> str:
-    """``kind`` for ``count`` of them: "1 task", "2 tasks", "2 processes"."""
-    if count == 1:
-        return kind
-    return kind + ("es" if kind.endswith("s") else "s")
-
-
-def _step_timeout(thing: Any) -> float:
-    """Seconds the cleanup of ``thing`` may take: at least what its own stop may take."""
-    if isinstance(thing, _worker.FibonacciRpcWorker):
-        return _worker.STOP_TIMEOUT + _STEP_TIMEOUT
-    return _STEP_TIMEOUT
-
-
-async def _finish(thing: Any) -> str:
-    """Stop, close or cancel one thing; returns what kind of thing it was.
-
-    A step that does not end in time is abandoned (the next one runs) and said at WARNING:
-    what it was stopping may still run, or hold a connection open.
-    """
-    if isinstance(thing, asyncio.Task):
-        thing.cancel()
-        await asyncio.wait([thing], timeout=_STEP_TIMEOUT)
-        if not thing.done():
-            _log.warning(
-                "cleanup gave up on %r: still running %g s after it was cancelled",
-                thing, _STEP_TIMEOUT,
-            )
-        return "task"
-    if isinstance(thing, WorkerProcesses):
-        await asyncio.to_thread(thing.stop)
-        return "worker process" if thing.count == 1 else "worker process group"
-    if isinstance(thing, ProcessGroup):
-        await asyncio.to_thread(thing.stop)
-        return "process"
-    if isinstance(thing, aio_pika.abc.AbstractConnection):
-        kind = "connection"
-    elif isinstance(thing, aio_pika.abc.AbstractChannel):
-        kind = "channel"
-    else:
-        kind = type(thing).__name__
-    method = getattr(thing, "stop", None) or getattr(thing, "close", None)
-    if method is None:
-        raise TypeError(f"cannot clean up {thing!r}: it has neither stop() nor close()")
-    timeout = _step_timeout(thing)
-    deadline = asyncio.timeout(timeout)
-    try:
-        result = method()
-        if inspect.isawaitable(result):
-            async with deadline:
-                await result
-    except Exception as error:
-        if deadline.expired():
-            _log.warning(
-                "cleanup gave up on %r after %g s: it may still run or hold a connection open",
-                thing, timeout,
-            )
-        else:  # already closed, connection lost: nothing left to undo
-            _log.info("cleanup of %r: %r", thing, error)
-    return kind

@@ -1,13 +1,7 @@
-"""``python -m fibrpc_helpers.lab.run_script SCRIPT [ARGS...]``: run a notebook's own program as a
-child that ends with the notebook's kernel.
-
-A notebook can write a program of its own (``%%writefile``) and start it as a process
-(``Notebook.script_process``), so that a student sees the whole program and nothing else in
-it. Such a program knows nothing of the kernel that started it: a kernel killed before its
-cleanup would leave it running, connected to the broker. This wrapper runs the script
-unchanged, as ``python SCRIPT ARGS...`` would, holding the lifeline of every child of ours
-(``runtime.hold_lifeline``): it ends at once with the kernel. The script must not read stdin.
-Tracebacks show a few frames of this wrapper (``runpy``) above the script's own.
+"""``python -m fibrpc_helpers.lab.run_script SCRIPT [ARGS...]``: run a notebook's own program
+(``Notebook.script_process``) as ``python SCRIPT ARGS...`` would, as a child that ends with the
+notebook's kernel, even a killed one (``runtime.hold_lifeline``). The script must not read
+stdin; tracebacks show a few frames of this wrapper (``runpy``).
 """
 
 from __future__ import annotations
