@@ -32,14 +32,10 @@ class _Step:
 
 
 def _lanes(calls: list[Call], workers: list[str]) -> dict[str, float]:
-    names = ["client"]
-    queues = [call.queue for call in calls if call.queue]
-    names += sorted(set(queues), key=queues.index)
-    names += workers
-    if any(call.worker is None and (call.replied is not None or call.received is not None)
-           and not call.in_process for call in calls):
-        names.append(UNKNOWN)
-    names.append("callback queue")
+    queues = dict.fromkeys(call.queue for call in calls if call.queue)
+    unknown = any(call.worker is None and (call.replied is not None or call.received is not None)
+                  and not call.in_process for call in calls)
+    names = ["client", *queues, *workers, *([UNKNOWN] if unknown else []), "callback queue"]
     return {name: float(index) for index, name in enumerate(names)}
 
 
@@ -111,15 +107,13 @@ def _rows(steps: list[_Step], gap: float) -> tuple[list[float], list[tuple[float
     return ys, breaks
 
 
-def _who(found: Worker) -> str:
-    where = "this process" if found.in_process else "another process"
-    said = f"app_id {found.app_id}" if found.app_id else "no app_id"
-    gone = f"; ✗ {found.note} at {found.gone * 1000:.1f} ms" if found.gone is not None else ""
-    return f"{found.label}: {said} ({where}){gone}"
-
-
 def _legend(lanes: dict[str, float], workers: dict[str, Worker], calls: list[Call]) -> list[str]:
-    lines = [_who(found) for label, found in workers.items() if label in lanes]
+    lines: list[str] = []
+    for found in [found for label, found in workers.items() if label in lanes]:
+        where = "this process" if found.in_process else "another process"
+        said = f"app_id {found.app_id}" if found.app_id else "no app_id"
+        gone = f"; ✗ {found.note} at {found.gone * 1000:.1f} ms" if found.gone is not None else ""
+        lines.append(f"{found.label}: {said} ({where}){gone}")
     if UNKNOWN in lanes:
         here = any(call.worker is None and call.replied is not None for call in calls)
         origin = "published in this process" if here else "from another process"
@@ -192,8 +186,7 @@ def draw(trace: Trace, title: str | None, *, max_calls: int, gap: float) -> Figu
     ax.set_ylim(bottom + 0.35 + 0.75 * len(legend), -1.2)
     ax.set_xticks([])
     ax.tick_params(axis="y", length=0)
-    for side in ("top", "right", "bottom", "left"):
-        ax.spines[side].set_visible(False)
+    ax.spines[:].set_visible(False)
     total = len(all_calls)
     more = f" (first {len(calls)} of {total} calls)" if total > len(calls) else ""
     ax.set_title((title or "messages in this cell") + more, fontsize=10)

@@ -114,82 +114,66 @@ def _observed(callback: Callable[[Any], Any], no_ack: bool) -> Callable[[Any], A
     return on_message
 
 
-def _wrap_consume(original: Callable[..., Any]) -> Callable[..., Any]:
-    signature = inspect.signature(original)
+async def _consume(original: Callable[..., Any], self: Any, *args: Any, **kwargs: Any) -> Any:
+    bound = inspect.signature(original).bind(self, *args, **kwargs)
+    no_ack = bool(bound.arguments.get("no_ack", False))
+    bound.arguments["callback"] = _observed(bound.arguments["callback"], no_ack)
+    consumer_tag = await original(*bound.args, **bound.kwargs)
 
-    @functools.wraps(original)
-    async def consume(self: Any, *args: Any, **kwargs: Any) -> Any:
-        bound = signature.bind(self, *args, **kwargs)
-        no_ack = bool(bound.arguments.get("no_ack", False))
-        bound.arguments["callback"] = _observed(bound.arguments["callback"], no_ack)
-        consumer_tag = await original(*bound.args, **bound.kwargs)
+    def on_close(*_: Any) -> None:  # CallbackCollection passes (channel, exception)
+        if LISTENERS:
+            emit(Event(time.perf_counter(), "close", "", None, None, "", consumer_tag=consumer_tag))
 
-        def on_close(*_: Any) -> None:  # CallbackCollection passes (channel, exception)
-            if LISTENERS:
-                emit(Event(time.perf_counter(), "close", "", None, None, "",
-                           consumer_tag=consumer_tag))
-
-        with contextlib.suppress(RuntimeError):  # the channel closed already: nothing to see
-            self.channel.close_callbacks.add(on_close)
-        return consumer_tag
-
-    return consume
+    with contextlib.suppress(RuntimeError):  # the channel closed already: nothing to see
+        self.channel.close_callbacks.add(on_close)
+    return consumer_tag
 
 
-def _wrap_get(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    async def get(self: Any, *args: Any, **kwargs: Any) -> Any:
-        message = await original(self, *args, **kwargs)
-        if message is not None and LISTENERS:  # no_ack is keyword-only
-            _note_delivery(message, bool(kwargs.get("no_ack", False)))
-        return message
-
-    return get
+async def _get(original: Callable[..., Any], self: Any, *args: Any, **kwargs: Any) -> Any:
+    message = await original(self, *args, **kwargs)
+    if message is not None and LISTENERS:  # no_ack is keyword-only
+        _note_delivery(message, bool(kwargs.get("no_ack", False)))
+    return message
 
 
-def _wrap_publish(original: Callable[..., Any]) -> Callable[..., Any]:
-    signature = inspect.signature(original)
-
-    @functools.wraps(original)
-    async def publish(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not LISTENERS:
-            return await original(self, *args, **kwargs)
-        arguments = signature.bind(self, *args, **kwargs).arguments
-        message, routing_key = arguments["message"], arguments["routing_key"]
-        _note("publish", message, routing_key)
-        try:
-            result = await original(self, *args, **kwargs)
-        except PublishError:  # returned, on a channel with on_return_raises=True
-            _note("return", message, routing_key)
-            raise
-        if isinstance(result, DeliveredMessage):  # returned, with on_return_raises=False
-            _note("return", message, routing_key)
-        return result
-
-    return publish
-
-
-def _wrap_settle(original: Callable[..., Any], kind: str) -> Callable[..., Any]:
-    @functools.wraps(original)
-    async def settle(self: Any, *args: Any, **kwargs: Any) -> Any:
+async def _publish(original: Callable[..., Any], self: Any, *args: Any, **kwargs: Any) -> Any:
+    if not LISTENERS:
+        return await original(self, *args, **kwargs)
+    arguments = inspect.signature(original).bind(self, *args, **kwargs).arguments
+    message, routing_key = arguments["message"], arguments["routing_key"]
+    _note("publish", message, routing_key)
+    try:
         result = await original(self, *args, **kwargs)
-        _note(kind, self, consumer_tag=self.consumer_tag, delivery_tag=self.delivery_tag)
-        return result
+    except PublishError:  # returned, on a channel with on_return_raises=True
+        _note("return", message, routing_key)
+        raise
+    if isinstance(result, DeliveredMessage):  # returned, with on_return_raises=False
+        _note("return", message, routing_key)
+    return result
 
-    return settle
+
+async def _settle(kind: str, original: Callable[..., Any], self: Any, *args: Any,
+                  **kwargs: Any) -> Any:
+    result = await original(self, *args, **kwargs)
+    _note(kind, self, consumer_tag=self.consumer_tag, delivery_tag=self.delivery_tag)
+    return result
+
+
+def _wrapper(original: Callable[..., Any], hook: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return await hook(original, self, *args, **kwargs)
+
+    setattr(wrapper, _MARK, True)
+    return wrapper
 
 
 def install() -> None:
     """Wrap the methods the module docstring lists, once per process."""
-    wraps: list[tuple[type, str, Callable[[Callable[..., Any]], Callable[..., Any]]]] = [
-        (aio_pika.Queue, "consume", _wrap_consume),
-        (aio_pika.Queue, "get", _wrap_get),
-        (aio_pika.Exchange, "publish", _wrap_publish),
-        *((aio_pika.IncomingMessage, kind, functools.partial(_wrap_settle, kind=kind))
-          for kind in ("ack", "nack", "reject")),
-    ]
-    for owner, name, wrap in wraps:
+    hooks = [(aio_pika.Queue, "consume", _consume), (aio_pika.Queue, "get", _get),
+             (aio_pika.Exchange, "publish", _publish)]
+    hooks += [(aio_pika.IncomingMessage, kind, functools.partial(_settle, kind))
+              for kind in ("ack", "nack", "reject")]
+    for owner, name, hook in hooks:
         if not getattr(getattr(owner, name), _MARK, False):
-            wrapper = wrap(getattr(owner, name))
-            setattr(wrapper, _MARK, True)
-            setattr(owner, name, wrapper)
+            setattr(owner, name, _wrapper(getattr(owner, name), hook))
