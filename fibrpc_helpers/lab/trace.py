@@ -126,8 +126,7 @@ class Trace:
                 return
 
     def _replied_unsettled(self) -> bool:
-        """Whether a delivery seen here was replied to but neither settled nor let go of (its
-        consumer's channel closed)."""
+        """Whether a worker here still holds (unsettled, its channel open) a replied request."""
         held: dict[tuple[str | None, int | None], str | None] = {}
         replied: set[str | None] = set()
         for event in self.events:
@@ -151,8 +150,6 @@ class Trace:
         if not app_id:
             raise ValueError("mark_killed needs the app_id of the worker (e.g. host:pid)")
         self._add(Event(time.perf_counter(), "killed", "", None, None, note, app_id=app_id))
-
-    # -- what the events mean -------------------------------------------------------------
 
     @property
     def workers(self) -> dict[str, Worker]:
@@ -182,13 +179,11 @@ class Trace:
                 if known is not None:
                     return known
             if (kind, identity) not in workers:
-                n = len(workers)
-                found = Worker(f"worker {string.ascii_uppercase[n] if n < 26 else n + 1}")
-                if kind == "tag":
-                    found.consumer_tag, found.in_process = identity, True
-                else:
-                    found.app_id = identity
-                workers[kind, identity] = found
+                n, tag = len(workers), kind == "tag"
+                workers[kind, identity] = Worker(
+                    f"worker {string.ascii_uppercase[n] if n < 26 else n + 1}",
+                    app_id=None if tag else identity, consumer_tag=identity if tag else None,
+                    in_process=tag)
             return workers[kind, identity]
 
         def gone(who: Worker, when: float, note: str) -> None:
@@ -277,8 +272,6 @@ class Trace:
                     if call.worker is None and event.app_id:
                         call.worker = worker("app", event.app_id).label
         return calls, {found.label: found for found in workers.values()}
-
-    # -- for people -------------------------------------------------------------------------
 
     def table(self) -> str:
         """One line per call: number, request, worker, reply, round trip (ms)."""

@@ -76,11 +76,9 @@ def _steps(calls: list[Call], workers: dict[str, Worker], lanes: dict[str, float
         if call.received is not None:
             reply = ("error: " if call.error else "") + (call.reply or "")
             unmatched = "  (matches no request in this trace)" if call.sent is None else ""
-            steps.append(_Step(call.received, callback, client, colour,
-                               f"{tag}{reply}{unmatched}"))
+            steps.append(_Step(call.received, callback, client, colour, f"{tag}{reply}{unmatched}"))
             for later in call.arrivals[1:]:
-                steps.append(_Step(later, callback, client, colour,
-                                   f"{tag}duplicate: discarded"))
+                steps.append(_Step(later, callback, client, colour, f"{tag}duplicate: discarded"))
         elif call.sent is not None and not call.returned:
             steps.append(_Step(call.sent, client, client, colour, mark="no reply"))
     for found in workers.values():
@@ -95,14 +93,11 @@ def _rows(steps: list[_Step], gap: float) -> tuple[list[float], list[tuple[float
     """The y of each row, and the breaks (y, seconds skipped) where more than gap passed."""
     ys: list[float] = []
     breaks: list[tuple[float, float]] = []
-    y = 0.0
-    for index, step in enumerate(steps):
-        if index:
-            y += 1.0
-            skipped = step.time - steps[index - 1].time
-            if skipped > gap:
-                breaks.append((y + _BREAK / 2 - 0.5, skipped))
-                y += _BREAK
+    for before, step in zip([None, *steps], steps, strict=False):
+        y = 0.0 if before is None else ys[-1] + 1.0
+        if before is not None and step.time - before.time > gap:
+            breaks.append((y + _BREAK / 2 - 0.5, step.time - before.time))
+            y += _BREAK
         ys.append(y)
     return ys, breaks
 
@@ -163,8 +158,7 @@ def draw(trace: Trace, title: str | None, *, max_calls: int, gap: float) -> Figu
     ends = {step.start: y for y, step in zip(ys, steps, strict=True) if step.mark == "gone"}
     _lifelines(ax, lanes, -0.5, bottom, breaks, ends)
     for name, x in lanes.items():
-        ax.text(x, -0.8, short_name(name), ha="center", va="bottom", fontsize=9,
-                fontweight="bold")
+        ax.text(x, -0.8, short_name(name), ha="center", va="bottom", fontsize=9, fontweight="bold")
     for y, step in zip(ys, steps, strict=True):
         if step.mark == "gone":
             ax.plot([step.start], [y], marker="x", color="black", markersize=11, mew=2.2)
@@ -187,8 +181,7 @@ def draw(trace: Trace, title: str | None, *, max_calls: int, gap: float) -> Figu
     ax.set_xticks([])
     ax.tick_params(axis="y", length=0)
     ax.spines[:].set_visible(False)
-    total = len(all_calls)
-    more = f" (first {len(calls)} of {total} calls)" if total > len(calls) else ""
+    more = f" (first {len(calls)} of {len(all_calls)} calls)" if len(all_calls) > len(calls) else ""
     ax.set_title((title or "messages in this cell") + more, fontsize=10)
     fig.tight_layout()
     plt.close(fig)  # returned, not shown twice: Jupyter displays the returned Figure

@@ -1,23 +1,13 @@
 """Where a trace meets aio-pika: pass-through wrappers of public aio-pika methods.
 
-Importing this module (``fibrpc_helpers.lab.trace`` does) wraps, once per process:
-
-- ``Queue.consume``: its ``callback`` notes each delivery before it runs, and the channel's
-  ``close_callbacks`` note when the consumer's channel closes (a worker that goes away holding
-  a request). ``queue.iterator()`` and ``RobustQueue.consume`` go through it too.
-- ``Queue.get``: notes the message it returns.
-- ``Exchange.publish``: notes the message, and a return (``PublishError``, or the returned
-  ``DeliveredMessage``).
-- ``IncomingMessage.ack/nack/reject``: note the settlement once done (``message.process()``
-  calls them too).
-
+Importing this module wraps, once per process, ``Queue.consume`` (and so ``queue.iterator``),
+``Queue.get``, ``Exchange.publish`` and ``IncomingMessage``'s ``ack``, ``nack`` and ``reject``.
 A wrapper passes its arguments on unchanged and reads only documented parameters and public
-message properties, so an aio-pika release that keeps its public API keeps traces working.
-While no trace is open, a wrapper only calls the original.
+message properties, so an aio-pika release that keeps its public API keeps traces working;
+while no trace is open, it only calls the original.
 
 Why at import, not when a trace opens: a consumer hands over its callback once, when it
-starts, and notebooks start their workers before they open a trace. A consumer started before
-this module was imported is not seen (every notebook imports it in its first cell).
+starts, and notebooks start their workers before they open a trace.
 """
 
 from __future__ import annotations
@@ -40,12 +30,10 @@ _MARK = "__fibrpc_trace_hook__"  # set on our wrappers, so a re-import never wra
 
 @dataclass(frozen=True)
 class Event:
-    """One thing that happened to one message, seen from this process.
-
-    ``kind``: ``publish``, ``return`` (no queue took a mandatory message), ``deliver`` (to a
-    consumer or ``queue.get``), ``ack`` / ``nack`` / ``reject``, ``close`` (the channel of
-    consumer ``consumer_tag`` closed) or ``killed`` (``Trace.mark_killed``; ``body`` is the note).
-    """
+    """One thing that happened to one message, seen from this process. ``kind``: publish,
+    return (no queue took a mandatory message), deliver (to a consumer or ``queue.get``),
+    ack, nack, reject, close (consumer ``consumer_tag``'s channel closed) or killed
+    (``Trace.mark_killed``; ``body`` is the note)."""
 
     time: float  # seconds since the trace started
     kind: str
@@ -74,18 +62,11 @@ def emit(event: Event) -> None:
 def _note(kind: str, message: Any, routing_key: str | None = None, **extra: Any) -> None:
     if not LISTENERS:
         return
+    routing_key = routing_key if routing_key is not None else (message.routing_key or "")
     body = message.body[:_BODY_CHARS].decode("utf-8", errors="replace")
-    emit(Event(
-        time=time.perf_counter(),
-        kind=kind,
-        routing_key=routing_key if routing_key is not None else (message.routing_key or ""),
-        correlation_id=message.correlation_id,
-        reply_to=message.reply_to,
-        body=body + ("…" if len(message.body) > _BODY_CHARS else ""),
-        type=message.type,
-        app_id=message.app_id,
-        **extra,
-    ))
+    body += "…" if len(message.body) > _BODY_CHARS else ""
+    emit(Event(time.perf_counter(), kind, routing_key, message.correlation_id, message.reply_to,
+               body, type=message.type, app_id=message.app_id, **extra))
 
 
 def _note_delivery(message: Any, no_ack: bool) -> None:

@@ -38,10 +38,6 @@ _PROBLEMS = {  # what a failed passive declare means
     aiormq.exceptions.ChannelLockedResource: "exclusive to another connection",
     aiormq.exceptions.ChannelAccessRefused: "no permission on this vhost",
 }
-_CONNECTION_LOST = (aiormq.exceptions.AMQPConnectionError, ConnectionError, OSError)
-
-# Move the cursor to the start of the line N lines up, then clear to the end of the screen.
-_UP_AND_CLEAR = "\x1b[{lines}F\x1b[J"
 
 
 @dataclass(frozen=True)
@@ -115,7 +111,7 @@ class LiveTable:
             columns = shutil.get_terminal_size().columns
             lines = [line[: columns - 1] for line in lines]
         if self._drawn and self.in_place:
-            self.out.write(_UP_AND_CLEAR.format(lines=self._drawn))
+            self.out.write(f"\x1b[{self._drawn}F\x1b[J")  # N lines up, clear the rest
         elif self._drawn:
             self.out.write("\n")
         self.out.write("".join(f"{line}\n" for line in lines))
@@ -151,7 +147,7 @@ async def watch(url: str | None = None, *, namespace: str | None = None,
                     connection = await _connect(url)
                 states = await snapshot(connection, queues)
                 lines = render(states, namespace=namespace, url=url, at=time.time())
-            except (RpcConnectionError, *_CONNECTION_LOST) as error:
+            except (RpcConnectionError, aiormq.exceptions.AMQPConnectionError, OSError) as error:
                 if once:
                     raise
                 connection = None  # a live view outlives a broker restart: retry next tick
