@@ -127,18 +127,8 @@ class Trace:
 
     def _replied_unsettled(self) -> bool:
         """Whether a worker here still holds (unsettled, its channel open) a replied request."""
-        held: dict[tuple[str | None, int | None], str | None] = {}
-        replied: set[str | None] = set()
-        for event in self.events:
-            if event.kind == "deliver" and not event.no_ack and event.reply_to:
-                held[(event.consumer_tag, event.delivery_tag)] = event.correlation_id
-            elif event.kind in ("ack", "nack", "reject"):
-                held.pop((event.consumer_tag, event.delivery_tag), None)
-            elif event.kind == "close":
-                held = {key: cid for key, cid in held.items() if key[0] != event.consumer_tag}
-            elif event.kind in ("publish", "deliver") and not event.reply_to:
-                replied.add(event.correlation_id)  # a reply, seen leaving or arriving
-        return any(cid in replied for cid in held.values())
+        return any(call.replied is not None or call.received is not None
+                   for call in self._read()[2])
 
     def _add(self, event: Event) -> None:
         """Keep one event from the hooks, its time made relative to the trace's start."""
@@ -163,8 +153,8 @@ class Trace:
         broker moves them: first in, first out per queue, an ack to the delivery it settles."""
         return self._read()[0]
 
-    def _read(self) -> tuple[list[Call], dict[str, Worker]]:
-        """Calls and workers, from the events in the order they happened."""
+    def _read(self) -> tuple[list[Call], dict[str, Worker], list[Call]]:
+        """Calls, workers and the calls a worker here holds unsettled, from the events."""
         # a reply goes to a callback queue: one named in some reply_to, or server-named
         reply_queues = {event.reply_to for event in self.events if event.reply_to}
         calls: list[Call] = []
@@ -271,7 +261,8 @@ class Trace:
                     call.app_id = event.app_id
                     if call.worker is None and event.app_id:
                         call.worker = worker("app", event.app_id).label
-        return calls, {found.label: found for found in workers.values()}
+        held = [call for call, _ in holding.values()]
+        return calls, {found.label: found for found in workers.values()}, held
 
     def table(self) -> str:
         """One line per call: number, request, worker, reply, round trip (ms)."""

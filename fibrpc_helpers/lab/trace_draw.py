@@ -57,22 +57,20 @@ def _steps(calls: list[Call], workers: dict[str, Worker], lanes: dict[str, float
                 to = lanes.get(who or UNKNOWN, worker)
                 steps.append(_Step(time_, queue, to, colour, "redelivered" if redelivered else ""))
             for time_, who, body in call.replies_sent:  # two: the request ran twice
-                steps.append(_Step(time_, lanes.get(who or UNKNOWN, worker), callback,
-                                   colour, body))
+                by = lanes.get(who or UNKNOWN, worker)
+                steps.append(_Step(time_, by, callback, colour, body))
             if call.acked is not None:
                 steps.append(_Step(call.acked, worker, worker, colour, mark="ack"))
-        elif call.received is not None and call.sent is not None:
-            # the worker is in another process: it took the request some time after it was
-            # sent and replied some time before the reply arrived; both unseen
-            steps.append(_Step(call.sent + _UNSEEN, queue, worker, colour, "(another process)",
-                               dashed=True))
+        elif call.received is not None and (call.sent is not None or call.replied is None):
+            # the worker is in another process: it took the request (if sent here) some time
+            # after it was sent and replied some time before the reply arrived; both unseen
+            if call.sent is not None:
+                steps.append(_Step(call.sent + _UNSEEN, queue, worker, colour,
+                                   "(another process)", dashed=True))
             steps.append(_Step(call.received - _UNSEEN, worker, callback, colour,
                                call.reply or "", dashed=True))
         elif call.replied is not None:  # published here, answering no request seen here
             steps.append(_Step(call.replied, worker, callback, colour, call.reply or ""))
-        elif call.received is not None:  # from another process, answering no traced request
-            steps.append(_Step(call.received - _UNSEEN, worker, callback, colour,
-                               call.reply or "", dashed=True))
         if call.received is not None:
             reply = ("error: " if call.error else "") + (call.reply or "")
             unmatched = "  (matches no request in this trace)" if call.sent is None else ""
@@ -145,7 +143,7 @@ def draw(trace: Trace, title: str | None, *, max_calls: int, gap: float) -> Figu
 
     if gap <= 0:
         raise ValueError(f"gap must be a positive number of seconds, not {gap!r}")
-    all_calls, workers = trace._read()
+    all_calls, workers, _ = trace._read()
     calls = all_calls[:max_calls]
     shown = {call.worker for call in calls} | {w for w, f in workers.items() if f.gone}
     lanes = _lanes(calls, [label for label in workers if label in shown])
