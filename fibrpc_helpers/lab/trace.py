@@ -92,9 +92,7 @@ class Trace:
         self.duration: float | None = None
 
     def __enter__(self) -> Trace:
-        self.started = time.perf_counter()
-        self.events = []
-        self.duration = None
+        self.started, self.events, self.duration = time.perf_counter(), [], None
         trace_hooks.LISTENERS.append(self._add)
         return self
 
@@ -159,22 +157,17 @@ class Trace:
         reply_queues = {event.reply_to for event in self.events if event.reply_to}
         calls: list[Call] = []
         by_id: dict[str, Call] = {}
-        by_delivery: dict[tuple[str | None, int | None], Call] = {}
         workers: dict[tuple[str, str], Worker] = {}  # ("tag", consumer tag) / ("app", app_id)
         holding: dict[tuple[str | None, int | None], tuple[Call, Worker]] = {}  # unsettled
 
         def worker(kind: str, identity: str) -> Worker:
-            if kind == "app":  # a worker of this process whose replies carry this app_id
-                known = next((w for w in workers.values() if w.app_id == identity), None)
-                if known is not None:
-                    return known
-            if (kind, identity) not in workers:
-                n, tag = len(workers), kind == "tag"
-                workers[kind, identity] = Worker(
-                    f"worker {string.ascii_uppercase[n] if n < 26 else n + 1}",
-                    app_id=None if tag else identity, consumer_tag=identity if tag else None,
-                    in_process=tag)
-            return workers[kind, identity]
+            known = next((w for w in workers.values() if w.app_id == identity), None)
+            if kind == "app" and known is not None:  # a worker here whose replies carry it
+                return known
+            n, tag = len(workers), kind == "tag"
+            label = f"worker {string.ascii_uppercase[n] if n < 26 else n + 1}"
+            return workers.setdefault((kind, identity), Worker(
+                label, None if tag else identity, identity if tag else None, in_process=tag))
 
         def gone(who: Worker, when: float, note: str) -> None:
             if who.gone is None:
@@ -188,9 +181,8 @@ class Trace:
             return call
 
         for event in self.events:
-            reply = not event.reply_to and (
-                event.routing_key in reply_queues or event.routing_key.startswith("amq"))
             cid, queue = event.correlation_id, event.routing_key
+            reply = not event.reply_to and (queue in reply_queues or queue.startswith("amq"))
             key = (event.consumer_tag, event.delivery_tag)
             if event.kind == "killed":
                 gone(worker("app", event.app_id or ""), event.time, event.body)
@@ -207,8 +199,8 @@ class Trace:
                 if call is not None and not reply:
                     call.returned = True
             elif event.kind in ("ack", "nack", "reject"):
-                holding.pop(key, None)
-                call = by_delivery.get(key) or (by_id.get(cid) if cid else None)
+                settled = holding.pop(key, None)
+                call = settled[0] if settled else by_id.get(cid) if cid else None
                 if call is not None and not reply and call.acked is None:
                     call.acked = event.time
             elif event.kind == "deliver" and not reply:
@@ -225,7 +217,6 @@ class Trace:
                 taker = worker("tag", event.consumer_tag or "basic.get")
                 if not event.no_ack:
                     holding[key] = (call, taker)
-                by_delivery[key] = call
                 call.delivered = event.time if call.delivered is None else call.delivered
                 call.worker = taker.label
                 call.deliveries.append((event.time, taker.label, event.redelivered))

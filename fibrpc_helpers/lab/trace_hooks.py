@@ -49,8 +49,7 @@ class Event:
     no_ack: bool = False  # a delivery the broker counts as settled at once (never acked)
 
 
-LISTENERS: list[Callable[[Event], None]] = []
-"""The open traces' ``add`` methods; a wrapper notes nothing while this is empty."""
+LISTENERS: list[Callable[[Event], None]] = []  # the open traces; none: the wrappers note nothing
 
 
 def emit(event: Event) -> None:

@@ -1,12 +1,9 @@
 """Watch, live, the queues of a namespace: how many messages wait and how many consumers read.
 
-In a class demo the projector shows ``python -m fibrpc_helpers watch``: as students start
-workers on their laptops, the consumer count of the teacher's request queue goes up, and the
-messages waiting in it drain faster.
-
-AMQP cannot list queues and the class broker has no management plugin, so this watches the
-names it knows (:data:`KNOWN_NAMES` and any ``--queue``) with passive declares, which never
-create anything; README.md's "What `watch` can see" says what that shows and misses.
+On a class's projector (``python -m fibrpc_helpers watch``) the teacher's request queue gains
+consumers as students start workers on their laptops. AMQP cannot list queues and the class
+broker has no management plugin, so this passively declares the names it knows
+(:data:`KNOWN_NAMES` and any ``--queue``); README.md's "What `watch` can see" says more.
 """
 
 from __future__ import annotations
