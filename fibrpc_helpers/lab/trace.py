@@ -173,8 +173,8 @@ class Trace:
             if who.gone is None:
                 who.gone, who.note = when, note
 
-        def new_call(event: Event, queue: str) -> Call:
-            call = Call(len(calls) + 1, event.correlation_id, None, queue, event.reply_to)
+        def new_call(event: Event, queue: str, request: str | None = None) -> Call:
+            call = Call(len(calls) + 1, event.correlation_id, request, queue, event.reply_to)
             calls.append(call)
             if event.correlation_id is not None:
                 by_id[event.correlation_id] = call
@@ -190,8 +190,7 @@ class Trace:
                 for held in [k for k in holding if k[0] == event.consumer_tag]:
                     gone(holding.pop(held)[1], event.time, GONE_BEFORE_ACK)
             elif event.kind == "publish" and not reply:
-                call = new_call(event, queue)
-                call.request, call.sent = event.body, event.time
+                new_call(event, queue, event.body).sent = event.time
             elif event.kind == "return":
                 call = by_id.get(cid) if cid else next((
                     c for c in calls if c.sent is not None and c.queue == queue
@@ -208,8 +207,7 @@ class Trace:
                     c for c in calls if c.queue == queue and c.request == event.body
                     and c.delivered is None and c.sent is not None), None)
                 if call is None:  # sent before the trace began, or by another process
-                    call = new_call(event, queue)
-                    call.request = event.body
+                    call = new_call(event, queue, event.body)
                 for held, (other, who) in list(holding.items()):
                     if other is call:  # back from a worker that never settled it: gone
                         del holding[held]

@@ -107,10 +107,8 @@ class LiveTable:
         if self.in_place:  # a line the terminal wraps would throw the cursor-up count off
             columns = shutil.get_terminal_size().columns
             lines = [line[: columns - 1] for line in lines]
-        if self._drawn and self.in_place:
-            self.out.write(f"\x1b[{self._drawn}F\x1b[J")  # N lines up, clear the rest
-        elif self._drawn:
-            self.out.write("\n")
+        if self._drawn:  # a terminal: go N lines up and clear the rest; elsewhere, a blank line
+            self.out.write(f"\x1b[{self._drawn}F\x1b[J" if self.in_place else "\n")
         self.out.write("".join(f"{line}\n" for line in lines))
         self.out.flush()
         self._drawn = len(lines)
