@@ -120,13 +120,8 @@ class Trace:
         while time.perf_counter() < deadline:
             seen = len(self.events)
             await asyncio.sleep(quiet)
-            if len(self.events) == seen and not self._replied_unsettled():
+            if len(self.events) == seen and not self._read()[2]:
                 return
-
-    def _replied_unsettled(self) -> bool:
-        """Whether a worker here still holds (unsettled, its channel open) a replied request."""
-        return any(call.replied is not None or call.received is not None
-                   for call in self._read()[2])
 
     def _add(self, event: Event) -> None:
         """Keep one event from the hooks, its time made relative to the trace's start."""
@@ -152,7 +147,8 @@ class Trace:
         return self._read()[0]
 
     def _read(self) -> tuple[list[Call], dict[str, Worker], list[Call]]:
-        """Calls, workers and the calls a worker here holds unsettled, from the events."""
+        """Calls, workers, and the replied requests a worker here still holds (unsettled, its
+        channel open), from the events in the order they happened."""
         # a reply goes to a callback queue: one named in some reply_to, or server-named
         reply_queues = {event.reply_to for event in self.events if event.reply_to}
         calls: list[Call] = []
@@ -250,7 +246,8 @@ class Trace:
                     call.app_id = event.app_id
                     if call.worker is None and event.app_id:
                         call.worker = worker("app", event.app_id).label
-        held = [call for call, _ in holding.values()]
+        held = [call for call, _ in holding.values()
+                if call.replied is not None or call.received is not None]
         return calls, {found.label: found for found in workers.values()}, held
 
     def table(self) -> str:

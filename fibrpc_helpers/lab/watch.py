@@ -61,9 +61,8 @@ async def snapshot(connection: AbstractConnection, queues: Iterable[str]) -> lis
                 channel = await connection.channel(publisher_confirms=False)
             try:
                 result = (await channel.declare_queue(name, passive=True)).declaration_result
-            except tuple(_PROBLEMS) as error:
-                problem = next(text for kind, text in _PROBLEMS.items() if isinstance(error, kind))
-                states.append(QueueState(name, problem=problem))
+            except tuple(_PROBLEMS) as error:  # aiormq raises these very classes
+                states.append(QueueState(name, problem=_PROBLEMS[type(error)]))
             else:
                 states.append(QueueState(name, result.message_count, result.consumer_count))
     finally:
