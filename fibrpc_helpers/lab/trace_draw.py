@@ -87,19 +87,6 @@ def _steps(calls: list[Call], workers: dict[str, Worker], lanes: dict[str, float
     return steps
 
 
-def _rows(steps: list[_Step], gap: float) -> tuple[list[float], list[tuple[float, float]]]:
-    """The y of each row, and the breaks (y, seconds skipped) where more than gap passed."""
-    ys: list[float] = []
-    breaks: list[tuple[float, float]] = []
-    for before, step in zip([None, *steps], steps, strict=False):
-        y = 0.0 if before is None else ys[-1] + 1.0
-        if before is not None and step.time - before.time > gap:
-            breaks.append((y + _BREAK / 2 - 0.5, step.time - before.time))
-            y += _BREAK
-        ys.append(y)
-    return ys, breaks
-
-
 def _legend(lanes: dict[str, float], workers: dict[str, Worker], calls: list[Call]) -> list[str]:
     lines: list[str] = []
     for found in [found for label, found in workers.items() if label in lanes]:
@@ -148,7 +135,14 @@ def draw(trace: Trace, title: str | None, *, max_calls: int, gap: float) -> Figu
     shown = {call.worker for call in calls} | {w for w, f in workers.items() if f.gone}
     lanes = _lanes(calls, [label for label in workers if label in shown])
     steps = _steps(calls, workers, lanes, plt.get_cmap("tab10"))
-    ys, breaks = _rows(steps, gap)
+    ys: list[float] = []  # one row per step
+    breaks: list[tuple[float, float]] = []  # (y, seconds skipped) where more than gap passed
+    for before, step in zip([None, *steps], steps, strict=False):
+        y = 0.0 if before is None else ys[-1] + 1.0
+        if before is not None and step.time - before.time > gap:
+            breaks.append((y + _BREAK / 2 - 0.5, step.time - before.time))
+            y += _BREAK
+        ys.append(y)
     legend = _legend(lanes, workers, calls)
     bottom = (ys[-1] if ys else 0.0) + 0.5
     height = 1.3 + 0.3 * (bottom + 0.5) + 0.22 * len(legend)
