@@ -28,7 +28,7 @@ from .namespace import namespace as default_namespace
 
 # The names the series declares in a namespace, in the order shown: the CLI's default, then
 # each notebook's request queue (``Notebook.queue``), 00 to 09.
-KNOWN_NAMES = (DEFAULT_QUEUE, *(f"{number:02d}.{DEFAULT_QUEUE}" for number in range(10)))
+KNOWN_NAMES: tuple[str, ...] = (DEFAULT_QUEUE, *(f"{n:02d}.{DEFAULT_QUEUE}" for n in range(10)))
 
 _PROBLEMS = {  # what a failed passive declare means
     aiormq.exceptions.ChannelNotFoundEntity: "not declared",
