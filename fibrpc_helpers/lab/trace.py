@@ -1,11 +1,4 @@
-"""Record the messages that flowed while a cell ran, and draw them as a sequence diagram.
-
-The tutorial shows a static picture of RPC. A trace shows what actually happened in the cell
-just run: which request went to which queue, which worker took it, when it replied and
-acked, and when the reply came back on the callback queue, each call with its correlation id
-and timings.
-
-Use it around any code that talks to the broker in this Python process (a notebook kernel)::
+"""Record the messages that flowed while a cell ran, and draw them as a sequence diagram::
 
     from fibrpc_helpers.lab.trace import Trace   # import it before starting consumers
 
@@ -15,22 +8,9 @@ Use it around any code that talks to the broker in this Python process (a notebo
     print(trace.table())    # one line per call: request, worker, reply, round trip
     trace.calls             # the same as a list of Call objects, for asserts
 
-How it sees the messages: importing this module wraps a few public aio-pika methods with
-pass-through wrappers that note each message while a ``Trace`` is open (``trace_hooks``, the
-one place that touches aio-pika, says which, and why at import). Nothing is sent to the broker
-and no message is changed. Only this process is seen: for a worker running in another process
-(``WorkerProcesses``) the trace has the request and the reply, and the diagram draws the
-worker's part dashed.
-
-Workers are named "worker A", "worker B", ... in the order they first appear, and
-``Trace.workers`` says who each one is (``Worker``). A worker in another process cannot be
-seen dying: say so with ``trace.mark_killed(app_id)`` right after killing it.
-
-Stable API (other notebooks build on it): ``Trace`` (``async with`` or ``with``; ``events``,
-``calls``, ``workers``, ``table()``, ``draw()``, ``settle()``, ``mark_killed()``), ``Event``,
-``Call`` (per request: ``sent``, ``deliveries``, ``worker``, ``replied``, ``acked``,
-``received``, ``reply``, ``app_id``, ``error``, ``replies``, ``returned``, ``round_trip``),
-``Worker`` (``label``, ``app_id``, ``consumer_tag``, ``in_process``, ``gone``, ``note``).
+It sees this process's messages only, through pass-through wrappers of aio-pika methods
+(``trace_hooks``). Of a worker in another process (``WorkerProcesses``) it sees the request
+and the reply, not its death: say so with ``trace.mark_killed``.
 """
 
 from __future__ import annotations
@@ -39,7 +19,7 @@ import asyncio
 import string
 import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import trace_hooks
 from .trace_hooks import Event
@@ -56,33 +36,21 @@ GONE_BEFORE_ACK = "gone before its ack"
 
 @dataclass
 class Worker:
-    """One worker seen in a trace, and who it is.
-
-    In this process a worker is one consumer of a request queue (``consumer_tag``; a
-    ``queue.get`` is the consumer "basic.get"). In another process it is known only by the
-    ``app_id`` its replies carry. ``gone`` is when it went away holding a request it never
-    acked (seconds since the trace started), and ``note`` says how: "gone before its ack"
-    (seen here: its channel closed, or the request came back redelivered without its ack)
-    or the note given to ``Trace.mark_killed``.
-    """
+    """One worker seen in a trace: in this process, one consumer of a request queue
+    (``queue.get`` is the consumer "basic.get"); in another, the ``app_id`` of its replies."""
 
     label: str  # "worker A", "worker B", ... in the order the workers first appear
     app_id: str | None = None  # what its replies say (the reference worker: host:pid)
     consumer_tag: str | None = None  # in this process only
-    gone: float | None = None
-    note: str = ""
+    gone: float | None = None  # when it went away holding a request it never acked
+    note: str = ""  # how: "gone before its ack" or the note given to Trace.mark_killed
     in_process: bool = False  # it ran in this process: what it received or sent was seen
 
 
 @dataclass
 class Call:
-    """One request and what became of it (times in seconds since the trace started).
-
-    A request received here but sent before the trace began or by another process (a
-    classmate's client, on a shared queue) is a Call with ``sent`` None, and so is a reply
-    that matches no traced request (an unknown correlation id). ``replies`` counts the
-    replies delivered to the client: 2 or more means duplicates arrived, which it discards.
-    """
+    """One request and what became of it (times in seconds since the trace started). A
+    request sent before the trace or elsewhere, or an unmatched reply, has ``sent`` None."""
 
     number: int
     correlation_id: str | None
@@ -98,37 +66,25 @@ class Call:
     reply: str | None = None  # the first reply body, e.g. "55"
     app_id: str | None = None  # the first reply's app_id: which worker says it answered
     error: bool = False  # the reply has AMQP type "error"
-    replies: int = 0
+    replies: int = 0  # replies delivered to the client: 2 or more, it discarded duplicates
     redelivered: bool = False
     returned: bool = False  # the broker returned the request: no queue took it
     in_process: bool = False  # the worker ran in this process (its part was observed)
+    # (time, worker, redelivered) of each delivery to a worker here: more than one, a worker
+    # died (or gave the request back) before acking it; the same for each reply published
+    # here, (time, worker, body): more than one, the request ran twice
     deliveries: list[tuple[float, str | None, bool]] = field(default_factory=list)
-    """Every delivery of the request to a worker here: (time, worker, redelivered). More
-    than one: a worker died (or gave the request back) before acking it."""
     replies_sent: list[tuple[float, str | None, str]] = field(default_factory=list)
-    """Every reply a worker here published: (time, worker, body). More than one: the
-    request ran twice (a worker replied, then died before its ack)."""
-    arrivals: list[float] = field(default_factory=list)
-    """When each reply reached the client; all but the first are duplicates it discards."""
+    arrivals: list[float] = field(default_factory=list)  # of each reply at the client
 
     @property
     def round_trip(self) -> float | None:
         """Seconds from sending the request to receiving its (first) reply."""
-        if self.sent is None or self.received is None:
-            return None
-        return self.received - self.sent
-
-
-def _label(index: int) -> str:
-    letters = string.ascii_uppercase
-    return f"worker {letters[index] if index < len(letters) else index + 1}"
+        return None if self.sent is None or self.received is None else self.received - self.sent
 
 
 class Trace:
-    """The messages this process sent and received between ``__enter__`` and ``__exit__``.
-
-    Traces can nest or overlap; each sees every message while it is open.
-    """
+    """The messages this process sent and received while it was open (traces can nest)."""
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
@@ -136,9 +92,7 @@ class Trace:
         self.duration: float | None = None
 
     def __enter__(self) -> Trace:
-        self.started = time.perf_counter()
-        self.events = []
-        self.duration = None
+        self.started, self.events, self.duration = time.perf_counter(), [], None
         trace_hooks.LISTENERS.append(self._add)
         return self
 
@@ -151,67 +105,34 @@ class Trace:
         return self.__enter__()
 
     async def __aexit__(self, *exc: object) -> None:
-        """Like ``with``, but first let the last messages settle: a worker acks just after
-        its reply reaches the client, so a plain ``with`` may close before the ack."""
+        """Like ``with``, but first ``settle``: a worker acks after its reply reaches the
+        client, so a plain ``with`` may close before the ack."""
         if exc[0] is None:
             await self.settle()
         self.__exit__(*exc)
 
     async def settle(self, quiet: float = 0.05, timeout: float = 2.0) -> None:
-        """Wait until every request a worker here replied to is settled and then no message
-        event happened for ``quiet`` seconds (at most ``timeout`` in all).
-
-        The ack comes after the reply's publisher confirm, so on a busy machine it can follow
-        the reply by more than ``quiet``: quiet alone would close the trace without it.
-        """
+        """Wait until every request a worker here replied to is settled and then nothing
+        happened for ``quiet`` seconds (at most ``timeout`` in all). The ack comes after the
+        reply's publisher confirm, so on a busy machine it can follow the reply by more than
+        ``quiet``: quiet alone would close the trace without it."""
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
             seen = len(self.events)
             await asyncio.sleep(quiet)
-            if len(self.events) == seen and not self._replied_unsettled():
+            if len(self.events) == seen and not self._read()[2]:
                 return
-
-    def _replied_unsettled(self) -> bool:
-        """Whether a delivery seen here was replied to but neither settled nor let go of (its
-        consumer's channel closed)."""
-        held: dict[tuple[str | None, int | None], str | None] = {}
-        replied: set[str | None] = set()
-        for event in self.events:
-            if event.kind == "deliver" and not event.no_ack and event.reply_to:
-                held[(event.consumer_tag, event.delivery_tag)] = event.correlation_id
-            elif event.kind in ("ack", "nack", "reject"):
-                held.pop((event.consumer_tag, event.delivery_tag), None)
-            elif event.kind == "close":
-                held = {key: cid for key, cid in held.items() if key[0] != event.consumer_tag}
-            elif event.kind in ("publish", "deliver") and not event.reply_to:
-                replied.add(event.correlation_id)  # a reply, seen leaving or arriving
-        return any(cid in replied for cid in held.values())
 
     def _add(self, event: Event) -> None:
         """Keep one event from the hooks, its time made relative to the trace's start."""
         self.events.append(replace(event, time=event.time - self.started))
 
     def mark_killed(self, app_id: str, note: str = "killed") -> None:
-        """Note that the worker whose replies carry ``app_id`` was killed, now.
-
-        For a worker in another process (``WorkerProcesses.kill``; its ``app_id`` is in
-        ``WorkerProcesses.names``), whose end this process cannot see. A worker in this
-        process that goes away holding a request is marked without this call.
-        """
+        """Note that the worker whose replies carry ``app_id`` (``WorkerProcesses.names``)
+        was killed, now: its end is not seen here (a worker of this process's is)."""
         if not app_id:
             raise ValueError("mark_killed needs the app_id of the worker (e.g. host:pid)")
         self._add(Event(time.perf_counter(), "killed", "", None, None, note, app_id=app_id))
-
-    # -- what the events mean -------------------------------------------------------------
-
-    def _reply_queues(self) -> set[str]:
-        return {event.reply_to for event in self.events if event.reply_to}
-
-    def _is_reply(self, event: Event, reply_queues: set[str]) -> bool:
-        """A reply goes to a callback queue: one named in some reply_to, or server-named."""
-        return not event.reply_to and (
-            event.routing_key in reply_queues or event.routing_key.startswith("amq")
-        )
 
     @property
     def workers(self) -> dict[str, Worker]:
@@ -221,85 +142,68 @@ class Trace:
     @property
     def calls(self) -> list[Call]:
         """One Call per request (and per unmatched reply), in the order they were sent.
-
-        Messages are matched to their call by ``correlation_id``. Messages without one (as in
-        notebook 02, before correlation ids are introduced) are matched the way the broker
-        moves them: first in, first out per queue, and an ack to the delivery it settles.
-        """
+        Messages are matched by ``correlation_id``; without one (notebook 02) the way the
+        broker moves them: first in, first out per queue, an ack to the delivery it settles."""
         return self._read()[0]
 
-    def _read(self) -> tuple[list[Call], dict[str, Worker]]:
-        """Calls and workers, from the events in the order they happened."""
-        reply_queues = self._reply_queues()
+    def _read(self) -> tuple[list[Call], dict[str, Worker], list[Call]]:
+        """Calls, workers, and the replied requests a worker here still holds (unsettled, its
+        channel open), from the events in the order they happened."""
+        # a reply goes to a callback queue: one named in some reply_to, or server-named
+        reply_queues = {event.reply_to for event in self.events if event.reply_to}
         calls: list[Call] = []
         by_id: dict[str, Call] = {}
-        by_delivery: dict[tuple[str | None, int | None], Call] = {}
         workers: dict[tuple[str, str], Worker] = {}  # ("tag", consumer tag) / ("app", app_id)
         holding: dict[tuple[str | None, int | None], tuple[Call, Worker]] = {}  # unsettled
 
         def worker(kind: str, identity: str) -> Worker:
-            if kind == "app":  # a worker of this process whose replies carry this app_id
-                known = next((w for w in workers.values() if w.app_id == identity), None)
-                if known is not None:
-                    return known
-            if (kind, identity) not in workers:
-                found = Worker(_label(len(workers)))
-                if kind == "tag":
-                    found.consumer_tag, found.in_process = identity, True
-                else:
-                    found.app_id = identity
-                workers[kind, identity] = found
-            return workers[kind, identity]
+            known = next((w for w in workers.values() if w.app_id == identity), None)
+            if kind == "app" and known is not None:  # a worker here whose replies carry it
+                return known
+            n, tag = len(workers), kind == "tag"
+            label = f"worker {string.ascii_uppercase[n] if n < 26 else n + 1}"
+            return workers.setdefault((kind, identity), Worker(
+                label, None if tag else identity, identity if tag else None, in_process=tag))
 
         def gone(who: Worker, when: float, note: str) -> None:
             if who.gone is None:
                 who.gone, who.note = when, note
 
-        def new_call(event: Event, queue: str) -> Call:
-            call = Call(len(calls) + 1, event.correlation_id, None, queue, event.reply_to)
+        def new_call(event: Event, queue: str, request: str | None = None) -> Call:
+            call = Call(len(calls) + 1, event.correlation_id, request, queue, event.reply_to)
             calls.append(call)
             if event.correlation_id is not None:
                 by_id[event.correlation_id] = call
             return call
 
-        def first(condition: Any) -> Call | None:
-            return next((call for call in calls if condition(call)), None)
-
         for event in self.events:
-            reply = self._is_reply(event, reply_queues)
-            cid = event.correlation_id
+            cid, queue = event.correlation_id, event.routing_key
+            reply = not event.reply_to and (queue in reply_queues or queue.startswith("amq"))
             key = (event.consumer_tag, event.delivery_tag)
             if event.kind == "killed":
                 gone(worker("app", event.app_id or ""), event.time, event.body)
-                continue
-            if event.kind == "close":  # a consumer's channel closed: it lost what it held
+            elif event.kind == "close":  # a consumer's channel closed: it lost what it held
                 for held in [k for k in holding if k[0] == event.consumer_tag]:
                     gone(holding.pop(held)[1], event.time, GONE_BEFORE_ACK)
-                continue
-            if event.kind == "publish" and not reply:
-                call = new_call(event, event.routing_key)
-                call.request, call.sent = event.body, event.time
-                continue
-            if event.kind == "return":
-                call = by_id.get(cid) if cid else first(
-                    lambda c, event=event: c.sent is not None and c.queue == event.routing_key
-                    and c.request == event.body and not c.returned and c.delivered is None)
+            elif event.kind == "publish" and not reply:
+                new_call(event, queue, event.body).sent = event.time
+            elif event.kind == "return":
+                call = by_id.get(cid) if cid else next((
+                    c for c in calls if c.sent is not None and c.queue == queue
+                    and c.request == event.body and not c.returned and c.delivered is None), None)
                 if call is not None and not reply:
                     call.returned = True
-                continue
-            if event.kind in ("ack", "nack", "reject"):
-                holding.pop(key, None)
-                call = by_delivery.get(key) or (by_id.get(cid) if cid else None)
+            elif event.kind in ("ack", "nack", "reject"):
+                settled = holding.pop(key, None)
+                call = settled[0] if settled else by_id.get(cid) if cid else None
                 if call is not None and not reply and call.acked is None:
                     call.acked = event.time
-                continue
-            if event.kind == "deliver" and not reply:
-                call = by_id.get(cid) if cid else first(
-                    lambda c, event=event: c.queue == event.routing_key and c.request == event.body
-                    and c.delivered is None and c.sent is not None)
+            elif event.kind == "deliver" and not reply:
+                call = by_id.get(cid) if cid else next((
+                    c for c in calls if c.queue == queue and c.request == event.body
+                    and c.delivered is None and c.sent is not None), None)
                 if call is None:  # sent before the trace began, or by another process
-                    call = new_call(event, event.routing_key)
-                    call.request = event.body
+                    call = new_call(event, queue, event.body)
                 for held, (other, who) in list(holding.items()):
                     if other is call:  # back from a worker that never settled it: gone
                         del holding[held]
@@ -307,16 +211,15 @@ class Trace:
                 taker = worker("tag", event.consumer_tag or "basic.get")
                 if not event.no_ack:
                     holding[key] = (call, taker)
-                by_delivery[key] = call
                 call.delivered = event.time if call.delivered is None else call.delivered
                 call.worker = taker.label
                 call.deliveries.append((event.time, taker.label, event.redelivered))
                 call.in_process = True
                 call.redelivered = call.redelivered or event.redelivered
             elif event.kind == "publish":  # a reply, published in this process
-                call = by_id.get(cid) if cid else first(
-                    lambda c, event=event: c.reply_to == event.routing_key
-                    and c.delivered is not None and c.replied is None)
+                call = by_id.get(cid) if cid else next((
+                    c for c in calls if c.reply_to == queue and c.delivered is not None
+                    and c.replied is None), None)
                 if call is None:  # a reply to a request we never saw
                     call = new_call(event, "")
                     if event.app_id:
@@ -327,14 +230,14 @@ class Trace:
                     publisher.app_id = publisher.app_id or event.app_id
                 call.replied = event.time if call.replied is None else call.replied
                 call.replies_sent.append((event.time, call.worker, event.body))
-                call.reply_to = call.reply_to or event.routing_key
+                call.reply_to = call.reply_to or queue
             elif event.kind == "deliver":  # a reply reaches the client
-                call = by_id.get(cid) if cid else first(
-                    lambda c, event=event: c.reply_to == event.routing_key and c.received is None
-                    and (c.replied is not None or not c.in_process))
+                call = by_id.get(cid) if cid else next((
+                    c for c in calls if c.reply_to == queue and c.received is None
+                    and (c.replied is not None or not c.in_process)), None)
                 if call is None:
                     call = new_call(event, "")
-                    call.reply_to = event.routing_key
+                    call.reply_to = queue
                 call.replies += 1
                 call.arrivals.append(event.time)
                 if call.received is None:
@@ -343,9 +246,9 @@ class Trace:
                     call.app_id = event.app_id
                     if call.worker is None and event.app_id:
                         call.worker = worker("app", event.app_id).label
-        return calls, {found.label: found for found in workers.values()}
-
-    # -- for people -------------------------------------------------------------------------
+        held = [call for call, _ in holding.values()
+                if call.replied is not None or call.received is not None]
+        return calls, {found.label: found for found in workers.values()}, held
 
     def table(self) -> str:
         """One line per call: number, request, worker, reply, round trip (ms)."""
@@ -362,31 +265,20 @@ class Trace:
                 reply = ("error: " if call.error else "") + call.reply
                 reply += f" ×{call.replies}" if call.replies > 1 else ""
             trip = "" if call.round_trip is None else f"{call.round_trip * 1000:.1f} ms"
-            lines.append(
-                f"{call.number:>4}  {request:<10} {call.worker or '-':<9} {reply[:14]:<14} {trip}"
-            )
+            worker = call.worker or "-"
+            lines.append(f"{call.number:>4}  {request:<10} {worker:<9} {reply[:14]:<14} {trip}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         return f"<Trace {len(self.events)} events, {len(self.calls)} calls>"
 
-    def draw(
-        self, title: str | None = None, *, max_calls: int = 10, gap: float = 0.01
-    ) -> Figure:
-        """The sequence diagram of the traced calls (at most ``max_calls``), as a Figure.
-
-        Lanes, left to right: client (the calls' side in this process), request queue(s),
-        worker A, B, ... (as in ``workers``), "unknown sender" (replies that match no worker
-        seen, with no ``app_id``), callback queue. A legend under the diagram says who each
-        worker is (its ``app_id``, this process or another). Each arrow is one message, one
-        row per step, time running down (the time in ms since the trace started is on the
-        left). Rows are evenly spaced, so that messages a tenth of a millisecond apart stay
-        readable; wherever more than ``gap`` seconds pass between two rows, the lanes break
-        and the break says how long (``⋯ 147.2 ms ⋯``). Each call has its own colour and is
-        labelled with the first characters of its correlation id. Dashed: the worker ran in
-        another process, so only the request and the reply were seen. ✓ marks the worker's
-        ack; ✗ ends the lane of a worker that went away holding a request it never acked.
-        """
+    def draw(self, title: str | None = None, *, max_calls: int = 10, gap: float = 0.01) -> Figure:
+        """The sequence diagram of the first ``max_calls`` calls: lanes client, request
+        queue(s), ``workers`` (with a legend), "unknown sender" (a reply from no worker seen,
+        with no ``app_id``), callback queue; one arrow per message, one evenly spaced row per
+        step, time (ms) on the left, a break saying how long wherever more than ``gap``
+        seconds pass. Dashed: a worker in another process (only the request and reply were
+        seen). ✓: the worker's ack; ✗: a worker went away holding a request it never acked."""
         from .trace_draw import draw  # matplotlib is needed to draw, not to record
 
         return draw(self, title, max_calls=max_calls, gap=gap)

@@ -32,14 +32,10 @@ class _Step:
 
 
 def _lanes(calls: list[Call], workers: list[str]) -> dict[str, float]:
-    names = ["client"]
-    queues = [call.queue for call in calls if call.queue]
-    names += sorted(set(queues), key=queues.index)
-    names += workers
-    if any(call.worker is None and (call.replied is not None or call.received is not None)
-           and not call.in_process for call in calls):
-        names.append(UNKNOWN)
-    names.append("callback queue")
+    queues = dict.fromkeys(call.queue for call in calls if call.queue)
+    unknown = any(call.worker is None and (call.replied is not None or call.received is not None)
+                  and not call.in_process for call in calls)
+    names = ["client", *queues, *workers, *([UNKNOWN] if unknown else []), "callback queue"]
     return {name: float(index) for index, name in enumerate(names)}
 
 
@@ -61,30 +57,26 @@ def _steps(calls: list[Call], workers: dict[str, Worker], lanes: dict[str, float
                 to = lanes.get(who or UNKNOWN, worker)
                 steps.append(_Step(time_, queue, to, colour, "redelivered" if redelivered else ""))
             for time_, who, body in call.replies_sent:  # two: the request ran twice
-                steps.append(_Step(time_, lanes.get(who or UNKNOWN, worker), callback,
-                                   colour, body))
+                by = lanes.get(who or UNKNOWN, worker)
+                steps.append(_Step(time_, by, callback, colour, body))
             if call.acked is not None:
                 steps.append(_Step(call.acked, worker, worker, colour, mark="ack"))
-        elif call.received is not None and call.sent is not None:
-            # the worker is in another process: it took the request some time after it was
-            # sent and replied some time before the reply arrived; both unseen
-            steps.append(_Step(call.sent + _UNSEEN, queue, worker, colour, "(another process)",
-                               dashed=True))
+        elif call.received is not None and (call.sent is not None or call.replied is None):
+            # the worker is in another process: it took the request (if sent here) some time
+            # after it was sent and replied some time before the reply arrived; both unseen
+            if call.sent is not None:
+                steps.append(_Step(call.sent + _UNSEEN, queue, worker, colour,
+                                   "(another process)", dashed=True))
             steps.append(_Step(call.received - _UNSEEN, worker, callback, colour,
                                call.reply or "", dashed=True))
         elif call.replied is not None:  # published here, answering no request seen here
             steps.append(_Step(call.replied, worker, callback, colour, call.reply or ""))
-        elif call.received is not None:  # from another process, answering no traced request
-            steps.append(_Step(call.received - _UNSEEN, worker, callback, colour,
-                               call.reply or "", dashed=True))
         if call.received is not None:
             reply = ("error: " if call.error else "") + (call.reply or "")
             unmatched = "  (matches no request in this trace)" if call.sent is None else ""
-            steps.append(_Step(call.received, callback, client, colour,
-                               f"{tag}{reply}{unmatched}"))
+            steps.append(_Step(call.received, callback, client, colour, f"{tag}{reply}{unmatched}"))
             for later in call.arrivals[1:]:
-                steps.append(_Step(later, callback, client, colour,
-                                   f"{tag}duplicate: discarded"))
+                steps.append(_Step(later, callback, client, colour, f"{tag}duplicate: discarded"))
         elif call.sent is not None and not call.returned:
             steps.append(_Step(call.sent, client, client, colour, mark="no reply"))
     for found in workers.values():
@@ -95,31 +87,13 @@ def _steps(calls: list[Call], workers: dict[str, Worker], lanes: dict[str, float
     return steps
 
 
-def _rows(steps: list[_Step], gap: float) -> tuple[list[float], list[tuple[float, float]]]:
-    """The y of each row, and the breaks (y, seconds skipped) where more than gap passed."""
-    ys: list[float] = []
-    breaks: list[tuple[float, float]] = []
-    y = 0.0
-    for index, step in enumerate(steps):
-        if index:
-            y += 1.0
-            skipped = step.time - steps[index - 1].time
-            if skipped > gap:
-                breaks.append((y + _BREAK / 2 - 0.5, skipped))
-                y += _BREAK
-        ys.append(y)
-    return ys, breaks
-
-
-def _who(found: Worker) -> str:
-    where = "this process" if found.in_process else "another process"
-    said = f"app_id {found.app_id}" if found.app_id else "no app_id"
-    gone = f"; ✗ {found.note} at {found.gone * 1000:.1f} ms" if found.gone is not None else ""
-    return f"{found.label}: {said} ({where}){gone}"
-
-
 def _legend(lanes: dict[str, float], workers: dict[str, Worker], calls: list[Call]) -> list[str]:
-    lines = [_who(found) for label, found in workers.items() if label in lanes]
+    lines: list[str] = []
+    for found in [found for label, found in workers.items() if label in lanes]:
+        where = "this process" if found.in_process else "another process"
+        said = f"app_id {found.app_id}" if found.app_id else "no app_id"
+        gone = f"; ✗ {found.note} at {found.gone * 1000:.1f} ms" if found.gone is not None else ""
+        lines.append(f"{found.label}: {said} ({where}){gone}")
     if UNKNOWN in lanes:
         here = any(call.worker is None and call.replied is not None for call in calls)
         origin = "published in this process" if here else "from another process"
@@ -156,12 +130,19 @@ def draw(trace: Trace, title: str | None, *, max_calls: int, gap: float) -> Figu
 
     if gap <= 0:
         raise ValueError(f"gap must be a positive number of seconds, not {gap!r}")
-    all_calls, workers = trace._read()
+    all_calls, workers, _ = trace._read()
     calls = all_calls[:max_calls]
     shown = {call.worker for call in calls} | {w for w, f in workers.items() if f.gone}
     lanes = _lanes(calls, [label for label in workers if label in shown])
     steps = _steps(calls, workers, lanes, plt.get_cmap("tab10"))
-    ys, breaks = _rows(steps, gap)
+    ys: list[float] = []  # one row per step
+    breaks: list[tuple[float, float]] = []  # (y, seconds skipped) where more than gap passed
+    for before, step in zip([None, *steps], steps, strict=False):
+        y = 0.0 if before is None else ys[-1] + 1.0
+        if before is not None and step.time - before.time > gap:
+            breaks.append((y + _BREAK / 2 - 0.5, step.time - before.time))
+            y += _BREAK
+        ys.append(y)
     legend = _legend(lanes, workers, calls)
     bottom = (ys[-1] if ys else 0.0) + 0.5
     height = 1.3 + 0.3 * (bottom + 0.5) + 0.22 * len(legend)
@@ -169,8 +150,7 @@ def draw(trace: Trace, title: str | None, *, max_calls: int, gap: float) -> Figu
     ends = {step.start: y for y, step in zip(ys, steps, strict=True) if step.mark == "gone"}
     _lifelines(ax, lanes, -0.5, bottom, breaks, ends)
     for name, x in lanes.items():
-        ax.text(x, -0.8, short_name(name), ha="center", va="bottom", fontsize=9,
-                fontweight="bold")
+        ax.text(x, -0.8, short_name(name), ha="center", va="bottom", fontsize=9, fontweight="bold")
     for y, step in zip(ys, steps, strict=True):
         if step.mark == "gone":
             ax.plot([step.start], [y], marker="x", color="black", markersize=11, mew=2.2)
@@ -192,10 +172,8 @@ def draw(trace: Trace, title: str | None, *, max_calls: int, gap: float) -> Figu
     ax.set_ylim(bottom + 0.35 + 0.75 * len(legend), -1.2)
     ax.set_xticks([])
     ax.tick_params(axis="y", length=0)
-    for side in ("top", "right", "bottom", "left"):
-        ax.spines[side].set_visible(False)
-    total = len(all_calls)
-    more = f" (first {len(calls)} of {total} calls)" if total > len(calls) else ""
+    ax.spines[:].set_visible(False)
+    more = f" (first {len(calls)} of {len(all_calls)} calls)" if len(all_calls) > len(calls) else ""
     ax.set_title((title or "messages in this cell") + more, fontsize=10)
     fig.tight_layout()
     plt.close(fig)  # returned, not shown twice: Jupyter displays the returned Figure

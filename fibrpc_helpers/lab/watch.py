@@ -1,18 +1,9 @@
 """Watch, live, the queues of a namespace: how many messages wait and how many consumers read.
 
-In a class demo the projector shows ``python -m fibrpc_helpers watch``: as students start
-workers on their laptops, the consumer count of the teacher's request queue goes up, and the
-messages waiting in it drain faster.
-
-How it sees the queues, and its limit: AMQP itself cannot list queues, and the class broker
-runs without the management plugin (it starts faster and exposes nothing over HTTP), so this
-watches the queue NAMES it knows: the series' names (:data:`KNOWN_NAMES`) plus any given
-with ``--queue``, each inside the namespace. For each one a passive ``queue.declare`` (it never
-creates anything) returns the number of messages ready and the number of consumers. The names
-nobody has declared yet are listed on one line below the table. Messages a worker has
-received but not yet acknowledged are not "ready", so a busy queue can show 0 ready while
-its workers compute.
-Callback queues are server-named and exclusive to their client, so they are not shown.
+On a class's projector (``python -m fibrpc_helpers watch``) the teacher's request queue gains
+consumers as students start workers on their laptops. AMQP cannot list queues and the class
+broker has no management plugin, so this passively declares the names it knows
+(:data:`KNOWN_NAMES` and any ``--queue``); README.md's "What `watch` can see" says more.
 """
 
 from __future__ import annotations
@@ -35,17 +26,15 @@ from ..errors import RpcConnectionError
 from ..urls import amqp_url, mask_url
 from .namespace import namespace as default_namespace
 
-# The queue names the series declares inside a namespace, in the order they are shown: the
-# CLI's default, and each notebook's own request queue (``Notebook.queue``), 00 to 09.
-KNOWN_NAMES: tuple[str, ...] = (
-    DEFAULT_QUEUE,
-    *(f"{number:02d}.{DEFAULT_QUEUE}" for number in range(10)),
-)
+# The names the series declares in a namespace, in the order shown: the CLI's default, then
+# each notebook's request queue (``Notebook.queue``), 00 to 09.
+KNOWN_NAMES: tuple[str, ...] = (DEFAULT_QUEUE, *(f"{n:02d}.{DEFAULT_QUEUE}" for n in range(10)))
 
-_CONNECTION_LOST = (aiormq.exceptions.AMQPConnectionError, ConnectionError, OSError)
-
-# Move the cursor to the start of the line N lines up, then clear to the end of the screen.
-_UP_AND_CLEAR = "\x1b[{lines}F\x1b[J"
+_PROBLEMS = {  # what a failed passive declare means
+    aiormq.exceptions.ChannelNotFoundEntity: "not declared",
+    aiormq.exceptions.ChannelLockedResource: "exclusive to another connection",
+    aiormq.exceptions.ChannelAccessRefused: "no permission on this vhost",
+}
 
 
 @dataclass(frozen=True)
@@ -62,12 +51,6 @@ class QueueState:
         return self.ready is not None
 
 
-def queue_names(namespace: str, names: Iterable[str]) -> list[str]:
-    """The full broker names: ``namespace.name``; an empty namespace means the bare name."""
-    prefix = f"{namespace}." if namespace else ""
-    return [f"{prefix}{name}" for name in dict.fromkeys(names)]
-
-
 async def snapshot(connection: AbstractConnection, queues: Iterable[str]) -> list[QueueState]:
     """The state of each queue, read with passive declares on one short-lived channel."""
     states: list[QueueState] = []
@@ -76,24 +59,16 @@ async def snapshot(connection: AbstractConnection, queues: Iterable[str]) -> lis
         for name in queues:
             if channel is None or channel.is_closed:  # a failed passive declare closes it
                 channel = await connection.channel(publisher_confirms=False)
-            states.append(await _passive_declare(channel, name))
+            try:
+                result = (await channel.declare_queue(name, passive=True)).declaration_result
+            except tuple(_PROBLEMS) as error:  # aiormq raises these very classes
+                states.append(QueueState(name, problem=_PROBLEMS[type(error)]))
+            else:
+                states.append(QueueState(name, result.message_count, result.consumer_count))
     finally:
         if channel is not None and not channel.is_closed:
             await channel.close()
     return states
-
-
-async def _passive_declare(channel: AbstractChannel, name: str) -> QueueState:
-    try:
-        queue = await channel.declare_queue(name, passive=True)
-    except aiormq.exceptions.ChannelNotFoundEntity:
-        return QueueState(name, problem="not declared")
-    except aiormq.exceptions.ChannelLockedResource:
-        return QueueState(name, problem="exclusive to another connection")
-    except aiormq.exceptions.ChannelAccessRefused:
-        return QueueState(name, problem="no permission on this vhost")
-    result = queue.declaration_result
-    return QueueState(name, ready=result.message_count, consumers=result.consumer_count)
 
 
 def render(states: list[QueueState], *, namespace: str, url: str, at: float) -> list[str]:
@@ -104,10 +79,8 @@ def render(states: list[QueueState], *, namespace: str, url: str, at: float) -> 
     width = max([len("queue"), *(len(name) for name, _ in rows)])
     clock = time.strftime("%H:%M:%S", time.localtime(at))
     where = f"namespace {namespace!r}" if namespace else "no namespace"
-    lines = [
-        f"queues of {where} at {mask_url(url)}  ({clock})",
-        f"{'queue':<{width}}  {'ready':>7}  {'consumers':>9}",
-    ]
+    lines = [f"queues of {where} at {mask_url(url)}  ({clock})",
+             f"{'queue':<{width}}  {'ready':>7}  {'consumers':>9}"]
     for name, state in rows:
         if state.exists:
             lines.append(f"{name:<{width}}  {state.ready:>7}  {state.consumers:>9}")
@@ -133,10 +106,8 @@ class LiveTable:
         if self.in_place:  # a line the terminal wraps would throw the cursor-up count off
             columns = shutil.get_terminal_size().columns
             lines = [line[: columns - 1] for line in lines]
-        if self._drawn and self.in_place:
-            self.out.write(_UP_AND_CLEAR.format(lines=self._drawn))
-        elif self._drawn:
-            self.out.write("\n")
+        if self._drawn:  # a terminal: go N lines up and clear the rest; elsewhere, a blank line
+            self.out.write(f"\x1b[{self._drawn}F\x1b[J" if self.in_place else "\n")
         self.out.write("".join(f"{line}\n" for line in lines))
         self.out.flush()
         self._drawn = len(lines)
@@ -149,24 +120,18 @@ async def _connect(url: str) -> AbstractConnection:
         raise RpcConnectionError(
             f"cannot connect to the broker at {mask_url(url)} ({error or 'timed out'}). "
             "Check AMQP_URL (or --url), or start one with `python -m fibrpc_helpers broker "
-            "ensure`."
-        ) from None
+            "ensure`.") from None
 
 
-async def watch(
-    url: str | None = None,
-    *,
-    namespace: str | None = None,
-    names: Iterable[str] = (),
-    interval: float = 1.0,
-    once: bool = False,
-    out: TextIO | None = None,
-) -> None:
+async def watch(url: str | None = None, *, namespace: str | None = None,
+                names: Iterable[str] = (), interval: float = 1.0, once: bool = False,
+                out: TextIO | None = None) -> None:
     """Show the namespace's queues, refreshed every ``interval`` seconds until cancelled
     (Ctrl-C), or once. The known names are always shown; ``names`` adds more."""
     url = amqp_url(url)
     namespace = default_namespace() if namespace is None else namespace
-    queues = queue_names(namespace, [*KNOWN_NAMES, *names])
+    prefix = f"{namespace}." if namespace else ""  # an empty namespace: the bare names
+    queues = [f"{prefix}{name}" for name in dict.fromkeys([*KNOWN_NAMES, *names])]
     table = LiveTable(out or sys.stdout)
     connection: AbstractConnection | None = await _connect(url)
     try:
@@ -176,7 +141,7 @@ async def watch(
                     connection = await _connect(url)
                 states = await snapshot(connection, queues)
                 lines = render(states, namespace=namespace, url=url, at=time.time())
-            except (RpcConnectionError, *_CONNECTION_LOST) as error:
+            except (RpcConnectionError, aiormq.exceptions.AMQPConnectionError, OSError) as error:
                 if once:
                     raise
                 connection = None  # a live view outlives a broker restart: retry next tick
