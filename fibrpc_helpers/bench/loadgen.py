@@ -1,23 +1,17 @@
 """A load-generator process: real clients that call at a closed- or open-loop pace.
 
-One Python process runs one event loop on one core, so a single process driving 64 clients
-would measure itself, not the RPC. The runner starts a few of these processes
-(``LoadGenerators``) and spreads the clients over them. Each process reads one JSON command
-per line on stdin, runs it, and answers one JSON line on stdout with every call it made
-(``[client, intended, sent, done, error]``, times in seconds from the run's start; the
-parent reads them as ``points.Call``).
-
-All processes share the start instant: ``time.monotonic()`` is the machine-wide
-CLOCK_MONOTONIC on Linux, so the parent can say "start at t" to every process.
+One Python process runs one event loop on one core, so one process driving 64 clients would
+measure itself, not the RPC: the runner spreads the clients over a few (``LoadGenerators``).
+Each reads one JSON command a line on stdin, runs it, and answers one JSON line with every
+call it made (``[client, intended, sent, done, error]``, seconds from the run's start: a
+``points.Call``). ``time.monotonic()`` is the machine-wide CLOCK_MONOTONIC on Linux, so the
+parent can say "start at t" to every process.
 
 Every loop of a run (each closed-loop client, the open loop's arrivals and their calls, the
-lag ticker) is a task of one ``asyncio.TaskGroup`` with one deadline for the run: an
-unexpected exception in any of them ends the run at once, with its traceback sent to the
-parent, and leaves no loop running on the pooled clients.
-
-Its stdin, which carries the commands, is its lifeline too (``runtime.follow_stdin``): when
-it closes the process stops at once, in the middle of a run if need be, closes its clients
-and exits.
+lag ticker) is a task of one ``asyncio.TaskGroup`` with one deadline: an unexpected exception
+in any of them ends the run at once, its traceback sent to the parent, and leaves no loop
+running on the pooled clients. Stdin is the process's lifeline too
+(``runtime.follow_stdin``): when it closes the process stops at once, even mid-run.
 """
 
 from __future__ import annotations
@@ -92,29 +86,21 @@ class Generator:
         missing = load.clients - len(pool)
         if missing > 0:  # all at once; if one fails, the others join the pool to be closed
             made = await asyncio.gather(
-                *(connect(load.client, self.url, load.queue, load.timeout)
-                  for _ in range(missing)),
-                return_exceptions=True,
-            )
+                *(connect(load.client, self.url, load.queue, load.timeout) for _ in range(missing)),
+                return_exceptions=True)
             pool += [client for client in made if not isinstance(client, BaseException)]
-            for failed in made:
-                if isinstance(failed, BaseException):
-                    raise failed
+            _raise_any(made)
         return pool[: load.clients]
 
     async def run(self, load: Load) -> tuple[list[Call], LoopLag]:
         """Every call of ``load``, and this event loop's lag in the measured window."""
         clients = await self.clients(load)
         records: list[Call] = []
-        delay = load.start_at - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
         t0 = load.start_at
+        await asyncio.sleep(max(0.0, t0 - time.monotonic()))
         try:
             async with asyncio.timeout(load.deadline), asyncio.TaskGroup() as group:
-                ticker = group.create_task(
-                    self._lag(t0, load.warmup, load.warmup + load.duration)
-                )
+                ticker = group.create_task(self._lag(t0, load.warmup, load.warmup + load.duration))
                 if load.loop == "closed":
                     for index, client in enumerate(clients):
                         group.create_task(self._closed(load, index, client, t0, records))
@@ -130,32 +116,21 @@ class Generator:
         return records, ticker.result()
 
     async def _lag(self, t0: float, start: float, end: float) -> LoopLag:
-        """The lateness beyond the idle slack of a ticker due every LAG_TICK s in [start, end).
-
-        What shows a generator whose one core is full, which Little's law cannot (``stats``).
-        """
+        """The lateness beyond the idle slack of a ticker due every LAG_TICK s in [start, end):
+        what shows a generator whose one core is full, which Little's law cannot (``stats``)."""
         lates = await _ticks(t0, start, end)
         excess = [max(0.0, late - self.slack) for late in lates] or [0.0]
         return LoopLag(worst=max(excess), mean=sum(excess) / len(excess))
 
-    async def _closed(
-        self, load: Load, index: int, client: Caller, t0: float, out: list[Call]
-    ) -> None:
+    async def _closed(self, load: Load, index: int, client: Caller, t0: float,
+                      out: list[Call]) -> None:
         end = load.warmup + load.duration
-        number = load.client_offset + index
         while (sent := time.monotonic() - t0) < end:
             error = await _call(client, load)
-            out.append(Call(number, sent, sent, time.monotonic() - t0, error))
+            out.append(Call(load.client_offset + index, sent, sent, time.monotonic() - t0, error))
 
-    async def _open(
-        self,
-        load: Load,
-        clients: Sequence[Caller],
-        t0: float,
-        out: list[Call],
-        group: asyncio.TaskGroup,
-    ) -> None:
-        schedule = poisson_schedule(load.rate, load.warmup + load.duration, load.seed)
+    async def _open(self, load: Load, clients: Sequence[Caller], t0: float, out: list[Call],
+                    group: asyncio.TaskGroup) -> None:
         numbered = cycle(enumerate(clients))
 
         async def one(intended: float, number: int, client: Caller) -> None:
@@ -163,9 +138,8 @@ class Generator:
             error = await _call(client, load)
             out.append(Call(number, intended, sent, time.monotonic() - t0, error))
 
-        for intended in schedule:
-            delay = t0 + intended - time.monotonic()
-            if delay > 0:
+        for intended in poisson_schedule(load.rate, load.warmup + load.duration, load.seed):
+            if (delay := t0 + intended - time.monotonic()) > 0:
                 await asyncio.sleep(delay)
             index, client = next(numbered)
             group.create_task(one(intended, load.client_offset + index, client))
@@ -173,10 +147,14 @@ class Generator:
     async def close(self) -> None:
         clients = [client for pool in self.pools.values() for client in pool]
         self.pools.clear()
-        closed = await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
-        for failed in closed:
-            if isinstance(failed, BaseException):
-                raise failed
+        _raise_any(await asyncio.gather(*(c.close() for c in clients), return_exceptions=True))
+
+
+def _raise_any(results: Sequence[object]) -> None:
+    """Raise the first exception of a ``gather(..., return_exceptions=True)``."""
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 async def _call(client: Caller, load: Load) -> str:
@@ -193,8 +171,7 @@ async def _ticks(t0: float, start: float, end: float) -> list[float]:
     """How late (s) a ticker due every LAG_TICK s in [start, end) after ``t0`` woke each time."""
     lates, due = [], start
     while due < end:
-        delay = t0 + due - time.monotonic()
-        if delay > 0:
+        if (delay := t0 + due - time.monotonic()) > 0:
             await asyncio.sleep(delay)
         lates.append(time.monotonic() - t0 - due)
         due += LAG_TICK
@@ -207,10 +184,6 @@ async def idle_slack(ticks: int = SLACK_TICKS) -> float:
     return lates[len(lates) // 2]
 
 
-def _answer(message: dict[str, Any]) -> None:
-    print(json.dumps(message), flush=True)
-
-
 async def _serve(url: str | None) -> None:
     """Answer the parent's commands until it says quit, sends SIGTERM, or our stdin closes."""
     generator = Generator(url, slack=await idle_slack())
@@ -218,15 +191,13 @@ async def _serve(url: str | None) -> None:
     ended = asyncio.Event()
     follow_stdin(threadsafe(stdin.feed_data), threadsafe(ended.set))
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, ended.set)
-    _answer({"ready": os.getpid()})
+    print(json.dumps({"ready": os.getpid()}), flush=True)
     try:
-        while line := await _unless(ended, stdin.readline()):
-            if line.strip() == b"quit":
-                return
+        while (line := await _unless(ended, stdin.readline())) and line.strip() != b"quit":
             answer = await _unless(ended, _obey(generator, json.loads(line)))
             if answer is None:
                 return
-            _answer(answer)
+            print(json.dumps(answer), flush=True)
     finally:
         await generator.close()
 
@@ -238,8 +209,7 @@ async def _obey(generator: Generator, command: dict[str, Any]) -> dict[str, Any]
             await generator.close()
             return {"closed": True}
         if "connect" in command:  # connect first, so all processes start together
-            clients = await generator.clients(Load(**command["connect"]))
-            return {"connected": len(clients)}
+            return {"connected": len(await generator.clients(Load(**command["connect"])))}
         calls, lag = await generator.run(Load(**command))
         rows = [[c.client, c.intended, c.sent, c.done, c.error] for c in calls]
         return {"records": rows, "lag": asdict(lag)}
@@ -267,14 +237,8 @@ async def _unless(ended: asyncio.Event, work: Awaitable[T]) -> T | None:
 class LoadGenerators:
     """``count`` load-generator processes on one event loop kind; ``send`` spreads a load."""
 
-    def __init__(
-        self,
-        count: int,
-        url: str | None = None,
-        *,
-        loop: str = "asyncio",
-        stderr: IO[Any] | int | None = None,
-    ) -> None:
+    def __init__(self, count: int, url: str | None = None, *, loop: str = "asyncio",
+                 stderr: IO[Any] | int | None = None) -> None:
         if loop not in LOOPS:
             raise ValueError(f"unknown event loop {loop!r}; choose one of {', '.join(LOOPS)}")
         self.count, self.url, self.loop = count, url, loop
@@ -317,21 +281,14 @@ class LoadGenerators:
 
     def shares(self, load: Load) -> list[tuple[Any, Load]]:
         """Each process's share of ``load``: clients split evenly, the rate in proportion."""
-        shares = []
-        offset = 0
+        shares, offset = [], 0
         for i, child in enumerate(self.group.children):
             clients = load.clients // self.count + (i < load.clients % self.count)
-            if clients == 0:
-                continue
-            share = replace(
-                load,
-                clients=clients,
-                client_offset=offset,
-                rate=load.rate * clients / load.clients,
-                seed=load.seed * 1000 + i,
-            )
-            offset += clients
-            shares.append((child, share))
+            if clients:
+                shares.append((child, replace(load, clients=clients, client_offset=offset,
+                                              rate=load.rate * clients / load.clients,
+                                              seed=load.seed * 1000 + i)))
+                offset += clients
         return shares
 
     def send(self, load: Load, timeout: float = 60.0) -> list[Any]:
