@@ -71,12 +71,9 @@ def run_ladder(*, url: str | None = None, rounds: int = 4, progress: bool = True
     write_csv(folder / "summary.csv", result.rows)
     ladder_bars(result).savefig(folder / "ladder.png", dpi=100)
     print(f"\nladder ({rounds} interleaved rounds, medians; classic request queues; "
-          f"{machine()}):")
-    print(result.table())
-    print(result.gives_up())
-    print(result.narrative())
-    print(f"in {time.monotonic() - started:.1f} s; rows and ladder.png in {folder}/")
-    print(result.verdict())
+          f"{machine()}):", result.table(), result.gives_up(), result.narrative(),
+          f"in {time.monotonic() - started:.1f} s; rows and ladder.png in {folder}/",
+          result.verdict(), sep="\n")
     return folder
 
 

@@ -1,8 +1,7 @@
-"""The runner: it owns a run's processes and measures points, every call recorded.
+"""The runner: ``Bench`` owns a run's processes (``loadgen``, ``serve``) and keeps its points.
 
-``Bench`` starts the load generators (``loadgen``) and each measurement's worker processes
-(``serve``), and keeps the points. Each point starts every client at one shared instant,
-drops the warm-up, records every call and says whose CPU was busy meanwhile::
+Each point starts every client at one instant, drops the warm-up, records every call and
+says whose CPU was busy meanwhile::
 
     with Bench("quick") as bench:
         bench.closed_grid()        # clients x workers for each kind of work
@@ -10,9 +9,8 @@ drops the warm-up, records every call and says whose CPU was busy meanwhile::
         bench.designs()            # the RPC designs side by side
         bench.save()               # results/<preset>-<time>/calls.csv, summary.csv
 
-A notebook awaits the same (``closed_grid_async``, ``open_loop_async``, ``designs_async``, or
-``run_async`` for any function given the bench): they run in the bench's own thread, so the
-kernel's event loop, and every connection on it, goes on while the windows are waited out.
+A notebook awaits the same (``closed_grid_async``, ... or ``run_async`` for any function):
+they run in the bench's own thread, so the kernel's event loop and its connections go on.
 """
 
 from __future__ import annotations
@@ -29,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import datetime
+from itertools import product
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
@@ -61,8 +60,7 @@ def delete_queues(url: str, names: Sequence[str]) -> None:
 
 
 class Progress(tqdm):
-    """A bar of points: redrawn in a terminal, one display replaced in a notebook
-    (``NotebookLine``); ``say`` prints a line without breaking it."""
+    """The points' progress bar (in a notebook, one display redrawn); ``say`` prints beside it."""
 
     def __init__(self, total: int, what: str, *, enabled: bool) -> None:
         self.notebook = enabled and in_notebook()
@@ -99,7 +97,6 @@ class Workers:
         return [child.pid for child in self.children]
 
     def spawn(self, count: int) -> list[Child]:
-        """Start ``count`` more processes, not waiting for them."""
         return [self.group.spawn(self.command, name="worker", env=self.env) for _ in range(count)]
 
     def grow(self, total: int, timeout: float = 60.0) -> Workers:
@@ -130,8 +127,7 @@ class Bench:
         self._queues: list[str] = []
         self._bar: Progress | None = None
         self._started: dict[str, float] = {}  # the measurements under way: their start
-        # Wall seconds each measurement took ("closed loop", "open loop", "designs"): the
-        # notebook's run time on this machine, windows plus starting and stopping processes.
+        # Wall seconds per measurement ("closed loop", ...), starting processes included.
         self.elapsed: dict[str, float] = {}
         self._thread: ThreadPoolExecutor | None = None  # the async face's one thread
 
@@ -147,7 +143,7 @@ class Bench:
         return self._spawn_loadgens(loop).ready()
 
     def start(self) -> Bench:
-        """Start the load generators, which get ready while the first workers start."""
+        """Start the load generators: they get ready while the first workers start."""
         self._spawn_loadgens("asyncio")
         return self
 
@@ -194,14 +190,9 @@ class Bench:
     def side_by_side(self, designs: Sequence[Design], work: Work = TRIVIAL, *, count: int = 1,
                      queue_type: str | None = None,
                      queues: Sequence[str] | None = None) -> Iterator[list[Workers]]:
-        """``count`` workers for each design, in the order of ``designs``, all running at
-        once in one process group: started together, and stopped together when done, and
-        then the clients closed.
-
-        Designs whose workers are the same (server, loop, prefetch, queue type) share them
-        and their queue: they differ on the client side only, and only one point runs at a
-        time. A design's own ``queue_type`` wins over ``queue_type``.
-        """
+        """``count`` workers for each design, in its order, started together and stopped
+        together (then the clients closed). Designs whose workers are the same share them and
+        their queue: one point runs at a time. A design's own ``queue_type`` wins."""
         with ProcessGroup(stderr=self._log) as group:
             shared: dict[tuple[str, str, int | None, str | None], Workers] = {}
             running = []
@@ -227,8 +218,7 @@ class Bench:
 
     # -- one point --------------------------------------------------------------------------
     def measure(self, point: Point, workers: Workers, design: Design | None = None) -> Point:
-        """Run one point of ``design`` (default: the workers' own) against ``workers``:
-        every load generator starts at once; CPU measured over the window."""
+        """Run one point of ``design`` (default: the workers' own) against ``workers``."""
         design = workers.design if design is None else design
         generators = self.loadgens(design.clients_loop)
         opened = point.kind == "open"
@@ -280,11 +270,8 @@ class Bench:
     def closed_grid(self, works: Sequence[Work] | None = None,
                     workers: Sequence[int] | None = None, clients: Sequence[int] | None = None,
                     repeat: int = 1, *, open_loop: bool = False) -> list[Point]:
-        """Closed loop over clients x workers for each kind of work (default: the preset's).
-
-        ``open_loop``: also run the preset's open loop on the workers of its work once they
-        number the open loop's W, instead of starting them again.
-        """
+        """Closed loop over clients x workers for each kind of work (default: the preset's);
+        ``open_loop``: the open loop too, on these workers once they number its W."""
         p = self.preset
         works = p.works if works is None else works
         workers = p.workers if workers is None else workers
@@ -297,13 +284,11 @@ class Bench:
                 with self.workers(self.queue(work.name), work, min(workers)) as running:
                     for count in sorted(workers):
                         running.grow(count)
-                        for number in counts:
-                            for _ in range(repeat):
-                                point = Point(kind="closed", design=REFERENCE.name, work=work,
-                                              workers=count, clients=number,
-                                              prefetch=running.prefetch or 0,
-                                              warmup=warmup, duration=duration)
-                                done.append(self.measure(point, running))
+                        for number, _ in product(counts, range(repeat)):
+                            point = Point(kind="closed", design=REFERENCE.name, work=work,
+                                          workers=count, clients=number, warmup=warmup,
+                                          duration=duration, prefetch=running.prefetch or 0)
+                            done.append(self.measure(point, running))
                         if open_loop and work == p.open_work and count == p.open_workers:
                             with self._paused():
                                 self.open_loop(running=running)
@@ -312,11 +297,8 @@ class Bench:
     def open_loop(self, work: Work | None = None, workers: int | None = None,
                   loads: Sequence[float] | None = None, service_ms: float | None = None, *,
                   running: Workers | None = None) -> list[Point]:
-        """Poisson arrivals at fractions of the capacity W / S; latency from intended send.
-
-        S is each worker's time per call at saturation (``service_ms`` says why). ``running``:
-        workers of ``work`` already serving (as many as the open loop's W), used as they are.
-        """
+        """Poisson arrivals at fractions of the capacity W / S (``service_ms``); latency from
+        the intended send. ``running``: W workers of ``work`` already serving."""
         p = self.preset
         work = p.open_work if work is None else work
         workers = p.open_workers if workers is None else workers
@@ -341,14 +323,10 @@ class Bench:
         return done
 
     def service_ms(self, work: Work, workers: int | None = None) -> float:
-        """One worker's time per call at saturation, in ms: W / throughput at the largest C.
-
-        With every worker's queue full, W workers finish throughput calls per second, so W / S
-        is the measured capacity (a lone call's latency would include the whole round trip,
-        and W / S would fall below what the closed grid measured). Uses the closed points of
-        ``work`` with ``workers`` (default: the open loop's W, else the fewest measured) at
-        their largest C, provided C >= 2W; else the work's sleep.
-        """
+        """One worker's time per call at saturation, in ms: W / throughput at the largest C
+        (>= 2W) of ``workers`` (default: the open loop's W, else the fewest measured); else
+        the work's sleep. Not a lone call's latency: that includes the round trip, and W / S
+        would fall below the throughput the closed grid measured."""
         workers = self.preset.open_workers if workers is None else workers
         rows = [point.row() for point in self.points if point.kind == "closed"
                 and point.work == work and point.clients >= 2 * point.workers]
@@ -365,12 +343,9 @@ class Bench:
 
     def designs(self, designs: Sequence[str] = DESIGNS, clients: Sequence[int] | None = None,
                 work: Work = TRIVIAL) -> list[Point]:
-        """The named designs side by side, closed loop, each against one worker.
-
-        Every worker runs throughout, and the points alternate between designs (all designs
-        at one C, then the next), as in ``compare``. Every request queue is classic, as
-        patterns.RPC declares its own: the designs differ in their reply path only.
-        """
+        """The named designs side by side, closed loop, one worker each, alternating (all
+        at one C, then the next). Every request queue is classic, as patterns.RPC declares
+        its own: the designs differ in their reply path only."""
         p = self.preset
         clients = p.design_clients if clients is None else clients
         chosen = [design(name) for name in designs]
@@ -387,9 +362,8 @@ class Bench:
 
     # -- the same, awaited (a notebook's cells) ----------------------------------------------
     async def run_async(self, measurement: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """``measurement(*args, **kwargs)`` (a method of this bench, or a function given it,
-        such as ``ladder(bench=bench)``) in the bench's own thread, awaited. One thread, so
-        measurements never overlap."""
+        """``measurement(*args, **kwargs)`` (such as ``ladder(bench=bench)``) awaited, in the
+        bench's one thread: measurements never overlap."""
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="bench")
         context = contextvars.copy_context()  # as asyncio.to_thread: prints reach the cell

@@ -1,17 +1,11 @@
 """A load-generator process: real clients that call at a closed- or open-loop pace.
 
-One Python process runs one event loop on one core, so one process driving 64 clients would
-measure itself, not the RPC: the runner spreads the clients over a few (``LoadGenerators``).
-Each reads one JSON command a line on stdin, runs it, and answers one JSON line with every
-call it made (``[client, intended, sent, done, error]``, seconds from the run's start: a
-``points.Call``). ``time.monotonic()`` is the machine-wide CLOCK_MONOTONIC on Linux, so the
-parent can say "start at t" to every process.
-
-Every loop of a run (each closed-loop client, the open loop's arrivals and their calls, the
-lag ticker) is a task of one ``asyncio.TaskGroup`` with one deadline: an unexpected exception
-in any of them ends the run at once, its traceback sent to the parent, and leaves no loop
-running on the pooled clients. Stdin is the process's lifeline too
-(``runtime.follow_stdin``): when it closes the process stops at once, even mid-run.
+One process driving 64 clients on its one core would measure itself, not the RPC, so the
+runner spreads the clients over a few (``LoadGenerators``). Each answers a JSON command on
+stdin with a JSON line of every call (a ``points.Call``, in seconds from the start instant
+the parent gives all: ``time.monotonic()`` is machine-wide on Linux). A run's loops are
+tasks of one ``asyncio.TaskGroup`` with one deadline: an unexpected exception ends the run at
+once, its traceback sent to the parent. Stdin is its lifeline (``runtime.follow_stdin``).
 """
 
 from __future__ import annotations
@@ -25,6 +19,7 @@ import sys
 import time
 import traceback
 from collections.abc import Awaitable, Sequence
+from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
 from itertools import cycle
 from typing import IO, Any, TypeVar
@@ -35,14 +30,13 @@ from .designs import Caller, connect
 from .points import Call, LoopLag
 from .stats import poisson_schedule
 
-# How often the lag ticker wakes. A ticker that asks to wake every 5 ms and wakes late by x
-# says that the event loop was busy (or its process waited for a core) for x: a reply that
-# arrived meanwhile waited about as long, and that wait was counted in its call's latency.
+# How often the lag ticker wakes. A ticker late by x says the event loop was busy (or its
+# process waited for a core) for x: a reply that arrived meanwhile waited as long, in its
+# call's latency.
 LAG_TICK = 0.005
-# An idle event loop wakes a timer late by itself: epoll counts its timeout in whole
-# milliseconds, rounded up, so a ticker on an idle loop reads about 0.5 ms of "lag" that no
-# reply (which wakes the loop through its socket) ever waits. Each process measures this
-# slack on its idle loop when it starts, and subtracts it.
+# An idle loop wakes a timer about 0.5 ms late by itself (epoll rounds its timeout up to a
+# millisecond), a wait no reply (which wakes it through its socket) has: each process
+# measures this slack on its idle loop when it starts, and subtracts it.
 SLACK_TICKS = 40
 # Seconds a run may take beyond its windows and the calls' timeout before it is failed.
 RUN_MARGIN = 30.0
@@ -82,6 +76,7 @@ class Generator:
         self.pools: dict[tuple[str, str], list[Caller]] = {}
 
     async def clients(self, load: Load) -> list[Caller]:
+        """The first ``load.clients`` of the pool, connecting what it lacks."""
         pool = self.pools.setdefault((load.client, load.queue), [])
         missing = load.clients - len(pool)
         if missing > 0:  # all at once; if one fails, the others join the pool to be closed
@@ -116,8 +111,8 @@ class Generator:
         return records, ticker.result()
 
     async def _lag(self, t0: float, start: float, end: float) -> LoopLag:
-        """The lateness beyond the idle slack of a ticker due every LAG_TICK s in [start, end):
-        what shows a generator whose one core is full, which Little's law cannot (``stats``)."""
+        """How late beyond the idle slack the ticker woke in [start, end): what shows a
+        generator whose one core is full, which Little's law cannot (``stats``)."""
         lates = await _ticks(t0, start, end)
         excess = [max(0.0, late - self.slack) for late in lates] or [0.0]
         return LoopLag(worst=max(excess), mean=sum(excess) / len(excess))
@@ -305,13 +300,9 @@ class LoadGenerators:
 
     def collect(self, busy: Sequence[Any], load: Load) -> tuple[list[Call], list[LoopLag]]:
         """Every process's calls, and each process's event-loop lag."""
-        calls: list[Call] = []
-        lags: list[LoopLag] = []
-        for child in busy:
-            answer = self._read(child, load.deadline + 10)
-            calls += [Call(*row) for row in answer["records"]]
-            lags.append(LoopLag(**answer["lag"]))
-        return calls, lags
+        answers = [self._read(child, load.deadline + 10) for child in busy]
+        calls = [Call(*row) for answer in answers for row in answer["records"]]
+        return calls, [LoopLag(**answer["lag"]) for answer in answers]
 
     def close_clients(self) -> None:
         """Close every client (between designs or queues), keeping the processes."""
@@ -324,10 +315,8 @@ class LoadGenerators:
     def stop(self) -> None:
         for child in self.group.children:
             if child.running:
-                try:
+                with suppress(OSError):
                     child.write("quit")
-                except OSError:
-                    pass
         self.group.stop(timeout=10)
 
     def __enter__(self) -> LoadGenerators:
