@@ -85,7 +85,7 @@ class Workers:
         self.prefetch = prefetch
         self.env = {"AMQP_URL": url}  # off the command line (see ProcessGroup.spawn)
         self.command = command(design.server, queue=queue, loop=design.loop, prefetch=prefetch,
-                               queue_type=queue_type, **work.worker_options)
+                               work=work.work, sleep_ms=work.sleep_ms, queue_type=queue_type)
         self.children: list[Child] = []
 
     @property
@@ -371,15 +371,12 @@ class Bench:
             self._thread, functools.partial(context.run, measurement, *args, **kwargs))
 
     async def closed_grid_async(self, *args: Any, **kwargs: Any) -> list[Point]:
-        """``closed_grid``, awaited."""
         return await self.run_async(self.closed_grid, *args, **kwargs)
 
     async def open_loop_async(self, *args: Any, **kwargs: Any) -> list[Point]:
-        """``open_loop``, awaited."""
         return await self.run_async(self.open_loop, *args, **kwargs)
 
     async def designs_async(self, *args: Any, **kwargs: Any) -> list[Point]:
-        """``designs``, awaited."""
         return await self.run_async(self.designs, *args, **kwargs)
 
     # -- results ------------------------------------------------------------------------------

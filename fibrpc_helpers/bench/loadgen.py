@@ -18,11 +18,11 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
 from itertools import cycle
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 from ..errors import RpcError
 from ..lab.runtime import LOOPS, ChildError, ProcessGroup, follow_stdin, run, threadsafe
@@ -40,9 +40,6 @@ LAG_TICK = 0.005
 SLACK_TICKS = 40
 # Seconds a run may take beyond its windows and the calls' timeout before it is failed.
 RUN_MARGIN = 30.0
-
-T = TypeVar("T")
-
 
 @dataclass
 class Load:
@@ -180,19 +177,22 @@ async def idle_slack(ticks: int = SLACK_TICKS) -> float:
 
 
 async def _serve(url: str | None) -> None:
-    """Answer the parent's commands until it says quit, sends SIGTERM, or our stdin closes."""
+    """Answer the parent's commands until it says quit; SIGTERM or the end of our stdin
+    cancels the command under way, then the clients close."""
     generator = Generator(url, slack=await idle_slack())
     stdin = asyncio.StreamReader()
-    ended = asyncio.Event()
-    follow_stdin(threadsafe(stdin.feed_data), threadsafe(ended.set))
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, ended.set)
+
+    async def answer() -> None:
+        while (line := await stdin.readline()) and line.strip() != b"quit":
+            print(json.dumps(await _obey(generator, json.loads(line))), flush=True)
+
+    serving = asyncio.ensure_future(answer())  # a task of its own: cancelling it spares close
+    follow_stdin(threadsafe(stdin.feed_data), threadsafe(serving.cancel))
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, serving.cancel)
     print(json.dumps({"ready": os.getpid()}), flush=True)
     try:
-        while (line := await _unless(ended, stdin.readline())) and line.strip() != b"quit":
-            answer = await _unless(ended, _obey(generator, json.loads(line)))
-            if answer is None:
-                return
-            print(json.dumps(answer), flush=True)
+        with suppress(asyncio.CancelledError):
+            await serving
     finally:
         await generator.close()
 
@@ -210,23 +210,6 @@ async def _obey(generator: Generator, command: dict[str, Any]) -> dict[str, Any]
         return {"records": rows, "lag": asdict(lag)}
     except Exception:  # the parent raises it, traceback and all
         return {"error": traceback.format_exc()}
-
-
-async def _unless(ended: asyncio.Event, work: Awaitable[T]) -> T | None:
-    """What ``work`` returns, or None as soon as ``ended`` is set (``work`` is cancelled)."""
-    task = asyncio.ensure_future(work)
-    watch = asyncio.ensure_future(ended.wait())
-    try:
-        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for pending in (task, watch):
-            pending.cancel()
-        await asyncio.wait((task, watch))
-    if ended.is_set() or task.cancelled():
-        if not task.cancelled():
-            task.exception()  # retrieved: what failed as it was cancelled ends with us
-        return None
-    return task.result()
 
 
 class LoadGenerators:

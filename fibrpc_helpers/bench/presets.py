@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -14,10 +13,6 @@ class Work:
     n: int = 10
     work: str = "fast"  # "fast" or "recursive" (the tutorial's CPU-bound one)
     sleep_ms: float = 0.0  # I/O-like waiting per request
-
-    @property
-    def worker_options(self) -> dict[str, Any]:
-        return {"work": self.work, "sleep_ms": self.sleep_ms}
 
 
 TRIVIAL = Work("trivial", n=10)
