@@ -1,13 +1,9 @@
-"""The RPC designs the benchmark compares: the reference with one part swapped, and patterns.
+"""The RPC designs the benchmark compares (``CLIENTS``): the reference with one part swapped.
 
-Every tutorial-six design is ``FibonacciRpcClient`` itself, or a subclass that sets the one
-part its name says through the reference's public parameters (``connect(publisher_confirms=,
-reply_to=)``, ``create``), so that a comparison measures that difference and nothing else.
-``CLIENTS`` names every design's client; each class says what it swaps and what that gives
-up. Two have workers of their own (``serve``): ``raw-aiormq``, the tuning ladder's floor, and
-``patterns``, aio-pika's ``patterns.RPC`` in its JSON flavour (this project never pickles).
-A ``Design`` also names the worker, the event loop of both sides and the worker's prefetch,
-so the tuning ladder can add one lever per rung.
+Each is ``FibonacciRpcClient`` or a subclass that swaps the part its name says through the
+reference's public parameters, so a comparison measures that difference only; each class
+says what it gives up. ``raw-aiormq`` (the ladder's floor) and ``patterns`` (aio-pika's
+``patterns.RPC``, JSON: this project never pickles) have workers of their own (``serve``).
 """
 
 from __future__ import annotations
@@ -41,9 +37,8 @@ class QueuePerRequestClient(FibonacciRpcClient):
     call's timer, are what this design adds to its latency."""
 
     async def call(self, n: int, *, timeout: float | None = None, **options: Any) -> int:
-        once = await FibonacciRpcClient.create(
-            self.connection, self.channel, queue=self.queue, timeout=self.timeout
-        )
+        once = await FibonacciRpcClient.create(self.connection, self.channel, queue=self.queue,
+                                               timeout=self.timeout)
         try:
             return await once.call(n, timeout=timeout, **options)
         finally:
@@ -54,11 +49,8 @@ class QueuePerRequestClient(FibonacciRpcClient):
 
 
 class DirectReplyToClient(FibonacciRpcClient):
-    """The reference, but replies come on ``amq.rabbitmq.reply-to``: no callback queue.
-
-    The broker hands each reply straight to the consuming channel (which ``create`` consumes
-    with no-ack before publishing, as RabbitMQ requires). What it gives up: a reply is never
-    queued, so a reply whose client has gone is dropped."""
+    """The reference, but replies come on ``amq.rabbitmq.reply-to``: no callback queue. What
+    it gives up: a reply is never queued, so one whose client has gone is dropped."""
 
     @classmethod
     async def connect(cls, url: str | None = None, **options: Any) -> FibonacciRpcClient:
@@ -66,13 +58,10 @@ class DirectReplyToClient(FibonacciRpcClient):
 
 
 class NoConfirmsClient(FibonacciRpcClient):
-    """The reference, but its channel has no publisher confirms.
-
-    What it gives up: a publish returns once written to the socket, so nothing tells the
-    caller that the broker has the request (on a quorum queue the confirm is the only
-    data-safety guarantee). A request no queue takes comes back as a ``basic.return`` that
-    aiormq only logs, and no refusal (``basic.nack``) comes: no ``NoWorkerError`` or
-    ``BrokerRefusedError``, only a timeout."""
+    """The reference, but its channel has no publisher confirms. What it gives up: nothing
+    tells the caller that the broker has the request (on a quorum queue, the only data-safety
+    guarantee); a request no queue takes, or one refused, is only a timeout, not a
+    ``NoWorkerError`` or ``BrokerRefusedError`` (aiormq only logs a ``basic.return``)."""
 
     @classmethod
     async def connect(cls, url: str | None = None, **options: Any) -> FibonacciRpcClient:

@@ -59,23 +59,6 @@ def delete_queues(url: str, names: Sequence[str]) -> None:
         pool.submit(asyncio.run, broker.delete_queues(url, names)).result()
 
 
-class Progress(tqdm):
-    """The points' progress bar (in a notebook, one display redrawn); ``say`` prints beside it."""
-
-    def __init__(self, total: int, what: str, *, enabled: bool) -> None:
-        self.notebook = enabled and in_notebook()
-        super().__init__(total=total, desc=what, unit="point", disable=not enabled, ncols=90,
-                         file=NotebookLine() if self.notebook else sys.stdout,
-                         mininterval=0.5 if self.notebook else 0.1)
-
-    def say(self, line: str) -> None:
-        # A terminal bar moves below the line; a notebook's bar is a display of its own.
-        if self.disable or self.notebook:
-            print(line)
-        else:
-            self.write(line)
-
-
 class Workers:
     """The worker processes of one design on one queue; ``grow`` adds more."""
 
@@ -125,7 +108,7 @@ class Bench:
         self._log = open(self.log_path, "a")  # noqa: SIM115 - closed by close()
         self._loadgens: dict[str, LoadGenerators] = {}
         self._queues: list[str] = []
-        self._bar: Progress | None = None
+        self._bar: tqdm[Any] | None = None
         self._started: dict[str, float] = {}  # the measurements under way: their start
         # Wall seconds per measurement ("closed loop", ...), starting processes included.
         self.elapsed: dict[str, float] = {}
@@ -238,13 +221,17 @@ class Bench:
         self.points.append(point)
         if self._bar is not None:
             self._bar.update()
-        if self.verbose:
-            (print if self._bar is None else self._bar.say)(describe(point.row()))
+        if self.verbose:  # a terminal's bar moves below the line; a notebook's is a display
+            tqdm.write(describe(point.row()))
         return point
 
     @contextmanager
     def _progress(self, total: int, what: str) -> Iterator[None]:
-        self._bar = Progress(total, what, enabled=self.progress)
+        """A bar of ``total`` points, in a notebook one display redrawn (``NotebookLine``)."""
+        notebook = self.progress and in_notebook()
+        self._bar = tqdm(total=total, desc=what, unit="point", disable=not self.progress,
+                         ncols=90, file=NotebookLine() if notebook else sys.stdout,
+                         mininterval=0.5 if notebook else 0.1)
         self._started[what] = time.monotonic()
         try:
             yield
@@ -328,15 +315,15 @@ class Bench:
         the work's sleep. Not a lone call's latency: that includes the round trip, and W / S
         would fall below the throughput the closed grid measured."""
         workers = self.preset.open_workers if workers is None else workers
-        rows = [point.row() for point in self.points if point.kind == "closed"
-                and point.work == work and point.clients >= 2 * point.workers]
-        counts = {row["workers"] for row in rows if row["throughput"] > 0}
-        if counts:
+        closed = [point.row() for point in self.points if point.kind == "closed"
+                  and point.work == work and point.clients >= 2 * point.workers]
+        if rows := [row for row in closed if row["throughput"] > 0]:
+            counts = {row["workers"] for row in rows}
             count = workers if workers in counts else min(counts)
-            mine = [row for row in rows if row["workers"] == count and row["throughput"] > 0]
+            mine = [row for row in rows if row["workers"] == count]
             busiest = max(row["clients"] for row in mine)
-            saturated = [row for row in mine if row["clients"] == busiest]
-            return statistics.median(count * 1000 / row["throughput"] for row in saturated)
+            return statistics.median(count * 1000 / row["throughput"] for row in mine
+                                     if row["clients"] == busiest)
         if work.sleep_ms:
             return work.sleep_ms
         raise ValueError(f"no service time known for {work.name}: pass service_ms=")

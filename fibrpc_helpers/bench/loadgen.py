@@ -41,6 +41,7 @@ SLACK_TICKS = 40
 # Seconds a run may take beyond its windows and the calls' timeout before it is failed.
 RUN_MARGIN = 30.0
 
+
 @dataclass
 class Load:
     """What one load-generator process does in one run."""
