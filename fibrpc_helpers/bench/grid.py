@@ -1,7 +1,5 @@
-"""The runner: ``Bench`` owns a run's processes (``loadgen``, ``serve``) and keeps its points.
-
-Each point starts every client at one instant, drops the warm-up, records every call and
-says whose CPU was busy meanwhile::
+"""The runner: ``Bench`` owns a run's processes (``loadgen``, ``serve``) and keeps its points,
+each with every call, its warm-up apart, and whose CPU was busy meanwhile::
 
     with Bench("quick") as bench:
         bench.closed_grid()        # clients x workers for each kind of work
@@ -114,20 +112,16 @@ class Bench:
         self.elapsed: dict[str, float] = {}
         self._thread: ThreadPoolExecutor | None = None  # the async face's one thread
 
-    # -- processes ------------------------------------------------------------------------
-    def _spawn_loadgens(self, loop: str) -> LoadGenerators:
+    def loadgens(self, loop: str = "asyncio", *, wait: bool = True) -> LoadGenerators:
+        """The load generators running clients on ``loop``, started on first use, ready."""
         if loop not in self._loadgens:
             self._loadgens[loop] = LoadGenerators(self.preset.loadgens, self.url, loop=loop,
                                                   stderr=self._log).spawn()
-        return self._loadgens[loop]
-
-    def loadgens(self, loop: str = "asyncio") -> LoadGenerators:
-        """The load-generator processes running clients on ``loop`` (started on first use)."""
-        return self._spawn_loadgens(loop).ready()
+        return self._loadgens[loop].ready() if wait else self._loadgens[loop]
 
     def start(self) -> Bench:
         """Start the load generators: they get ready while the first workers start."""
-        self._spawn_loadgens("asyncio")
+        self.loadgens(wait=False)
         return self
 
     def __enter__(self) -> Bench:
@@ -199,7 +193,6 @@ class Bench:
                 for generators in self._loadgens.values():
                     generators.close_clients()
 
-    # -- one point --------------------------------------------------------------------------
     def measure(self, point: Point, workers: Workers, design: Design | None = None) -> Point:
         """Run one point of ``design`` (default: the workers' own) against ``workers``."""
         design = workers.design if design is None else design
@@ -253,7 +246,6 @@ class Bench:
             for what in outer:
                 self._started[what] += time.monotonic() - paused
 
-    # -- what a preset measures ----------------------------------------------------------------
     def closed_grid(self, works: Sequence[Work] | None = None,
                     workers: Sequence[int] | None = None, clients: Sequence[int] | None = None,
                     repeat: int = 1, *, open_loop: bool = False) -> list[Point]:
@@ -295,8 +287,7 @@ class Bench:
         service_ms = self.service_ms(work) if service_ms is None else service_ms
         capacity = workers / (service_ms / 1000)
         done = []
-        with ExitStack() as stack:
-            stack.enter_context(self._progress(len(loads), "open loop"))
+        with self._progress(len(loads), "open loop"), ExitStack() as stack:
             if running is None:
                 queue = self.queue(f"open-{work.name}")
                 running = stack.enter_context(self.workers(queue, work, workers))
@@ -347,7 +338,6 @@ class Bench:
                     done.append(self.measure(point, workers, one))
         return done
 
-    # -- the same, awaited (a notebook's cells) ----------------------------------------------
     async def run_async(self, measurement: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """``measurement(*args, **kwargs)`` (such as ``ladder(bench=bench)``) awaited, in the
         bench's one thread: measurements never overlap."""
@@ -366,7 +356,6 @@ class Bench:
     async def designs_async(self, *args: Any, **kwargs: Any) -> list[Point]:
         return await self.run_async(self.designs, *args, **kwargs)
 
-    # -- results ------------------------------------------------------------------------------
     def rows(self, kind: str | None = None) -> list[dict[str, Any]]:
         return [point.row() for point in self.points if kind is None or point.kind == kind]
 

@@ -95,10 +95,10 @@ class Generator:
             async with asyncio.timeout(load.deadline), asyncio.TaskGroup() as group:
                 ticker = group.create_task(self._lag(t0, load.warmup, load.warmup + load.duration))
                 if load.loop == "closed":
-                    for index, client in enumerate(clients):
-                        group.create_task(self._closed(load, index, client, t0, records))
+                    for index, client in enumerate(clients, start=load.client_offset):
+                        group.create_task(_closed(load, index, client, records))
                 else:
-                    group.create_task(self._open(load, clients, t0, records, group))
+                    group.create_task(_open(load, clients, records, group))
         except TimeoutError:
             raise TimeoutError(f"a run of {load.clients} {load.loop}-loop clients did not "
                                f"finish within {load.deadline:g} s") from None
@@ -115,28 +115,6 @@ class Generator:
         excess = [max(0.0, late - self.slack) for late in lates] or [0.0]
         return LoopLag(worst=max(excess), mean=sum(excess) / len(excess))
 
-    async def _closed(self, load: Load, index: int, client: Caller, t0: float,
-                      out: list[Call]) -> None:
-        end = load.warmup + load.duration
-        while (sent := time.monotonic() - t0) < end:
-            error = await _call(client, load)
-            out.append(Call(load.client_offset + index, sent, sent, time.monotonic() - t0, error))
-
-    async def _open(self, load: Load, clients: Sequence[Caller], t0: float, out: list[Call],
-                    group: asyncio.TaskGroup) -> None:
-        numbered = cycle(enumerate(clients))
-
-        async def one(intended: float, number: int, client: Caller) -> None:
-            sent = time.monotonic() - t0
-            error = await _call(client, load)
-            out.append(Call(number, intended, sent, time.monotonic() - t0, error))
-
-        for intended in poisson_schedule(load.rate, load.warmup + load.duration, load.seed):
-            if (delay := t0 + intended - time.monotonic()) > 0:
-                await asyncio.sleep(delay)
-            index, client = next(numbered)
-            group.create_task(one(intended, load.client_offset + index, client))
-
     async def close(self) -> None:
         clients = [client for pool in self.pools.values() for client in pool]
         self.pools.clear()
@@ -150,14 +128,34 @@ def _raise_any(results: Sequence[object]) -> None:
             raise result
 
 
-async def _call(client: Caller, load: Load) -> str:
-    """One call; the name of an RPC error it ended with ("" for a result). Anything else
-    is a bug in the run, and fails it."""
+async def _call(client: Caller, load: Load, number: int, out: list[Call],
+                intended: float | None = None) -> None:
+    """One call of client ``number``, recorded in ``out`` with the name of the RPC error it
+    ended with ("" for a result). Anything else is a bug in the run, and fails it."""
+    sent = time.monotonic() - load.start_at
+    error = ""
     try:
         await client.call(load.n, timeout=load.timeout)
-    except (TimeoutError, RpcError) as error:
-        return type(error).__name__
-    return ""
+    except (TimeoutError, RpcError) as failed:
+        error = type(failed).__name__
+    done = time.monotonic() - load.start_at
+    out.append(Call(number, sent if intended is None else intended, sent, done, error))
+
+
+async def _closed(load: Load, number: int, client: Caller, out: list[Call]) -> None:
+    while time.monotonic() - load.start_at < load.warmup + load.duration:
+        await _call(client, load, number, out)
+
+
+async def _open(load: Load, clients: Sequence[Caller], out: list[Call],
+                group: asyncio.TaskGroup) -> None:
+    """Each call at its Poisson arrival, on the clients in turn, however many are waiting."""
+    numbered = cycle(enumerate(clients, start=load.client_offset))
+    for intended in poisson_schedule(load.rate, load.warmup + load.duration, load.seed):
+        if (delay := load.start_at + intended - time.monotonic()) > 0:
+            await asyncio.sleep(delay)
+        number, client = next(numbered)
+        group.create_task(_call(client, load, number, out, intended))
 
 
 async def _ticks(t0: float, start: float, end: float) -> list[float]:

@@ -1,9 +1,8 @@
-"""The benchmark's other fib workers: aio-pika's patterns.RPC one and the ladder's raw aiormq
-one (the reference worker is the command line's, ``python -m fibrpc_helpers worker``).
+"""The benchmark's other fib workers (the reference is ``python -m fibrpc_helpers worker``).
 
-``python -m fibrpc_helpers.bench.serve patterns|raw-aiormq --queue Q [--loop uvloop]`` prints
-``worker NAME is serving ...`` once it consumes (the runtime waits for that line, as for the
-reference), stops on SIGTERM, and exits when its parent dies.
+``python -m fibrpc_helpers.bench.serve patterns|raw-aiormq --queue Q [--loop uvloop]`` says
+``worker NAME is serving ...`` once it consumes, as the reference does, stops on SIGTERM, and
+exits when its parent dies.
 """
 
 from __future__ import annotations
