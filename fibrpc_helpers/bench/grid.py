@@ -113,7 +113,7 @@ class Bench:
         self._thread: ThreadPoolExecutor | None = None  # the async face's one thread
 
     def loadgens(self, loop: str = "asyncio", *, wait: bool = True) -> LoadGenerators:
-        """The load generators running clients on ``loop``, started on first use, ready."""
+        """The load generators for clients on ``loop``, started on first use (ready if ``wait``)."""
         if loop not in self._loadgens:
             self._loadgens[loop] = LoadGenerators(self.preset.loadgens, self.url, loop=loop,
                                                   stderr=self._log).spawn()
