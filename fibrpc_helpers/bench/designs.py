@@ -1,18 +1,9 @@
-"""The RPC designs the benchmark compares: the reference with one part swapped, and patterns.
+"""The RPC designs the benchmark compares (``CLIENTS``): the reference with one part swapped.
 
-Every tutorial-six design is ``FibonacciRpcClient`` itself, or a subclass that sets the one
-part its name says through the reference's public parameters (``connect(publisher_confirms=,
-reply_to=)``, ``create``), so that a comparison measures exactly that difference and
-nothing else (publish timeout, expiration, the deadline header, error mapping and clean-up
-are the reference's, always). ``CLIENTS`` names every design's client; each class says what
-it swaps and what that gives up. Two are not the reference at all, and have workers of their
-own (``serve``): ``raw-aiormq``, the floor of the tuning ladder, and ``patterns``, aio-pika's
-own ``aio_pika.patterns.RPC`` in its JSON flavour (``JsonRPC``: this project never pickles
-across the wire).
-
-A ``Design`` also names the worker side (the reference worker or the patterns one), the
-event loop of both sides, and the worker's prefetch, so the tuning ladder can add one
-lever per rung.
+Each is ``FibonacciRpcClient`` or a subclass that swaps the part its name says through the
+reference's public parameters, so a comparison measures that difference only; each class
+says what it gives up. ``raw-aiormq`` (the ladder's floor) and ``patterns`` (aio-pika's
+``patterns.RPC``, JSON: this project never pickles) have workers of their own (``serve``).
 """
 
 from __future__ import annotations
@@ -41,18 +32,13 @@ class Caller(Protocol):
 
 class QueuePerRequestClient(FibonacciRpcClient):
     """The reference, but every call gets a callback queue of its own (what a student writes
-    first): a reference client made with ``create`` on this client's connection and channel,
-    which declares and consumes a fresh exclusive queue, makes the one call, and deletes its
-    queue when it closes.
-
-    The queue's declare and consume come before the call's timer starts and its delete
-    after it ends: the round trips this design adds, which its latency shows.
-    """
+    first): a client ``create``d on this one's channel declares and consumes a fresh
+    exclusive queue, makes the one call and deletes its queue. Those round trips, outside the
+    call's timer, are what this design adds to its latency."""
 
     async def call(self, n: int, *, timeout: float | None = None, **options: Any) -> int:
-        once = await FibonacciRpcClient.create(
-            self.connection, self.channel, queue=self.queue, timeout=self.timeout
-        )
+        once = await FibonacciRpcClient.create(self.connection, self.channel, queue=self.queue,
+                                               timeout=self.timeout)
         try:
             return await once.call(n, timeout=timeout, **options)
         finally:
@@ -63,13 +49,8 @@ class QueuePerRequestClient(FibonacciRpcClient):
 
 
 class DirectReplyToClient(FibonacciRpcClient):
-    """The reference, but replies come on ``amq.rabbitmq.reply-to``: no callback queue.
-
-    The broker hands each reply straight to the consuming channel. RabbitMQ's rules: consume
-    the pseudo-queue with no-ack on the channel that publishes, before publishing (``create``
-    consumes it at once). What it gives up: a reply is never queued, so a reply whose client
-    has gone is dropped by the broker.
-    """
+    """The reference, but replies come on ``amq.rabbitmq.reply-to``: no callback queue. What
+    it gives up: a reply is never queued, so one whose client has gone is dropped."""
 
     @classmethod
     async def connect(cls, url: str | None = None, **options: Any) -> FibonacciRpcClient:
@@ -77,15 +58,10 @@ class DirectReplyToClient(FibonacciRpcClient):
 
 
 class NoConfirmsClient(FibonacciRpcClient):
-    """The reference, but its channel has no publisher confirms.
-
-    What it gives up: a publish returns once written to the socket, so nothing tells the
-    caller that the broker has the request: on a quorum queue the confirm is the only
-    data-safety guarantee. A request that no queue takes comes back as a ``basic.return``
-    that aiormq only logs (it hands one to the caller only on a confirming channel), and a
-    refusal (``basic.nack``) never comes: no ``NoWorkerError`` or ``BrokerRefusedError``,
-    only a timeout.
-    """
+    """The reference, but its channel has no publisher confirms. What it gives up: nothing
+    tells the caller that the broker has the request (on a quorum queue, the only data-safety
+    guarantee); a request no queue takes, or one refused, is only a timeout, not a
+    ``NoWorkerError`` or ``BrokerRefusedError`` (aiormq only logs a ``basic.return``)."""
 
     @classmethod
     async def connect(cls, url: str | None = None, **options: Any) -> FibonacciRpcClient:
@@ -97,31 +73,25 @@ class DirectNoConfirmsClient(FibonacciRpcClient):
 
     @classmethod
     async def connect(cls, url: str | None = None, **options: Any) -> FibonacciRpcClient:
-        return await super().connect(
-            url, reply_to=DIRECT_REPLY_TO, publisher_confirms=False, **options
-        )
+        return await super().connect(url, reply_to=DIRECT_REPLY_TO, publisher_confirms=False,
+                                     **options)
 
 
 class RawAiormqClient:
     """The floor for Python here: aiormq (the layer under aio-pika) with direct reply-to, no
-    publisher confirms, a deadline per call and nothing else.
-
-    Not a variant of the reference, and not one to copy: it gives up everything the
-    reference adds on top of the reply path (``NoWorkerError``, expiration and the
-    deadline header, reconnection, error replies, stray-reply counts). It shows how much of
-    a call's CPU is aio-pika's own Python on the client side.
-    """
+    publisher confirms, a deadline per call and nothing else. Not one to copy: it gives up
+    all the reference adds to the reply path (``NoWorkerError``, expiration and the deadline
+    header, reconnection, error replies, stray-reply counts). It shows how much of a call's
+    CPU is aio-pika's own Python on the client side."""
 
     def __init__(self, connection: Any, channel: Any, queue: str, timeout: float) -> None:
-        self.connection, self.channel, self.queue, self.timeout = (
-            connection, channel, queue, timeout
-        )
+        self.connection, self.channel = connection, channel
+        self.queue, self.timeout = queue, timeout
         self.pending: dict[str, asyncio.Future[bytes]] = {}
 
     @classmethod
-    async def connect(
-        cls, url: str | None = None, *, queue: str, timeout: float = DEFAULT_TIMEOUT
-    ) -> RawAiormqClient:
+    async def connect(cls, url: str | None = None, *, queue: str,
+                      timeout: float = DEFAULT_TIMEOUT) -> RawAiormqClient:
         try:
             connection = await aiormq.connect(amqp_url(url))
         except Exception as error:
@@ -146,9 +116,8 @@ class RawAiormqClient:
         future = self.pending[correlation_id] = asyncio.get_running_loop().create_future()
         properties = Basic.Properties(correlation_id=correlation_id, reply_to=DIRECT_REPLY_TO)
         try:
-            await self.channel.basic_publish(
-                encode_request(n), routing_key=self.queue, properties=properties
-            )
+            await self.channel.basic_publish(encode_request(n), routing_key=self.queue,
+                                             properties=properties)
             body = await asyncio.wait_for(future, timeout)
         except TimeoutError:
             raise RpcTimeout(f"no reply to fib({n}) within {timeout:g} s") from None
@@ -165,21 +134,18 @@ class RawAiormqClient:
 class PatternsClient:
     """aio-pika's ``patterns.JsonRPC`` calling ``fib`` on the patterns worker."""
 
-    def __init__(
-        self, connection: AbstractRobustConnection, rpc: JsonRPC, queue: str, timeout: float
-    ) -> None:
+    def __init__(self, connection: AbstractRobustConnection, rpc: JsonRPC, queue: str,
+                 timeout: float) -> None:
         self.connection, self.rpc, self.queue, self.timeout = connection, rpc, queue, timeout
 
     @classmethod
-    async def connect(
-        cls, url: str | None = None, *, queue: str, timeout: float = DEFAULT_TIMEOUT
-    ) -> PatternsClient:
+    async def connect(cls, url: str | None = None, *, queue: str,
+                      timeout: float = DEFAULT_TIMEOUT) -> PatternsClient:
         connection = await connect_robust(url)
         try:
-            channel = await connection.channel()
             # Exclusive: the result queue goes with the connection, and every RabbitMQ takes
             # it (4.3 as shipped refuses patterns.RPC's default, transient non-exclusive).
-            rpc = await JsonRPC.create(channel, exclusive=True)
+            rpc = await JsonRPC.create(await connection.channel(), exclusive=True)
         except BaseException:
             await connection.close()
             raise
@@ -196,10 +162,9 @@ class PatternsClient:
             raise translate(error, doing=f"calling fib({n}) on queue {self.queue!r}") from error
 
     async def close(self) -> None:
-        # Not rpc.close(): it deletes the result queue only if empty (aio-pika's
-        # Queue.delete defaults), which the broker refuses (406) while a late reply waits
-        # there. Closing the connection deletes the exclusive queue, late replies and all,
-        # and fails any call still waiting.
+        # Not rpc.close(): it deletes the result queue only if empty (Queue.delete's
+        # default), which the broker refuses (406) while a late reply waits there. Closing the
+        # connection deletes the exclusive queue, late replies and all, and fails any call.
         await self.connection.close()
 
 
@@ -237,8 +202,8 @@ DESIGNS = ("queue-per-request", "correlation-id", "direct-reply-to", "patterns")
 
 
 def design(name: str) -> Design:
-    """The named design of CLIENTS as a student runs it: the reference worker on the command
-    line's event loop ("auto"), patterns.RPC's worker and every client on asyncio's."""
+    """The named design as a student runs it: the reference worker on the command line's
+    event loop ("auto"), patterns.RPC's worker and every client on asyncio's."""
     if name not in CLIENTS:
         raise ValueError(f"unknown design {name!r}; choose one of {', '.join(CLIENTS)}")
     if name == "patterns":
@@ -250,5 +215,4 @@ async def connect(client: str, url: str | None, queue: str, timeout: float) -> C
     """A connected client of the named kind (a key of CLIENTS)."""
     if client not in CLIENTS:
         raise ValueError(f"unknown client {client!r}; choose one of {', '.join(CLIENTS)}")
-    caller: Caller = await CLIENTS[client].connect(url, queue=queue, timeout=timeout)
-    return caller
+    return await CLIENTS[client].connect(url, queue=queue, timeout=timeout)

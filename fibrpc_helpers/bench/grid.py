@@ -1,9 +1,5 @@
-"""The runner: it owns a run's processes and measures points, every call recorded.
-
-``Bench`` starts the load generators (``loadgen``), the worker processes of each
-measurement (``serve``, through the process runtime) and keeps the points. Each point starts
-the clients at one shared instant, drops the warm-up, records every call, summarises the
-measured window and says whose CPU was busy meanwhile::
+"""The runner: ``Bench`` owns a run's processes (``loadgen``, ``serve``) and keeps its points,
+each with every call, its warm-up apart, and whose CPU was busy meanwhile::
 
     with Bench("quick") as bench:
         bench.closed_grid()        # clients x workers for each kind of work
@@ -11,13 +7,8 @@ measured window and says whose CPU was busy meanwhile::
         bench.designs()            # the RPC designs side by side
         bench.save()               # results/<preset>-<time>/calls.csv, summary.csv
 
-In a notebook, await the same measurements instead (``await bench.closed_grid_async()``,
-``open_loop_async``, ``designs_async``, or ``run_async`` for a function given the bench): they
-run in the bench's own thread, so the kernel's event loop, and every client and worker
-connection on it, goes on while the processes are driven and the windows waited out.
-
-What a run measures is in ``presets``, what a point holds in ``points``, how it is printed
-and saved in ``reports``.
+A notebook awaits the same (``closed_grid_async``, ... or ``run_async`` for any function):
+they run in the bench's own thread, so the kernel's event loop and its connections go on.
 """
 
 from __future__ import annotations
@@ -34,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import datetime
+from itertools import product
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
@@ -60,74 +52,21 @@ REFERENCE = design("correlation-id")
 
 
 def delete_queues(url: str, names: Sequence[str]) -> None:
-    """``broker.delete_queues`` for this synchronous class, also inside a running event loop
-    (a notebook's), where it runs in a thread of its own."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(broker.delete_queues(url, names))
-        return
+    """``broker.delete_queues``, in a thread of its own: a notebook's event loop may be running."""
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, broker.delete_queues(url, names)).result()
-
-
-class Progress:
-    """A bar of ``total`` points, in a terminal (redrawn with carriage returns) or in a
-    notebook (one ``NotebookLine`` display that each redraw replaces); ``say`` prints a line
-    without breaking the bar."""
-
-    def __init__(self, total: int, what: str, *, enabled: bool) -> None:
-        self.notebook = enabled and in_notebook()
-        self.bar: Any = tqdm(
-            total=total,
-            desc=what,
-            unit="point",
-            disable=not enabled,
-            file=NotebookLine() if self.notebook else sys.stdout,
-            mininterval=0.5 if self.notebook else 0.1,
-            ncols=90,
-        )
-
-    def update(self) -> None:
-        self.bar.update()
-
-    def say(self, line: str) -> None:
-        # A terminal bar moves below the line; a notebook's bar is a display of its own.
-        if self.bar.disable or self.notebook:
-            print(line)
-        else:
-            self.bar.write(line)
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 class Workers:
     """The worker processes of one design on one queue; ``grow`` adds more."""
 
-    def __init__(
-        self,
-        group: ProcessGroup,
-        *,
-        url: str,
-        queue: str,
-        design: Design,
-        work: Work,
-        prefetch: int | None,
-        queue_type: str | None = None,
-    ) -> None:
+    def __init__(self, group: ProcessGroup, *, url: str, queue: str, design: Design, work: Work,
+                 prefetch: int | None, queue_type: str | None = None) -> None:
         self.group, self.queue, self.design, self.work = group, queue, design, work
         self.prefetch = prefetch
         self.env = {"AMQP_URL": url}  # off the command line (see ProcessGroup.spawn)
-        self.command = command(
-            design.server,
-            queue=queue,
-            loop=design.loop,
-            prefetch=prefetch,
-            queue_type=queue_type,
-            **work.worker_options,
-        )
-
+        self.command = command(design.server, queue=queue, loop=design.loop, prefetch=prefetch,
+                               work=work.work, sleep_ms=work.sleep_ms, queue_type=queue_type)
         self.children: list[Child] = []
 
     @property
@@ -138,12 +77,12 @@ class Workers:
     def pids(self) -> list[int]:
         return [child.pid for child in self.children]
 
+    def spawn(self, count: int) -> list[Child]:
+        return [self.group.spawn(self.command, name="worker", env=self.env) for _ in range(count)]
+
     def grow(self, total: int, timeout: float = 60.0) -> Workers:
         """Start more processes until there are ``total``, all consuming the queue."""
-        new = [
-            self.group.spawn(self.command, name="worker", env=self.env)
-            for _ in range(total - self.count)
-        ]
+        new = self.spawn(total - self.count)
         self.group.wait_ready(new, READY, timeout)
         self.children += new
         return self
@@ -152,17 +91,9 @@ class Workers:
 class Bench:
     """Runs a preset's measurements and keeps every point; a context manager owning processes."""
 
-    def __init__(
-        self,
-        preset: str | Preset = "quick",
-        *,
-        url: str | None = None,
-        progress: bool = True,
-        verbose: bool = True,
-        **overrides: Any,
-    ) -> None:
-        base = PRESETS[preset] if isinstance(preset, str) else preset
-        self.preset = replace(base, **overrides)
+    def __init__(self, preset: str | Preset = "quick", *, url: str | None = None,
+                 progress: bool = True, verbose: bool = True, **overrides: Any) -> None:
+        self.preset = replace(PRESETS[preset] if isinstance(preset, str) else preset, **overrides)
         self.url = amqp_url(url)
         self.progress, self.verbose = progress, verbose
         self.points: list[Point] = []
@@ -175,29 +106,22 @@ class Bench:
         self._log = open(self.log_path, "a")  # noqa: SIM115 - closed by close()
         self._loadgens: dict[str, LoadGenerators] = {}
         self._queues: list[str] = []
-        self._bar: Progress | None = None
+        self._bar: tqdm[Any] | None = None
         self._started: dict[str, float] = {}  # the measurements under way: their start
-        # Wall seconds each measurement took ("closed loop", "open loop", "designs"): the
-        # notebook's run time on this machine, windows plus starting and stopping processes.
+        # Wall seconds per measurement ("closed loop", ...), starting processes included.
         self.elapsed: dict[str, float] = {}
         self._thread: ThreadPoolExecutor | None = None  # the async face's one thread
 
-    # -- processes ------------------------------------------------------------------------
-    def loadgens(self, loop: str = "asyncio") -> LoadGenerators:
-        """The load-generator processes running clients on ``loop`` (started on first use)."""
+    def loadgens(self, loop: str = "asyncio", *, wait: bool = True) -> LoadGenerators:
+        """The load generators for clients on ``loop``, started on first use (ready if ``wait``)."""
         if loop not in self._loadgens:
-            generators = LoadGenerators(self.preset.loadgens, self.url, loop=loop,
-                                        stderr=self._log)
-            self._loadgens[loop] = generators.spawn()
-        return self._loadgens[loop].ready()
+            self._loadgens[loop] = LoadGenerators(self.preset.loadgens, self.url, loop=loop,
+                                                  stderr=self._log).spawn()
+        return self._loadgens[loop].ready() if wait else self._loadgens[loop]
 
     def start(self) -> Bench:
-        """Start the load-generator processes (workers start per measurement); they get
-        ready while the first workers start."""
-        if "asyncio" not in self._loadgens:
-            self._loadgens["asyncio"] = LoadGenerators(
-                self.preset.loadgens, self.url, stderr=self._log
-            ).spawn()
+        """Start the load generators: they get ready while the first workers start."""
+        self.loadgens(wait=False)
         return self
 
     def __enter__(self) -> Bench:
@@ -233,31 +157,19 @@ class Bench:
         return None if design.server == "patterns" else self.preset.prefetch
 
     @contextmanager
-    def workers(
-        self, queue: str, work: Work, count: int, design: Design = REFERENCE
-    ) -> Iterator[Workers]:
-        """``count`` worker processes of ``design`` on ``queue`` (``grow`` adds more);
-        stopped all at once afterwards, and the clients of the queue closed."""
+    def workers(self, queue: str, work: Work, count: int,
+                design: Design = REFERENCE) -> Iterator[Workers]:
+        """``count`` workers of ``design`` on ``queue``, as ``side_by_side`` runs them."""
         with self.side_by_side([design], work, count=count, queues=[queue]) as (workers,):
             yield workers
 
     @contextmanager
-    def side_by_side(
-        self,
-        designs: Sequence[Design],
-        work: Work = TRIVIAL,
-        *,
-        count: int = 1,
-        queue_type: str | None = None,
-        queues: Sequence[str] | None = None,
-    ) -> Iterator[list[Workers]]:
-        """``count`` workers for each design, in the order of ``designs``, all running at
-        once in one process group: started together, and signalled together when done.
-
-        Designs whose workers are the same (server, loop, prefetch, queue type) share them
-        and their queue: they differ on the client side only, and only one point runs at a
-        time. A design's own ``queue_type`` wins over ``queue_type``.
-        """
+    def side_by_side(self, designs: Sequence[Design], work: Work = TRIVIAL, *, count: int = 1,
+                     queue_type: str | None = None,
+                     queues: Sequence[str] | None = None) -> Iterator[list[Workers]]:
+        """``count`` workers for each design, in its order, started together and stopped
+        together (then the clients closed). Designs whose workers are the same share them and
+        their queue: one point runs at a time. A design's own ``queue_type`` wins."""
         with ProcessGroup(stderr=self._log) as group:
             shared: dict[tuple[str, str, int | None, str | None], Workers] = {}
             running = []
@@ -270,11 +182,10 @@ class Bench:
                     shared[key] = Workers(group, url=self.url, queue=queue, design=chosen,
                                           work=work, prefetch=key[2], queue_type=kind)
                 running.append(shared[key])
-            pairs = [(w, group.spawn(w.command, name="worker", env=w.env))
-                     for w in shared.values() for _ in range(count)]
-            group.wait_ready([child for _, child in pairs], READY, 60)
-            for workers, child in pairs:
-                workers.children.append(child)
+            new = {workers: workers.spawn(count) for workers in shared.values()}
+            group.wait_ready([child for children in new.values() for child in children], READY, 60)
+            for workers, children in new.items():
+                workers.children += children
             try:
                 yield running
             finally:
@@ -282,58 +193,46 @@ class Bench:
                 for generators in self._loadgens.values():
                     generators.close_clients()
 
-    # -- one point --------------------------------------------------------------------------
     def measure(self, point: Point, workers: Workers, design: Design | None = None) -> Point:
-        """Run one point of ``design`` (default: the workers' own) against ``workers``:
-        every load generator starts at once; CPU measured over the window."""
+        """Run one point of ``design`` (default: the workers' own) against ``workers``."""
         design = workers.design if design is None else design
         generators = self.loadgens(design.clients_loop)
-        load = Load(
-            client=design.client,
-            queue=workers.queue,
-            clients=point.clients,
-            loop="open" if point.kind == "open" else "closed",
-            n=point.work.n,
-            warmup=point.warmup,
-            duration=point.duration,
-            rate=point.offered if point.kind == "open" else 0.0,
-            seed=len(self.points),
-            timeout=self.preset.timeout,
-        )
+        opened = point.kind == "open"
+        load = Load(client=design.client, queue=workers.queue, clients=point.clients,
+                    loop="open" if opened else "closed", n=point.work.n, warmup=point.warmup,
+                    duration=point.duration, rate=point.offered if opened else 0.0,
+                    seed=len(self.points), timeout=self.preset.timeout)
         busy = generators.send(load)
-        meter = CpuMeter(
-            {
-                "broker": [self.broker_pid],
-                "workers": workers.pids,
-                "load generators": generators.pids,
-            }
-        )
-        _sleep_until(load.start_at + point.warmup)
+        meter = CpuMeter({"broker": [self.broker_pid], "workers": workers.pids,
+                          "load generators": generators.pids})
+        # A blocking sleep: in the bench's own thread when awaited (``run_async``).
+        time.sleep(max(0.0, load.start_at + point.warmup - time.monotonic()))
         meter.start()
-        _sleep_until(load.start_at + point.warmup + point.duration)
+        time.sleep(max(0.0, load.start_at + point.warmup + point.duration - time.monotonic()))
         point.cpu = meter.stop()
         point.records, point.loop_lags = generators.collect(busy, load)
         self.points.append(point)
         if self._bar is not None:
             self._bar.update()
-            if self.verbose:
-                self._bar.say(describe(point.row()))
-        elif self.verbose:
-            print(describe(point.row()))
+        if self.verbose:  # a terminal's bar moves below the line; a notebook's is a display
+            tqdm.write(describe(point.row()))
         return point
 
     @contextmanager
     def _progress(self, total: int, what: str) -> Iterator[None]:
-        self._bar = Progress(total, what, enabled=self.progress)
+        """A bar of ``total`` points, in a notebook one display redrawn (``NotebookLine``)."""
+        notebook = self.progress and in_notebook()
+        self._bar = tqdm(total=total, desc=what, unit="point", disable=not self.progress,
+                         ncols=90, file=NotebookLine() if notebook else sys.stdout,
+                         mininterval=0.5 if notebook else 0.1)
         self._started[what] = time.monotonic()
         try:
             yield
         finally:
             self._bar.close()
             self._bar = None
-            self.elapsed[what] = (
-                self.elapsed.get(what, 0.0) + time.monotonic() - self._started.pop(what)
-            )
+            took = time.monotonic() - self._started.pop(what)
+            self.elapsed[what] = self.elapsed.get(what, 0.0) + took
 
     @contextmanager
     def _paused(self) -> Iterator[None]:
@@ -347,21 +246,11 @@ class Bench:
             for what in outer:
                 self._started[what] += time.monotonic() - paused
 
-    # -- what a preset measures ----------------------------------------------------------------
-    def closed_grid(
-        self,
-        works: Sequence[Work] | None = None,
-        workers: Sequence[int] | None = None,
-        clients: Sequence[int] | None = None,
-        repeat: int = 1,
-        *,
-        open_loop: bool = False,
-    ) -> list[Point]:
-        """Closed loop over clients x workers for each kind of work (default: the preset's).
-
-        ``open_loop``: also run the preset's open loop (``open_loop()``) on the workers of
-        its work once they number the open loop's W, instead of starting them again.
-        """
+    def closed_grid(self, works: Sequence[Work] | None = None,
+                    workers: Sequence[int] | None = None, clients: Sequence[int] | None = None,
+                    repeat: int = 1, *, open_loop: bool = False) -> list[Point]:
+        """Closed loop over clients x workers for each kind of work (default: the preset's);
+        ``open_loop``: the open loop too, on these workers once they number its W."""
         p = self.preset
         works = p.works if works is None else works
         workers = p.workers if workers is None else workers
@@ -374,32 +263,21 @@ class Bench:
                 with self.workers(self.queue(work.name), work, min(workers)) as running:
                     for count in sorted(workers):
                         running.grow(count)
-                        for number in counts:
-                            for _ in range(repeat):
-                                point = Point(kind="closed", design=REFERENCE.name, work=work,
-                                              workers=count, clients=number,
-                                              prefetch=running.prefetch or 0,
-                                              warmup=warmup, duration=duration)
-                                done.append(self.measure(point, running))
+                        for number, _ in product(counts, range(repeat)):
+                            point = Point(kind="closed", design=REFERENCE.name, work=work,
+                                          workers=count, clients=number, warmup=warmup,
+                                          duration=duration, prefetch=running.prefetch or 0)
+                            done.append(self.measure(point, running))
                         if open_loop and work == p.open_work and count == p.open_workers:
                             with self._paused():
                                 self.open_loop(running=running)
         return done
 
-    def open_loop(
-        self,
-        work: Work | None = None,
-        workers: int | None = None,
-        loads: Sequence[float] | None = None,
-        service_ms: float | None = None,
-        *,
-        running: Workers | None = None,
-    ) -> list[Point]:
-        """Poisson arrivals at fractions of the capacity W / S; latency from intended send.
-
-        S is each worker's time per call at saturation (``service_ms`` says why). ``running``:
-        workers of ``work`` already serving (as many as the open loop's W), used as they are.
-        """
+    def open_loop(self, work: Work | None = None, workers: int | None = None,
+                  loads: Sequence[float] | None = None, service_ms: float | None = None, *,
+                  running: Workers | None = None) -> list[Point]:
+        """Poisson arrivals at fractions of the capacity W / S (``service_ms``); latency from
+        the intended send. ``running``: W workers of ``work`` already serving."""
         p = self.preset
         work = p.open_work if work is None else work
         workers = p.open_workers if workers is None else workers
@@ -409,8 +287,7 @@ class Bench:
         service_ms = self.service_ms(work) if service_ms is None else service_ms
         capacity = workers / (service_ms / 1000)
         done = []
-        with ExitStack() as stack:
-            stack.enter_context(self._progress(len(loads), "open loop"))
+        with self._progress(len(loads), "open loop"), ExitStack() as stack:
             if running is None:
                 queue = self.queue(f"open-{work.name}")
                 running = stack.enter_context(self.workers(queue, work, workers))
@@ -424,51 +301,35 @@ class Bench:
         return done
 
     def service_ms(self, work: Work, workers: int | None = None) -> float:
-        """One worker's time per call at saturation, in ms: W / throughput at the largest C.
-
-        With every worker's queue full, W workers finish throughput calls per second, so each
-        spends W / throughput per call: the S for which W / S is the measured capacity. (The
-        mean latency of a lone call would include the whole round trip, and W / S would then
-        fall below a throughput the closed grid measured.) Uses the closed points of
-        ``work`` with ``workers`` (default: the open loop's W, else the fewest measured) at
-        their largest C, provided C >= 2W; else the work's sleep.
-        """
+        """One worker's time per call at saturation, in ms: W / throughput at the largest C
+        (>= 2W) of ``workers`` (default: the open loop's W, else the fewest measured); else
+        the work's sleep. Not a lone call's latency: that includes the round trip, and W / S
+        would fall below the throughput the closed grid measured."""
         workers = self.preset.open_workers if workers is None else workers
-        rows = [
-            point.row()
-            for point in self.points
-            if point.kind == "closed" and point.work == work and point.clients >= 2 * point.workers
-        ]
-        counts = {row["workers"] for row in rows if row["throughput"] > 0}
-        if counts:
+        closed = [point.row() for point in self.points if point.kind == "closed"
+                  and point.work == work and point.clients >= 2 * point.workers]
+        if rows := [row for row in closed if row["throughput"] > 0]:
+            counts = {row["workers"] for row in rows}
             count = workers if workers in counts else min(counts)
-            mine = [row for row in rows if row["workers"] == count and row["throughput"] > 0]
+            mine = [row for row in rows if row["workers"] == count]
             busiest = max(row["clients"] for row in mine)
-            saturated = [row for row in mine if row["clients"] == busiest]
-            return statistics.median(count * 1000 / row["throughput"] for row in saturated)
+            return statistics.median(count * 1000 / row["throughput"] for row in mine
+                                     if row["clients"] == busiest)
         if work.sleep_ms:
             return work.sleep_ms
         raise ValueError(f"no service time known for {work.name}: pass service_ms=")
 
-    def designs(
-        self,
-        designs: Sequence[str] = DESIGNS,
-        clients: Sequence[int] | None = None,
-        work: Work = TRIVIAL,
-    ) -> list[Point]:
-        """The named designs side by side, closed loop, each against one worker.
-
-        Every worker runs throughout, and the points alternate between designs (all designs
-        at one C, then the next), as in ``compare``. Every request queue is classic, as
-        patterns.RPC declares its own: the designs differ in their reply path only.
-        """
+    def designs(self, designs: Sequence[str] = DESIGNS, clients: Sequence[int] | None = None,
+                work: Work = TRIVIAL) -> list[Point]:
+        """The named designs side by side, closed loop, one worker each, alternating (all
+        at one C, then the next). Every request queue is classic, as patterns.RPC declares
+        its own: the designs differ in their reply path only."""
         p = self.preset
         clients = p.design_clients if clients is None else clients
         chosen = [design(name) for name in designs]
         done = []
-        with self._progress(len(chosen) * len(clients), "designs"), self.side_by_side(
-            chosen, work, queue_type="classic"
-        ) as running:
+        with (self._progress(len(chosen) * len(clients), "designs"),
+              self.side_by_side(chosen, work, queue_type="classic") as running):
             for count in clients:
                 for one, workers in zip(chosen, running, strict=True):
                     point = Point(kind="design", design=one.name, work=work,
@@ -477,42 +338,27 @@ class Bench:
                     done.append(self.measure(point, workers, one))
         return done
 
-    # -- the same, awaited (a notebook's cells) ----------------------------------------------
     async def run_async(self, measurement: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """``measurement(*args, **kwargs)`` (a method of this bench, or a function given it,
-        such as ``ladder(bench=bench)``) in the bench's own thread (see the module docstring),
-        awaited. One thread, so measurements never overlap."""
+        """``measurement(*args, **kwargs)`` (such as ``ladder(bench=bench)``) awaited, in the
+        bench's one thread: measurements never overlap."""
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="bench")
         context = contextvars.copy_context()  # as asyncio.to_thread: prints reach the cell
         return await asyncio.get_running_loop().run_in_executor(
-            self._thread, functools.partial(context.run, measurement, *args, **kwargs)
-        )
+            self._thread, functools.partial(context.run, measurement, *args, **kwargs))
 
     async def closed_grid_async(self, *args: Any, **kwargs: Any) -> list[Point]:
-        """``closed_grid``, awaited."""
         return await self.run_async(self.closed_grid, *args, **kwargs)
 
     async def open_loop_async(self, *args: Any, **kwargs: Any) -> list[Point]:
-        """``open_loop``, awaited."""
         return await self.run_async(self.open_loop, *args, **kwargs)
 
     async def designs_async(self, *args: Any, **kwargs: Any) -> list[Point]:
-        """``designs``, awaited."""
         return await self.run_async(self.designs, *args, **kwargs)
 
-    # -- results ------------------------------------------------------------------------------
     def rows(self, kind: str | None = None) -> list[dict[str, Any]]:
         return [point.row() for point in self.points if kind is None or point.kind == kind]
 
     def save(self, folder: Path | str | None = None) -> Path:
         """``reports.save`` of every point, into this run's folder unless ``folder`` is given."""
         return save(self.points, Path(folder) if folder else self.folder)
-
-
-def _sleep_until(moment: float) -> None:
-    """Block until ``moment``: in the bench's own thread when awaited (``run_async``), else
-    on the command line, where no event loop runs."""
-    delay = moment - time.monotonic()
-    if delay > 0:
-        time.sleep(delay)

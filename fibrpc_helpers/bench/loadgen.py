@@ -1,23 +1,11 @@
 """A load-generator process: real clients that call at a closed- or open-loop pace.
 
-One Python process runs one event loop on one core, so a single process driving 64 clients
-would measure itself, not the RPC. The runner starts a few of these processes
-(``LoadGenerators``) and spreads the clients over them. Each process reads one JSON command
-per line on stdin, runs it, and answers one JSON line on stdout with every call it made
-(``[client, intended, sent, done, error]``, times in seconds from the run's start; the
-parent reads them as ``points.Call``).
-
-All processes share the start instant: ``time.monotonic()`` is the machine-wide
-CLOCK_MONOTONIC on Linux, so the parent can say "start at t" to every process.
-
-Every loop of a run (each closed-loop client, the open loop's arrivals and their calls, the
-lag ticker) is a task of one ``asyncio.TaskGroup`` with one deadline for the run: an
-unexpected exception in any of them ends the run at once, with its traceback sent to the
-parent, and leaves no loop running on the pooled clients.
-
-Its stdin, which carries the commands, is its lifeline too (``runtime.follow_stdin``): when
-it closes the process stops at once, in the middle of a run if need be, closes its clients
-and exits.
+One process driving 64 clients on its one core would measure itself, not the RPC, so the
+runner spreads the clients over a few (``LoadGenerators``). Each answers a JSON command on
+stdin with a JSON line of every call (a ``points.Call``, in seconds from the start instant
+the parent gives all: ``time.monotonic()`` is machine-wide on Linux). A run's loops are
+tasks of one ``asyncio.TaskGroup`` with one deadline: an unexpected exception ends the run at
+once, its traceback sent to the parent. Stdin is its lifeline (``runtime.follow_stdin``).
 """
 
 from __future__ import annotations
@@ -30,10 +18,11 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
 from itertools import cycle
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 from ..errors import RpcError
 from ..lab.runtime import LOOPS, ChildError, ProcessGroup, follow_stdin, run, threadsafe
@@ -41,19 +30,16 @@ from .designs import Caller, connect
 from .points import Call, LoopLag
 from .stats import poisson_schedule
 
-# How often the lag ticker wakes. A ticker that asks to wake every 5 ms and wakes late by x
-# says that the event loop was busy (or its process waited for a core) for x: a reply that
-# arrived meanwhile waited about as long, and that wait was counted in its call's latency.
+# How often the lag ticker wakes. A ticker late by x says the event loop was busy (or its
+# process waited for a core) for x: a reply that arrived meanwhile waited as long, in its
+# call's latency.
 LAG_TICK = 0.005
-# An idle event loop wakes a timer late by itself: epoll counts its timeout in whole
-# milliseconds, rounded up, so a ticker on an idle loop reads about 0.5 ms of "lag" that no
-# reply (which wakes the loop through its socket) ever waits. Each process measures this
-# slack on its idle loop when it starts, and subtracts it.
+# An idle loop wakes a timer about 0.5 ms late by itself (epoll rounds its timeout up to a
+# millisecond), a wait no reply (which wakes it through its socket) has: each process
+# measures this slack on its idle loop when it starts, and subtracts it.
 SLACK_TICKS = 40
 # Seconds a run may take beyond its windows and the calls' timeout before it is failed.
 RUN_MARGIN = 30.0
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -88,38 +74,31 @@ class Generator:
         self.pools: dict[tuple[str, str], list[Caller]] = {}
 
     async def clients(self, load: Load) -> list[Caller]:
+        """The first ``load.clients`` of the pool, connecting what it lacks."""
         pool = self.pools.setdefault((load.client, load.queue), [])
         missing = load.clients - len(pool)
         if missing > 0:  # all at once; if one fails, the others join the pool to be closed
             made = await asyncio.gather(
-                *(connect(load.client, self.url, load.queue, load.timeout)
-                  for _ in range(missing)),
-                return_exceptions=True,
-            )
+                *(connect(load.client, self.url, load.queue, load.timeout) for _ in range(missing)),
+                return_exceptions=True)
             pool += [client for client in made if not isinstance(client, BaseException)]
-            for failed in made:
-                if isinstance(failed, BaseException):
-                    raise failed
+            _raise_any(made)
         return pool[: load.clients]
 
     async def run(self, load: Load) -> tuple[list[Call], LoopLag]:
         """Every call of ``load``, and this event loop's lag in the measured window."""
         clients = await self.clients(load)
         records: list[Call] = []
-        delay = load.start_at - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
         t0 = load.start_at
+        await asyncio.sleep(max(0.0, t0 - time.monotonic()))
         try:
             async with asyncio.timeout(load.deadline), asyncio.TaskGroup() as group:
-                ticker = group.create_task(
-                    self._lag(t0, load.warmup, load.warmup + load.duration)
-                )
+                ticker = group.create_task(self._lag(t0, load.warmup, load.warmup + load.duration))
                 if load.loop == "closed":
-                    for index, client in enumerate(clients):
-                        group.create_task(self._closed(load, index, client, t0, records))
+                    for index, client in enumerate(clients, start=load.client_offset):
+                        group.create_task(_closed(load, index, client, records))
                 else:
-                    group.create_task(self._open(load, clients, t0, records, group))
+                    group.create_task(_open(load, clients, records, group))
         except TimeoutError:
             raise TimeoutError(f"a run of {load.clients} {load.loop}-loop clients did not "
                                f"finish within {load.deadline:g} s") from None
@@ -130,71 +109,60 @@ class Generator:
         return records, ticker.result()
 
     async def _lag(self, t0: float, start: float, end: float) -> LoopLag:
-        """The lateness beyond the idle slack of a ticker due every LAG_TICK s in [start, end).
-
-        What shows a generator whose one core is full, which Little's law cannot (``stats``).
-        """
+        """How late beyond the idle slack the ticker woke in [start, end): what shows a
+        generator whose one core is full, which Little's law cannot (``stats``)."""
         lates = await _ticks(t0, start, end)
         excess = [max(0.0, late - self.slack) for late in lates] or [0.0]
         return LoopLag(worst=max(excess), mean=sum(excess) / len(excess))
 
-    async def _closed(
-        self, load: Load, index: int, client: Caller, t0: float, out: list[Call]
-    ) -> None:
-        end = load.warmup + load.duration
-        number = load.client_offset + index
-        while (sent := time.monotonic() - t0) < end:
-            error = await _call(client, load)
-            out.append(Call(number, sent, sent, time.monotonic() - t0, error))
-
-    async def _open(
-        self,
-        load: Load,
-        clients: Sequence[Caller],
-        t0: float,
-        out: list[Call],
-        group: asyncio.TaskGroup,
-    ) -> None:
-        schedule = poisson_schedule(load.rate, load.warmup + load.duration, load.seed)
-        numbered = cycle(enumerate(clients))
-
-        async def one(intended: float, number: int, client: Caller) -> None:
-            sent = time.monotonic() - t0
-            error = await _call(client, load)
-            out.append(Call(number, intended, sent, time.monotonic() - t0, error))
-
-        for intended in schedule:
-            delay = t0 + intended - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            index, client = next(numbered)
-            group.create_task(one(intended, load.client_offset + index, client))
-
     async def close(self) -> None:
         clients = [client for pool in self.pools.values() for client in pool]
         self.pools.clear()
-        closed = await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
-        for failed in closed:
-            if isinstance(failed, BaseException):
-                raise failed
+        _raise_any(await asyncio.gather(*(c.close() for c in clients), return_exceptions=True))
 
 
-async def _call(client: Caller, load: Load) -> str:
-    """One call; the name of an RPC error it ended with ("" for a result). Anything else
-    is a bug in the run, and fails it."""
+def _raise_any(results: Sequence[object]) -> None:
+    """Raise the first exception of a ``gather(..., return_exceptions=True)``."""
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
+async def _call(client: Caller, load: Load, number: int, out: list[Call],
+                intended: float | None = None) -> None:
+    """One call of client ``number``, recorded in ``out`` with the name of the RPC error it
+    ended with ("" for a result). Anything else is a bug in the run, and fails it."""
+    sent = time.monotonic() - load.start_at
+    error = ""
     try:
         await client.call(load.n, timeout=load.timeout)
-    except (TimeoutError, RpcError) as error:
-        return type(error).__name__
-    return ""
+    except (TimeoutError, RpcError) as failed:
+        error = type(failed).__name__
+    done = time.monotonic() - load.start_at
+    out.append(Call(number, sent if intended is None else intended, sent, done, error))
+
+
+async def _closed(load: Load, number: int, client: Caller, out: list[Call]) -> None:
+    while time.monotonic() - load.start_at < load.warmup + load.duration:
+        await _call(client, load, number, out)
+
+
+async def _open(load: Load, clients: Sequence[Caller], out: list[Call],
+                group: asyncio.TaskGroup) -> None:
+    """Each call at its Poisson arrival, on the clients in turn, however many are waiting."""
+    numbered = cycle(enumerate(clients, start=load.client_offset))
+    for intended in poisson_schedule(load.rate, load.warmup + load.duration, load.seed):
+        if (delay := load.start_at + intended - time.monotonic()) > 0:
+            await asyncio.sleep(delay)
+        number, client = next(numbered)
+        group.create_task(_call(client, load, number, out, intended))
 
 
 async def _ticks(t0: float, start: float, end: float) -> list[float]:
     """How late (s) a ticker due every LAG_TICK s in [start, end) after ``t0`` woke each time."""
     lates, due = [], start
     while due < end:
-        delay = t0 + due - time.monotonic()
-        if delay > 0:
+        if (delay := t0 + due - time.monotonic()) > 0:
             await asyncio.sleep(delay)
         lates.append(time.monotonic() - t0 - due)
         due += LAG_TICK
@@ -207,26 +175,23 @@ async def idle_slack(ticks: int = SLACK_TICKS) -> float:
     return lates[len(lates) // 2]
 
 
-def _answer(message: dict[str, Any]) -> None:
-    print(json.dumps(message), flush=True)
-
-
 async def _serve(url: str | None) -> None:
-    """Answer the parent's commands until it says quit, sends SIGTERM, or our stdin closes."""
+    """Answer the parent's commands until it says quit; SIGTERM or the end of our stdin
+    cancels the command under way, then the clients close."""
     generator = Generator(url, slack=await idle_slack())
     stdin = asyncio.StreamReader()
-    ended = asyncio.Event()
-    follow_stdin(threadsafe(stdin.feed_data), threadsafe(ended.set))
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, ended.set)
-    _answer({"ready": os.getpid()})
+
+    async def answer() -> None:
+        while (line := await stdin.readline()) and line.strip() != b"quit":
+            print(json.dumps(await _obey(generator, json.loads(line))), flush=True)
+
+    serving = asyncio.ensure_future(answer())  # a task of its own: cancelling it spares close
+    follow_stdin(threadsafe(stdin.feed_data), threadsafe(serving.cancel))
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, serving.cancel)
+    print(json.dumps({"ready": os.getpid()}), flush=True)
     try:
-        while line := await _unless(ended, stdin.readline()):
-            if line.strip() == b"quit":
-                return
-            answer = await _unless(ended, _obey(generator, json.loads(line)))
-            if answer is None:
-                return
-            _answer(answer)
+        with suppress(asyncio.CancelledError):
+            await serving
     finally:
         await generator.close()
 
@@ -238,8 +203,7 @@ async def _obey(generator: Generator, command: dict[str, Any]) -> dict[str, Any]
             await generator.close()
             return {"closed": True}
         if "connect" in command:  # connect first, so all processes start together
-            clients = await generator.clients(Load(**command["connect"]))
-            return {"connected": len(clients)}
+            return {"connected": len(await generator.clients(Load(**command["connect"])))}
         calls, lag = await generator.run(Load(**command))
         rows = [[c.client, c.intended, c.sent, c.done, c.error] for c in calls]
         return {"records": rows, "lag": asdict(lag)}
@@ -247,34 +211,11 @@ async def _obey(generator: Generator, command: dict[str, Any]) -> dict[str, Any]
         return {"error": traceback.format_exc()}
 
 
-async def _unless(ended: asyncio.Event, work: Awaitable[T]) -> T | None:
-    """What ``work`` returns, or None as soon as ``ended`` is set (``work`` is cancelled)."""
-    task = asyncio.ensure_future(work)
-    watch = asyncio.ensure_future(ended.wait())
-    try:
-        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for pending in (task, watch):
-            pending.cancel()
-        await asyncio.wait((task, watch))
-    if ended.is_set() or task.cancelled():
-        if not task.cancelled():
-            task.exception()  # retrieved: what failed as it was cancelled ends with us
-        return None
-    return task.result()
-
-
 class LoadGenerators:
     """``count`` load-generator processes on one event loop kind; ``send`` spreads a load."""
 
-    def __init__(
-        self,
-        count: int,
-        url: str | None = None,
-        *,
-        loop: str = "asyncio",
-        stderr: IO[Any] | int | None = None,
-    ) -> None:
+    def __init__(self, count: int, url: str | None = None, *, loop: str = "asyncio",
+                 stderr: IO[Any] | int | None = None) -> None:
         if loop not in LOOPS:
             raise ValueError(f"unknown event loop {loop!r}; choose one of {', '.join(LOOPS)}")
         self.count, self.url, self.loop = count, url, loop
@@ -317,21 +258,14 @@ class LoadGenerators:
 
     def shares(self, load: Load) -> list[tuple[Any, Load]]:
         """Each process's share of ``load``: clients split evenly, the rate in proportion."""
-        shares = []
-        offset = 0
+        shares, offset = [], 0
         for i, child in enumerate(self.group.children):
             clients = load.clients // self.count + (i < load.clients % self.count)
-            if clients == 0:
-                continue
-            share = replace(
-                load,
-                clients=clients,
-                client_offset=offset,
-                rate=load.rate * clients / load.clients,
-                seed=load.seed * 1000 + i,
-            )
-            offset += clients
-            shares.append((child, share))
+            if clients:
+                shares.append((child, replace(load, clients=clients, client_offset=offset,
+                                              rate=load.rate * clients / load.clients,
+                                              seed=load.seed * 1000 + i)))
+                offset += clients
         return shares
 
     def send(self, load: Load, timeout: float = 60.0) -> list[Any]:
@@ -348,13 +282,9 @@ class LoadGenerators:
 
     def collect(self, busy: Sequence[Any], load: Load) -> tuple[list[Call], list[LoopLag]]:
         """Every process's calls, and each process's event-loop lag."""
-        calls: list[Call] = []
-        lags: list[LoopLag] = []
-        for child in busy:
-            answer = self._read(child, load.deadline + 10)
-            calls += [Call(*row) for row in answer["records"]]
-            lags.append(LoopLag(**answer["lag"]))
-        return calls, lags
+        answers = [self._read(child, load.deadline + 10) for child in busy]
+        calls = [Call(*row) for answer in answers for row in answer["records"]]
+        return calls, [LoopLag(**answer["lag"]) for answer in answers]
 
     def close_clients(self) -> None:
         """Close every client (between designs or queues), keeping the processes."""
@@ -367,10 +297,8 @@ class LoadGenerators:
     def stop(self) -> None:
         for child in self.group.children:
             if child.running:
-                try:
+                with suppress(OSError):
                     child.write("quit")
-                except OSError:
-                    pass
         self.group.stop(timeout=10)
 
     def __enter__(self) -> LoadGenerators:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -14,10 +13,6 @@ class Work:
     n: int = 10
     work: str = "fast"  # "fast" or "recursive" (the tutorial's CPU-bound one)
     sleep_ms: float = 0.0  # I/O-like waiting per request
-
-    @property
-    def worker_options(self) -> dict[str, Any]:
-        return {"work": self.work, "sleep_ms": self.sleep_ms}
 
 
 TRIVIAL = Work("trivial", n=10)
@@ -49,12 +44,10 @@ class Preset:
 
     def window(self, work: Work) -> tuple[float, float]:
         """(warm-up, measured seconds) of a closed-loop point of ``work``."""
-        if work.work == "recursive":
-            return (
-                self.warmup if self.cpu_warmup is None else self.cpu_warmup,
-                self.duration if self.cpu_duration is None else self.cpu_duration,
-            )
-        return self.warmup, self.duration
+        if work.work != "recursive":
+            return self.warmup, self.duration
+        return (self.warmup if self.cpu_warmup is None else self.cpu_warmup,
+                self.duration if self.cpu_duration is None else self.cpu_duration)
 
     def clients_of(self, work: Work) -> tuple[int, ...]:
         """The client counts C of the closed-loop points of ``work``."""
@@ -65,28 +58,15 @@ class Preset:
 
 PRESETS = {
     "quick": Preset(
-        "quick",
-        clients=(1, 4, 16),
-        workers=(1, 2, 4),
+        "quick", clients=(1, 4, 16), workers=(1, 2, 4),
         works=(Work("io-10ms", sleep_ms=10), Work("cpu-fib18", n=18, work="recursive")),
-        warmup=0.1,
-        duration=0.25,
-        cpu_warmup=0.1,
-        cpu_duration=1.0,
-        cpu_clients=(1, 16),
-        open_workers=4,
-        open_loads=(0.3, 0.6, 0.85),
-        design_clients=(1, 16),
+        warmup=0.1, duration=0.25, cpu_warmup=0.1, cpu_duration=1.0, cpu_clients=(1, 16),
+        open_workers=4, open_loads=(0.3, 0.6, 0.85), design_clients=(1, 16),
     ),
     "full": Preset(
-        "full",
-        clients=(1, 2, 4, 8, 16, 32, 64),
-        workers=(1, 2, 4, 8),
+        "full", clients=(1, 2, 4, 8, 16, 32, 64), workers=(1, 2, 4, 8),
         works=(Work("io-10ms", sleep_ms=10), Work("cpu-fib20", n=20, work="recursive")),
-        warmup=0.2,
-        duration=0.5,
-        open_workers=4,
-        open_loads=(0.1, 0.3, 0.5, 0.7, 0.8, 0.9),
+        warmup=0.2, duration=0.5, open_workers=4, open_loads=(0.1, 0.3, 0.5, 0.7, 0.8, 0.9),
         design_clients=(1, 16, 64),
     ),
 }

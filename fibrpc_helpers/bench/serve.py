@@ -1,11 +1,8 @@
-"""The benchmark's worker processes: the reference worker or aio-pika's patterns.RPC worker,
-on the event loop a design asks for.
+"""The benchmark's other fib workers (the reference is ``python -m fibrpc_helpers worker``).
 
-The reference worker is the command line's (``python -m fibrpc_helpers worker --loop ...``).
-aio-pika's patterns.RPC worker and the ladder's raw aiormq one are served here:
-``python -m fibrpc_helpers.bench.serve patterns|raw-aiormq --queue Q [--loop uvloop]``
-prints ``worker NAME is serving ...`` once it consumes (the runtime waits for that line, as
-it does for the reference), stops on SIGTERM, and exits when its parent dies.
+``python -m fibrpc_helpers.bench.serve patterns|raw-aiormq --queue Q [--loop uvloop]`` says
+``worker NAME is serving ...`` once it consumes, as the reference does, stops on SIGTERM, and
+exits when its parent dies.
 """
 
 from __future__ import annotations
@@ -33,23 +30,15 @@ from ..wire import decode_request, encode_result
 __all__ = ["READY", "command", "main"]
 
 
-def command(
-    server: str,
-    *,
-    queue: str,
-    loop: str = "asyncio",
-    prefetch: int | None = None,
-    work: str = "fast",
-    sleep_ms: float = 0.0,
-    queue_type: str | None = None,
-) -> list[str]:
+def command(server: str, *, queue: str, loop: str = "asyncio", prefetch: int | None = None,
+            work: str = "fast", sleep_ms: float = 0.0, queue_type: str | None = None) -> list[str]:
     """The command line of one worker process of ``server`` ("reference", "patterns" or
     "raw-aiormq"); like ``worker_command``'s, it names no broker (``$AMQP_URL``)."""
     if server == "reference":
         return worker_command(queue=queue, prefetch=prefetch or 1, work=work,
                               sleep_ms=sleep_ms, queue_type=queue_type, loop=loop)
-    line = [sys.executable, "-m", "fibrpc_helpers.bench.serve", server, "--queue", queue]
-    line += ["--loop", loop, "--sleep-ms", f"{sleep_ms:g}"]
+    line = [sys.executable, "-m", "fibrpc_helpers.bench.serve", server, "--queue", queue,
+            "--loop", loop, "--sleep-ms", f"{sleep_ms:g}"]
     if prefetch is not None:
         line += ["--prefetch", str(prefetch)]
     if queue_type is not None:
@@ -57,20 +46,28 @@ def command(
     return line
 
 
-async def _until_stopped() -> None:
-    """Return on SIGTERM or SIGINT, or when the parent process is gone."""
+async def _queue_options(options: argparse.Namespace) -> dict[str, Any]:
+    """How to declare the request queue, as our worker does: quorum queues are durable; a
+    classic one is transient, or durable where the broker denies transient non-exclusive
+    queues (RabbitMQ 4.3 as shipped)."""
+    if options.queue_type == "quorum":
+        return {"durable": True, "arguments": {"x-queue-type": "quorum"}}
+    return {"durable": not await transient_queues_permitted(amqp_url(options.url))}
+
+
+async def _serve_until_stopped(name: str, options: argparse.Namespace) -> None:
+    """Say it serves, then return on SIGTERM or SIGINT, or when the parent process is gone."""
+    print(f"worker {name}:{os.getpid()} is serving queue {options.queue!r} on {options.loop}",
+          flush=True)
     stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
-    stopped = asyncio.ensure_future(stopping.wait())
+        asyncio.get_running_loop().add_signal_handler(signum, stopping.set)
     orphaned = asyncio.ensure_future(parent_gone())
+    orphaned.add_done_callback(lambda _: stopping.set())
     try:
-        await asyncio.wait((stopped, orphaned), return_when=asyncio.FIRST_COMPLETED)
+        await stopping.wait()
     finally:
-        for task in (stopped, orphaned):
-            task.cancel()
-        await asyncio.wait((stopped, orphaned))
+        orphaned.cancel()
 
 
 async def _patterns(options: argparse.Namespace) -> None:
@@ -88,16 +85,11 @@ async def _patterns(options: argparse.Namespace) -> None:
                 await asyncio.sleep(options.sleep_ms / 1000)
             return fib(n)
 
-        # Classic as aio-pika declares it (transient), or durable where the broker denies
-        # transient non-exclusive queues (RabbitMQ 4.3 as shipped): as our worker does.
-        transient = await transient_queues_permitted(amqp_url(options.url))
-        declare: dict[str, Any] = {"auto_delete": True, "durable": not transient}
-        if options.queue_type == "quorum":  # quorum queues are durable, never auto-deleted
-            declare = {"durable": True, "arguments": {"x-queue-type": "quorum"}}
-        await rpc.register(options.queue, fib_call, **declare)
-        print(f"worker patterns:{os.getpid()} is serving queue {options.queue!r} on "
-              f"{options.loop}", flush=True)
-        await _until_stopped()
+        declare = await _queue_options(options)
+        # As aio-pika declares it (auto-deleted), but a quorum queue never is.
+        await rpc.register(options.queue, fib_call,
+                           auto_delete=options.queue_type != "quorum", **declare)
+        await _serve_until_stopped("patterns", options)
         await rpc.close()
     finally:
         await connection.close()
@@ -110,12 +102,7 @@ async def _raw_aiormq(options: argparse.Namespace) -> None:
     try:
         channel = await connection.channel(publisher_confirms=False)
         await channel.basic_qos(prefetch_count=options.prefetch or 1)
-        if options.queue_type == "quorum":
-            await channel.queue_declare(options.queue, durable=True,
-                                        arguments={"x-queue-type": "quorum"})
-        else:  # transient where the broker takes it, else durable (as _patterns)
-            transient = await transient_queues_permitted(amqp_url(options.url))
-            await channel.queue_declare(options.queue, durable=not transient)
+        await channel.queue_declare(options.queue, **await _queue_options(options))
 
         async def on_request(message: DeliveredMessage) -> None:
             asked = message.header.properties
@@ -126,14 +113,11 @@ async def _raw_aiormq(options: argparse.Namespace) -> None:
             if result and asked.reply_to:
                 await channel.basic_publish(
                     result, routing_key=asked.reply_to,
-                    properties=Basic.Properties(correlation_id=asked.correlation_id),
-                )
+                    properties=Basic.Properties(correlation_id=asked.correlation_id))
             await channel.basic_ack(message.delivery.delivery_tag)
 
         await channel.basic_consume(options.queue, on_request)
-        print(f"worker raw-aiormq:{os.getpid()} is serving queue {options.queue!r} on "
-              f"{options.loop}", flush=True)
-        await _until_stopped()
+        await _serve_until_stopped("raw-aiormq", options)
     finally:
         await connection.close()
 
