@@ -5,20 +5,19 @@ faster") is true of the machine it was written on, at most. Every comparative se
 latency notebook prints comes from here instead, picked from the figures of the run that
 prints it and from ``os.cpu_count()``, so the same cell reads right on a 2-core CI runner
 and on an 8-core laptop, and a test can feed it numbers that make each lever win or lose.
-
-One rule for every comparison: ``CLEAR``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 CLEAR = 1.2
-"""A ratio counts as a difference at 1.2x or more either way (a step from W to more workers,
-one design or rung against another): short points on a shared machine vary by about that
-much between runs, so a smaller ratio says nothing either way."""
+"""The one rule for every comparison: a ratio counts as a difference at 1.2x or more either
+way (a step from W to more workers, one design or rung against another). Short points on a
+shared machine vary by about that much between runs, so a smaller ratio says nothing."""
 
 
 def best_throughput(rows: Sequence[dict[str, Any]], work: str) -> dict[int, float]:
@@ -42,8 +41,7 @@ def scaling(
     if len(best) < 2:
         raise ValueError(f"{work} needs points at two worker counts or more, got {list(best)}")
     counts = list(best)
-    pairs = zip(counts, counts[1:], strict=False)
-    steps = [(a, b, best[b] / best[a] if best[a] else math.inf) for a, b in pairs]
+    steps = [(a, b, best[b] / best[a] if best[a] else math.inf) for a, b in pairwise(counts)]
     figures = ", ".join(f"W = {w}: {best[w]:.0f}" for w in counts)
     ratios = ", ".join(f"{a} to {b}: {r:.2f}x" for a, b, r in steps)
     said = f"{work}, calls/s at the best C ({figures}); from W = {ratios}. "
@@ -73,11 +71,8 @@ def scaling(
         said += " cores too"
     elif not cpu_bound:
         said += ": sleeping workers need little CPU, so something else limited them"
-    verdict = next(
-        (r["bottleneck"] for r in rows if r["work"] == work and r["workers"] == next_
-         and r["throughput"] == best[next_]),
-        "",
-    )
+    verdict = next((r["bottleneck"] for r in rows if r["work"] == work
+                    and r["workers"] == next_ and r["throughput"] == best[next_]), "")
     return said + (f". At W = {next_}: {verdict}." if verdict else ".")
 
 
@@ -96,21 +91,20 @@ def direction(ratio: float) -> int:
 
 def verdict(throughput: float, p50: float) -> str:
     """What a change did, from its throughput ratio (higher is better) and its p50 ratio
-    (lower is better), each against what it changed: faster, slower, a trade, or nothing
-    clear. The words say what was measured, never what the change is for (a quorum queue is
-    slower, not a failure)."""
+    (lower is better): faster, slower, a trade, or nothing clear. The words say what was
+    measured, never what the change is for (a quorum queue is slower, not a failure)."""
     if math.isnan(throughput) or math.isnan(p50):
         return "not compared here: a point had no measured call (a stall on a busy machine)"
     faster, quicker = direction(throughput), -direction(p50)
-    said = {1: "more calls/s", -1: "fewer calls/s"}.get(faster, "")
-    said += (", " if said and quicker else "") + {1: "a lower p50", -1: "a higher p50"}.get(
-        quicker, "")
-    if faster >= 0 and quicker >= 0 and faster + quicker > 0:
-        return f"faster here ({said})"
-    if faster <= 0 and quicker <= 0 and faster + quicker < 0:
-        return f"slower here ({said})"
+    words = ({1: "more calls/s", -1: "fewer calls/s"}.get(faster),
+             {1: "a lower p50", -1: "a higher p50"}.get(quicker))
+    said = ", ".join(word for word in words if word)
     if faster == quicker == 0:
         return f"no clear difference here (within {CLEAR:g}x either way)"
+    if faster >= 0 and quicker >= 0:
+        return f"faster here ({said})"
+    if faster <= 0 and quicker <= 0:
+        return f"slower here ({said})"
     return f"a trade here ({said})"
 
 

@@ -1,16 +1,16 @@
 """The statistics of a latency benchmark: percentiles, Little's law, arrivals, queueing models.
 
-Pure functions on plain lists of seconds, so each one is unit-tested against known inputs
-(tests/test_bench_stats.py) and the notebook can explain them one at a time.
+Pure functions on plain lists of seconds, each unit-tested against known inputs
+(tests/test_bench_stats.py), so the notebook can explain them one at a time.
 
 * Percentiles use the nearest-rank definition (as HdrHistogram reports them): p99 is a
   latency that some call really had, never an interpolation between two calls.
-* Little's law, L = lambda x W, holds for any stable system. In a closed loop the number in
-  the system is the number of clients C, so throughput x mean latency / C is close to 1 by
-  construction; it checks the bookkeeping (every call counted, no time lost between calls),
-  not the load generator: a busy generator makes every call slower and still reads ~1, so
-  its CPU and event-loop lag are what show it. In the open loop, L is measured from the same
-  calls, so the ratio is an identity up to the window's edges.
+* Little's law, L = lambda x W, holds for any stable system. In a closed loop L is the number
+  of clients C, so throughput x mean latency / C is close to 1 by construction; it checks the
+  bookkeeping (every call counted, no time lost between calls), not the load generator: a
+  busy generator makes every call slower and still reads ~1, so its CPU and event-loop lag
+  are what show it. In the open loop, L is measured from the same calls, so the ratio is an
+  identity up to the window's edges.
 * Open-loop arrivals are a Poisson process: exponential gaps between intended send times.
 * Queueing models (M/M/c exactly, M/D/c approximately) give the latency a plot compares to.
 """
@@ -22,8 +22,6 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-PERCENTILES = (50.0, 90.0, 99.0)
-
 
 def percentile(values: Sequence[float], p: float) -> float:
     """The nearest-rank p-th percentile: the smallest value with at least p % of values <= it.
@@ -34,9 +32,7 @@ def percentile(values: Sequence[float], p: float) -> float:
         raise ValueError("no values: a percentile needs at least one measured call")
     if not 0 <= p <= 100:
         raise ValueError(f"p must be between 0 and 100, got {p}")
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
+    return sorted(values)[max(1, math.ceil(p / 100 * len(values))) - 1]
 
 
 @dataclass(frozen=True)
@@ -63,18 +59,9 @@ def summarize(latencies: Sequence[float], duration: float, errors: int = 0) -> S
     if duration <= 0:
         raise ValueError(f"duration must be positive, got {duration}")
     if not latencies:
-        nan = float("nan")
-        return Summary(0, errors, duration, nan, nan, nan, nan, nan)
-    return Summary(
-        calls=len(latencies),
-        errors=errors,
-        duration=duration,
-        mean=sum(latencies) / len(latencies),
-        p50=percentile(latencies, 50),
-        p90=percentile(latencies, 90),
-        p99=percentile(latencies, 99),
-        max=max(latencies),
-    )
+        return Summary(0, errors, duration, *[math.nan] * 5)
+    return Summary(len(latencies), errors, duration, sum(latencies) / len(latencies),
+                   *(percentile(latencies, p) for p in (50, 90, 99)), max(latencies))
 
 
 def littles_law_ratio(throughput: float, mean_latency: float, concurrency: float) -> float:
@@ -86,10 +73,8 @@ def littles_law_ratio(throughput: float, mean_latency: float, concurrency: float
 
 
 def mean_in_flight(intervals: Sequence[tuple[float, float]], start: float, end: float) -> float:
-    """Time-average number of calls in flight during [start, end), from (sent, done) pairs.
-
-    This is the L of Little's law measured directly, for an open loop where it is not fixed.
-    """
+    """Time-average number of calls in flight during [start, end), from (sent, done) pairs:
+    the L of Little's law measured directly, for an open loop where it is not fixed."""
     if end <= start:
         raise ValueError("the window must have end > start")
     busy = sum(max(0.0, min(done, end) - max(sent, start)) for sent, done in intervals)
@@ -97,10 +82,8 @@ def mean_in_flight(intervals: Sequence[tuple[float, float]], start: float, end: 
 
 
 def arrivals_from_uniforms(uniforms: Sequence[float], rate: float) -> list[float]:
-    """Arrival times of a Poisson process of ``rate`` per second, from uniforms in [0, 1).
-
-    Each gap is -ln(1 - u) / rate (inverse transform of the exponential distribution).
-    """
+    """Arrival times of a Poisson process of ``rate`` per second, from uniforms in [0, 1):
+    each gap is -ln(1 - u) / rate (inverse transform of the exponential distribution)."""
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
     times, t = [], 0.0
@@ -120,19 +103,16 @@ def poisson_schedule(rate: float, duration: float, seed: int = 0) -> list[float]
         raise ValueError(f"rate must be positive, got {rate}")
     rng = random.Random(seed)
     times: list[float] = []
-    t = 0.0
-    while True:
-        t += rng.expovariate(rate)
-        if t >= duration:
-            return times
+    t = rng.expovariate(rate)
+    while t < duration:
         times.append(t)
+        t += rng.expovariate(rate)
+    return times
 
 
 def erlang_c(servers: int, offered: float) -> float:
-    """Probability that an arrival waits in an M/M/c queue (Erlang C).
-
-    ``offered`` is a = lambda / mu, in erlangs; it must be below ``servers`` to be stable.
-    """
+    """Probability that an arrival waits in an M/M/c queue (Erlang C); ``offered`` is
+    a = lambda / mu in erlangs, stable below ``servers``."""
     if servers < 1:
         raise ValueError(f"servers must be 1 or more, got {servers}")
     if offered >= servers:
@@ -150,8 +130,7 @@ def mmc_latency(arrival_rate: float, service_time: float, servers: int) -> float
     mu = 1.0 / service_time
     if arrival_rate >= servers * mu:
         return math.inf
-    wait = erlang_c(servers, arrival_rate / mu) / (servers * mu - arrival_rate)
-    return wait + service_time
+    return erlang_c(servers, arrival_rate / mu) / (servers * mu - arrival_rate) + service_time
 
 
 def mdc_latency(arrival_rate: float, service_time: float, servers: int) -> float:
@@ -160,7 +139,5 @@ def mdc_latency(arrival_rate: float, service_time: float, servers: int) -> float
     Uses the classic approximation Wq(M/D/c) = Wq(M/M/c) / 2 (exact for c = 1, by the
     Pollaczek-Khinchine formula): a fixed service time halves the queueing of a random one.
     """
-    mmc = mmc_latency(arrival_rate, service_time, servers)
-    if math.isinf(mmc):
-        return math.inf
-    return (mmc - service_time) / 2 + service_time
+    # inf stays inf: (inf - S) / 2 + S
+    return (mmc_latency(arrival_rate, service_time, servers) - service_time) / 2 + service_time
