@@ -1,14 +1,10 @@
 """Whose CPU was busy during a measurement: broker, workers, load generators, the machine.
 
 A latency number means little without what limited it. psutil reads each process's CPU time
-(user + system) and the machine's; the difference over the measured window divided by its
-length is the CPU used, where 100 % is one core. The broker is the Erlang VM (``beam.smp``)
-listening on the AMQP port.
-
-Where a reading cannot be had (a process gone or another user's, a container without /proc),
-it is unknown, never 0: its figures are NaN, and ``CpuUse.available`` is False when the
-machine's own cannot be read, so a benchmark still reports its latencies, with CPU unknown
-rather than wrong.
+(user + system) and the machine's; their growth over the measured window, divided by its
+length, is the CPU used, where 100 % is one core. The broker is the Erlang VM (``beam.smp``).
+A reading that cannot be had (a process gone or another user's, no /proc) is unknown (NaN),
+never 0, so a benchmark still reports its latencies, with CPU unknown rather than wrong.
 """
 
 from __future__ import annotations
@@ -35,7 +31,6 @@ def _psutil() -> ModuleType | None:
 
 
 def available() -> bool:
-    """Whether this machine's CPU use can be read."""
     return machine_cpu_seconds() is not None
 
 
@@ -86,16 +81,14 @@ def broker_pid(port: int = 5672) -> int | None:
 
 @dataclass
 class CpuUse:
-    """CPU used over one window, in % of one core, per role (several pids per role).
-
-    A role with no reading counts as unknown (NaN), never as 0 %: an idle process and an
-    unmeasured one must not look alike."""
+    """CPU used over one window, in % of one core, per role (several pids per role); a role
+    with no reading is NaN, never 0 %: an idle process and an unmeasured one must differ."""
 
     seconds: float
     roles: dict[str, list[float]] = field(default_factory=dict)
-    machine: float = float("nan")  # % of one core used by everything, all cores together
+    machine: float = math.nan  # % of one core used by everything, all cores together
     cores: int = os.cpu_count() or 1
-    available: bool = True  # False where CPU use cannot be read at all (no /proc)
+    available: bool = True  # False where the machine's CPU use cannot be read (no /proc)
 
     def total(self, role: str) -> float:
         shares = self.roles.get(role, [])

@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, NullLocator
 
 from .stats import mdc_latency, mmc_latency, percentile
@@ -26,12 +28,9 @@ _LOG_STEPS = ((1.0,), (1.0, 3.0), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0
 
 
 def log_ticks(values: Sequence[float]) -> list[float]:
-    """A few round values (1, 2, 5, 10, 20...) spanning ``values``, for a log axis.
-
-    The sparsest series of round numbers that puts four to six ticks in the range, else the
-    sparsest that puts three; a range too narrow for three of them gets evenly spaced round
-    values (94, 96, 98, 100).
-    """
+    """A few round values spanning ``values``, for a log axis: the sparsest series (1, 2, 5,
+    10...) that puts four to six ticks in the range, else the sparsest that puts three; a
+    range too narrow for three gets evenly spaced round values (94, 96, 98, 100)."""
     finite = [v for v in values if v > 0 and math.isfinite(v)]
     if not finite:
         return []
@@ -39,8 +38,7 @@ def log_ticks(values: Sequence[float]) -> list[float]:
     decades = range(math.floor(math.log10(low)), math.floor(math.log10(high)) + 1)
     series = [[float(f"{step * 10.0**decade:.6g}") for decade in decades for step in steps
                if low <= step * 10.0**decade <= high] for steps in _LOG_STEPS]
-    fitting = [ticks for ticks in series if 4 <= len(ticks) <= 6]
-    fitting += [ticks for ticks in series if len(ticks) >= 3]
+    fitting = [t for t in series if 4 <= len(t) <= 6] + [t for t in series if len(t) >= 3]
     if fitting:
         return fitting[0]
     for bins in (5, 10):
@@ -52,29 +50,29 @@ def log_ticks(values: Sequence[float]) -> list[float]:
 
 
 def _label_log(axis: Axis, values: Sequence[float]) -> None:
-    """Label a log axis at a few round values in plain numbers (16, 0.5, never 1.6 x 10^1);
-    minor ticks unlabelled."""
+    """Label a log axis at a few round values, as plain numbers (16, never 1.6 x 10^1)."""
     axis.set_major_locator(FixedLocator(log_ticks(values)))
     axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_minor_formatter(NullFormatter())
-
-
-def _label_measured(axis: Axis, values: Sequence[float]) -> None:
-    """Label a log axis at exactly the measured values (1, 4, 16 clients), nothing else."""
-    axis.set_major_locator(FixedLocator(sorted(set(values))))
-    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0f}"))
-    axis.set_minor_locator(NullLocator())
 
 
 def _select(rows: Sequence[Row], **match: Any) -> list[Row]:
     return [row for row in rows if all(row[key] == value for key, value in match.items())]
 
 
-def _by_workers(rows: Sequence[Row]) -> dict[int, list[Row]]:
-    lines: dict[int, list[Row]] = {}
-    for row in sorted(rows, key=lambda r: (r["workers"], r["clients"])):
-        lines.setdefault(row["workers"], []).append(row)
-    return lines
+def _against_clients(axis: Axes, grid: Sequence[Row], key: str) -> dict[int, Line2D]:
+    """One line of ``key`` against clients per worker count, on a log axis labelled at exactly
+    the measured counts (1, 4, 16 clients), nothing else."""
+    drawn: dict[int, Line2D] = {}
+    for workers in sorted({r["workers"] for r in grid}):
+        line = sorted((r for r in grid if r["workers"] == workers), key=lambda r: r["clients"])
+        (drawn[workers],) = axis.plot([r["clients"] for r in line], [r[key] for r in line], "o-",
+                                      label=f"W={workers}")
+    axis.set(xscale="log", xlabel="concurrent clients C")
+    axis.xaxis.set_major_locator(FixedLocator(sorted({r["clients"] for r in grid})))
+    axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0f}"))
+    axis.xaxis.set_minor_locator(NullLocator())
+    return drawn
 
 
 def _title(key: str, rows: Sequence[Row]) -> str:
@@ -95,11 +93,8 @@ def percentiles_vs_clients(rows: Sequence[Row], work: str) -> Figure:
     axes = fig.subplots(1, 3, sharey=True)
     keys = ("p50_ms", "p90_ms", "p99_ms")
     for axis, key in zip(axes, keys, strict=True):
-        for workers, line in _by_workers(grid).items():
-            axis.plot([r["clients"] for r in line], [r[key] for r in line], "o-",
-                      label=f"W={workers}")
-        axis.set(xscale="log", yscale="log", xlabel="concurrent clients C", title=_title(key, grid))
-        _label_measured(axis.xaxis, [r["clients"] for r in grid])
+        _against_clients(axis, grid, key)
+        axis.set(yscale="log", title=_title(key, grid))
         _label_log(axis.yaxis, [r[k] for r in grid for k in keys])
         axis.grid(True, which="major", alpha=0.3)
     axes[0].set_ylabel("latency (ms)")
@@ -114,15 +109,11 @@ def throughput_vs_clients(rows: Sequence[Row], work: str,
     grid = _select(rows, kind="closed", work=work)
     fig = Figure(figsize=(6.5, 3.8), layout="tight")
     axis = fig.subplots()
-    for workers, line in _by_workers(grid).items():
-        (drawn,) = axis.plot([r["clients"] for r in line], [r["throughput"] for r in line],
-                             "o-", label=f"W={workers}")
+    for workers, drawn in _against_clients(axis, grid, "throughput").items():
         if service_ms:
             axis.axhline(workers / (service_ms / 1000), color=drawn.get_color(), ls="--", lw=1)
     ceiling = f"; dashed: ceiling W/S, S = {service_ms:g} ms" if service_ms else ""
-    axis.set(xscale="log", xlabel="concurrent clients C", ylabel="calls per second",
-             title=f"Throughput vs clients ({work}){ceiling}")
-    _label_measured(axis.xaxis, [r["clients"] for r in grid])
+    axis.set(ylabel="calls per second", title=f"Throughput vs clients ({work}){ceiling}")
     axis.set_ylim(bottom=0)  # from zero: a few percent of noise must not look like a trend
     axis.grid(True, alpha=0.3)
     axis.legend(title="workers")
@@ -131,11 +122,8 @@ def throughput_vs_clients(rows: Sequence[Row], work: str,
 
 def latency_vs_load(rows: Sequence[Row], service_ms: float) -> Figure:
     """Open loop: measured latency against arrival rate, beside the M/D/c and M/M/c means.
-
-    Each point sits at the arrival rate the load generators really achieved (``arrivals``),
-    labelled with the rate it was offered: a Poisson schedule of half a second can land well
-    off its target.
-    """
+    Each point sits at the arrival rate really achieved (``arrivals``), labelled with the rate
+    it was offered: a Poisson schedule of half a second can land well off its target."""
     points = sorted(_select(rows, kind="open"), key=lambda r: r["offered"])
     if not points:
         raise ValueError("no open-loop rows: run bench.open_loop() first")
@@ -238,9 +226,8 @@ def save_all(rows: Sequence[Row], folder: Path | str, *, service_ms: dict[str, f
 
 
 def ladder_bars(ladder: Any) -> Figure:
-    """The tuning ladder (a ``ladder.Ladder``): each rung's throughput at C=64 and p50 at C=1,
-    as multiples of aio_pika.patterns.RPC's (the dashed line at 1), and the CPU each call
-    cost by role."""
+    """A ``ladder.Ladder``: each rung's throughput and p50 as multiples of patterns.RPC's
+    (the dashed line at 1), and the CPU each call cost by role."""
     rungs = [ladder.baseline, *ladder.rungs]
     names = [figures.design.name for figures in rungs]
     rates, p50s = zip(*(ladder.ratios(figures) for figures in rungs), strict=True)

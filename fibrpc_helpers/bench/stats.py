@@ -1,7 +1,6 @@
 """The statistics of a latency benchmark: percentiles, Little's law, arrivals, queueing models.
 
-Pure functions on plain lists of seconds, each unit-tested against known inputs
-(tests/test_bench_stats.py), so the notebook can explain them one at a time.
+Pure functions on plain lists of seconds, each unit-tested against known inputs.
 
 * Percentiles use the nearest-rank definition (as HdrHistogram reports them): p99 is a
   latency that some call really had, never an interpolation between two calls.
@@ -21,13 +20,12 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 
 def percentile(values: Sequence[float], p: float) -> float:
-    """The nearest-rank p-th percentile: the smallest value with at least p % of values <= it.
-
-    ``percentile([1, 2, 3, 4], 50) == 2``; p = 100 is the maximum; p = 0 the minimum.
-    """
+    """The nearest-rank p-th percentile: the smallest value with at least p % of values <= it
+    (``percentile([1, 2, 3, 4], 50) == 2``; p = 100 is the maximum, p = 0 the minimum)."""
     if not values:
         raise ValueError("no values: a percentile needs at least one measured call")
     if not 0 <= p <= 100:
@@ -86,17 +84,12 @@ def arrivals_from_uniforms(uniforms: Sequence[float], rate: float) -> list[float
     each gap is -ln(1 - u) / rate (inverse transform of the exponential distribution)."""
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
-    times, t = [], 0.0
-    for u in uniforms:
-        t += -math.log(1.0 - u) / rate
-        times.append(t)
-    return times
+    return list(accumulate(-math.log(1.0 - u) / rate for u in uniforms))
 
 
 def poisson_schedule(rate: float, duration: float, seed: int = 0) -> list[float]:
-    """Intended send times in [0, duration) of an open loop at ``rate`` calls per second.
-
-    Seeded, so a run can be repeated; latency is measured from these times, not from when
+    """Intended send times in [0, duration) of an open loop at ``rate`` calls per second,
+    seeded so that a run can be repeated. Latency is measured from these times, not from when
     the call was actually sent, so a late sender cannot hide queueing (coordinated omission).
     """
     if rate <= 0:
@@ -134,10 +127,7 @@ def mmc_latency(arrival_rate: float, service_time: float, servers: int) -> float
 
 
 def mdc_latency(arrival_rate: float, service_time: float, servers: int) -> float:
-    """Mean time in an M/D/c system (fixed service time), approximately.
-
-    Uses the classic approximation Wq(M/D/c) = Wq(M/M/c) / 2 (exact for c = 1, by the
-    Pollaczek-Khinchine formula): a fixed service time halves the queueing of a random one.
-    """
-    # inf stays inf: (inf - S) / 2 + S
+    """Mean time in an M/D/c system (fixed service time), by the classic approximation
+    Wq(M/D/c) = Wq(M/M/c) / 2 (exact for c = 1, by the Pollaczek-Khinchine formula): a fixed
+    service time halves the queueing of a random one. inf stays inf: (inf - S) / 2 + S."""
     return (mmc_latency(arrival_rate, service_time, servers) - service_time) / 2 + service_time
