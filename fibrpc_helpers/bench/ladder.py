@@ -1,11 +1,9 @@
 """The tuning ladder: from the reference to the fastest Python RPC here, one lever per rung.
 
-``python -m fibrpc_helpers bench ladder`` measures every rung side by side with
-``aio_pika.patterns.RPC`` in one run, interleaved (see ``compare``): each rung's throughput
-at C=64 and p50 at C=1, with the CPU each call cost the clients, the worker and the broker.
-Each rung keeps the levers of the rungs above it and adds one; what it gives up is printed
-next to its figures. All request queues are classic (patterns.RPC declares a classic one),
-so every rung is compared like for like.
+``bench ladder`` measures every rung beside ``aio_pika.patterns.RPC`` in one run, interleaved
+(``compare``): throughput at C=64, p50 at C=1, and the CPU each call cost clients, worker and
+broker. Each rung keeps the levers above it and adds one, printed with what it gives up. All
+request queues are classic (patterns.RPC declares a classic one): like is compared with like.
 """
 
 from __future__ import annotations
@@ -61,8 +59,7 @@ WHY_NOT = {
     "whenever it finished one: there was no idle time for a larger prefetch to remove",
     "raw aiormq": "the broker's own work per message stays, whoever the client is",
 }
-"""Why a rung's change may not make calls faster, printed beside its figures when it did
-not in a run."""
+"""Why a rung's change may not make calls faster, printed when in a run it did not."""
 
 
 @dataclass
@@ -81,7 +78,6 @@ class Ladder:
 
     @property
     def fastest(self) -> Figures:
-        """The rung with the highest throughput at C=many."""
         return max(self.rungs, key=lambda figures: figures.throughput)
 
     def table(self) -> str:
@@ -100,12 +96,10 @@ class Ladder:
         return "\n".join(f"{f.design.name}: gives up {f.design.gives_up}" for f in self.rungs)
 
     def narrative(self) -> str:
-        """Each rung against the rung above it (its own lever's effect), from this run's
-        figures; where it was not faster, why it may not be (``WHY_NOT``)."""
+        """Each rung against the one above it (its own lever's effect), and ``WHY_NOT``."""
         lines = []
         for above, figures in pairwise([self.baseline, *self.rungs]):
-            rate = figures.throughput / above.throughput
-            p50 = figures.p50_ms / above.p50_ms
+            rate, p50 = figures.throughput / above.throughput, figures.p50_ms / above.p50_ms
             name = figures.design.name
             lines.append(versus(name, above.design.name, rate, p50, self.many))
             if not verdict(rate, p50).startswith("faster") and name in WHY_NOT:
