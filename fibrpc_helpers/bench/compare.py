@@ -1,15 +1,15 @@
 """Designs measured side by side in one run, interleaved, and what their figures say.
 
-Every design gets its own worker (on its own queue) for the whole comparison, and the points
-alternate between designs round by round (the order reversed every other round), so a burst
-of load from elsewhere on the machine lands on all of them alike. Each figure is the median
-over the rounds; ratios are taken against one design named the baseline. ``compare_speed``
-does the same for clients a notebook already holds (07: a single node against a cluster).
+Every design keeps its own worker (on its own queue) for the whole comparison, and the points
+take turns round by round (the order reversed every other round), so a burst of load from
+elsewhere on the machine lands on all of them alike; each figure is the median over the
+rounds. ``compare_speed`` does the same for clients a notebook holds (07: node vs cluster).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,10 +45,8 @@ def cpu_per_call(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
     CPU % of one core / calls per second x 10."""
     busy = [row for row in rows if row["throughput"] > 0]
     roles = {"broker": "cpu_broker", "worker": "cpu_workers", "clients": "cpu_loadgens"}
-    if not busy:
-        return {role: float("nan") for role in roles}
     return {role: statistics.median(10 * row[key] / row["throughput"] for row in busy)
-            for role, key in roles.items()}
+            if busy else math.nan for role, key in roles.items()}
 
 
 def interleaved(bench: Bench, designs: Sequence[Design], *, rounds: int, many: int = 64,
@@ -110,8 +108,7 @@ class Speed:
 async def compare_speed(clients: Mapping[str, FibonacciRpcClient], *, rounds: int = 3,
                         single_calls: int = 100, busy_calls: int = 400,
                         busy: int = 16) -> list[Speed]:
-    """p50 at C=1 and throughput at C=``busy`` of each client's set-up, measured side by
-    side in turns like ``interleaved``; medians over the rounds."""
+    """p50 at C=1 and throughput at C=``busy`` of each client's set-up, taking turns."""
     p50s: dict[str, list[float]] = {name: [] for name in clients}
     rates: dict[str, list[float]] = {name: [] for name in clients}
     loop = asyncio.get_running_loop()

@@ -1,9 +1,8 @@
 """The figures of the latency notebook, from the summary rows of a ``Bench`` run.
 
-Each function draws one figure and returns it, so a notebook cell shows it and ``save_all``
-writes them as PNG files next to the CSVs. Figures are made without pyplot, so a notebook
-shows each one once (as the cell's value) and nothing stays open between runs. Rows are the
-dicts of ``Point.row()`` (latencies in ms, throughput in calls per second).
+Each function returns one figure, made without pyplot so that a notebook shows it once (as
+the cell's value) and nothing stays open between runs; ``save_all`` writes them as PNG files.
+Rows are the dicts of ``Point.row()``.
 """
 
 from __future__ import annotations
@@ -164,8 +163,8 @@ def cdf(latencies: dict[str, Sequence[float]]) -> Figure:
     for label, values in latencies.items():
         ordered = sorted(v * 1000 for v in values)
         every += ordered
-        fractions = [(i + 1) / len(ordered) for i in range(len(ordered))]
-        axis.step(ordered, fractions, where="post", label=f"{label} ({len(ordered)} calls)")
+        axis.step(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], where="post",
+                  label=f"{label} ({len(ordered)} calls)")
     only = [v * 1000 for v in next(iter(latencies.values()))] if len(latencies) == 1 else []
     for p in (0.5, 0.9, 0.99):
         axis.axhline(p, color="grey", lw=0.6, ls=":")
@@ -187,8 +186,7 @@ def designs_bar(rows: Sequence[Row]) -> Figure:
     """p50 at the fewest clients and throughput at the most, one bar per design."""
     points = _select(rows, kind="design")
     designs = list(dict.fromkeys(r["design"] for r in points))
-    few = min(r["clients"] for r in points)
-    many = max(r["clients"] for r in points)
+    few, many = min(r["clients"] for r in points), max(r["clients"] for r in points)
     fig = Figure(figsize=(11, 3.6), layout="tight")
     left, right = fig.subplots(1, 2)
     colors = [f"C{i}" for i in range(len(designs))]

@@ -34,14 +34,10 @@ class Call:
 
 @dataclass(frozen=True)
 class LoopLag:
-    """How late a load generator's event loop was during one window, beyond its idle slack.
+    """How late a load generator's event loop was during one window, beyond its idle slack."""
 
-    ``mean`` is about the extra wait of a typical reply before the generator read it (the
-    ticks fall at moments unrelated to the replies); ``worst`` is the longest single stall.
-    """
-
-    worst: float  # seconds
-    mean: float  # seconds
+    worst: float  # seconds: the longest single stall
+    mean: float  # seconds: about a typical reply's extra wait (ticks fall unrelated to replies)
 
 
 @dataclass(kw_only=True)
@@ -85,8 +81,8 @@ class Point:
         return {
             "kind": self.kind, "design": self.design, "work": self.work.name,
             "workers": self.workers, "clients": self.clients, "prefetch": self.prefetch,
-            "offered": self.offered, "service_ms": self.service_ms,
-            "calls": s.calls, "errors": s.errors,
+            "offered": self.offered, "service_ms": self.service_ms, "calls": s.calls,
+            "errors": s.errors,
             # Calls whose intended send fell in the window, per second: the arrival rate an
             # open loop really achieved (its offered rate is only the target).
             "arrivals": len(measured) / self.duration,

@@ -52,15 +52,12 @@ def call_rows(points: Sequence[Point]) -> Iterator[dict[str, Any]]:
     for index, point in enumerate(points):
         end = point.warmup + point.duration
         for call in point.records:
-            yield {
-                "point": index, "kind": point.kind, "design": point.design,
-                "work": point.work.name, "workers": point.workers, "clients": point.clients,
-                "prefetch": point.prefetch, "offered": point.offered, "client": call.client,
-                "phase": "measured" if point.warmup <= call.intended < end else "warmup",
-                "intended": round(call.intended, 6), "sent": round(call.sent, 6),
-                "done": round(call.done, 6), "latency": round(call.latency, 6),
-                "error": call.error,
-            }
+            phase = "measured" if point.warmup <= call.intended < end else "warmup"
+            times = (round(t, 6) for t in (call.intended, call.sent, call.done, call.latency))
+            yield dict(zip(CALL_COLUMNS, (index, point.kind, point.design, point.work.name,
+                                          point.workers, point.clients, point.prefetch,
+                                          point.offered, call.client, phase, *times, call.error),
+                           strict=True))
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]] | Iterator[dict[str, Any]],

@@ -4,12 +4,10 @@ Pure functions on plain lists of seconds, each unit-tested against known inputs.
 
 * Percentiles use the nearest-rank definition (as HdrHistogram reports them): p99 is a
   latency that some call really had, never an interpolation between two calls.
-* Little's law, L = lambda x W, holds for any stable system. In a closed loop L is the number
-  of clients C, so throughput x mean latency / C is close to 1 by construction; it checks the
-  bookkeeping (every call counted, no time lost between calls), not the load generator: a
-  busy generator makes every call slower and still reads ~1, so its CPU and event-loop lag
-  are what show it. In the open loop, L is measured from the same calls, so the ratio is an
-  identity up to the window's edges.
+* Little's law, L = lambda x W: in a closed loop L is the clients C, so the ratio reads ~1 by
+  construction. It checks the bookkeeping (every call counted, no time lost between calls),
+  not the load generator (a busy one slows every call and still reads ~1; its CPU and loop
+  lag show it). In the open loop it is an identity up to the window's edges.
 * Open-loop arrivals are a Poisson process: exponential gaps between intended send times.
 * Queueing models (M/M/c exactly, M/D/c approximately) give the latency a plot compares to.
 """
@@ -110,12 +108,8 @@ def erlang_c(servers: int, offered: float) -> float:
         raise ValueError(f"servers must be 1 or more, got {servers}")
     if offered >= servers:
         return 1.0
-    term, total = 1.0, 1.0  # a^k / k!, summed for k < servers
-    for k in range(1, servers):
-        term *= offered / k
-        total += term
-    last = term * offered / servers * servers / (servers - offered)  # a^c/c! * c/(c-a)
-    return last / (total + last)
+    last = offered**servers / math.factorial(servers) * servers / (servers - offered)
+    return last / (sum(offered**k / math.factorial(k) for k in range(servers)) + last)
 
 
 def mmc_latency(arrival_rate: float, service_time: float, servers: int) -> float:
