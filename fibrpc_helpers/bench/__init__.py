@@ -13,17 +13,9 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-_EXPORTS = {
-    "Bench": "grid",
-    "Call": "points",
-    "Point": "points",
-    "Preset": "presets",
-    "PRESETS": "presets",
-    "Work": "presets",
-    "describe": "reports",
-    "table": "reports",
-    "TABLE": "reports",
-}
+_EXPORTS = {"Bench": "grid", "Call": "points", "Point": "points", "Preset": "presets",
+            "PRESETS": "presets", "Work": "presets", "describe": "reports", "table": "reports",
+            "TABLE": "reports"}
 
 __all__ = sorted(_EXPORTS)
 

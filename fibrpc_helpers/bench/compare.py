@@ -1,15 +1,15 @@
 """Designs measured side by side in one run, interleaved, and what their figures say.
 
-Every design gets its own worker (on its own queue) for the whole comparison, and the points
-alternate between designs round by round (the order reversed every other round), so a burst
-of load from elsewhere on the machine lands on all of them alike. Each figure is the median
-over the rounds; ratios are taken against one design named the baseline. ``compare_speed``
-does the same for clients a notebook already holds (07: a single node against a cluster).
+Every design keeps its own worker (on its own queue) for the whole comparison, and the points
+take turns round by round (the order reversed every other round), so a burst of load from
+elsewhere on the machine lands on all of them alike; each figure is the median over the
+rounds. ``compare_speed`` does the same for clients a notebook holds (07: node vs cluster).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,71 +35,43 @@ class Figures:
     many: int = 64  # the busy load's C
 
     def describe(self) -> str:
-        """One line: p50 at C=1, throughput at C=many, CPU per call by role."""
         cpu = ", ".join(f"{role} {ms:.3f}" for role, ms in self.cpu_ms.items())
-        return (
-            f"{self.design.name:8} p50 at C=1 {self.p50_ms:5.2f} ms, throughput at "
-            f"C={self.many} {self.throughput:5.0f} calls/s, CPU ms per call: {cpu}"
-        )
+        return (f"{self.design.name:8} p50 at C=1 {self.p50_ms:5.2f} ms, throughput at "
+                f"C={self.many} {self.throughput:5.0f} calls/s, CPU ms per call: {cpu}")
 
 
 def cpu_per_call(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Median CPU ms per call of each role (broker, worker, clients) over ``rows``.
-
-    CPU % of one core / calls per second x 10 = ms of CPU per call.
-    """
+    """Median CPU ms per call of each role (broker, worker, clients) over ``rows``:
+    CPU % of one core / calls per second x 10."""
     busy = [row for row in rows if row["throughput"] > 0]
     roles = {"broker": "cpu_broker", "worker": "cpu_workers", "clients": "cpu_loadgens"}
-    if not busy:
-        return {role: float("nan") for role in roles}
-    return {
-        role: statistics.median(10 * row[key] / row["throughput"] for row in busy)
-        for role, key in roles.items()
-    }
+    return {role: statistics.median(10 * row[key] / row["throughput"] for row in busy)
+            if busy else math.nan for role, key in roles.items()}
 
 
-def interleaved(
-    bench: Bench,
-    designs: Sequence[Design],
-    *,
-    rounds: int,
-    many: int = 64,
-    work: Work = TRIVIAL,
-    queue_type: str | None = None,
-    kind: str = "design",
-    what: str = "designs side by side",
-) -> list[Figures]:
+def interleaved(bench: Bench, designs: Sequence[Design], *, rounds: int, many: int = 64,
+                work: Work = TRIVIAL, queue_type: str | None = None, kind: str = "design",
+                what: str = "designs side by side") -> list[Figures]:
     """Throughput at C=``many`` and p50 at C=1 of every design, ``rounds`` rounds each;
     ``kind`` names the points, ``what`` the measurement (the progress bar, ``elapsed``)."""
     p = bench.preset
     rows: dict[str, dict[int, list[dict[str, Any]]]] = {d.name: {1: [], many: []} for d in designs}
-    total = 2 * rounds * len(designs)
-    with bench._progress(total, what), bench.side_by_side(
-        designs, work, queue_type=queue_type
-    ) as running:
+    progress = bench._progress(2 * rounds * len(designs), what)
+    with progress, bench.side_by_side(designs, work, queue_type=queue_type) as running:
+        pairs = list(zip(designs, running, strict=True))
         for round_ in range(rounds):
-            pairs = list(zip(designs, running, strict=True))
-            order = pairs if round_ % 2 == 0 else pairs[::-1]
             for clients in (many, 1):
-                for chosen, workers in order:
+                for chosen, workers in pairs if round_ % 2 == 0 else pairs[::-1]:
                     point = Point(kind=kind, design=chosen.name, work=work, workers=1,
                                   clients=clients, prefetch=workers.prefetch or 0,
                                   warmup=p.warmup, duration=p.duration)
-                    row = bench.measure(point, workers, chosen).row()
-                    rows[chosen.name][clients].append(row)
+                    rows[chosen.name][clients].append(bench.measure(point, workers, chosen).row())
     figures = []
     for chosen in designs:
         busy, single = rows[chosen.name][many], rows[chosen.name][1]
-        figures.append(
-            Figures(
-                chosen,
-                throughput=statistics.median(row["throughput"] for row in busy),
-                p50_ms=statistics.median(row["p50_ms"] for row in single),
-                cpu_ms=cpu_per_call(busy),
-                rows=busy + single,
-                many=many,
-            )
-        )
+        figures.append(Figures(chosen, throughput=statistics.median(r["throughput"] for r in busy),
+                               p50_ms=statistics.median(r["p50_ms"] for r in single),
+                               cpu_ms=cpu_per_call(busy), rows=busy + single, many=many))
     return figures
 
 
@@ -133,18 +105,10 @@ class Speed:
                 f"C={self.busy} {self.throughput:6.0f} calls/s")
 
 
-async def compare_speed(
-    clients: Mapping[str, FibonacciRpcClient],
-    *,
-    rounds: int = 3,
-    single_calls: int = 100,
-    busy_calls: int = 400,
-    busy: int = 16,
-) -> list[Speed]:
-    """p50 at C=1 and throughput at C=``busy`` of each client's set-up, measured side by
-    side: the set-ups take turns, round by round (the order reversed every other round), so
-    that load from elsewhere on the machine lands on all of them alike; medians over the
-    rounds."""
+async def compare_speed(clients: Mapping[str, FibonacciRpcClient], *, rounds: int = 3,
+                        single_calls: int = 100, busy_calls: int = 400,
+                        busy: int = 16) -> list[Speed]:
+    """p50 at C=1 and throughput at C=``busy`` of each client's set-up, taking turns."""
     p50s: dict[str, list[float]] = {name: [] for name in clients}
     rates: dict[str, list[float]] = {name: [] for name in clients}
     loop = asyncio.get_running_loop()

@@ -1,24 +1,21 @@
 """Sentences chosen from the measured numbers, so a notebook's conclusion holds on any machine.
 
-A sentence typed into a notebook ("W = 4 does no better than W = 2", "direct reply-to is
-faster") is true of the machine it was written on, at most. Every comparative sentence the
-latency notebook prints comes from here instead, picked from the figures of the run that
-prints it and from ``os.cpu_count()``, so the same cell reads right on a 2-core CI runner
-and on an 8-core laptop, and a test can feed it numbers that make each lever win or lose.
-
-One rule for every comparison: ``CLEAR``.
+A sentence typed into a notebook ("W = 4 does no better than W = 2") is true of the machine it
+was written on, at most. Every comparative sentence the latency notebook prints is picked here
+from the figures of the run that prints it and from ``os.cpu_count()``, so the same cell reads
+right on a 2-core CI runner and on an 8-core laptop, and a test can make each lever win or lose.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 CLEAR = 1.2
-"""A ratio counts as a difference at 1.2x or more either way (a step from W to more workers,
-one design or rung against another): short points on a shared machine vary by about that
-much between runs, so a smaller ratio says nothing either way."""
+"""The one rule for every comparison: a ratio counts as a difference at 1.2x or more either way;
+short points on a shared machine vary by about that much between runs."""
 
 
 def best_throughput(rows: Sequence[dict[str, Any]], work: str) -> dict[int, float]:
@@ -30,20 +27,16 @@ def best_throughput(rows: Sequence[dict[str, Any]], work: str) -> dict[int, floa
     return dict(sorted(best.items()))
 
 
-def scaling(
-    rows: Sequence[dict[str, Any]], work: str, cores: int | None, *, cpu_bound: bool
-) -> str:
+def scaling(rows: Sequence[dict[str, Any]], work: str, cores: int | None, *,
+            cpu_bound: bool) -> str:
     """How ``work``'s throughput grew with the workers, and where it stopped, in sentences.
-
-    ``cores`` is ``os.cpu_count()``; ``cpu_bound`` says whether a worker needs a core for
-    its work (the recursive fib) or mostly waits (a sleep), which changes what a stop means.
-    """
+    ``cores`` is ``os.cpu_count()``; ``cpu_bound`` says whether a worker needs a core for its
+    work (the recursive fib) or mostly waits (a sleep), which changes what a stop means."""
     best = best_throughput(rows, work)
     if len(best) < 2:
         raise ValueError(f"{work} needs points at two worker counts or more, got {list(best)}")
     counts = list(best)
-    pairs = zip(counts, counts[1:], strict=False)
-    steps = [(a, b, best[b] / best[a] if best[a] else math.inf) for a, b in pairs]
+    steps = [(a, b, best[b] / best[a] if best[a] else math.inf) for a, b in pairwise(counts)]
     figures = ", ".join(f"W = {w}: {best[w]:.0f}" for w in counts)
     ratios = ", ".join(f"{a} to {b}: {r:.2f}x" for a, b, r in steps)
     said = f"{work}, calls/s at the best C ({figures}); from W = {ratios}. "
@@ -51,33 +44,26 @@ def scaling(
     stop = next(((a, b) for a, b, r in steps if r < CLEAR), None)
     if stop is not None and any(r >= CLEAR for a, _, r in steps if a >= stop[1]):
         gained = ", ".join(f"{a} to {b}" for a, b, r in steps if r >= CLEAR)
-        return said + (
-            f"It grew from W = {gained} but not at every step: one step's point fell short "
-            "(on a busy machine a short point can), so measure longer (`bench full`) before "
-            "drawing the line."
-        )
+        return said + (f"It grew from W = {gained} but not at every step: one step's point fell "
+                       "short (on a busy machine a short point can), so measure longer (`bench "
+                       "full`) before drawing the line.")
     if stop is None:
         said += f"It grew at every step, up to W = {counts[-1]}, the most measured"
         if cpu_bound and cores and counts[-1] > cores:
-            said += (
-                f", more workers than {machine}: with prefetch 1 a worker also waits a round "
-                "trip for its next request, and meanwhile another can use its core"
-            )
+            said += (f", more workers than {machine}: with prefetch 1 a worker also waits a "
+                     "round trip for its next request, and meanwhile another can use its core")
         return said + "."
     last, next_ = stop
     said += f"It stopped growing after W = {last} (less than {CLEAR:g}x per step)"
     if cpu_bound and cores and last >= cores:
         said += f": {last} workers can already keep {machine} busy, more only take turns"
     elif cpu_bound and cores:
-        said += f", below {machine}: the broker, the load generators and other programs use"
-        said += " cores too"
+        said += (f", below {machine}: the broker, the load generators and other programs use "
+                 "cores too")
     elif not cpu_bound:
         said += ": sleeping workers need little CPU, so something else limited them"
-    verdict = next(
-        (r["bottleneck"] for r in rows if r["work"] == work and r["workers"] == next_
-         and r["throughput"] == best[next_]),
-        "",
-    )
+    verdict = next((r["bottleneck"] for r in rows if r["work"] == work
+                    and r["workers"] == next_ and r["throughput"] == best[next_]), "")
     return said + (f". At W = {next_}: {verdict}." if verdict else ".")
 
 
@@ -89,28 +75,25 @@ def percent(value: float) -> str:
 def direction(ratio: float) -> int:
     """+1 when ``ratio`` is ``CLEAR`` or more, -1 when 1 / ``CLEAR`` or less, else 0 (NaN
     too: a ratio with no measured calls behind it says nothing)."""
-    if ratio >= CLEAR:
-        return 1
-    return -1 if ratio <= 1 / CLEAR else 0
+    return 1 if ratio >= CLEAR else -1 if ratio <= 1 / CLEAR else 0
 
 
 def verdict(throughput: float, p50: float) -> str:
     """What a change did, from its throughput ratio (higher is better) and its p50 ratio
-    (lower is better), each against what it changed: faster, slower, a trade, or nothing
-    clear. The words say what was measured, never what the change is for (a quorum queue is
-    slower, not a failure)."""
+    (lower is better): faster, slower, a trade, or nothing clear. The words say what was
+    measured, never what the change is for (a quorum queue is slower, not a failure)."""
     if math.isnan(throughput) or math.isnan(p50):
         return "not compared here: a point had no measured call (a stall on a busy machine)"
     faster, quicker = direction(throughput), -direction(p50)
-    said = {1: "more calls/s", -1: "fewer calls/s"}.get(faster, "")
-    said += (", " if said and quicker else "") + {1: "a lower p50", -1: "a higher p50"}.get(
-        quicker, "")
-    if faster >= 0 and quicker >= 0 and faster + quicker > 0:
-        return f"faster here ({said})"
-    if faster <= 0 and quicker <= 0 and faster + quicker < 0:
-        return f"slower here ({said})"
+    words = ({1: "more calls/s", -1: "fewer calls/s"}.get(faster),
+             {1: "a lower p50", -1: "a higher p50"}.get(quicker))
+    said = ", ".join(word for word in words if word)
     if faster == quicker == 0:
         return f"no clear difference here (within {CLEAR:g}x either way)"
+    if faster >= 0 and quicker >= 0:
+        return f"faster here ({said})"
+    if faster <= 0 and quicker <= 0:
+        return f"slower here ({said})"
     return f"a trade here ({said})"
 
 
@@ -123,12 +106,10 @@ def versus(name: str, other: str, throughput: float, p50: float, many: int) -> s
 
 def compute_share(rows: Sequence[dict[str, Any]], work: str, compute_ms: float) -> str:
     """How much of one call of ``work`` is its computation (``compute_ms`` of CPU, timed in
-    the kernel) and how much the messaging around it, at the busiest point measured.
-
-    The machine's CPU per call (its CPU % / calls per second x 10 ms) covers the broker, the
-    worker and the client alike: more workers help a call that is mostly messaging for
-    longer than one that is mostly computing, since while one waits for a frame another can
-    use the core."""
+    the kernel) and how much the messaging around it, at the busiest point measured: the
+    machine's CPU per call (its CPU % / calls per second x 10 ms) covers broker, worker and
+    client alike. More workers help a call that is mostly messaging for longer than one that
+    is mostly computing, since while one waits for a frame another can use the core."""
     mine = [row for row in rows if row["work"] == work and row["throughput"] > 0]
     if not mine:
         raise ValueError(f"no measured points of {work}: run the closed grid first")

@@ -1,14 +1,10 @@
 """Whose CPU was busy during a measurement: broker, workers, load generators, the machine.
 
 A latency number means little without what limited it. psutil reads each process's CPU time
-(user + system) and the machine's, on Linux, macOS and Windows alike; the difference over
-the measured window divided by its length is the CPU used, where 100 % is one core. The
-broker is the Erlang VM (``beam.smp``) listening on the AMQP port.
-
-Where a reading cannot be had (a process gone or another user's, a container without
-/proc), it is unknown: ``CpuUse.available`` is False when the machine's own figures cannot be
-read, its figures are NaN and its verdict says "not available here", so a benchmark still
-runs and reports its latencies, with CPU unknown rather than wrong.
+(user + system) and the machine's; their growth over the measured window, divided by its
+length, is the CPU used, where 100 % is one core. The broker is the Erlang VM (``beam.smp``).
+A reading that cannot be had (a process gone or another user's, no /proc) is unknown (NaN),
+never 0, so a benchmark still reports its latencies, with CPU unknown rather than wrong.
 """
 
 from __future__ import annotations
@@ -35,7 +31,6 @@ def _psutil() -> ModuleType | None:
 
 
 def available() -> bool:
-    """Whether this machine's CPU use can be read."""
     return machine_cpu_seconds() is not None
 
 
@@ -52,61 +47,48 @@ def process_cpu_seconds(pid: int) -> float | None:
 
 
 def machine_cpu_seconds() -> tuple[float, float] | None:
-    """(busy, total) CPU seconds of the whole machine so far, summed over every core; None
-    where that cannot be read. Idle and I/O wait count as not busy; Linux's guest time is
-    already in its user time, so it is not counted twice (as psutil's own cpu_percent)."""
+    """(busy, total) CPU seconds of the whole machine so far, over every core; None where
+    that cannot be read. Idle and I/O wait count as not busy; Linux's guest time is already
+    in its user time, so it is not counted twice (as psutil's own cpu_percent)."""
     psutil = _psutil()
     if psutil is None:
         return None
     try:
-        times = psutil.cpu_times()
+        fields = psutil.cpu_times()._asdict()
     except (psutil.Error, OSError, NotImplementedError):
         return None
-    fields = times._asdict()
-    not_busy = ("idle", "iowait", "guest", "guest_nice")
     # Busy is summed from its own fields, not taken as total minus idle: a subtraction of two
     # large sums can come out a hair below zero for a second read with no busy time between.
+    not_busy = ("idle", "iowait", "guest", "guest_nice")
     busy = sum(seconds for name, seconds in fields.items() if name not in not_busy)
     return busy, busy + fields["idle"] + fields.get("iowait", 0.0)
 
 
 def broker_pid(port: int = 5672) -> int | None:
-    """The pid of the local ``beam.smp`` listening on ``port`` (the broker), if it can be
-    found; else the only ``beam.smp`` running. None for a remote broker, and where processes
-    cannot be read."""
+    """The pid of the local ``beam.smp`` listening on ``port``, else the only ``beam.smp``
+    running; None for a remote broker, and where processes cannot be read."""
     psutil = _psutil()
     if psutil is None or not available():
         return None
     try:  # every listening socket with its process (another user's needs root on macOS)
-        listening = {
-            connection.pid for connection in psutil.net_connections("tcp")
-            if connection.status == psutil.CONN_LISTEN and connection.laddr
-            and connection.laddr.port == port
-        }
+        listening = {c.pid for c in psutil.net_connections("tcp")
+                     if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port}
     except (psutil.Error, OSError):
         listening = set()
-    beams = []
-    for process in psutil.process_iter(["name"]):
-        if process.info["name"] != "beam.smp":
-            continue
-        if process.pid in listening:
-            return process.pid
-        beams.append(process.pid)
-    return beams[0] if len(beams) == 1 else None
+    beams = [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "beam.smp"]
+    return next((pid for pid in beams if pid in listening), beams[0] if len(beams) == 1 else None)
 
 
 @dataclass
 class CpuUse:
-    """CPU used over one window, in % of one core, per role (several pids per role).
-
-    A role with no reading counts as unknown (NaN), never as 0 %: an idle process and an
-    unmeasured one must not look alike."""
+    """CPU used over one window, in % of one core, per role (several pids per role); a role
+    with no reading is NaN, never 0 %: an idle process and an unmeasured one must differ."""
 
     seconds: float
     roles: dict[str, list[float]] = field(default_factory=dict)
-    machine: float = float("nan")  # % of one core used by everything, all cores together
+    machine: float = math.nan  # % of one core used by everything, all cores together
     cores: int = os.cpu_count() or 1
-    available: bool = True  # False where CPU use cannot be read at all (no /proc)
+    available: bool = True  # False where the machine's CPU use cannot be read (no /proc)
 
     def total(self, role: str) -> float:
         shares = self.roles.get(role, [])
@@ -119,16 +101,12 @@ class CpuUse:
         """A short verdict: who was saturated, in order of how sure that is."""
         if not self.available:
             return NOT_AVAILABLE
-        busy = [
-            role
-            for role in ("workers", "load generators")
-            if self.peak(role) >= SATURATED  # single-threaded Python: one core is its limit
-        ]
+        # single-threaded Python: one core is a worker's or a load generator's limit
+        busy = [role for role in ("workers", "load generators") if self.peak(role) >= SATURATED]
         if self.total("broker") >= SATURATED:
             busy.append("broker")
         if self.machine >= SATURATED * self.cores:
-            ours = sum(sum(shares) for shares in self.roles.values())
-            others = max(0.0, self.machine - ours)
+            others = max(0.0, self.machine - sum(map(sum, self.roles.values())))
             shares = ", ".join(f"{role} {self.total(role):.0f}%" for role in self.roles)
             verdict = f"machine CPU full ({shares}, other programs {others:.0f}%)"
             return verdict + (": " + " and ".join(busy) + " saturated" if busy else "")
@@ -160,10 +138,7 @@ class CpuMeter:
             machine = (after[0] - before[0]) / (after[1] - before[1]) * 100 * cores
         use = CpuUse(elapsed, machine=machine, cores=cores, available=after is not None)
         for role, pids in self.pids.items():
-            shares = []
-            for pid in pids:
-                before, after = self._start.get(pid), process_cpu_seconds(pid)
-                if before is not None and after is not None:
-                    shares.append((after - before) / elapsed * 100)
-            use.roles[role] = shares
+            readings = ((self._start.get(pid), process_cpu_seconds(pid)) for pid in pids)
+            use.roles[role] = [(end - begin) / elapsed * 100 for begin, end in readings
+                               if begin is not None and end is not None]
         return use

@@ -1,17 +1,16 @@
 """The tuning ladder: from the reference to the fastest Python RPC here, one lever per rung.
 
-``python -m fibrpc_helpers bench ladder`` measures every rung side by side with
-``aio_pika.patterns.RPC`` in one run, interleaved (see ``compare``): each rung's throughput
-at C=64 and p50 at C=1, with the CPU each call cost the clients, the worker and the broker.
-Each rung keeps the levers of the rungs above it and adds one; what it gives up is printed
-next to its figures. All request queues are classic (patterns.RPC declares a classic one),
-so every rung is compared like for like.
+``bench ladder`` measures every rung beside ``aio_pika.patterns.RPC`` in one run, interleaved
+(``compare``): throughput at C=64, p50 at C=1, and the CPU each call cost clients, worker and
+broker. Each rung keeps the levers above it and adds one, printed with what it gives up. All
+request queues are classic (patterns.RPC declares a classic one): like is compared with like.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from ..lab.runtime import uvloop_installed
@@ -25,52 +24,22 @@ BASELINE = Design("patterns.RPC", "patterns", server="patterns")
 REFERENCE_PREFETCH = 16
 
 RUNGS = (
-    Design(
-        "reference",
-        "correlation-id",
-        prefetch=REFERENCE_PREFETCH,
-        gives_up="nothing: NoWorkerError, timeouts, expiration, trace hooks, reconnection",
-    ),
-    Design(
-        "+ uvloop",
-        "correlation-id",
-        loop="uvloop",
-        prefetch=REFERENCE_PREFETCH,
-        gives_up="nothing in behaviour; uvloop has no Windows build, and a Jupyter kernel "
-        "keeps its own loop",
-    ),
-    Design(
-        "+ no confirms",
-        "no-confirms",
-        loop="uvloop",
-        prefetch=REFERENCE_PREFETCH,
-        gives_up="the publisher confirm, a quorum queue's only data-safety guarantee; with it "
-        "NoWorkerError and BrokerRefusedError: a request no queue takes is only logged by "
-        "aiormq, and its call times out",
-    ),
-    Design(
-        "+ direct reply-to",
-        "direct-no-confirms",
-        loop="uvloop",
-        prefetch=REFERENCE_PREFETCH,
-        gives_up="queued replies: a reply whose client has gone is dropped by the broker",
-    ),
-    Design(
-        "+ prefetch 64",
-        "direct-no-confirms",
-        loop="uvloop",
-        prefetch=64,
-        gives_up="fair dispatch: one worker holds up to 64 requests, redelivered if it dies",
-    ),
-    Design(
-        "raw aiormq",
-        "raw-aiormq",
-        server="raw-aiormq",
-        loop="uvloop",
-        prefetch=64,
-        gives_up="everything aio-pika and the reference add: reconnection, expiration, the "
-        "deadline check, error replies, stray-reply counts, trace hooks",
-    ),
+    Design("reference", "correlation-id", prefetch=REFERENCE_PREFETCH,
+           gives_up="nothing: NoWorkerError, timeouts, expiration, trace hooks, reconnection"),
+    Design("+ uvloop", "correlation-id", loop="uvloop", prefetch=REFERENCE_PREFETCH,
+           gives_up="nothing in behaviour; uvloop has no Windows build, and a Jupyter kernel "
+           "keeps its own loop"),
+    Design("+ no confirms", "no-confirms", loop="uvloop", prefetch=REFERENCE_PREFETCH,
+           gives_up="the publisher confirm, a quorum queue's only data-safety guarantee; with "
+           "it NoWorkerError and BrokerRefusedError: a request no queue takes is only logged "
+           "by aiormq, and its call times out"),
+    Design("+ direct reply-to", "direct-no-confirms", loop="uvloop", prefetch=REFERENCE_PREFETCH,
+           gives_up="queued replies: a reply whose client has gone is dropped by the broker"),
+    Design("+ prefetch 64", "direct-no-confirms", loop="uvloop", prefetch=64,
+           gives_up="fair dispatch: one worker holds up to 64 requests, redelivered if it dies"),
+    Design("raw aiormq", "raw-aiormq", server="raw-aiormq", loop="uvloop", prefetch=64,
+           gives_up="everything aio-pika and the reference add: reconnection, expiration, the "
+           "deadline check, error replies, stray-reply counts, trace hooks"),
 )
 """Each rung adds one lever to the one before it; the last drops aio-pika itself."""
 
@@ -90,8 +59,7 @@ WHY_NOT = {
     "whenever it finished one: there was no idle time for a larger prefetch to remove",
     "raw aiormq": "the broker's own work per message stays, whoever the client is",
 }
-"""Why a rung's change may not make calls faster, printed beside its figures when it did
-not in a run."""
+"""Why a rung's change may not make calls faster, printed when in a run it did not."""
 
 
 @dataclass
@@ -105,80 +73,55 @@ class Ladder:
 
     def ratios(self, figures: Figures) -> tuple[float, float]:
         """(throughput at C=many, p50 at C=1), each as a multiple of the baseline's."""
-        return (
-            figures.throughput / self.baseline.throughput,
-            figures.p50_ms / self.baseline.p50_ms,
-        )
+        return (figures.throughput / self.baseline.throughput,
+                figures.p50_ms / self.baseline.p50_ms)
 
     @property
     def fastest(self) -> Figures:
-        """The rung with the highest throughput at C=many."""
         return max(self.rungs, key=lambda figures: figures.throughput)
 
     def table(self) -> str:
         """One line per rung (the baseline first): figures, ratios, CPU per call."""
-        lines = [
-            f"{'rung':18} {'calls/s C=' + str(self.many):>14} {'x':>6} {'p50 C=1':>9} {'x':>6}"
-            f"   CPU ms per call: clients worker broker"
-        ]
+        lines = [f"{'rung':18} {'calls/s C=' + str(self.many):>14} {'x':>6} {'p50 C=1':>9} "
+                 f"{'x':>6}   CPU ms per call: clients worker broker"]
         for figures in [self.baseline, *self.rungs]:
             rate, p50 = self.ratios(figures)
             cpu = figures.cpu_ms
-            lines.append(
-                f"{figures.design.name:18} {figures.throughput:14.0f} {rate:5.2f}x "
-                f"{figures.p50_ms:6.2f} ms {p50:5.2f}x   {cpu['clients']:20.3f} "
-                f"{cpu['worker']:6.3f} {cpu['broker']:6.3f}"
-            )
+            lines.append(f"{figures.design.name:18} {figures.throughput:14.0f} {rate:5.2f}x "
+                         f"{figures.p50_ms:6.2f} ms {p50:5.2f}x   {cpu['clients']:20.3f} "
+                         f"{cpu['worker']:6.3f} {cpu['broker']:6.3f}")
         return "\n".join(lines)
 
     def gives_up(self) -> str:
-        return "\n".join(
-            f"{figures.design.name}: gives up {figures.design.gives_up}" for figures in self.rungs
-        )
+        return "\n".join(f"{f.design.name}: gives up {f.design.gives_up}" for f in self.rungs)
 
     def narrative(self) -> str:
-        """Each rung against the rung above it (its own lever's effect), from this run's
-        figures: faster, slower, a trade or no clear difference; and where it was not
-        faster, why it may not be."""
-        lines, above = [], self.baseline
-        for figures in self.rungs:
-            rate = figures.throughput / above.throughput
-            p50 = figures.p50_ms / above.p50_ms
-            lines.append(versus(figures.design.name, above.design.name, rate, p50, self.many))
-            if not verdict(rate, p50).startswith("faster") and figures.design.name in WHY_NOT:
-                lines.append(f"    why it may not be faster: {WHY_NOT[figures.design.name]}")
-            above = figures
+        """Each rung against the one above it (its own lever's effect), and ``WHY_NOT``."""
+        lines = []
+        for above, figures in pairwise([self.baseline, *self.rungs]):
+            rate, p50 = figures.throughput / above.throughput, figures.p50_ms / above.p50_ms
+            name = figures.design.name
+            lines.append(versus(name, above.design.name, rate, p50, self.many))
+            if not verdict(rate, p50).startswith("faster") and name in WHY_NOT:
+                lines.append(f"    why it may not be faster: {WHY_NOT[name]}")
         return "\n".join(lines)
 
     def verdict(self) -> str:
         """The last line of ``bench ladder``."""
         best = self.fastest
         rate, p50 = self.ratios(best)
-        return (
-            f"fastest rung: {best.design.name}: {rate:.2f}x patterns.RPC throughput at "
-            f"C={self.many}, {p50:.2f}x its p50 at C=1"
-        )
+        return (f"fastest rung: {best.design.name}: {rate:.2f}x patterns.RPC throughput at "
+                f"C={self.many}, {p50:.2f}x its p50 at C=1")
 
 
-def ladder(
-    url: str | None = None,
-    *,
-    rounds: int = 4,
-    warmup: float = 0.2,
-    duration: float = 0.6,
-    many: int = 64,
-    loadgens: int = 2,
-    rungs: tuple[Design, ...] = RUNGS,
-    progress: bool = True,
-    verbose: bool = False,
-    bench: Bench | None = None,
-) -> Ladder:
+def ladder(url: str | None = None, *, rounds: int = 4, warmup: float = 0.2,
+           duration: float = 0.6, many: int = 64, loadgens: int = 2,
+           rungs: tuple[Design, ...] = RUNGS, progress: bool = True, verbose: bool = False,
+           bench: Bench | None = None) -> Ladder:
     """Measure patterns.RPC and every rung side by side, ``rounds`` interleaved rounds."""
     if any(rung.loop == "uvloop" for rung in rungs) and not uvloop_installed():
-        raise RuntimeError(
-            "the ladder's uvloop rungs need uvloop: `pip install uvloop` (it has no Windows "
-            "build; pass rungs= without them there)"
-        )
+        raise RuntimeError("the ladder's uvloop rungs need uvloop: `pip install uvloop` (it has "
+                           "no Windows build; pass rungs= without them there)")
     preset = Preset("ladder", clients=(), workers=(), works=(), warmup=warmup,
                     duration=duration, loadgens=loadgens)
     own = bench is None
@@ -186,8 +129,7 @@ def ladder(
     try:
         figures = interleaved(bench, [BASELINE, *rungs], rounds=rounds, many=many,
                               queue_type="classic", kind="rung", what="ladder")
-        rows = [row for one in figures for row in one.rows]
-        return Ladder(figures[0], figures[1:], rows, many)
+        return Ladder(figures[0], figures[1:], [row for f in figures for row in f.rows], many)
     finally:
         if own:
             bench.close()

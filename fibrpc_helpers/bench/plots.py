@@ -1,10 +1,8 @@
 """The figures of the latency notebook, from the summary rows of a ``Bench`` run.
 
-Each function draws one figure and returns it, so a notebook cell shows it and
-``save_all`` writes them as PNG files next to the CSVs. Figures are made without pyplot,
-so a notebook shows each one once (as the cell's value) and nothing stays open between
-runs. Rows are the dicts of ``Point.row()`` (latencies in ms, throughput in calls per
-second).
+Each function returns one figure, made without pyplot so that a notebook shows it once (as
+the cell's value) and nothing stays open between runs; ``save_all`` writes them as PNG files.
+Rows are the dicts of ``Point.row()``.
 """
 
 from __future__ import annotations
@@ -14,9 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib.ticker
+from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, NullLocator
 
 from .stats import mdc_latency, mmc_latency, percentile
 
@@ -26,76 +26,57 @@ Row = dict[str, Any]
 _LOG_STEPS = ((1.0,), (1.0, 3.0), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0))
 
 
-def _plain() -> matplotlib.ticker.Formatter:
-    """Tick labels as plain numbers (16, 0.5), never 1.6 x 10^1."""
-    return matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
-
-
 def log_ticks(values: Sequence[float]) -> list[float]:
-    """A few round values (1, 2, 5, 10, 20...) spanning ``values``, for a log axis.
-
-    The sparsest series of round numbers that puts four to six ticks in the range, else the
-    sparsest that puts three; a range too narrow for three of them gets evenly spaced round
-    values (94, 96, 98, 100).
-    """
+    """A few round values spanning ``values``, for a log axis: the sparsest series (1, 2, 5,
+    10...) that puts four to six ticks in the range, else the sparsest that puts three; a
+    range too narrow for three gets evenly spaced round values (94, 96, 98, 100)."""
     finite = [v for v in values if v > 0 and math.isfinite(v)]
     if not finite:
         return []
     low, high = min(finite), max(finite)
     decades = range(math.floor(math.log10(low)), math.floor(math.log10(high)) + 1)
-    series = [
-        [
-            float(f"{step * 10.0**decade:.6g}")
-            for decade in decades
-            for step in steps
-            if low <= step * 10.0**decade <= high
-        ]
-        for steps in _LOG_STEPS
-    ]
-    for ticks in series:
-        if 4 <= len(ticks) <= 6:
-            return ticks
-    for ticks in series:
-        if len(ticks) >= 3:
-            return ticks
+    series = [[float(f"{step * 10.0**decade:.6g}") for decade in decades for step in steps
+               if low <= step * 10.0**decade <= high] for steps in _LOG_STEPS]
+    fitting = [t for t in series if 4 <= len(t) <= 6] + [t for t in series if len(t) >= 3]
+    if fitting:
+        return fitting[0]
     for bins in (5, 10):
-        even = matplotlib.ticker.MaxNLocator(nbins=bins, steps=[1, 2, 5, 10])
-        ticks = [float(f"{v:.6g}") for v in even.tick_values(low, high) if low <= v <= high]
+        even = MaxNLocator(nbins=bins, steps=[1, 2, 5, 10]).tick_values(low, high)
+        ticks = [float(f"{v:.6g}") for v in even if low <= v <= high]
         if len(ticks) >= 3:
             break
     return ticks
 
 
 def _label_log(axis: Axis, values: Sequence[float]) -> None:
-    """Label a log axis at a few round values in plain numbers; minor ticks unlabelled."""
-    axis.set_major_locator(matplotlib.ticker.FixedLocator(log_ticks(values)))
-    axis.set_major_formatter(_plain())
-    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-
-
-def _label_measured(axis: Axis, values: Sequence[float]) -> None:
-    """Label a log axis at exactly the measured values (1, 4, 16 clients), nothing else."""
-    axis.set_major_locator(matplotlib.ticker.FixedLocator(sorted(set(values))))
-    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:.0f}"))
-    axis.set_minor_locator(matplotlib.ticker.NullLocator())
+    """Label a log axis at a few round values, as plain numbers (16, never 1.6 x 10^1)."""
+    axis.set_major_locator(FixedLocator(log_ticks(values)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _select(rows: Sequence[Row], **match: Any) -> list[Row]:
     return [row for row in rows if all(row[key] == value for key, value in match.items())]
 
 
-def _by_workers(rows: Sequence[Row]) -> dict[int, list[Row]]:
-    lines: dict[int, list[Row]] = {}
-    for row in sorted(rows, key=lambda r: (r["workers"], r["clients"])):
-        lines.setdefault(row["workers"], []).append(row)
-    return lines
+def _against_clients(axis: Axes, grid: Sequence[Row], key: str) -> dict[int, Line2D]:
+    """One line of ``key`` against clients per worker count, on a log axis labelled at exactly
+    the measured counts (1, 4, 16 clients), nothing else."""
+    drawn: dict[int, Line2D] = {}
+    for workers in sorted({r["workers"] for r in grid}):
+        line = sorted((r for r in grid if r["workers"] == workers), key=lambda r: r["clients"])
+        (drawn[workers],) = axis.plot([r["clients"] for r in line], [r[key] for r in line], "o-",
+                                      label=f"W={workers}")
+    axis.set(xscale="log", xlabel="concurrent clients C")
+    axis.xaxis.set_major_locator(FixedLocator(sorted({r["clients"] for r in grid})))
+    axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0f}"))
+    axis.xaxis.set_minor_locator(NullLocator())
+    return drawn
 
 
 def _title(key: str, rows: Sequence[Row]) -> str:
-    """A percentile's name, with the fewest calls behind it when that is under 100.
-
-    The p99 of 20 calls is the slowest or second slowest of them: a plot must not let it
-    pass for a tail measured over thousands.
+    """A percentile's name, with the fewest calls behind it when that is under 100: the p99
+    of 20 calls is the slowest or second slowest of them, not a tail measured over thousands.
     """
     name = key.split("_")[0]
     fewest = min((r["calls"] for r in rows), default=0)
@@ -111,12 +92,8 @@ def percentiles_vs_clients(rows: Sequence[Row], work: str) -> Figure:
     axes = fig.subplots(1, 3, sharey=True)
     keys = ("p50_ms", "p90_ms", "p99_ms")
     for axis, key in zip(axes, keys, strict=True):
-        for workers, line in _by_workers(grid).items():
-            axis.plot(
-                [r["clients"] for r in line], [r[key] for r in line], "o-", label=f"W={workers}"
-            )
-        axis.set(xscale="log", yscale="log", xlabel="concurrent clients C", title=_title(key, grid))
-        _label_measured(axis.xaxis, [r["clients"] for r in grid])
+        _against_clients(axis, grid, key)
+        axis.set(yscale="log", title=_title(key, grid))
         _label_log(axis.yaxis, [r[k] for r in grid for k in keys])
         axis.grid(True, which="major", alpha=0.3)
     axes[0].set_ylabel("latency (ms)")
@@ -125,30 +102,17 @@ def percentiles_vs_clients(rows: Sequence[Row], work: str) -> Figure:
     return fig
 
 
-def throughput_vs_clients(
-    rows: Sequence[Row], work: str, service_ms: float | None = None
-) -> Figure:
+def throughput_vs_clients(rows: Sequence[Row], work: str,
+                          service_ms: float | None = None) -> Figure:
     """Throughput against clients per worker count; dashed: the ceiling W / S when S is known."""
     grid = _select(rows, kind="closed", work=work)
     fig = Figure(figsize=(6.5, 3.8), layout="tight")
     axis = fig.subplots()
-    for workers, line in _by_workers(grid).items():
-        (drawn,) = axis.plot(
-            [r["clients"] for r in line],
-            [r["throughput"] for r in line],
-            "o-",
-            label=f"W={workers}",
-        )
+    for workers, drawn in _against_clients(axis, grid, "throughput").items():
         if service_ms:
             axis.axhline(workers / (service_ms / 1000), color=drawn.get_color(), ls="--", lw=1)
-    axis.set(
-        xscale="log",
-        xlabel="concurrent clients C",
-        ylabel="calls per second",
-        title=f"Throughput vs clients ({work})"
-        + (f"; dashed: ceiling W/S, S = {service_ms:g} ms" if service_ms else ""),
-    )
-    _label_measured(axis.xaxis, [r["clients"] for r in grid])
+    ceiling = f"; dashed: ceiling W/S, S = {service_ms:g} ms" if service_ms else ""
+    axis.set(ylabel="calls per second", title=f"Throughput vs clients ({work}){ceiling}")
     axis.set_ylim(bottom=0)  # from zero: a few percent of noise must not look like a trend
     axis.grid(True, alpha=0.3)
     axis.legend(title="workers")
@@ -157,11 +121,8 @@ def throughput_vs_clients(
 
 def latency_vs_load(rows: Sequence[Row], service_ms: float) -> Figure:
     """Open loop: measured latency against arrival rate, beside the M/D/c and M/M/c means.
-
-    Each point sits at the arrival rate the load generators really achieved (``arrivals``),
-    labelled with the rate it was offered: a Poisson schedule of half a second can land well
-    off its target.
-    """
+    Each point sits at the arrival rate really achieved (``arrivals``), labelled with the rate
+    it was offered: a Poisson schedule of half a second can land well off its target."""
     points = sorted(_select(rows, kind="open"), key=lambda r: r["offered"])
     if not points:
         raise ValueError("no open-loop rows: run bench.open_loop() first")
@@ -176,27 +137,18 @@ def latency_vs_load(rows: Sequence[Row], service_ms: float) -> Figure:
     axis.plot(arrived, [r["mean_ms"] for r in points], "o-", label="measured mean")
     axis.plot(arrived, [r["p99_ms"] for r in points], "s:", label=tail)
     for x, r in zip(arrived, points, strict=True):
-        axis.annotate(
-            f"offered {r['offered']:.0f}/s",
-            (x, r["mean_ms"]),
-            textcoords="offset points",
-            xytext=(0, -12),
-            ha="center",
-            fontsize=7,
-            color="dimgrey",
-        )
+        axis.annotate(f"offered {r['offered']:.0f}/s", (x, r["mean_ms"]), xytext=(0, -12),
+                      textcoords="offset points", ha="center", fontsize=7, color="dimgrey")
     model = [capacity * k / 100 for k in range(1, 97)]
     for latency, style, colour, name in ((mdc_latency, "-", "black", "D"),
                                          (mmc_latency, "--", "grey", "M")):
         axis.plot(model, [latency(x, service_ms / 1000, servers) * 1000 for x in model], style,
                   color=colour, lw=1, label=f"M/{name}/{servers} mean (model)")
     axis.axvline(capacity, color="red", lw=1, ls=":", label=f"capacity W/S = {capacity:.0f}/s")
-    axis.set(
-        xlabel="arrival rate (calls per second, Poisson; measured)",
-        ylabel="latency (ms)",
-        yscale="log",
-        title=f"Open loop, W={servers}, S = {service_ms:.1f} ms per call per worker at saturation",
-    )
+    axis.set(xlabel="arrival rate (calls per second, Poisson; measured)",
+             ylabel="latency (ms)", yscale="log",
+             title=f"Open loop, W={servers}, S = {service_ms:.1f} ms per call per worker at "
+             "saturation")
     _label_log(axis.yaxis, axis.get_ylim())
     axis.grid(True, which="major", alpha=0.3)
     axis.legend(fontsize=8)
@@ -211,8 +163,8 @@ def cdf(latencies: dict[str, Sequence[float]]) -> Figure:
     for label, values in latencies.items():
         ordered = sorted(v * 1000 for v in values)
         every += ordered
-        fractions = [(i + 1) / len(ordered) for i in range(len(ordered))]
-        axis.step(ordered, fractions, where="post", label=f"{label} ({len(ordered)} calls)")
+        axis.step(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], where="post",
+                  label=f"{label} ({len(ordered)} calls)")
     only = [v * 1000 for v in next(iter(latencies.values()))] if len(latencies) == 1 else []
     for p in (0.5, 0.9, 0.99):
         axis.axhline(p, color="grey", lw=0.6, ls=":")
@@ -220,21 +172,10 @@ def cdf(latencies: dict[str, Sequence[float]]) -> Figure:
         if only and p == 0.99 and len(only) < 100:  # nearest rank: p99 of < 100 calls is the max
             text += f" (the slowest of {len(only)} calls)"
         # At the left edge (axes fraction 0.01), just above its line (data height p).
-        axis.text(
-            0.01,
-            p,
-            text,
-            transform=axis.get_yaxis_transform(),
-            fontsize=8,
-            color="dimgrey",
-            va="bottom",
-        )
-    axis.set(
-        xscale="log",
-        xlabel="latency (ms)",
-        ylabel="fraction of calls <= latency",
-        title="Latency distribution (CDF)",
-    )
+        axis.text(0.01, p, text, transform=axis.get_yaxis_transform(), fontsize=8,
+                  color="dimgrey", va="bottom")
+    axis.set(xscale="log", xlabel="latency (ms)", ylabel="fraction of calls <= latency",
+             title="Latency distribution (CDF)")
     _label_log(axis.xaxis, every)
     axis.legend(fontsize=8, loc="lower right")
     axis.grid(True, which="major", alpha=0.3)
@@ -245,16 +186,15 @@ def designs_bar(rows: Sequence[Row]) -> Figure:
     """p50 at the fewest clients and throughput at the most, one bar per design."""
     points = _select(rows, kind="design")
     designs = list(dict.fromkeys(r["design"] for r in points))
-    few = min(r["clients"] for r in points)
-    many = max(r["clients"] for r in points)
+    few, many = min(r["clients"] for r in points), max(r["clients"] for r in points)
     fig = Figure(figsize=(11, 3.6), layout="tight")
-    (left, right) = fig.subplots(1, 2)
+    left, right = fig.subplots(1, 2)
     colors = [f"C{i}" for i in range(len(designs))]
-    p50 = [_select(points, design=d, clients=few)[0]["p50_ms"] for d in designs]
-    rate = [_select(points, design=d, clients=many)[0]["throughput"] for d in designs]
-    left.bar(designs, p50, color=colors)
+    left.bar(designs, [_select(points, design=d, clients=few)[0]["p50_ms"] for d in designs],
+             color=colors)
     left.set(ylabel="p50 latency (ms)", title=f"p50 latency, C={few} (lower is better)")
-    right.bar(designs, rate, color=colors)
+    right.bar(designs, [_select(points, design=d, clients=many)[0]["throughput"]
+                        for d in designs], color=colors)
     right.set(ylabel="calls per second", title=f"throughput, C={many} (higher is better)")
     for axis in (left, right):
         axis.tick_params(axis="x", labelrotation=15)
@@ -262,14 +202,9 @@ def designs_bar(rows: Sequence[Row]) -> Figure:
     return fig
 
 
-def save_all(
-    rows: Sequence[Row],
-    folder: Path | str,
-    *,
-    service_ms: dict[str, float],
-    open_service_ms: float | None = None,
-    cdfs: dict[str, Sequence[float]] | None = None,
-) -> list[Path]:
+def save_all(rows: Sequence[Row], folder: Path | str, *, service_ms: dict[str, float],
+             open_service_ms: float | None = None,
+             cdfs: dict[str, Sequence[float]] | None = None) -> list[Path]:
     """Draw every figure the rows allow and write them as PNG files; returns the paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -283,30 +218,24 @@ def save_all(
         figures["cdf"] = cdf(cdfs)
     if _select(rows, kind="design"):
         figures["designs"] = designs_bar(rows)
-    paths = []
     for name, figure in figures.items():
-        path = folder / f"{name}.png"
-        figure.savefig(path, dpi=100)
-        paths.append(path)
-    return paths
+        figure.savefig(folder / f"{name}.png", dpi=100)
+    return [folder / f"{name}.png" for name in figures]
 
 
 def ladder_bars(ladder: Any) -> Figure:
-    """The tuning ladder: each rung's throughput at C=64 and p50 at C=1, as multiples of
-    aio_pika.patterns.RPC's (the dashed line at 1), and the CPU each call cost by role."""
+    """A ``ladder.Ladder``: each rung's throughput and p50 as multiples of patterns.RPC's
+    (the dashed line at 1), and the CPU each call cost by role."""
     rungs = [ladder.baseline, *ladder.rungs]
     names = [figures.design.name for figures in rungs]
-    rates = [ladder.ratios(figures)[0] for figures in rungs]
-    p50s = [ladder.ratios(figures)[1] for figures in rungs]
+    rates, p50s = zip(*(ladder.ratios(figures) for figures in rungs), strict=True)
     fig = Figure(figsize=(12, 3.8), layout="tight")
     left, middle, right = fig.subplots(1, 3)
     colors = ["0.6"] + [f"C{i}" for i in range(len(rungs) - 1)]
-    left.barh(names, rates, color=colors)
     left.set(xlabel="× patterns.RPC", title=f"throughput, C={ladder.many} (higher is better)")
-    middle.barh(names, p50s, color=colors)
     middle.set(xlabel="× patterns.RPC", title="p50 latency, C=1 (lower is better)")
-    middle.set_yticklabels([])
     for axis, values in ((left, rates), (middle, p50s)):
+        axis.barh(names, values, color=colors)
         axis.axvline(1.0, color="0.3", linestyle="--", linewidth=1)
         axis.invert_yaxis()
         axis.grid(True, axis="x", alpha=0.3)
@@ -320,7 +249,8 @@ def ladder_bars(ladder: Any) -> Figure:
         right.barh(names, values, left=left_edge, color=color, label=role)
         left_edge = [a + b for a, b in zip(left_edge, values, strict=True)]
     right.set(xlabel="CPU µs per call", title=f"CPU per call at C={ladder.many}")
-    right.set_yticklabels([])
+    for axis in (middle, right):
+        axis.set_yticklabels([])
     right.invert_yaxis()
     right.legend(fontsize=8, loc="lower right")
     right.grid(True, axis="x", alpha=0.3)

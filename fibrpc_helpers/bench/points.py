@@ -34,14 +34,10 @@ class Call:
 
 @dataclass(frozen=True)
 class LoopLag:
-    """How late a load generator's event loop was during one window, beyond its idle slack.
+    """How late a load generator's event loop was during one window, beyond its idle slack."""
 
-    ``mean`` is about the extra wait of a typical reply before the generator read it (the
-    ticks fall at moments unrelated to the replies); ``worst`` is the longest single stall.
-    """
-
-    worst: float  # seconds
-    mean: float  # seconds
+    worst: float  # seconds: the longest single stall
+    mean: float  # seconds: about a typical reply's extra wait (ticks fall unrelated to replies)
 
 
 @dataclass(kw_only=True)
@@ -73,52 +69,38 @@ class Point:
     def row(self) -> dict[str, Any]:
         """The summary row: percentiles in ms, throughput, Little's law, CPU, bottleneck."""
         measured = self.measured()
-        errors = sum(1 for call in measured if call.error)
-        s = summarize(self.latencies(), self.duration, errors)
+        s = summarize(self.latencies(), self.duration, sum(1 for c in measured if c.error))
+        concurrency = float(self.clients)
         if self.kind == "open":
-            window = (self.warmup, self.warmup + self.duration)
             spans = [(call.intended, call.done) for call in self.records]
-            concurrency = mean_in_flight(spans, *window)
-        else:
-            concurrency = float(self.clients)
-        littles = littles_law_ratio(s.throughput, s.mean, concurrency) if s.calls else math.nan
-        cpu = self.cpu
-        lags = self.loop_lags
-        lag_ms = max(lag.mean for lag in lags) * 1e3 if lags else math.nan
+            concurrency = mean_in_flight(spans, self.warmup, self.warmup + self.duration)
+        lags, cpu, nan = self.loop_lags, self.cpu, math.nan
+        lag_ms = max(lag.mean for lag in lags) * 1e3 if lags else nan
         # nan when there is no lag or no p50: nan >= LAG_SHARE is False, never flagged
-        share = lag_ms / (s.p50 * 1e3) if s.calls and s.p50 > 0 else math.nan
+        share = lag_ms / (s.p50 * 1e3) if s.calls and s.p50 > 0 else nan
         return {
-            "kind": self.kind,
-            "design": self.design,
-            "work": self.work.name,
-            "workers": self.workers,
-            "clients": self.clients,
-            "prefetch": self.prefetch,
-            "offered": self.offered,
-            "service_ms": self.service_ms,
-            "calls": s.calls,
+            "kind": self.kind, "design": self.design, "work": self.work.name,
+            "workers": self.workers, "clients": self.clients, "prefetch": self.prefetch,
+            "offered": self.offered, "service_ms": self.service_ms, "calls": s.calls,
             "errors": s.errors,
             # Calls whose intended send fell in the window, per second: the arrival rate an
             # open loop really achieved (its offered rate is only the target).
             "arrivals": len(measured) / self.duration,
             "throughput": s.throughput,
-            "mean_ms": s.mean * 1e3,
-            "p50_ms": s.p50 * 1e3,
-            "p90_ms": s.p90 * 1e3,
-            "p99_ms": s.p99 * 1e3,
-            "max_ms": s.max * 1e3,
+            "mean_ms": s.mean * 1e3, "p50_ms": s.p50 * 1e3, "p90_ms": s.p90 * 1e3,
+            "p99_ms": s.p99 * 1e3, "max_ms": s.max * 1e3,
             "in_system": concurrency,
-            "littles": littles,
-            "cpu_broker": cpu.total("broker") if cpu else math.nan,
-            "cpu_workers": cpu.total("workers") if cpu else math.nan,
-            "cpu_worker_peak": cpu.peak("workers") if cpu else math.nan,
-            "cpu_loadgen_peak": cpu.peak("load generators") if cpu else math.nan,
-            "cpu_loadgens": cpu.total("load generators") if cpu else math.nan,
-            "cpu_machine": cpu.machine if cpu else math.nan,
+            "littles": littles_law_ratio(s.throughput, s.mean, concurrency) if s.calls else nan,
+            "cpu_broker": cpu.total("broker") if cpu else nan,
+            "cpu_workers": cpu.total("workers") if cpu else nan,
+            "cpu_worker_peak": cpu.peak("workers") if cpu else nan,
+            "cpu_loadgen_peak": cpu.peak("load generators") if cpu else nan,
+            "cpu_loadgens": cpu.total("load generators") if cpu else nan,
+            "cpu_machine": cpu.machine if cpu else nan,
             "bottleneck": cpu.bottleneck() if cpu else "",
             # ``LoopLag`` (``loadgen.LAG_TICK`` says how it is measured): the longest stall
             # in any generator, and the laggier generator's mean (a typical reply's wait).
-            "loop_lag_ms": max(lag.worst for lag in lags) * 1e3 if lags else math.nan,
+            "loop_lag_ms": max(lag.worst for lag in lags) * 1e3 if lags else nan,
             "loop_lag_mean_ms": lag_ms,
             "loadgen_share": share,
             "loadgen_lagging": share >= LAG_SHARE,

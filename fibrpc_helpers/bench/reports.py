@@ -9,61 +9,35 @@ from typing import Any
 
 from .points import Point
 
-CALL_COLUMNS = (
-    "point",
-    "kind",
-    "design",
-    "work",
-    "workers",
-    "clients",
-    "prefetch",
-    "offered",
-    "client",
-    "phase",
-    "intended",
-    "sent",
-    "done",
-    "latency",
-    "error",
+CALL_COLUMNS = ("point", "kind", "design", "work", "workers", "clients", "prefetch", "offered",
+                "client", "phase", "intended", "sent", "done", "latency", "error")
+
+_DESCRIBE = (
+    "{kind:6} {design:17} {work:9} W={workers:<2} C={clients:<3}{offer} {throughput:6.0f} "
+    "calls/s  n={calls:<5} p50 {p50_ms:6.2f}  p90 {p90_ms:6.2f}  p99 {p99_ms:6.2f}  "
+    "max {max_ms:6.2f} ms  Little {throughput:.0f}/s x {mean_ms:.2f} ms = {in_flight:.1f} "
+    "vs L {in_system:.1f} ({littles:.2f})  cpu broker {cpu_broker:.0f}% workers "
+    "{cpu_workers:.0f}% (peak {cpu_worker_peak:.0f}%) loadgen peak {cpu_loadgen_peak:.0f}% "
+    "machine {cpu_machine:.0f}%: {bottleneck}  loadgen loop lag mean {loop_lag_mean_ms:.2f} "
+    "worst {loop_lag_ms:.1f} ms"
 )
 
 
 def describe(row: dict[str, Any]) -> str:
     """One printed line per point: the figures, Little's check and whose CPU was busy."""
-    what = f"{row['kind']:6} {row['design']:17} {row['work']:9} "
-    what += f"W={row['workers']:<2} C={row['clients']:<3}"
-    if row["kind"] == "open":
-        what += f" offered {row['offered']:5.0f}/s"
-    return (
-        f"{what} {row['throughput']:6.0f} calls/s  n={row['calls']:<5} "
-        f"p50 {row['p50_ms']:6.2f}  p90 "
-        f"{row['p90_ms']:6.2f}  p99 {row['p99_ms']:6.2f}  max {row['max_ms']:6.2f} ms  "
-        f"Little {row['throughput']:.0f}/s x {row['mean_ms']:.2f} ms = "
-        f"{row['throughput'] * row['mean_ms'] / 1e3:.1f} vs L {row['in_system']:.1f} "
-        f"({row['littles']:.2f})  cpu broker {row['cpu_broker']:.0f}% workers "
-        f"{row['cpu_workers']:.0f}% (peak {row['cpu_worker_peak']:.0f}%) loadgen peak "
-        f"{row['cpu_loadgen_peak']:.0f}% machine {row['cpu_machine']:.0f}%: {row['bottleneck']}"
-        + f"  loadgen loop lag mean {row['loop_lag_mean_ms']:.2f} worst {row['loop_lag_ms']:.1f} ms"
-        + (
-            f" (LAGGING: {row['loadgen_share']:.0%} of the p50 may be load-generator delay)"
-            if row["loadgen_lagging"]
-            else ""
-        )
-        + (f"  ERRORS {row['errors']}" if row["errors"] else "")
-    )
+    offer = f" offered {row['offered']:5.0f}/s" if row["kind"] == "open" else ""
+    line = _DESCRIBE.format(**row, offer=offer,
+                            in_flight=row["throughput"] * row["mean_ms"] / 1e3)
+    if row["loadgen_lagging"]:
+        line += f" (LAGGING: {row['loadgen_share']:.0%} of the p50 may be load-generator delay)"
+    return line + (f"  ERRORS {row['errors']}" if row["errors"] else "")
 
 
 TABLE = (
-    ("kind", "{:6}"),
-    ("design", "{:17}"),
-    ("work", "{:9}"),
-    ("workers", "W={:<2}"),
-    ("clients", "C={:<3}"),
-    ("throughput", "{:6.0f}/s"),
+    ("kind", "{:6}"), ("design", "{:17}"), ("work", "{:9}"), ("workers", "W={:<2}"),
+    ("clients", "C={:<3}"), ("throughput", "{:6.0f}/s"),
     ("calls", "n={:<5}"),  # a p99 is read with the number of calls it comes from
-    ("p50_ms", "p50 {:6.1f}"),
-    ("p99_ms", "p99 {:6.1f} ms"),
-    ("littles", "Little {:4.2f}"),
+    ("p50_ms", "p50 {:6.1f}"), ("p99_ms", "p99 {:6.1f} ms"), ("littles", "Little {:4.2f}"),
     ("cpu_machine", "machine CPU {:3.0f}%"),
 )
 
@@ -78,28 +52,18 @@ def call_rows(points: Sequence[Point]) -> Iterator[dict[str, Any]]:
     for index, point in enumerate(points):
         end = point.warmup + point.duration
         for call in point.records:
-            yield {
-                "point": index,
-                "kind": point.kind,
-                "design": point.design,
-                "work": point.work.name,
-                "workers": point.workers,
-                "clients": point.clients,
-                "prefetch": point.prefetch,
-                "offered": point.offered,
-                "client": call.client,
-                "phase": "measured" if point.warmup <= call.intended < end else "warmup",
-                "intended": round(call.intended, 6),
-                "sent": round(call.sent, 6),
-                "done": round(call.done, 6),
-                "latency": round(call.latency, 6),
-                "error": call.error,
-            }
+            phase = "measured" if point.warmup <= call.intended < end else "warmup"
+            times = (round(t, 6) for t in (call.intended, call.sent, call.done, call.latency))
+            yield dict(zip(CALL_COLUMNS, (index, point.kind, point.design, point.work.name,
+                                          point.workers, point.clients, point.prefetch,
+                                          point.offered, call.client, phase, *times, call.error),
+                           strict=True))
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]] | Iterator[dict[str, Any]],
               columns: Sequence[str] | None = None) -> None:
-    """Write dict rows as a CSV with a header (the columns of the first row by default)."""
+    """Write dict rows as a CSV with a header (the columns of the first row by default);
+    no file for no rows."""
     rows = iter(rows)
     first = next(rows, None)
     if first is None:

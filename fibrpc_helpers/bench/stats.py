@@ -1,16 +1,13 @@
 """The statistics of a latency benchmark: percentiles, Little's law, arrivals, queueing models.
 
-Pure functions on plain lists of seconds, so each one is unit-tested against known inputs
-(tests/test_bench_stats.py) and the notebook can explain them one at a time.
+Pure functions on plain lists of seconds, each unit-tested against known inputs.
 
 * Percentiles use the nearest-rank definition (as HdrHistogram reports them): p99 is a
   latency that some call really had, never an interpolation between two calls.
-* Little's law, L = lambda x W, holds for any stable system. In a closed loop the number in
-  the system is the number of clients C, so throughput x mean latency / C is close to 1 by
-  construction; it checks the bookkeeping (every call counted, no time lost between calls),
-  not the load generator: a busy generator makes every call slower and still reads ~1, so
-  its CPU and event-loop lag are what show it. In the open loop, L is measured from the same
-  calls, so the ratio is an identity up to the window's edges.
+* Little's law, L = lambda x W: in a closed loop L is the clients C, so the ratio reads ~1 by
+  construction. It checks the bookkeeping (every call counted, no time lost between calls),
+  not the load generator (a busy one slows every call and still reads ~1; its CPU and loop
+  lag show it). In the open loop it is an identity up to the window's edges.
 * Open-loop arrivals are a Poisson process: exponential gaps between intended send times.
 * Queueing models (M/M/c exactly, M/D/c approximately) give the latency a plot compares to.
 """
@@ -21,22 +18,17 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-PERCENTILES = (50.0, 90.0, 99.0)
+from itertools import accumulate
 
 
 def percentile(values: Sequence[float], p: float) -> float:
-    """The nearest-rank p-th percentile: the smallest value with at least p % of values <= it.
-
-    ``percentile([1, 2, 3, 4], 50) == 2``; p = 100 is the maximum; p = 0 the minimum.
-    """
+    """The nearest-rank p-th percentile: the smallest value with at least p % of values <= it
+    (``percentile([1, 2, 3, 4], 50) == 2``; p = 100 is the maximum, p = 0 the minimum)."""
     if not values:
         raise ValueError("no values: a percentile needs at least one measured call")
     if not 0 <= p <= 100:
         raise ValueError(f"p must be between 0 and 100, got {p}")
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
+    return sorted(values)[max(1, math.ceil(p / 100 * len(values))) - 1]
 
 
 @dataclass(frozen=True)
@@ -63,18 +55,9 @@ def summarize(latencies: Sequence[float], duration: float, errors: int = 0) -> S
     if duration <= 0:
         raise ValueError(f"duration must be positive, got {duration}")
     if not latencies:
-        nan = float("nan")
-        return Summary(0, errors, duration, nan, nan, nan, nan, nan)
-    return Summary(
-        calls=len(latencies),
-        errors=errors,
-        duration=duration,
-        mean=sum(latencies) / len(latencies),
-        p50=percentile(latencies, 50),
-        p90=percentile(latencies, 90),
-        p99=percentile(latencies, 99),
-        max=max(latencies),
-    )
+        return Summary(0, errors, duration, *[math.nan] * 5)
+    return Summary(len(latencies), errors, duration, sum(latencies) / len(latencies),
+                   *(percentile(latencies, p) for p in (50, 90, 99)), max(latencies))
 
 
 def littles_law_ratio(throughput: float, mean_latency: float, concurrency: float) -> float:
@@ -86,10 +69,8 @@ def littles_law_ratio(throughput: float, mean_latency: float, concurrency: float
 
 
 def mean_in_flight(intervals: Sequence[tuple[float, float]], start: float, end: float) -> float:
-    """Time-average number of calls in flight during [start, end), from (sent, done) pairs.
-
-    This is the L of Little's law measured directly, for an open loop where it is not fixed.
-    """
+    """Time-average number of calls in flight during [start, end), from (sent, done) pairs:
+    the L of Little's law measured directly, for an open loop where it is not fixed."""
     if end <= start:
         raise ValueError("the window must have end > start")
     busy = sum(max(0.0, min(done, end) - max(sent, start)) for sent, done in intervals)
@@ -97,52 +78,38 @@ def mean_in_flight(intervals: Sequence[tuple[float, float]], start: float, end: 
 
 
 def arrivals_from_uniforms(uniforms: Sequence[float], rate: float) -> list[float]:
-    """Arrival times of a Poisson process of ``rate`` per second, from uniforms in [0, 1).
-
-    Each gap is -ln(1 - u) / rate (inverse transform of the exponential distribution).
-    """
+    """Arrival times of a Poisson process of ``rate`` per second, from uniforms in [0, 1):
+    each gap is -ln(1 - u) / rate (inverse transform of the exponential distribution)."""
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
-    times, t = [], 0.0
-    for u in uniforms:
-        t += -math.log(1.0 - u) / rate
-        times.append(t)
-    return times
+    return list(accumulate(-math.log(1.0 - u) / rate for u in uniforms))
 
 
 def poisson_schedule(rate: float, duration: float, seed: int = 0) -> list[float]:
-    """Intended send times in [0, duration) of an open loop at ``rate`` calls per second.
-
-    Seeded, so a run can be repeated; latency is measured from these times, not from when
+    """Intended send times in [0, duration) of an open loop at ``rate`` calls per second,
+    seeded so that a run can be repeated. Latency is measured from these times, not from when
     the call was actually sent, so a late sender cannot hide queueing (coordinated omission).
     """
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
     rng = random.Random(seed)
     times: list[float] = []
-    t = 0.0
-    while True:
-        t += rng.expovariate(rate)
-        if t >= duration:
-            return times
+    t = rng.expovariate(rate)
+    while t < duration:
         times.append(t)
+        t += rng.expovariate(rate)
+    return times
 
 
 def erlang_c(servers: int, offered: float) -> float:
-    """Probability that an arrival waits in an M/M/c queue (Erlang C).
-
-    ``offered`` is a = lambda / mu, in erlangs; it must be below ``servers`` to be stable.
-    """
+    """Probability that an arrival waits in an M/M/c queue (Erlang C); ``offered`` is
+    a = lambda / mu in erlangs, stable below ``servers``."""
     if servers < 1:
         raise ValueError(f"servers must be 1 or more, got {servers}")
     if offered >= servers:
         return 1.0
-    term, total = 1.0, 1.0  # a^k / k!, summed for k < servers
-    for k in range(1, servers):
-        term *= offered / k
-        total += term
-    last = term * offered / servers * servers / (servers - offered)  # a^c/c! * c/(c-a)
-    return last / (total + last)
+    last = offered**servers / math.factorial(servers) * servers / (servers - offered)
+    return last / (sum(offered**k / math.factorial(k) for k in range(servers)) + last)
 
 
 def mmc_latency(arrival_rate: float, service_time: float, servers: int) -> float:
@@ -150,17 +117,11 @@ def mmc_latency(arrival_rate: float, service_time: float, servers: int) -> float
     mu = 1.0 / service_time
     if arrival_rate >= servers * mu:
         return math.inf
-    wait = erlang_c(servers, arrival_rate / mu) / (servers * mu - arrival_rate)
-    return wait + service_time
+    return erlang_c(servers, arrival_rate / mu) / (servers * mu - arrival_rate) + service_time
 
 
 def mdc_latency(arrival_rate: float, service_time: float, servers: int) -> float:
-    """Mean time in an M/D/c system (fixed service time), approximately.
-
-    Uses the classic approximation Wq(M/D/c) = Wq(M/M/c) / 2 (exact for c = 1, by the
-    Pollaczek-Khinchine formula): a fixed service time halves the queueing of a random one.
-    """
-    mmc = mmc_latency(arrival_rate, service_time, servers)
-    if math.isinf(mmc):
-        return math.inf
-    return (mmc - service_time) / 2 + service_time
+    """Mean time in an M/D/c system (fixed service time), by the classic approximation
+    Wq(M/D/c) = Wq(M/M/c) / 2 (exact for c = 1, by the Pollaczek-Khinchine formula): a fixed
+    service time halves the queueing of a random one. inf stays inf: (inf - S) / 2 + S."""
+    return (mmc_latency(arrival_rate, service_time, servers) - service_time) / 2 + service_time
