@@ -1,13 +1,10 @@
 """Make sure a RabbitMQ broker answers at ``AMQP_URL``: find one, or start our own node.
 
-``make lab`` and ``make test`` call ``python -m fibrpc_helpers broker ensure``, so a fresh
-machine needs no other step. The node this module starts is one of :mod:`nodes`, on the URL's
-port, with its state folder ``.broker/`` in the project (git-ignored).
-
-Starting and stopping a node of our own needs POSIX process groups and signals, so it happens
-on Linux and macOS only. On Windows RabbitMQ runs as a Windows service (its installer sets one
-up), so ``ensure`` there only checks that a broker answers and otherwise says how to get one;
-``status`` works everywhere.
+``make lab`` and ``make test`` run ``python -m fibrpc_helpers broker ensure``, so a fresh machine
+needs no other step. Our node is one of :mod:`nodes`, on the URL's port, with its state in
+``.broker/`` (git-ignored). Starting and stopping it needs POSIX process groups and signals, so
+it happens on Linux and macOS only; on Windows RabbitMQ runs as a Windows service (its installer
+sets one up), so ``ensure`` only checks that a broker answers and otherwise says how to get one.
 """
 
 from __future__ import annotations
@@ -25,25 +22,24 @@ import aiormq.exceptions
 
 from ..urls import PROJECT_DIR, amqp_url, mask_url, url_host, url_port
 from . import nodes
-from .nodes import (  # the names this module has always offered, now shared with cluster.py
+
+# the names this module has always offered, now shared with cluster.py
+from .nodes import (
     CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS,
     BrokerError,
     node_config,
     port_free,
     probe,
     probe_async,
-    process_alive,
     server_version,
 )
 
 __all__ = [
     "CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS", "BrokerError", "BrokerInfo", "can_start_nodes",
     "default_state_dir", "delete_queues", "describe", "describe_transient_queues", "ensure",
-    "how_to_get_one",
-    "node_config", "port_free", "probe", "probe_async", "process_alive", "server_version",
+    "how_to_get_one", "node_config", "port_free", "probe", "probe_async", "server_version",
     "status", "stop",
 ]
-
 
 log = logging.getLogger(__name__)
 
@@ -74,16 +70,13 @@ _INSTALL = {
 
 
 def how_to_get_one(url: str, platform: str | None = None) -> str:
-    """What to do when nothing answers at the local ``url`` and no node can be started here;
-    ``platform``: a ``sys.platform`` value (this machine's by default)."""
+    """What to do when nothing answers at the local ``url`` and no node can start here."""
     platform = platform or sys.platform
     key = "win32" if platform.startswith("win") else "darwin" if platform == "darwin" else "linux"
-    why = (
-        "this project starts no node of its own on Windows" if key == "win32"
-        else "rabbitmq-server is not installed"
-    )
+    why = ("this project starts no node of its own on Windows" if key == "win32"
+           else "rabbitmq-server is not installed")
     ways = [*_INSTALL[key], "Docker:         docker run -d --name rabbitmq -p 5672:5672 rabbitmq:4"]
-    lines = [
+    return "\n".join([
         f"No RabbitMQ broker answers at {mask_url(url)}, and {why}.",
         "Get one, then run `python -m fibrpc_helpers broker ensure` again:",
         *("  * " + way.replace("\n", "\n                    ") for way in ways),
@@ -91,13 +84,11 @@ def how_to_get_one(url: str, platform: str | None = None) -> str:
         "at the project root, one line:",
         "  AMQP_URL=amqp://user:password@broker.example.org:5672/vhost",
         "or set the AMQP_URL environment variable (README: Teaching with this series).",
-    ]
-    return "\n".join(lines)
+    ])
 
 
 def can_start_nodes() -> bool:
-    """Whether this module can start and stop a node of its own here (POSIX only: see the
-    module docstring)."""
+    """Whether we can start and stop a node of our own here (POSIX: see the module docstring)."""
     return os.name == "posix"
 
 
@@ -162,10 +153,9 @@ def describe(info: BrokerInfo) -> str:
     where = mask_url(info.url)
     if info.version is None:
         return f"no broker answers at {where}"
-    owner = "started by this project (.broker/)" if info.started_by_us else (
-        "not started by this project"
-    )
-    return f"RabbitMQ {info.version} at {where}, {owner}"
+    if info.started_by_us:
+        return f"RabbitMQ {info.version} at {where}, started by this project (.broker/)"
+    return f"RabbitMQ {info.version} at {where}, not started by this project"
 
 
 def describe_transient_queues(url: str | None = None) -> str:
@@ -181,11 +171,10 @@ def describe_transient_queues(url: str | None = None) -> str:
 
 
 async def delete_queues(url: str, names: Sequence[str], seconds: float = 10.0) -> None:
-    """Delete the named queues on the broker at ``url``, each on a channel of its own (a
-    refused delete closes its channel), each step within ``seconds``. A queue that is gone
-    already, or exclusive to a connection still open elsewhere (it goes with that
-    connection), is passed over; any other refusal (no permission) is logged as a warning,
-    with the queue left on the broker, and the others are still deleted."""
+    """Delete the named queues, each on a channel of its own (a refused delete closes its
+    channel), each step within ``seconds``. A queue gone already, or exclusive to a connection
+    still open elsewhere (it goes with it), is passed over; any other refusal is logged as a
+    warning, the queue left, and the others still deleted."""
     if not names:
         return
     async with asyncio.timeout(seconds):

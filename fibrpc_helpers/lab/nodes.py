@@ -1,17 +1,17 @@
 """RabbitMQ nodes of our own: install, start, wait for and stop them, one way for all.
 
-:mod:`broker` starts one node (``broker ensure``) and :mod:`cluster` three (``broker ensure
---nodes 3``); both do it with these helpers. A node of ours keeps its data, logs, Erlang
-cookie and any crash dump under its state folder (``.broker/`` or
-``.broker/cluster-PORT/node-N/``), listens for AMQP on its port and for other Erlang nodes
-(``rabbitmqctl``, the nodes of its cluster) on that port + 20000, and is named
-``fibrpcPORT@localhost``. ``node.json`` in its folder records it, so that ``stop_node``
-stops that node and never anything else. Linux and macOS only (:mod:`broker` says why).
+:mod:`broker` starts one node (``broker ensure``) and :mod:`cluster` three (``--nodes 3``). A
+node of ours keeps its data, logs, Erlang cookie and any crash dump under its state folder
+(``.broker/`` or ``.broker/cluster-PORT/node-N/``), listens for AMQP on its port and for other
+Erlang nodes (``rabbitmqctl``, its cluster) on that port + 20000, and is named
+``fibrpcPORT@localhost``. ``node.json`` in its folder records it, so that ``stop_node`` stops
+that node and never anything else. Linux and macOS only (:mod:`broker` says why).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -30,23 +30,20 @@ import aiormq
 
 from ..urls import amqp_url, mask_url
 
-START_TIMEOUT = 120.0
-"""Seconds a node may take from its start to its first AMQP connection."""
+START_TIMEOUT = 120.0  # seconds a node may take from its start to its first AMQP connection
+DIST_PORT_OFFSET = 20000  # Erlang distribution port = AMQP port + this, as 5672 -> 25672
 
-DIST_PORT_OFFSET = 20000
-"""A node's Erlang distribution port is its AMQP port + this (5672 -> 25672, as RabbitMQ's
-own default)."""
+# Debian's real scripts first: its /usr/sbin/rabbitmq-server is a wrapper that insists on
+# running as the `rabbitmq` user. Then Homebrew's places (Intel, Apple Silicon).
+SCRIPT_DIRS = ("/usr/lib/rabbitmq/bin", "/usr/local/opt/rabbitmq/sbin",
+               "/opt/homebrew/opt/rabbitmq/sbin", "/usr/local/sbin", "/opt/homebrew/sbin")
 
-# Debian puts the real scripts here; /usr/sbin/rabbitmq-server is a wrapper that insists on
-# running as the `rabbitmq` user, which our project-local node does not want. Then Homebrew's
-# places (Intel, Apple Silicon), as RabbitMQ's Homebrew guide lists them.
-SCRIPT_DIRS = (
-    "/usr/lib/rabbitmq/bin",
-    "/usr/local/opt/rabbitmq/sbin",
-    "/opt/homebrew/opt/rabbitmq/sbin",
-    "/usr/local/sbin",
-    "/opt/homebrew/sbin",
-)
+CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS = 5000
+"""How long, on a cluster of RabbitMQ 4.3 or later, a quorum queue waits before it hands the
+deliveries held by a consumer on an unreachable node to another consumer. 4.3's default is
+60 s, so that a short network partition does not get messages processed twice; our nodes share
+one machine and die only when killed, and 5 s lets a demo's calls carry on within their
+deadline. Before 4.3 a queue hands them on at once."""
 
 
 class BrokerError(RuntimeError):
@@ -58,10 +55,8 @@ class BrokerError(RuntimeError):
 async def probe_async(url: str | None = None, timeout: float = 3.0) -> str | None:
     """The broker's version if an AMQP connection to ``url`` succeeds, else None.
 
-    Raises BrokerError when a broker answers but refuses the user name or password, since
-    starting another one would not help. Uses aiormq directly: a failed attempt leaves no
-    half-made connection object behind to be closed later (a warning in a notebook cell).
-    """
+    BrokerError when a broker refuses the credentials: starting another would not help. aiormq,
+    not aio-pika: a failed attempt leaves no half-made connection to warn about later."""
     url = amqp_url(url)
     logger = logging.getLogger("aiormq")
     level = logger.level
@@ -90,8 +85,8 @@ def probe(url: str | None = None, timeout: float = 3.0) -> str | None:
 
 
 def port_free(port: int) -> bool:
-    """Whether a listener could bind the port now (with SO_REUSEADDR, as RabbitMQ and haproxy
-    bind: a port whose last connection only waits out TIME_WAIT counts as free)."""
+    """Whether a listener could bind the port now, with SO_REUSEADDR as RabbitMQ and haproxy
+    bind (a port whose last connection waits out TIME_WAIT is free)."""
     with socket.socket() as attempt:
         attempt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -102,13 +97,12 @@ def port_free(port: int) -> bool:
 
 
 def node_name(port: int) -> str:
-    """The Erlang name of our node on AMQP port ``port``."""
     return f"fibrpc{port}@localhost"
 
 
 def check_dist_port(port: int, error: type[BrokerError] = BrokerError) -> None:
-    """Before starting our node on AMQP port ``port`` (which does not answer): refuse, saying
-    why, when its Erlang distribution port is taken (a new node would only crash on start)."""
+    """Refuse to start our node on AMQP ``port`` when its distribution port is taken: it
+    would only crash on start."""
     dist = port + DIST_PORT_OFFSET
     if not port_free(dist):
         raise error(
@@ -131,18 +125,14 @@ def find_server() -> str | None:
 
 def can_apt_install() -> bool:
     """Whether ``apt_install`` can work here: Debian or Ubuntu, as root."""
-    return (
-        sys.platform.startswith("linux")
-        and Path("/etc/debian_version").exists()
-        and shutil.which("apt-get") is not None
-        and os.geteuid() == 0
-    )
+    return (sys.platform.startswith("linux") and Path("/etc/debian_version").exists()
+            and shutil.which("apt-get") is not None and os.geteuid() == 0)
 
 
 def found_or_installed(find: Callable[[], str | None], package: str,
                        error: type[BrokerError] = BrokerError) -> str | None:
-    """``find()``; when that finds nothing on Debian or Ubuntu as root, ``apt_install(package)``
-    and ``find()`` again. None: not installed, and not installable from here."""
+    """``find()``, after ``apt_install(package)`` if it finds nothing and apt can install.
+    None: not installed, and not installable from here."""
     found = find()
     if found is None and can_apt_install():
         apt_install(package, error)
@@ -167,50 +157,36 @@ def apt_install(package: str, error: type[BrokerError] = BrokerError) -> None:
 # --- configuring ---------------------------------------------------------------------------
 
 def server_version(server: str | None) -> tuple[int, int] | None:
-    """The (major, minor) version of the RabbitMQ whose ``rabbitmq-server`` script this is,
-    read from the folder it lives in (Debian: ``lib/rabbitmq_server-4.3.6/sbin``, Homebrew:
-    ``Cellar/rabbitmq/4.3.0/sbin``); None when the path does not say. Needed before the
-    node starts, to write its configuration (``node_config``)."""
+    """(major, minor) of the RabbitMQ whose ``rabbitmq-server`` this is, read from its folder
+    (Debian: ``lib/rabbitmq_server-4.3.6/sbin``, Homebrew: ``Cellar/rabbitmq/4.3.0/sbin``), as
+    ``node_config`` needs it before the node starts; None when the path does not say."""
     if server is None:
         return None
     found = re.search(r"rabbitmq(?:_server-|/)(\d+)\.(\d+)\.", str(Path(server).resolve()))
     return (int(found[1]), int(found[2])) if found else None
 
 
-CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS = 5000
-"""How long, on a cluster of RabbitMQ 4.3 or later, a quorum queue waits before it hands the
-deliveries held by a consumer on an unreachable node to another consumer. RabbitMQ 4.3's
-default (``consumer_disconnected_timeout``) is 60 s, so that a short network partition does
-not get messages processed twice; our cluster is one machine whose nodes die only when
-killed, and 5 s lets a demo's calls carry on within their deadline. Before 4.3 a queue hands
-them on at once."""
-
-
 def node_config(port: int, version: tuple[int, int] | None, *, clustered: bool = False) -> str:
-    """Our node's ``rabbitmq.conf``, with each key written only for the versions that know it
-    (an unknown key stops a node from starting).
+    """Our node's ``rabbitmq.conf``, each key only for the versions that know it (an unknown
+    key stops a node from starting).
 
-    From 4.3 on: transient (non-durable) non-exclusive queues denied, as RabbitMQ ships 4.3
-    (Debian's package permits them), so tests and notebooks run against the broker a student
-    installs from RabbitMQ; and on a cluster's nodes a short
-    ``consumer_disconnected_timeout`` (:data:`CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS`)."""
+    From 4.3 on: transient non-exclusive queues denied, as RabbitMQ ships 4.3 (Debian's package
+    permits them), so tests and notebooks meet the broker a student installs from RabbitMQ; and
+    on a cluster, :data:`CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS`."""
     lines = [f"listeners.tcp.default = {port}", "loopback_users.guest = true",
              "log.console = false"]
     if version is not None and version >= (4, 3):
         lines.append("deprecated_features.permit.transient_nonexcl_queues = false")
         if clustered:
-            lines.append(
-                f"consumer_disconnected_timeout = {CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS}"
-            )
+            timeout_ms = CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS
+            lines.append(f"consumer_disconnected_timeout = {timeout_ms}")
     return "\n".join(lines) + "\n"
 
 
-def node_environment(port: int, state_dir: Path, *, clustered: bool = False
-                     ) -> dict[str, str]:
-    """The environment that makes rabbitmq-server (and rabbitmqctl) keep everything of the
-    node on ``port`` under ``state_dir``: data, logs, cookie, and a crash dump if it dies
-    on start (``ERL_CRASH_DUMP``; Erlang writes ``erl_crash.dump`` into the folder it was
-    started from otherwise: the user's)."""
+def node_environment(port: int, state_dir: Path, *, clustered: bool = False) -> dict[str, str]:
+    """The environment that makes rabbitmq-server and rabbitmqctl keep everything of the node
+    under ``state_dir``, even a crash dump (Erlang writes it into the folder it was started
+    from otherwise: the user's)."""
     (state_dir / "home").mkdir(parents=True, exist_ok=True)
     (state_dir / "log").mkdir(exist_ok=True)
     (state_dir / "enabled_plugins").write_text("[].\n")  # no plugins: starts in seconds
@@ -239,37 +215,28 @@ def node_environment(port: int, state_dir: Path, *, clustered: bool = False
 
 def spawn_node(server: str, port: int, state_dir: Path, *, clustered: bool = False
                ) -> subprocess.Popen[bytes]:
-    """Start rabbitmq-server for the node on ``port`` with its data in ``state_dir``, and
-    record it in ``node.json`` (what ``stop_node`` reads); return at once (``wait_up``)."""
+    """Start rabbitmq-server for the node on ``port``, recorded in ``node.json`` (what
+    ``stop_node`` reads); return at once (``wait_up`` waits)."""
     env = node_environment(port, state_dir, clustered=clustered)
     with open(state_dir / "log" / "server-output.log", "ab") as output:
         process = subprocess.Popen(
-            [server],
-            env=env,
+            [server], env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
             cwd=state_dir,  # whatever else it writes where it runs lands here too
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
             start_new_session=True,  # survives the shell that ran `make`
         )
-    (state_dir / "node.json").write_text(
-        json.dumps({
-            "pid": process.pid,
-            "nodename": env["RABBITMQ_NODENAME"],
-            "port": port,
-            "started": process_start_time(process.pid),
-        })
-    )
+    (state_dir / "node.json").write_text(json.dumps({
+        "pid": process.pid, "nodename": env["RABBITMQ_NODENAME"], "port": port,
+        "started": process_start_time(process.pid),
+    }))
     return process
 
 
 @dataclass
 class Starting:
-    """A node being started: its name, the URL that reaches it alone, where it keeps its
-    data, and its rabbitmq-server process (None when another process started it)."""
+    """A node being started; ``process`` is None when another process started it."""
 
     name: str
-    url: str
+    url: str  # reaches this node alone
     state_dir: Path
     process: subprocess.Popen[bytes] | None = None
 
@@ -312,27 +279,24 @@ def wait_up(nodes: Sequence[Starting], timeout: float = START_TIMEOUT, *,
 # --- which process is ours, and stopping it ------------------------------------------------
 
 def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` still runs (POSIX); reaps it first if this process started it,
-    so that a finished child is not mistaken for a live zombie."""
-    try:
+    """Whether process ``pid`` still runs (POSIX), reaped first if it is our child, so that a
+    finished child is not mistaken for a live zombie."""
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # it runs, as another user
+        pass  # it runs, as another user
     return True
 
 
 def process_start_time(pid: int) -> str | None:
     """When the process started, as `ps` tells it; None if it cannot say."""
     try:
-        result = subprocess.run(
-            ["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True, timeout=5
-        )
+        result = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True,
+                                text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return result.stdout.strip() or None
@@ -340,8 +304,8 @@ def process_start_time(pid: int) -> str | None:
 
 def recorded_node(state_dir: Path) -> dict | None:
     """The node ``spawn_node`` recorded in ``state_dir``, if its process still runs and is
-    that node (not another process that reuses its pid). POSIX only: on Windows
-    ``os.kill(pid, 0)`` would END the process."""
+    that node, not another that reuses its pid. POSIX only: on Windows ``os.kill(pid, 0)``
+    would END the process."""
     if os.name != "posix":
         return None
     try:
@@ -360,8 +324,8 @@ def recorded_node(state_dir: Path) -> dict | None:
 
 
 def stop_group(pid: int, timeout: float) -> None:
-    """SIGTERM the process group led by ``pid``; SIGKILL it if it still runs ``timeout``
-    seconds later. (A node and the proxy run in sessions of their own.)"""
+    """SIGTERM the process group led by ``pid`` (a node or the proxy, each in a session of
+    its own); SIGKILL it if it still runs ``timeout`` seconds later."""
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -369,10 +333,8 @@ def stop_group(pid: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while process_alive(pid):
         if time.monotonic() > deadline:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             return
         time.sleep(0.1)
 
