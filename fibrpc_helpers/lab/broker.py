@@ -23,8 +23,8 @@ import aiormq.exceptions
 from ..urls import PROJECT_DIR, amqp_url, mask_url, url_host, url_port
 from . import nodes
 
-# the names this module has always offered, now shared with cluster.py
-from .nodes import (
+# re-exported: the names this module has always offered, now shared with cluster.py
+from .nodes import (  # noqa: F401
     CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS,
     BrokerError,
     node_config,
@@ -33,13 +33,6 @@ from .nodes import (
     probe_async,
     server_version,
 )
-
-__all__ = [
-    "CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS", "BrokerError", "BrokerInfo", "can_start_nodes",
-    "default_state_dir", "delete_queues", "describe", "describe_transient_queues", "ensure",
-    "how_to_get_one", "node_config", "port_free", "probe", "probe_async", "server_version",
-    "status", "stop",
-]
 
 log = logging.getLogger(__name__)
 
@@ -114,18 +107,17 @@ def ensure(url: str | None = None, state_dir: Path | None = None) -> BrokerInfo:
     if probe(url) is not None:
         return status(url, state_dir)
     if url_host(url) not in ("localhost", "127.0.0.1", "::1"):
-        raise BrokerError(
-            f"no RabbitMQ broker answers at {mask_url(url)}. It is not on this machine, so "
-            "it cannot be started from here: check the host, port and credentials in AMQP_URL."
-        )
+        raise BrokerError(f"no RabbitMQ broker answers at {mask_url(url)}. It is not on this "
+                          "machine, so it cannot be started from here: check the host, port and "
+                          "credentials in AMQP_URL.")
     if not can_start_nodes():
         raise BrokerError(how_to_get_one(url))
     was_installed = nodes.find_server() is not None
     server = nodes.found_or_installed(nodes.find_server, "rabbitmq-server")
-    if not was_installed and server is not None and probe(url) is not None:
-        return status(url, state_dir)  # the package's own service started a broker
     if server is None:
         raise BrokerError(how_to_get_one(url))
+    if not was_installed and probe(url) is not None:
+        return status(url, state_dir)  # the package's own service started a broker
     port = url_port(url)
     nodes.check_dist_port(port)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -190,8 +182,7 @@ async def delete_queues(url: str, names: Sequence[str], seconds: float = 10.0) -
                     aiormq.exceptions.ChannelLockedResource):
                 pass
             except (aio_pika.exceptions.AMQPError, TimeoutError) as error:
-                log.warning("queue %r was left on the broker at %s: %r", name, mask_url(url),
-                            error)
+                log.warning("queue %r was left on the broker at %s: %r", name, mask_url(url), error)
             finally:
                 if not channel.is_closed:
                     await channel.close()

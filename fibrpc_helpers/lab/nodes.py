@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiormq
+import psutil
 
 from ..urls import amqp_url, mask_url
 
@@ -149,9 +150,8 @@ def apt_install(package: str, error: type[BrokerError] = BrokerError) -> None:
         print(f"  $ {' '.join(command)}", flush=True)
         result = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if result.returncode != 0:
-            raise error(
-                f"`{' '.join(command)}` failed:\n{result.stderr.decode(errors='replace')[-2000:]}"
-            )
+            stderr = result.stderr.decode(errors="replace")[-2000:]
+            raise error(f"`{' '.join(command)}` failed:\n{stderr}")
 
 
 # --- configuring ---------------------------------------------------------------------------
@@ -192,21 +192,18 @@ def node_environment(port: int, state_dir: Path, *, clustered: bool = False) -> 
     (state_dir / "enabled_plugins").write_text("[].\n")  # no plugins: starts in seconds
     config = node_config(port, server_version(find_server()), clustered=clustered)
     (state_dir / "rabbitmq.conf").write_text(config)
+    files = {"MNESIA_BASE": "mnesia", "LOG_BASE": "log", "PID_FILE": "rabbitmq.pid",
+             "ENABLED_PLUGINS_FILE": "enabled_plugins", "CONFIG_FILE": "rabbitmq",
+             "ADVANCED_CONFIG_FILE": "advanced.config", "CONF_ENV_FILE": "rabbitmq-env.conf"}
     return {
         **os.environ,
+        **{f"RABBITMQ_{key}": str(state_dir / name) for key, name in files.items()},
         "HOME": str(state_dir / "home"),  # the Erlang cookie lives here, not in ~
         "ERL_CRASH_DUMP": str(state_dir / "log" / "erl_crash.dump"),
         "RABBITMQ_NODENAME": node_name(port),
         "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
         "RABBITMQ_NODE_PORT": str(port),
         "RABBITMQ_DIST_PORT": str(port + DIST_PORT_OFFSET),
-        "RABBITMQ_MNESIA_BASE": str(state_dir / "mnesia"),
-        "RABBITMQ_LOG_BASE": str(state_dir / "log"),
-        "RABBITMQ_PID_FILE": str(state_dir / "rabbitmq.pid"),
-        "RABBITMQ_ENABLED_PLUGINS_FILE": str(state_dir / "enabled_plugins"),
-        "RABBITMQ_CONFIG_FILE": str(state_dir / "rabbitmq"),
-        "RABBITMQ_ADVANCED_CONFIG_FILE": str(state_dir / "advanced.config"),
-        "RABBITMQ_CONF_ENV_FILE": str(state_dir / "rabbitmq-env.conf"),
         "RABBITMQ_ALLOW_INPUT": "",
     }
 
@@ -224,10 +221,8 @@ def spawn_node(server: str, port: int, state_dir: Path, *, clustered: bool = Fal
             cwd=state_dir,  # whatever else it writes where it runs lands here too
             start_new_session=True,  # survives the shell that ran `make`
         )
-    (state_dir / "node.json").write_text(json.dumps({
-        "pid": process.pid, "nodename": env["RABBITMQ_NODENAME"], "port": port,
-        "started": process_start_time(process.pid),
-    }))
+    record = {"pid": process.pid, "nodename": env["RABBITMQ_NODENAME"], "port": port}
+    (state_dir / "node.json").write_text(json.dumps(record))
     return process
 
 
@@ -279,48 +274,22 @@ def wait_up(nodes: Sequence[Starting], timeout: float = START_TIMEOUT, *,
 # --- which process is ours, and stopping it ------------------------------------------------
 
 def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` still runs (POSIX), reaped first if it is our child, so that a
-    finished child is not mistaken for a live zombie."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+    """Whether process ``pid`` still runs; a finished child not yet reaped (a zombie) does not."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        pass  # it runs, as another user
-    return True
-
-
-def process_start_time(pid: int) -> str | None:
-    """When the process started, as `ps` tells it; None if it cannot say."""
-    try:
-        result = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True,
-                                text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout.strip() or None
 
 
 def recorded_node(state_dir: Path) -> dict | None:
-    """The node ``spawn_node`` recorded in ``state_dir``, if its process still runs and is
-    that node, not another that reuses its pid. POSIX only: on Windows ``os.kill(pid, 0)``
-    would END the process."""
-    if os.name != "posix":
-        return None
+    """The node ``spawn_node`` recorded in ``state_dir``, if its process still runs and is that
+    node (its environment names it), not another process that reuses its pid."""
     try:
         record = json.loads((state_dir / "node.json").read_text())
-        pid = int(record["pid"])
-        os.kill(pid, 0)
-    except (OSError, ValueError, KeyError):
+        environ = psutil.Process(int(record["pid"])).environ()
+    except (OSError, ValueError, KeyError, psutil.Error):
         return None
-    environ = Path(f"/proc/{pid}/environ")
-    if environ.exists():  # Linux: the node's own environment names it
-        marker = f"RABBITMQ_NODENAME={record['nodename']}".encode()
-        return record if marker in environ.read_bytes() else None
-    # Elsewhere (macOS): the same pid with the same start time is the same process.
-    started = process_start_time(pid)
-    return record if started is not None and started == record.get("started") else None
+    return record if environ.get("RABBITMQ_NODENAME") == record["nodename"] else None
 
 
 def stop_group(pid: int, timeout: float) -> None:
