@@ -1,20 +1,11 @@
 """A RabbitMQ cluster on this machine: three project-local nodes behind one address.
 
-``python -m fibrpc_helpers broker ensure --nodes 3`` makes one, to show what a single broker
-cannot: a node dies and the calls go on. It starts three nodes of ours (:mod:`nodes`, each under
-``.broker/cluster-PORT/node-N/``), joins them as RabbitMQ's clustering guide does by hand
-(``stop_app``, ``join_cluster``, ``start_app``), and starts haproxy in front of them on the URL's
-port, health-checking every node each half second.
-
-Why a proxy and not a list of brokers in ``AMQP_URL``: aio-pika's ``connect_robust`` reconnects
-to its one address only (a multi-host connection, its issue #141, was never merged). Behind a
-proxy no client or worker changes: when their node dies the proxy closes their connection, they
-reconnect to the same address, and the proxy hands them to a node that is up, where aio-pika
-re-declares the callback queue and the consumers. Any other AMQP program works the same way.
-
-What it buys: a quorum queue keeps a replica on each node and a leader elected among them
-(Raft); a message is confirmed once a majority of replicas wrote it, so losing one node of three
-loses no confirmed request, and the queue works on while two of three are up.
+``broker ensure --nodes 3`` starts three nodes of ours (:mod:`nodes`), joins them as RabbitMQ's
+clustering guide does by hand, and starts haproxy in front of them on the URL's port, to show
+what a single broker cannot: a node dies and the calls go on. A proxy, not a list of brokers in
+``AMQP_URL``, because aio-pika's ``connect_robust`` reconnects to its one address only (its issue
+#141): when a node dies the proxy closes its connections, the clients and workers reconnect
+through it to a node that is up, and aio-pika re-declares their queues and consumers there.
 """
 
 from __future__ import annotations
@@ -35,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aio_pika
+import psutil
 
 from ..client import FibonacciRpcClient
 from ..errors import BrokerRefusedError, RpcConnectionError, RpcError
@@ -48,7 +40,8 @@ if TYPE_CHECKING:
 DEFAULT_NODES = 3
 PROXY_CHECK_INTERVAL_MS = 500  # a dead node gets no new connections within about this long
 CTL_TIMEOUT = 120.0  # seconds for one rabbitmqctl, which starts an Erlang VM of its own
-_PID_NODE = re.compile(r"^<(.+?)(?:\.\d+)+>$")  # an Erlang pid as rabbitmqctl prints it
+# "NAME\t<NODE.1.2.3>": a queue and its process, whose Erlang pid names its node
+_QUEUE_NODE = re.compile(r"^(.+)\t *<(.+?)(?:\.\d+)+> *$", re.MULTILINE)
 _NOBODY_UP = ("no node of the cluster is up to ask; start it with "
               "`python -m fibrpc_helpers broker ensure --nodes 3`")
 
@@ -71,7 +64,6 @@ class Node:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/"
 
     def environment(self) -> dict[str, str]:
-        """The environment rabbitmq-server and rabbitmqctl need for this node."""
         return nodes.node_environment(self.port, self.state_dir, clustered=True)
 
     def beam_pid(self) -> int | None:
@@ -122,16 +114,12 @@ def _find_haproxy() -> str | None:
 
 
 class Cluster:
-    """``nodes`` RabbitMQ nodes on this machine and a proxy in front of them.
+    """``nodes`` RabbitMQ nodes on this machine, node N on the URL's port + N, and a proxy on
+    the URL's port. ``cluster.json`` under ``state_dir`` records what was started, so that
+    ``stop`` stops exactly that and nothing else."""
 
-    The proxy listens on the URL's port (``AMQP_URL``, ``localhost:5672`` by default), node N
-    on that port + N. Everything lives under ``state_dir``; ``cluster.json`` there records what
-    was started, so that ``stop`` stops exactly that and nothing else.
-    """
-
-    def __init__(
-        self, url: str | None = None, nodes: int = DEFAULT_NODES, state_dir: Path | None = None
-    ) -> None:
+    def __init__(self, url: str | None = None, nodes: int = DEFAULT_NODES,
+                 state_dir: Path | None = None) -> None:
         if nodes < 1:
             raise ValueError(f"a cluster needs 1 node or more, got {nodes}")
         self.url = amqp_url(url)
@@ -140,8 +128,6 @@ class Cluster:
         self.nodes = [Node(i, self.port + i, self.state_dir / f"node-{i}")
                       for i in range(1, nodes + 1)]
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
-
-    # --- what is there ---------------------------------------------------------------------
 
     @classmethod
     def recorded(cls, state_dir: Path) -> Cluster | None:
@@ -156,14 +142,12 @@ class Cluster:
         """The pid of the proxy this cluster started, if it still runs."""
         try:
             pid = int(json.loads((self.state_dir / "cluster.json").read_text())["proxy_pid"])
-        except (OSError, ValueError, KeyError, TypeError):
+            command = psutil.Process(pid).cmdline()
+        except (OSError, ValueError, KeyError, TypeError, psutil.Error):
             return None
-        if not nodes.process_alive(pid):
-            return None
-        cmdline, ours = Path(f"/proc/{pid}/cmdline"), str(self.state_dir / "haproxy.cfg").encode()
-        if cmdline.exists() and ours not in cmdline.read_bytes():
-            return None  # that pid is another process now
-        return pid
+        if nodes.process_alive(pid) and str(self.state_dir / "haproxy.cfg") in command:
+            return pid
+        return None  # gone, or that pid is another process now
 
     def node_up(self, node: Node) -> bool:
         """Whether the node's AMQP port accepts a connection (and speaks AMQP)."""
@@ -203,16 +187,9 @@ class Cluster:
 
     def queue_nodes(self) -> dict[str, str]:
         """Every queue's node: a classic queue's home, a quorum queue's leader, read from the
-        queue's process id (``<NODE.1.2.3>``): RabbitMQ 3.10 has a ``leader`` column for quorum
-        queues only."""
+        queue's process (RabbitMQ 3.10 has a ``leader`` column for quorum queues only)."""
         output = self._ctl_any("list_queues", "--quiet", "--no-table-headers", "name", "pid")
-        where = {}
-        for line in output.splitlines():
-            name, _, pid = line.rpartition("\t")
-            found = _PID_NODE.match(pid.strip())
-            if name and found:
-                where[name] = found.group(1)
-        return where
+        return dict(_QUEUE_NODE.findall(output))
 
     def leader_of(self, queue: str) -> Node:
         """The node that leads ``queue`` (a quorum queue) now."""
@@ -267,22 +244,18 @@ class Cluster:
         """Start every node, join them into one cluster, start the proxy; return when the
         cluster answers at the URL. Nodes already up stay as they are."""
         if url_host(self.url) not in ("localhost", "127.0.0.1", "::1"):
-            raise ClusterError(
-                f"a cluster is started on this machine only, and {mask_url(self.url)} points "
-                "elsewhere: set AMQP_URL (or --url) to a localhost URL"
-            )
-        if not broker.can_start_nodes():
-            raise ClusterError(broker.how_to_get_one(self.url))
-        server = nodes.found_or_installed(nodes.find_server, "rabbitmq-server", ClusterError)
+            raise ClusterError(f"a cluster is started on this machine only, and "
+                               f"{mask_url(self.url)} points elsewhere: set AMQP_URL (or --url) "
+                               "to a localhost URL")
+        server = (nodes.found_or_installed(nodes.find_server, "rabbitmq-server", ClusterError)
+                  if broker.can_start_nodes() else None)
         if server is None:
             raise ClusterError(broker.how_to_get_one(self.url))
         haproxy = nodes.found_or_installed(_find_haproxy, "haproxy", ClusterError)
         if haproxy is None:
-            raise ClusterError(
-                "the cluster's nodes are reached through haproxy, which is not installed: "
-                "`sudo apt-get install haproxy` (Debian/Ubuntu), `brew install haproxy` "
-                "(macOS), then run this again"
-            )
+            raise ClusterError("the cluster's nodes are reached through haproxy, which is not "
+                               "installed: `sudo apt-get install haproxy` (Debian/Ubuntu), "
+                               "`brew install haproxy` (macOS), then run this again")
         self._check_ports()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._record(proxy_pid=self.proxy_pid())
@@ -291,10 +264,7 @@ class Cluster:
             print(f"starting {len(starting)} RabbitMQ node(s) on port(s) "
                   f"{', '.join(str(node.port) for node in starting)} (data in "
                   f"{self.state_dir.parent.name}/{self.state_dir.name}/) ", end="", flush=True)
-            self._share_cookie(starting)
-            for node in starting:
-                self._spawn(server, node)
-            self._wait_up(starting)
+            self._start_nodes(server, starting)
         self._join()
         self._start_proxy(haproxy)
 
@@ -310,20 +280,17 @@ class Cluster:
                 "--url amqp://guest:guest@localhost:PORT/ (its nodes take PORT+1 to "
                 f"PORT+{len(self.nodes)})"
             )
-        for node in self.nodes:
-            if self.node_up(node):
-                continue
+        for node in [node for node in self.nodes if not self.node_up(node)]:
             if not nodes.port_free(node.port):
-                raise ClusterError(
-                    f"port {node.port} (node {node.index}, {node.name}) is taken by another "
-                    "program; give the cluster another port with --url "
-                    "amqp://guest:guest@localhost:PORT/"
-                )
+                raise ClusterError(f"port {node.port} (node {node.index}, {node.name}) is taken "
+                                   "by another program; give the cluster another port with --url "
+                                   "amqp://guest:guest@localhost:PORT/")
             nodes.check_dist_port(node.port, ClusterError)
 
-    def _share_cookie(self, starting: list[Node]) -> None:
-        """Give the nodes about to start the cluster's one Erlang cookie (the password nodes
-        and rabbitmqctl talk to each other with): the first node's, else a new random one."""
+    def _start_nodes(self, server: str, starting: list[Node], progress: bool = True) -> None:
+        """Start the nodes and wait until they are up. A node's first start gives it the
+        cluster's one Erlang cookie (the password nodes and rabbitmqctl talk to each other
+        with): the first node's, else a new random one."""
         files = [node.state_dir / "home" / ".erlang.cookie" for node in self.nodes]
         cookie = next((file.read_text().strip() for file in files if file.exists()),
                       secrets.token_hex(16).upper())
@@ -333,17 +300,11 @@ class Cluster:
                 file.parent.mkdir(parents=True, exist_ok=True)
                 file.write_text(cookie)
                 file.chmod(0o400)
-
-    def _spawn(self, server: str, node: Node) -> None:
-        self._processes[node.index] = nodes.spawn_node(server, node.port, node.state_dir,
-                                                       clustered=True)
-
-    def _wait_up(self, starting: list[Node], progress: bool = True) -> None:
-        nodes.wait_up(
-            [nodes.Starting(node.name, node.url, node.state_dir, self._processes.get(node.index))
-             for node in starting],
-            progress=progress, error=ClusterError,
-        )
+            self._processes[node.index] = nodes.spawn_node(server, node.port, node.state_dir,
+                                                           clustered=True)
+        nodes.wait_up([nodes.Starting(node.name, node.url, node.state_dir,
+                                      self._processes[node.index]) for node in starting],
+                      progress=progress, error=ClusterError)
 
     def _join(self) -> None:
         """Join every node that the first node does not count as a member yet."""
@@ -356,20 +317,16 @@ class Cluster:
                     self.ctl(node, *args)
 
     def _start_proxy(self, haproxy: str) -> None:
-        """haproxy in TCP mode: one port in front, every node checked each half second.
-
-        ``on-marked-down shutdown-sessions`` closes the connections to a node that stops
-        answering (a frozen node would hold them open until the heartbeat times out);
-        ``redispatch`` sends a connection whose node refuses it to another node. Client and
-        server timeouts are far above AMQP's heartbeat (60 s), so no idle connection is cut."""
+        """haproxy in TCP mode. ``on-marked-down shutdown-sessions`` closes the connections to a
+        node that stops answering (a frozen node would hold them open until the heartbeat times
+        out); ``redispatch`` sends a connection whose node refuses it to another node. Client
+        and server timeouts are far above AMQP's heartbeat (60 s): no idle connection is cut."""
         if self.proxy_pid() is not None:
             return
-        health = f"check inter {PROXY_CHECK_INTERVAL_MS}ms fall 1 rise 2 " \
-                 "on-marked-down shutdown-sessions"
-        servers = "\n".join(
-            f"    server {node.name.partition('@')[0]} 127.0.0.1:{node.port} {health}"
-            for node in self.nodes
-        )
+        health = f"check inter {PROXY_CHECK_INTERVAL_MS}ms fall 1 rise 2 on-marked-down " \
+                 "shutdown-sessions"
+        servers = "".join(f"    server {node.name.partition('@')[0]} 127.0.0.1:{node.port} "
+                          f"{health}\n" for node in self.nodes)
         config = self.state_dir / "haproxy.cfg"
         config.write_text(
             "# Written by `python -m fibrpc_helpers broker ensure --nodes N`\n"
@@ -385,7 +342,7 @@ class Cluster:
             "listen amqp\n"
             f"    bind 127.0.0.1:{self.port}\n"
             "    balance roundrobin\n"
-            f"{servers}\n"
+            f"{servers}"
         )
         check = subprocess.run([haproxy, "-c", "-q", "-f", str(config)], capture_output=True,
                                text=True, timeout=30)
@@ -393,26 +350,22 @@ class Cluster:
             raise ClusterError(f"haproxy refused {config}: {check.stderr.strip()}")
         log = self.state_dir / "haproxy.log"
         with open(log, "ab") as output:
-            process = subprocess.Popen(
-                [haproxy, "-db", "-f", str(config)], stdin=subprocess.DEVNULL, stdout=output,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )
+            process = subprocess.Popen([haproxy, "-db", "-f", str(config)], stdout=output,
+                                       stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
         self._processes[0] = process
         self._record(proxy_pid=process.pid)
         deadline = time.monotonic() + 30
         while nodes.probe(self.url, timeout=2.0) is None:
             if process.poll() is not None or time.monotonic() > deadline:
                 last = log.read_text(errors="replace").strip().splitlines()[-2:]
-                raise ClusterError(
-                    f"the proxy did not answer at {mask_url(self.url)}; haproxy said: "
-                    f"{' '.join(last) or '(nothing)'}; see {log}"
-                )
+                raise ClusterError(f"the proxy did not answer at {mask_url(self.url)}; haproxy "
+                                   f"said: {' '.join(last) or '(nothing)'}; see {log}")
             time.sleep(0.2)
 
     def _record(self, proxy_pid: int | None) -> None:
-        (self.state_dir / "cluster.json").write_text(json.dumps({
-            "url": self.url, "nodes": len(self.nodes), "proxy_pid": proxy_pid,
-        }))
+        record = {"url": self.url, "nodes": len(self.nodes), "proxy_pid": proxy_pid}
+        (self.state_dir / "cluster.json").write_text(json.dumps(record))
 
     # --- failures, on purpose ----------------------------------------------------------------
 
@@ -436,10 +389,7 @@ class Cluster:
         server = nodes.find_server()
         if server is None:
             raise ClusterError(broker.how_to_get_one(self.url))
-        self._spawn(server, node)
-        self._wait_up([node], progress=False)
-
-    # --- stopping ----------------------------------------------------------------------------
+        self._start_nodes(server, [node], progress=False)
 
     def stop(self) -> str:
         """Stop the proxy and every node this cluster started; nothing else."""
@@ -516,11 +466,10 @@ def ensure(url: str | None = None, nodes: int = DEFAULT_NODES,
     cluster = Cluster(url, nodes, state_dir)
     recorded = Cluster.recorded(cluster.state_dir)
     if recorded is not None and len(recorded.nodes) != len(cluster.nodes):
-        raise ClusterError(
-            f"the cluster on port {cluster.port} was made with {len(recorded.nodes)} nodes. "
-            "To start it over with another number: `python -m fibrpc_helpers broker stop`, "
-            f"delete {cluster.state_dir} (its data), and run this again"
-        )
+        raise ClusterError(f"the cluster on port {cluster.port} was made with "
+                           f"{len(recorded.nodes)} nodes. To start it over with another number: "
+                           "`python -m fibrpc_helpers broker stop`, delete "
+                           f"{cluster.state_dir} (its data), and run this again")
     cluster.start()
     return cluster
 
@@ -601,7 +550,6 @@ class FailoverRun:
     def draw(self, title: str = "") -> Figure:
         """Each call as a line from its sending to its end, in the order sent, and the kill."""
         import matplotlib.pyplot as plt  # imported here: running calls needs no matplotlib
-
         t0 = min(call.sent for call in self.calls)
         figure, axes = plt.subplots(figsize=(9, 4))
         ordered = sorted(self.calls, key=lambda call: call.sent)
@@ -633,12 +581,10 @@ async def run_calls(
     kill_after: int | None = None, kill: Callable[[], Awaitable[object]] | None = None,
     backoff: float = 0.0,
 ) -> FailoverRun:
-    """Call fib(n) for every n, ``concurrency`` calls at a time, each with its own
-    ``timeout``; once ``kill_after`` calls are answered, ``kill()`` runs (once).
-
-    Every call ends, answered or with an RpcError, and is recorded. ``backoff``: seconds a
-    caller waits after an RpcConnectionError or a BrokerRefusedError before its next call,
-    as a caller that retries would."""
+    """Call fib(n) for every n, ``concurrency`` calls at a time, and record how each ends
+    (answered or an RpcError); once ``kill_after`` calls are answered, ``kill()`` runs (once).
+    ``backoff``: seconds a caller waits after an RpcConnectionError or a BrokerRefusedError
+    before its next call, as a caller that retries would."""
     loop = asyncio.get_running_loop()
     run = FailoverRun()
     todo = iter(numbers)
