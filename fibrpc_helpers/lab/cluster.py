@@ -42,8 +42,6 @@ PROXY_CHECK_INTERVAL_MS = 500  # a dead node gets no new connections within abou
 CTL_TIMEOUT = 120.0  # seconds for one rabbitmqctl, which starts an Erlang VM of its own
 # "NAME\t<NODE.1.2.3>": a queue and its process, whose Erlang pid names its node
 _QUEUE_NODE = re.compile(r"^(.+)\t *<(.+?)(?:\.\d+)+> *$", re.MULTILINE)
-_NOBODY_UP = ("no node of the cluster is up to ask; start it with "
-              "`python -m fibrpc_helpers broker ensure --nodes 3`")
 
 
 @dataclass(frozen=True)
@@ -98,13 +96,6 @@ class ClusterError(broker.BrokerError):
 def default_state_dir(port: int) -> Path:
     """``.broker/cluster-PORT/``: one folder per port, as its nodes' names contain the port."""
     return broker.default_state_dir() / f"cluster-{port}"
-
-
-def recorded_clusters() -> list[Cluster]:
-    """Every cluster that ``broker ensure --nodes N`` recorded under ``.broker/``."""
-    found = (Cluster.recorded(record.parent)
-             for record in sorted(broker.default_state_dir().glob("cluster-*/cluster.json")))
-    return [cluster for cluster in found if cluster is not None]
 
 
 def _find_haproxy() -> str | None:
@@ -171,7 +162,8 @@ class Cluster:
         for node in self.nodes:
             if self.node_up(node):
                 return self.ctl(node, *args)
-        raise ClusterError(_NOBODY_UP)
+        raise ClusterError("no node of the cluster is up to ask; start it with "
+                           "`python -m fibrpc_helpers broker ensure --nodes 3`")
 
     def quorum_queues(self) -> list[QueueLeader]:
         """Every quorum queue of the cluster's default vhost, with its leader and members."""
@@ -204,9 +196,8 @@ class Cluster:
         return self.node_named(self.queue_nodes()[client.callback_queue.name])
 
     async def declare_led_by(self, queue: str, node: Node) -> None:
-        """Declare ``queue`` (durable quorum, as the workers do) through a connection to
-        ``node`` itself, past the proxy: a new quorum queue's leader is on the node of the
-        connection that declares it."""
+        """Declare ``queue`` (durable quorum, as the workers do) through ``node`` itself, past
+        the proxy: a new quorum queue's leader is on the node of the connection declaring it."""
         connection = await aio_pika.connect(node.url)
         async with connection:
             channel = await connection.channel()
@@ -500,7 +491,8 @@ async def for_notebook(url: str, *, start: bool = False) -> Cluster | None:
 
 def stop() -> str | None:
     """``broker stop``: stop every cluster recorded here; None when none was ever started."""
-    said = [cluster.stop() for cluster in recorded_clusters()]
+    records = sorted(broker.default_state_dir().glob("cluster-*/cluster.json"))
+    said = [cluster.stop() for record in records if (cluster := Cluster.recorded(record.parent))]
     return "\n".join(said) if said else None
 
 

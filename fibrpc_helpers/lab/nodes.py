@@ -40,11 +40,10 @@ SCRIPT_DIRS = ("/usr/lib/rabbitmq/bin", "/usr/local/opt/rabbitmq/sbin",
                "/opt/homebrew/opt/rabbitmq/sbin", "/usr/local/sbin", "/opt/homebrew/sbin")
 
 CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS = 5000
-"""How long, on a cluster of RabbitMQ 4.3 or later, a quorum queue waits before it hands the
-deliveries held by a consumer on an unreachable node to another consumer. 4.3's default is
-60 s, so that a short network partition does not get messages processed twice; our nodes share
-one machine and die only when killed, and 5 s lets a demo's calls carry on within their
-deadline. Before 4.3 a queue hands them on at once."""
+"""How long a quorum queue (RabbitMQ 4.3 on) waits before it hands a consumer's deliveries on an
+unreachable node to another consumer. 4.3's 60 s keeps a short network partition from getting
+messages processed twice; our nodes die only when killed, and 5 s lets a demo's calls carry on
+within their deadline. Before 4.3 a queue hands them on at once."""
 
 
 class BrokerError(RuntimeError):
@@ -65,10 +64,8 @@ async def probe_async(url: str | None = None, timeout: float = 3.0) -> str | Non
     try:
         connection = await asyncio.wait_for(aiormq.connect(url), timeout)
     except aiormq.exceptions.ProbableAuthenticationError:
-        raise BrokerError(
-            f"a broker answers at {mask_url(url)} but refused the user name or password; "
-            "check the credentials in AMQP_URL (or in .env)"
-        ) from None
+        raise BrokerError(f"a broker answers at {mask_url(url)} but refused the user name or "
+                          "password; check the credentials in AMQP_URL (or in .env)") from None
     except (TimeoutError, OSError, aiormq.exceptions.AMQPError):
         return None
     finally:
@@ -106,11 +103,10 @@ def check_dist_port(port: int, error: type[BrokerError] = BrokerError) -> None:
     would only crash on start."""
     dist = port + DIST_PORT_OFFSET
     if not port_free(dist):
-        raise error(
-            f"the Erlang distribution port {dist} is taken, probably by a node named "
-            f"{node_name(port)} left from an earlier run that does not answer AMQP; stop it "
-            "(`python -m fibrpc_helpers broker stop`, or kill the beam.smp process) and retry"
-        )
+        raise error(f"the Erlang distribution port {dist} is taken, probably by a node named "
+                    f"{node_name(port)} left from an earlier run that does not answer AMQP; stop "
+                    "it (`python -m fibrpc_helpers broker stop`, or kill the beam.smp process) "
+                    "and retry")
 
 
 # --- installing ----------------------------------------------------------------------------
@@ -248,11 +244,9 @@ def wait_up(nodes: Sequence[Starting], timeout: float = START_TIMEOUT, *,
                 if progress:
                     print(" failed", flush=True)
                 log = node.state_dir / "log"
-                raise error(
-                    f"node {node.name} (rabbitmq-server) exited with code "
-                    f"{node.process.returncode}; see {log / 'server-output.log'} and {log} "
-                    "for why"
-                )
+                raise error(f"node {node.name} (rabbitmq-server) exited with code "
+                            f"{node.process.returncode}; see {log / 'server-output.log'} and "
+                            f"{log} for why")
             if probe(node.url, timeout=2.0) is not None:
                 waiting.remove(node)
         if not waiting:
@@ -262,10 +256,8 @@ def wait_up(nodes: Sequence[Starting], timeout: float = START_TIMEOUT, *,
         if time.monotonic() > deadline:
             if progress:
                 print(" timed out", flush=True)
-            raise error(
-                f"{', '.join(node.name for node in waiting)} did not accept AMQP connections "
-                f"within {timeout:g} s; see {waiting[0].state_dir / 'log'}"
-            )
+            raise error(f"{', '.join(node.name for node in waiting)} did not accept AMQP "
+                        f"connections within {timeout:g} s; see {waiting[0].state_dir / 'log'}")
         if progress:
             print(".", end="", flush=True)
         time.sleep(1.0)
@@ -297,15 +289,12 @@ def stop_group(pid: int, timeout: float) -> None:
     its own); SIGKILL it if it still runs ``timeout`` seconds later."""
     try:
         os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while process_alive(pid):
-        if time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-            return
-        time.sleep(0.1)
+        psutil.Process(pid).wait(timeout)
+    except (ProcessLookupError, psutil.NoSuchProcess):
+        pass
+    except psutil.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
 
 
 def stop_node(state_dir: Path) -> str | None:
