@@ -1,10 +1,9 @@
 """Make sure a RabbitMQ broker answers at ``AMQP_URL``: find one, or start our own node.
 
 ``make lab`` and ``make test`` run ``python -m fibrpc_helpers broker ensure``, so a fresh machine
-needs no other step. Our node is one of :mod:`nodes`, on the URL's port, with its state in
-``.broker/`` (git-ignored). Starting and stopping it needs POSIX process groups and signals, so
-it happens on Linux and macOS only; on Windows RabbitMQ runs as a Windows service (its installer
-sets one up), so ``ensure`` only checks that a broker answers and otherwise says how to get one.
+needs no other step. Our node (:mod:`nodes`) is on the URL's port, its state in ``.broker/``.
+Starting and stopping it needs POSIX process groups and signals: on Windows RabbitMQ runs as a
+Windows service, so ``ensure`` there only checks that a broker answers, or says how to get one.
 """
 
 from __future__ import annotations
@@ -163,10 +162,9 @@ def describe_transient_queues(url: str | None = None) -> str:
 
 
 async def delete_queues(url: str, names: Sequence[str], seconds: float = 10.0) -> None:
-    """Delete the named queues, each on a channel of its own (a refused delete closes its
-    channel), each step within ``seconds``. A queue gone already, or exclusive to a connection
-    still open elsewhere (it goes with it), is passed over; any other refusal is logged as a
-    warning, the queue left, and the others still deleted."""
+    """Delete the named queues, each on a channel of its own (a refused delete closes it), each
+    step within ``seconds``. A queue gone already, or exclusive to a connection open elsewhere,
+    is passed over; any other refusal is logged, the queue left, and the others deleted."""
     if not names:
         return
     async with asyncio.timeout(seconds):

@@ -1,11 +1,8 @@
-"""RabbitMQ nodes of our own: install, start, wait for and stop them, one way for all.
-
-:mod:`broker` starts one node (``broker ensure``) and :mod:`cluster` three (``--nodes 3``). A
-node of ours keeps its data, logs, Erlang cookie and any crash dump under its state folder
-(``.broker/`` or ``.broker/cluster-PORT/node-N/``), listens for AMQP on its port and for other
-Erlang nodes (``rabbitmqctl``, its cluster) on that port + 20000, and is named
-``fibrpcPORT@localhost``. ``node.json`` in its folder records it, so that ``stop_node`` stops
-that node and never anything else. Linux and macOS only (:mod:`broker` says why).
+"""RabbitMQ nodes of our own, for :mod:`broker` (one) and :mod:`cluster` (three): install,
+start, wait for and stop them. A node of ours keeps everything, even a crash dump, under its
+state folder (``.broker/`` or ``.broker/cluster-PORT/node-N/``), listens for AMQP on its port and
+for other Erlang nodes (``rabbitmqctl``, its cluster) on that port + 20000, and is named
+``fibrpcPORT@localhost``. Linux and macOS only (:mod:`broker` says why).
 """
 
 from __future__ import annotations
@@ -53,10 +50,9 @@ class BrokerError(RuntimeError):
 # --- is one there ----------------------------------------------------------------------------
 
 async def probe_async(url: str | None = None, timeout: float = 3.0) -> str | None:
-    """The broker's version if an AMQP connection to ``url`` succeeds, else None.
-
-    BrokerError when a broker refuses the credentials: starting another would not help. aiormq,
-    not aio-pika: a failed attempt leaves no half-made connection to warn about later."""
+    """The broker's version if an AMQP connection to ``url`` succeeds, else None; BrokerError
+    when it refuses the credentials (another broker would not help). aiormq, not aio-pika: a
+    failed attempt leaves no half-made connection to warn about later."""
     url = amqp_url(url)
     logger = logging.getLogger("aiormq")
     level = logger.level
@@ -163,12 +159,10 @@ def server_version(server: str | None) -> tuple[int, int] | None:
 
 
 def node_config(port: int, version: tuple[int, int] | None, *, clustered: bool = False) -> str:
-    """Our node's ``rabbitmq.conf``, each key only for the versions that know it (an unknown
-    key stops a node from starting).
-
-    From 4.3 on: transient non-exclusive queues denied, as RabbitMQ ships 4.3 (Debian's package
-    permits them), so tests and notebooks meet the broker a student installs from RabbitMQ; and
-    on a cluster, :data:`CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS`."""
+    """Our node's ``rabbitmq.conf``, each key only for the versions that know it (an unknown key
+    stops a node). From 4.3 on, transient non-exclusive queues are denied as RabbitMQ ships 4.3
+    (Debian's package permits them), so tests and notebooks meet the broker a student installs;
+    and a cluster gets :data:`CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS`."""
     lines = [f"listeners.tcp.default = {port}", "loopback_users.guest = true",
              "log.console = false"]
     if version is not None and version >= (4, 3):
