@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aio_pika
-import psutil
 
 from ..client import FibonacciRpcClient
 from ..errors import BrokerRefusedError, RpcConnectionError, RpcError
@@ -131,6 +130,7 @@ class Cluster:
 
     def proxy_pid(self) -> int | None:
         """The pid of the proxy this cluster started, if it still runs."""
+        import psutil  # here, not at the top: on Linux its import reads /proc, absent elsewhere
         try:
             pid = int(json.loads((self.state_dir / "cluster.json").read_text())["proxy_pid"])
             command = psutil.Process(pid).cmdline()

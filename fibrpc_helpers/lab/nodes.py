@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiormq
-import psutil
 
 from ..urls import amqp_url, mask_url
 
@@ -261,15 +260,19 @@ def wait_up(nodes: Sequence[Starting], timeout: float = START_TIMEOUT, *,
 
 def process_alive(pid: int) -> bool:
     """Whether process ``pid`` still runs; a finished child not yet reaped (a zombie) does not."""
+    import psutil  # here, not at the top: on Linux its import reads /proc, absent elsewhere
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+    except psutil.AccessDenied:
+        return True  # it runs, as another user
 
 
 def recorded_node(state_dir: Path) -> dict | None:
     """The node ``spawn_node`` recorded in ``state_dir``, if its process still runs and is that
     node (its environment names it), not another process that reuses its pid."""
+    import psutil
     try:
         record = json.loads((state_dir / "node.json").read_text())
         environ = psutil.Process(int(record["pid"])).environ()
@@ -281,6 +284,7 @@ def recorded_node(state_dir: Path) -> dict | None:
 def stop_group(pid: int, timeout: float) -> None:
     """SIGTERM the process group led by ``pid`` (a node or the proxy, each in a session of
     its own); SIGKILL it if it still runs ``timeout`` seconds later."""
+    import psutil
     try:
         os.killpg(pid, signal.SIGTERM)
         psutil.Process(pid).wait(timeout)
