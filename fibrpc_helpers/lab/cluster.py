@@ -235,7 +235,7 @@ class Cluster:
         """Start every node, join them into one cluster, start the proxy; return when the
         cluster answers at the URL. Nodes already up stay as they are."""
         if url_host(self.url) not in ("localhost", "127.0.0.1", "::1"):
-            raise ClusterError(f"a cluster is started on this machine only, and "
+            raise ClusterError("a cluster is started on this machine only, and "
                                f"{mask_url(self.url)} points elsewhere: set AMQP_URL (or --url) "
                                "to a localhost URL")
         server = (nodes.found_or_installed(nodes.find_server, "rabbitmq-server", ClusterError)
