@@ -580,7 +580,7 @@ async def run_calls(
     loop = asyncio.get_running_loop()
     run = FailoverRun()
     todo = iter(numbers)
-    enough = asyncio.Event()
+    killing: list[asyncio.Future[object]] = []
     if kill_after is None:
         kill_after = len(numbers) + 1  # never
 
@@ -593,25 +593,19 @@ async def run_calls(
             except RpcError as error:
                 result = error
             run.calls.append(CallRecord(n, sent, loop.time(), result))
-            if len(run.answered) >= kill_after:
-                enough.set()
+            if run.killed_at is None and len(run.answered) >= kill_after:
+                run.killed_at = loop.time()
+                if kill is not None:  # in a task of its own: the callers go on meanwhile
+                    killing.append(asyncio.ensure_future(kill()))
             if isinstance(result, (RpcConnectionError, BrokerRefusedError)) and backoff:
                 await asyncio.sleep(backoff)
 
-    async def killer() -> None:
-        await enough.wait()
-        run.killed_at = loop.time()
-        if kill is not None:
-            await kill()
-
     callers = [asyncio.ensure_future(caller()) for _ in range(concurrency)]
-    watcher = asyncio.ensure_future(killer())
     try:
         await asyncio.gather(*callers)
-        if enough.is_set():
-            await watcher  # the kill finishes before the run is reported
+        await asyncio.gather(*killing)  # the kill finishes before the run is reported
     finally:
-        for task in (*callers, watcher):
+        for task in (*callers, *killing):
             task.cancel()
-        await asyncio.wait((*callers, watcher))
+        await asyncio.gather(*callers, *killing, return_exceptions=True)
     return run
