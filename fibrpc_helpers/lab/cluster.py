@@ -98,9 +98,8 @@ def default_state_dir(port: int) -> Path:
 
 
 def _find_haproxy() -> str | None:
-    return shutil.which("haproxy") or next(
-        (p for p in ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy") if Path(p).exists()), None
-    )
+    places = ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy")
+    return shutil.which("haproxy") or next((p for p in places if Path(p).exists()), None)
 
 
 class Cluster:
@@ -314,8 +313,8 @@ class Cluster:
         and server timeouts are far above AMQP's heartbeat (60 s): no idle connection is cut."""
         if self.proxy_pid() is not None:
             return
-        health = f"check inter {PROXY_CHECK_INTERVAL_MS}ms fall 1 rise 2 on-marked-down " \
-                 "shutdown-sessions"
+        health = (f"check inter {PROXY_CHECK_INTERVAL_MS}ms fall 1 rise 2 on-marked-down "
+                  "shutdown-sessions")
         servers = "".join(f"    server {node.name.partition('@')[0]} 127.0.0.1:{node.port} "
                           f"{health}\n" for node in self.nodes)
         config = self.state_dir / "haproxy.cfg"
