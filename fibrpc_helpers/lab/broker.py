@@ -1,13 +1,9 @@
 """Make sure a RabbitMQ broker answers at ``AMQP_URL``: find one, or start our own node.
 
-``make lab`` and ``make test`` call ``python -m fibrpc_helpers broker ensure``, so a fresh
-machine needs no other step. The node this module starts is one of :mod:`nodes`, on the URL's
-port, with its state folder ``.broker/`` in the project (git-ignored).
-
-Starting and stopping a node of our own needs POSIX process groups and signals, so it happens
-on Linux and macOS only. On Windows RabbitMQ runs as a Windows service (its installer sets one
-up), so ``ensure`` there only checks that a broker answers and otherwise says how to get one;
-``status`` works everywhere.
+``make lab`` and ``make test`` run ``python -m fibrpc_helpers broker ensure``, so a fresh machine
+needs no other step. Our node (:mod:`nodes`) is on the URL's port, its state in ``.broker/``.
+Starting and stopping it needs POSIX process groups and signals: on Windows RabbitMQ runs as a
+Windows service, so ``ensure`` there only checks that a broker answers, or says how to get one.
 """
 
 from __future__ import annotations
@@ -25,25 +21,17 @@ import aiormq.exceptions
 
 from ..urls import PROJECT_DIR, amqp_url, mask_url, url_host, url_port
 from . import nodes
-from .nodes import (  # the names this module has always offered, now shared with cluster.py
+
+# re-exported: the names this module has always offered, now shared with cluster.py
+from .nodes import (  # noqa: F401
     CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS,
     BrokerError,
     node_config,
     port_free,
     probe,
     probe_async,
-    process_alive,
     server_version,
 )
-
-__all__ = [
-    "CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS", "BrokerError", "BrokerInfo", "can_start_nodes",
-    "default_state_dir", "delete_queues", "describe", "describe_transient_queues", "ensure",
-    "how_to_get_one",
-    "node_config", "port_free", "probe", "probe_async", "process_alive", "server_version",
-    "status", "stop",
-]
-
 
 log = logging.getLogger(__name__)
 
@@ -74,16 +62,13 @@ _INSTALL = {
 
 
 def how_to_get_one(url: str, platform: str | None = None) -> str:
-    """What to do when nothing answers at the local ``url`` and no node can be started here;
-    ``platform``: a ``sys.platform`` value (this machine's by default)."""
+    """What to do when nothing answers at the local ``url`` and no node can start here."""
     platform = platform or sys.platform
     key = "win32" if platform.startswith("win") else "darwin" if platform == "darwin" else "linux"
-    why = (
-        "this project starts no node of its own on Windows" if key == "win32"
-        else "rabbitmq-server is not installed"
-    )
+    why = ("this project starts no node of its own on Windows" if key == "win32"
+           else "rabbitmq-server is not installed")
     ways = [*_INSTALL[key], "Docker:         docker run -d --name rabbitmq -p 5672:5672 rabbitmq:4"]
-    lines = [
+    return "\n".join([
         f"No RabbitMQ broker answers at {mask_url(url)}, and {why}.",
         "Get one, then run `python -m fibrpc_helpers broker ensure` again:",
         *("  * " + way.replace("\n", "\n                    ") for way in ways),
@@ -91,13 +76,11 @@ def how_to_get_one(url: str, platform: str | None = None) -> str:
         "at the project root, one line:",
         "  AMQP_URL=amqp://user:password@broker.example.org:5672/vhost",
         "or set the AMQP_URL environment variable (README: Teaching with this series).",
-    ]
-    return "\n".join(lines)
+    ])
 
 
 def can_start_nodes() -> bool:
-    """Whether this module can start and stop a node of its own here (POSIX only: see the
-    module docstring)."""
+    """Whether we can start and stop a node of our own here (POSIX: see the module docstring)."""
     return os.name == "posix"
 
 
@@ -123,18 +106,17 @@ def ensure(url: str | None = None, state_dir: Path | None = None) -> BrokerInfo:
     if probe(url) is not None:
         return status(url, state_dir)
     if url_host(url) not in ("localhost", "127.0.0.1", "::1"):
-        raise BrokerError(
-            f"no RabbitMQ broker answers at {mask_url(url)}. It is not on this machine, so "
-            "it cannot be started from here: check the host, port and credentials in AMQP_URL."
-        )
+        raise BrokerError(f"no RabbitMQ broker answers at {mask_url(url)}. It is not on this "
+                          "machine, so it cannot be started from here: check the host, port and "
+                          "credentials in AMQP_URL.")
     if not can_start_nodes():
         raise BrokerError(how_to_get_one(url))
     was_installed = nodes.find_server() is not None
     server = nodes.found_or_installed(nodes.find_server, "rabbitmq-server")
-    if not was_installed and server is not None and probe(url) is not None:
-        return status(url, state_dir)  # the package's own service started a broker
     if server is None:
         raise BrokerError(how_to_get_one(url))
+    if not was_installed and probe(url) is not None:
+        return status(url, state_dir)  # the package's own service started a broker
     port = url_port(url)
     nodes.check_dist_port(port)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -162,10 +144,9 @@ def describe(info: BrokerInfo) -> str:
     where = mask_url(info.url)
     if info.version is None:
         return f"no broker answers at {where}"
-    owner = "started by this project (.broker/)" if info.started_by_us else (
-        "not started by this project"
-    )
-    return f"RabbitMQ {info.version} at {where}, {owner}"
+    if info.started_by_us:
+        return f"RabbitMQ {info.version} at {where}, started by this project (.broker/)"
+    return f"RabbitMQ {info.version} at {where}, not started by this project"
 
 
 def describe_transient_queues(url: str | None = None) -> str:
@@ -181,11 +162,9 @@ def describe_transient_queues(url: str | None = None) -> str:
 
 
 async def delete_queues(url: str, names: Sequence[str], seconds: float = 10.0) -> None:
-    """Delete the named queues on the broker at ``url``, each on a channel of its own (a
-    refused delete closes its channel), each step within ``seconds``. A queue that is gone
-    already, or exclusive to a connection still open elsewhere (it goes with that
-    connection), is passed over; any other refusal (no permission) is logged as a warning,
-    with the queue left on the broker, and the others are still deleted."""
+    """Delete the named queues, each on a channel of its own (a refused delete closes it), each
+    step within ``seconds``. A queue gone already, or exclusive to a connection open elsewhere,
+    is passed over; any other refusal is logged, the queue left, and the others deleted."""
     if not names:
         return
     async with asyncio.timeout(seconds):
@@ -201,8 +180,7 @@ async def delete_queues(url: str, names: Sequence[str], seconds: float = 10.0) -
                     aiormq.exceptions.ChannelLockedResource):
                 pass
             except (aio_pika.exceptions.AMQPError, TimeoutError) as error:
-                log.warning("queue %r was left on the broker at %s: %r", name, mask_url(url),
-                            error)
+                log.warning("queue %r was left on the broker at %s: %r", name, mask_url(url), error)
             finally:
                 if not channel.is_closed:
                     await channel.close()

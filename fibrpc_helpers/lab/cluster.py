@@ -1,33 +1,17 @@
 """A RabbitMQ cluster on this machine: three project-local nodes behind one address.
 
-``python -m fibrpc_helpers broker ensure --nodes 3`` makes one, to show what a single broker
-cannot: a node dies and the calls go on. It starts three nodes of ours (:mod:`nodes`, as
-:mod:`broker` starts its one, each under ``.broker/cluster-PORT/node-N/``), joins them into one
-cluster (``rabbitmqctl stop_app``, ``join_cluster``, ``start_app``, as RabbitMQ's clustering
-guide does it by hand), and starts a TCP proxy in front of them: Debian's haproxy, listening
-on the URL's port and health-checking every node each half second.
-
-Why a proxy and not a list of brokers in ``AMQP_URL``: aio-pika's ``connect_robust`` takes one
-URL and reconnects to that one address only (a multi-host connection was asked for in its issue
-#141 and never merged). Behind a proxy, the client and worker need no change at all: when their
-node dies the proxy closes their connection, their robust connection reconnects to the same
-address, and the proxy hands it to a node that is up, where aio-pika re-declares the callback
-queue and the consumers. So does every other program that speaks AMQP to that address
-(RabbitMQ's official tutorials in any language, ``rabbitmqctl``-free tools), and a class broker
-made of several machines works the same way with the proxy on one of them.
-
-The nodes need one shared Erlang cookie (the password nodes and ``rabbitmqctl`` use to talk to
-each other): ``start`` writes one into every node's home before it first starts.
-
-What a cluster with quorum queues buys: a quorum queue keeps a replica on each node and a
-leader elected among them (Raft); a message is confirmed to its publisher once a majority of
-replicas wrote it, so losing one node of three loses no confirmed request, and the queue keeps
-working while a majority (two of three) is up. Which node leads a queue: ``status``.
+``broker ensure --nodes 3`` starts three nodes of ours (:mod:`nodes`), joins them as RabbitMQ's
+clustering guide does by hand, and starts haproxy in front of them on the URL's port, to show
+what a single broker cannot: a node dies and the calls go on. A proxy, not a list of brokers in
+``AMQP_URL``, because aio-pika's ``connect_robust`` reconnects to its one address only (its issue
+#141): when a node dies the proxy closes its connections, the clients and workers reconnect
+through it to a node that is up, and aio-pika re-declares their queues and consumers there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -53,16 +37,10 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 DEFAULT_NODES = 3
-
-PROXY_CHECK_INTERVAL_MS = 500
-"""How often haproxy checks each node's AMQP port: a dead node stops getting new
-connections within about this long."""
-
-_PID_NODE = re.compile(r"^<(.+?)(?:\.\d+)+>$")  # an Erlang pid as rabbitmqctl prints it
-
-CTL_TIMEOUT = 120.0
-"""Seconds one ``rabbitmqctl`` command may take (the CLI starts an Erlang VM of its own,
-which takes a few seconds on a busy machine)."""
+PROXY_CHECK_INTERVAL_MS = 500  # a dead node gets no new connections within about this long
+CTL_TIMEOUT = 120.0  # seconds for one rabbitmqctl, which starts an Erlang VM of its own
+# "NAME\t<NODE.1.2.3>": a queue and its process, whose Erlang pid names its node
+_QUEUE_NODE = re.compile(r"^(.+)\t *<(.+?)(?:\.\d+)+> *$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -75,7 +53,6 @@ class Node:
 
     @property
     def name(self) -> str:
-        """Its Erlang node name, as every node of ours is named: ``fibrpcPORT@localhost``."""
         return nodes.node_name(self.port)
 
     @property
@@ -84,7 +61,6 @@ class Node:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/"
 
     def environment(self) -> dict[str, str]:
-        """The environment rabbitmq-server and rabbitmqctl need for this node."""
         return nodes.node_environment(self.port, self.state_dir, clustered=True)
 
     def beam_pid(self) -> int | None:
@@ -117,51 +93,30 @@ class ClusterError(broker.BrokerError):
 
 
 def default_state_dir(port: int) -> Path:
-    """Where the cluster on ``port`` keeps its nodes' data and the proxy's configuration:
-    ``.broker/cluster-PORT/`` (one folder per port, so a cluster never meets the data of
-    another: its nodes' names contain their ports)."""
+    """``.broker/cluster-PORT/``: one folder per port, as its nodes' names contain the port."""
     return broker.default_state_dir() / f"cluster-{port}"
 
 
-def recorded_clusters() -> list[Cluster]:
-    """Every cluster that ``broker ensure --nodes N`` recorded under ``.broker/``."""
-    found = []
-    for record in sorted(broker.default_state_dir().glob("cluster-*/cluster.json")):
-        cluster = Cluster.recorded(record.parent)
-        if cluster is not None:
-            found.append(cluster)
-    return found
-
-
 def _find_haproxy() -> str | None:
-    return shutil.which("haproxy") or next(
-        (p for p in ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy") if Path(p).exists()), None
-    )
+    places = ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy")
+    return shutil.which("haproxy") or next((p for p in places if Path(p).exists()), None)
 
 
 class Cluster:
-    """``nodes`` RabbitMQ nodes on this machine and a proxy in front of them.
+    """``nodes`` RabbitMQ nodes on this machine, node N on the URL's port + N, and a proxy on
+    the URL's port. ``cluster.json`` under ``state_dir`` records what was started, so that
+    ``stop`` stops exactly that and nothing else."""
 
-    The proxy listens on the URL's port; node N listens on that port + N, so the URL of
-    ``AMQP_URL`` (``localhost:5672`` by default) reaches the cluster through the proxy.
-    Everything lives under ``state_dir`` (``.broker/cluster-PORT/``); ``cluster.json`` there
-    records what was started, so that ``stop`` stops exactly that and nothing else.
-    """
-
-    def __init__(
-        self, url: str | None = None, nodes: int = DEFAULT_NODES, state_dir: Path | None = None
-    ) -> None:
+    def __init__(self, url: str | None = None, nodes: int = DEFAULT_NODES,
+                 state_dir: Path | None = None) -> None:
         if nodes < 1:
             raise ValueError(f"a cluster needs 1 node or more, got {nodes}")
         self.url = amqp_url(url)
         self.port = url_port(self.url)
         self.state_dir = state_dir or default_state_dir(self.port)
-        self.nodes = [
-            Node(i, self.port + i, self.state_dir / f"node-{i}") for i in range(1, nodes + 1)
-        ]
+        self.nodes = [Node(i, self.port + i, self.state_dir / f"node-{i}")
+                      for i in range(1, nodes + 1)]
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
-
-    # --- what is there ---------------------------------------------------------------------
 
     @classmethod
     def recorded(cls, state_dir: Path) -> Cluster | None:
@@ -174,17 +129,15 @@ class Cluster:
 
     def proxy_pid(self) -> int | None:
         """The pid of the proxy this cluster started, if it still runs."""
+        import psutil  # here, not at the top: on Linux its import reads /proc, absent elsewhere
         try:
-            record = json.loads((self.state_dir / "cluster.json").read_text())
-            pid = int(record["proxy_pid"])
-        except (OSError, ValueError, KeyError, TypeError):
+            pid = int(json.loads((self.state_dir / "cluster.json").read_text())["proxy_pid"])
+            command = psutil.Process(pid).cmdline()
+        except (OSError, ValueError, KeyError, TypeError, psutil.Error):
             return None
-        environ = Path(f"/proc/{pid}/cmdline")
-        if not nodes.process_alive(pid):
-            return None
-        if environ.exists() and str(self._proxy_config()).encode() not in environ.read_bytes():
-            return None  # that pid is another process now
-        return pid
+        if nodes.process_alive(pid) and str(self.state_dir / "haproxy.cfg") in command:
+            return pid
+        return None  # gone, or that pid is another process now
 
     def node_up(self, node: Node) -> bool:
         """Whether the node's AMQP port accepts a connection (and speaks AMQP)."""
@@ -192,36 +145,31 @@ class Cluster:
 
     def status(self) -> list[NodeStatus]:
         """Every node: is it up, and does a running node count it as running in the cluster."""
-        up = {node.index: self.node_up(node) for node in self.nodes}
+        up = [node for node in self.nodes if self.node_up(node)]
         running: set[str] = set()
-        for node in self.nodes:
-            if up[node.index]:
-                try:
-                    running = set(self._cluster_status(node).get("running_nodes", []))
-                    break
-                except ClusterError:
-                    continue
-        return [NodeStatus(node, up[node.index], node.name in running) for node in self.nodes]
+        for node in up:
+            with contextlib.suppress(ClusterError):  # ask the next node that is up
+                running = set(self._cluster_status(node).get("running_nodes", []))
+                break
+        return [NodeStatus(node, node in up, node.name in running) for node in self.nodes]
 
     def _cluster_status(self, node: Node) -> dict:
         return json.loads(self.ctl(node, "cluster_status", "--formatter", "json"))
 
-    def quorum_queues(self) -> list[QueueLeader]:
-        """Every quorum queue of the cluster's default vhost, with its leader and members."""
+    def _ctl_any(self, *args: str) -> str:
+        """``rabbitmqctl ARGS`` on the first node that is up."""
         for node in self.nodes:
-            if not self.node_up(node):
-                continue
-            rows = json.loads(self.ctl(
-                node, "list_queues", "name", "type", "leader", "members", "online",
-                "--formatter", "json",
-            ))
-            return [
-                QueueLeader(row["name"], row["leader"], list(row["members"]),
-                            list(row["online"]))
-                for row in rows if row.get("type") == "quorum"
-            ]
+            if self.node_up(node):
+                return self.ctl(node, *args)
         raise ClusterError("no node of the cluster is up to ask; start it with "
                            "`python -m fibrpc_helpers broker ensure --nodes 3`")
+
+    def quorum_queues(self) -> list[QueueLeader]:
+        """Every quorum queue of the cluster's default vhost, with its leader and members."""
+        rows = json.loads(self._ctl_any("list_queues", "name", "type", "leader", "members",
+                                        "online", "--formatter", "json"))
+        return [QueueLeader(row["name"], row["leader"], list(row["members"]), list(row["online"]))
+                for row in rows if row.get("type") == "quorum"]
 
     def replicas_online(self, queue: str) -> bool:
         """Whether every replica of quorum queue ``queue`` is online (its nodes are up)."""
@@ -229,23 +177,10 @@ class Cluster:
                    for found in self.quorum_queues())
 
     def queue_nodes(self) -> dict[str, str]:
-        """Every queue's node: a classic queue's home, a quorum queue's leader.
-
-        Read from each queue's process id, which names its node (``<NODE.1.2.3>``):
-        RabbitMQ 3.10 has a ``leader`` column for quorum queues only."""
-        for node in self.nodes:
-            if not self.node_up(node):
-                continue
-            where = {}
-            output = self.ctl(node, "list_queues", "--quiet", "--no-table-headers", "name", "pid")
-            for line in output.splitlines():
-                name, _, pid = line.rpartition("\t")
-                found = _PID_NODE.match(pid.strip())
-                if name and found:
-                    where[name] = found.group(1)
-            return where
-        raise ClusterError("no node of the cluster is up to ask; start it with "
-                           "`python -m fibrpc_helpers broker ensure --nodes 3`")
+        """Every queue's node: a classic queue's home, a quorum queue's leader, read from the
+        queue's process (RabbitMQ 3.10 has a ``leader`` column for quorum queues only)."""
+        output = self._ctl_any("list_queues", "--quiet", "--no-table-headers", "name", "pid")
+        return dict(_QUEUE_NODE.findall(output))
 
     def leader_of(self, queue: str) -> Node:
         """The node that leads ``queue`` (a quorum queue) now."""
@@ -260,14 +195,12 @@ class Cluster:
         return self.node_named(self.queue_nodes()[client.callback_queue.name])
 
     async def declare_led_by(self, queue: str, node: Node) -> None:
-        """Declare ``queue`` (durable quorum, as the workers declare it) through a connection
-        to ``node`` itself, past the proxy: RabbitMQ puts a new quorum queue's leader on the
-        node of the connection that declares it, so ``node`` leads it."""
+        """Declare ``queue`` (durable quorum, as the workers do) through ``node`` itself, past
+        the proxy: a new quorum queue's leader is on the node of the connection declaring it."""
         connection = await aio_pika.connect(node.url)
         async with connection:
             channel = await connection.channel()
-            await channel.declare_queue(queue, durable=True,
-                                        arguments={"x-queue-type": "quorum"})
+            await channel.declare_queue(queue, durable=True, arguments={"x-queue-type": "quorum"})
         leader = await self.leader_of_async(queue)
         if leader != node:
             raise ClusterError(f"{queue!r} is led by {leader.name}, not {node.name}: it "
@@ -281,24 +214,18 @@ class Cluster:
 
     def ctl(self, node: Node, *args: str, timeout: float = CTL_TIMEOUT) -> str:
         """Run ``rabbitmqctl ARGS`` against ``node`` (its name and cookie); its output."""
-        return self._cli("rabbitmqctl", node, *args, timeout=timeout)
-
-    def _cli(self, tool: str, node: Node, *args: str, timeout: float = CTL_TIMEOUT) -> str:
         server = nodes.find_server()
         if server is None:
             raise ClusterError(broker.how_to_get_one(self.url))
-        command = [str(Path(server).with_name(tool)), "-n", node.name, *args]
+        command = [str(Path(server).with_name("rabbitmqctl")), "-n", node.name, *args]
+        said = f"`rabbitmqctl {' '.join(args)}` on {node.name}"
         try:
             result = subprocess.run(command, env=node.environment(), capture_output=True,
                                     text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise ClusterError(f"`{tool} {' '.join(args)}` on {node.name} took over "
-                               f"{timeout:g} s") from None
+            raise ClusterError(f"{said} took over {timeout:g} s") from None
         if result.returncode != 0:
-            raise ClusterError(
-                f"`{tool} {' '.join(args)}` on {node.name} failed: "
-                f"{(result.stderr or result.stdout).strip()[-1500:]}"
-            )
+            raise ClusterError(f"{said} failed: {(result.stderr or result.stdout).strip()[-1500:]}")
         return result.stdout
 
     # --- starting ----------------------------------------------------------------------------
@@ -307,41 +234,27 @@ class Cluster:
         """Start every node, join them into one cluster, start the proxy; return when the
         cluster answers at the URL. Nodes already up stay as they are."""
         if url_host(self.url) not in ("localhost", "127.0.0.1", "::1"):
-            raise ClusterError(
-                f"a cluster is started on this machine only, and {mask_url(self.url)} points "
-                "elsewhere: set AMQP_URL (or --url) to a localhost URL"
-            )
-        if not broker.can_start_nodes():
-            raise ClusterError(broker.how_to_get_one(self.url))
-        server = nodes.found_or_installed(nodes.find_server, "rabbitmq-server", ClusterError)
+            raise ClusterError("a cluster is started on this machine only, and "
+                               f"{mask_url(self.url)} points elsewhere: set AMQP_URL (or --url) "
+                               "to a localhost URL")
+        server = (nodes.found_or_installed(nodes.find_server, "rabbitmq-server", ClusterError)
+                  if broker.can_start_nodes() else None)
         if server is None:
             raise ClusterError(broker.how_to_get_one(self.url))
         haproxy = nodes.found_or_installed(_find_haproxy, "haproxy", ClusterError)
         if haproxy is None:
-            raise ClusterError(
-                "the cluster's nodes are reached through haproxy, which is not installed: "
-                "`sudo apt-get install haproxy` (Debian/Ubuntu), `brew install haproxy` "
-                "(macOS), then run this again"
-            )
+            raise ClusterError("the cluster's nodes are reached through haproxy, which is not "
+                               "installed: `sudo apt-get install haproxy` (Debian/Ubuntu), "
+                               "`brew install haproxy` (macOS), then run this again")
         self._check_ports()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._record(proxy_pid=self.proxy_pid())
-        cookie = self._cookie()
         starting = [node for node in self.nodes if not self.node_up(node)]
         if starting:
             print(f"starting {len(starting)} RabbitMQ node(s) on port(s) "
                   f"{', '.join(str(node.port) for node in starting)} (data in "
                   f"{self.state_dir.parent.name}/{self.state_dir.name}/) ", end="", flush=True)
-        for node in starting:
-            home = node.state_dir / "home"
-            home.mkdir(parents=True, exist_ok=True)
-            cookie_file = home / ".erlang.cookie"
-            if not cookie_file.exists():
-                cookie_file.write_text(cookie)
-                cookie_file.chmod(0o400)
-            self._spawn(server, node)
-        if starting:
-            self._wait_up(starting)
+            self._start_nodes(server, starting)
         self._join()
         self._start_proxy(haproxy)
 
@@ -357,69 +270,54 @@ class Cluster:
                 "--url amqp://guest:guest@localhost:PORT/ (its nodes take PORT+1 to "
                 f"PORT+{len(self.nodes)})"
             )
-        for node in self.nodes:
-            if self.node_up(node):
-                continue
+        for node in [node for node in self.nodes if not self.node_up(node)]:
             if not nodes.port_free(node.port):
-                raise ClusterError(
-                    f"port {node.port} (node {node.index}, {node.name}) is taken by another "
-                    "program; give the cluster another port with --url "
-                    "amqp://guest:guest@localhost:PORT/"
-                )
+                raise ClusterError(f"port {node.port} (node {node.index}, {node.name}) is taken "
+                                   "by another program; give the cluster another port with --url "
+                                   "amqp://guest:guest@localhost:PORT/")
             nodes.check_dist_port(node.port, ClusterError)
 
-    def _cookie(self) -> str:
-        """The cluster's one Erlang cookie: the first node's, else a new random one."""
-        for node in self.nodes:
-            existing = node.state_dir / "home" / ".erlang.cookie"
-            if existing.exists():
-                return existing.read_text().strip()
-        return secrets.token_hex(16).upper()
-
-    def _spawn(self, server: str, node: Node) -> None:
-        """Start one node's rabbitmq-server, recorded as every node of ours is (so
-        ``nodes.stop_node(node.state_dir)`` stops it)."""
-        self._processes[node.index] = nodes.spawn_node(
-            server, node.port, node.state_dir, clustered=True
-        )
-
-    def _wait_up(self, starting: list[Node], progress: bool = True) -> None:
-        nodes.wait_up(
-            [nodes.Starting(node.name, node.url, node.state_dir, self._processes.get(node.index))
-             for node in starting],
-            progress=progress, error=ClusterError,
-        )
+    def _start_nodes(self, server: str, starting: list[Node], progress: bool = True) -> None:
+        """Start the nodes and wait until they are up. A node's first start gives it the
+        cluster's one Erlang cookie (the password nodes and rabbitmqctl talk to each other
+        with): the first node's, else a new random one."""
+        files = [node.state_dir / "home" / ".erlang.cookie" for node in self.nodes]
+        cookie = next((file.read_text().strip() for file in files if file.exists()),
+                      secrets.token_hex(16).upper())
+        for node in starting:
+            file = node.state_dir / "home" / ".erlang.cookie"
+            if not file.exists():
+                file.parent.mkdir(parents=True, exist_ok=True)
+                file.write_text(cookie)
+                file.chmod(0o400)
+            self._processes[node.index] = nodes.spawn_node(server, node.port, node.state_dir,
+                                                           clustered=True)
+        nodes.wait_up([nodes.Starting(node.name, node.url, node.state_dir,
+                                      self._processes[node.index]) for node in starting],
+                      progress=progress, error=ClusterError)
 
     def _join(self) -> None:
         """Join every node that the first node does not count as a member yet."""
         first = self.nodes[0]
         members = set(self._cluster_status(first).get("disk_nodes", []))
         for node in self.nodes[1:]:
-            if node.name in members:
-                continue
-            print(f"joining {node.name} to {first.name}", flush=True)
-            self.ctl(node, "stop_app")
-            self.ctl(node, "join_cluster", first.name)
-            self.ctl(node, "start_app")
+            if node.name not in members:
+                print(f"joining {node.name} to {first.name}", flush=True)
+                for args in (["stop_app"], ["join_cluster", first.name], ["start_app"]):
+                    self.ctl(node, *args)
 
-    def _proxy_config(self) -> Path:
-        return self.state_dir / "haproxy.cfg"
-
-    def _write_proxy_config(self) -> Path:
-        """haproxy in TCP mode: one port in front, every node checked each half second.
-
-        ``on-marked-down shutdown-sessions`` closes the connections to a node that stops
-        answering (a frozen node would otherwise hold them open until the heartbeat times
-        out); ``redispatch`` sends a connection whose node refuses it to another node.
-        Client and server timeouts are far above AMQP's heartbeat (60 s by default), so an
-        idle connection is never cut by the proxy."""
-        check = f"check inter {PROXY_CHECK_INTERVAL_MS}ms fall 1 rise 2 " \
-                "on-marked-down shutdown-sessions"
-        servers = "\n".join(
-            f"    server {node.name.partition('@')[0]} 127.0.0.1:{node.port} {check}"
-            for node in self.nodes
-        )
-        config = self._proxy_config()
+    def _start_proxy(self, haproxy: str) -> None:
+        """haproxy in TCP mode. ``on-marked-down shutdown-sessions`` closes the connections to a
+        node that stops answering (a frozen node would hold them open until the heartbeat times
+        out); ``redispatch`` sends a connection whose node refuses it to another node. Client
+        and server timeouts are far above AMQP's heartbeat (60 s): no idle connection is cut."""
+        if self.proxy_pid() is not None:
+            return
+        health = (f"check inter {PROXY_CHECK_INTERVAL_MS}ms fall 1 rise 2 on-marked-down "
+                  "shutdown-sessions")
+        servers = "".join(f"    server {node.name.partition('@')[0]} 127.0.0.1:{node.port} "
+                          f"{health}\n" for node in self.nodes)
+        config = self.state_dir / "haproxy.cfg"
         config.write_text(
             "# Written by `python -m fibrpc_helpers broker ensure --nodes N`\n"
             "global\n"
@@ -434,40 +332,30 @@ class Cluster:
             "listen amqp\n"
             f"    bind 127.0.0.1:{self.port}\n"
             "    balance roundrobin\n"
-            f"{servers}\n"
+            f"{servers}"
         )
-        return config
-
-    def _start_proxy(self, haproxy: str) -> None:
-        if self.proxy_pid() is not None:
-            return
-        config = self._write_proxy_config()
         check = subprocess.run([haproxy, "-c", "-q", "-f", str(config)], capture_output=True,
                                text=True, timeout=30)
         if check.returncode != 0:
             raise ClusterError(f"haproxy refused {config}: {check.stderr.strip()}")
-        with open(self.state_dir / "haproxy.log", "ab") as output:
-            process = subprocess.Popen(
-                [haproxy, "-db", "-f", str(config)], stdin=subprocess.DEVNULL, stdout=output,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )
+        log = self.state_dir / "haproxy.log"
+        with open(log, "ab") as output:
+            process = subprocess.Popen([haproxy, "-db", "-f", str(config)], stdout=output,
+                                       stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
         self._processes[0] = process
         self._record(proxy_pid=process.pid)
         deadline = time.monotonic() + 30
         while nodes.probe(self.url, timeout=2.0) is None:
             if process.poll() is not None or time.monotonic() > deadline:
-                log = self.state_dir / "haproxy.log"
                 last = log.read_text(errors="replace").strip().splitlines()[-2:]
-                raise ClusterError(
-                    f"the proxy did not answer at {mask_url(self.url)}; haproxy said: "
-                    f"{' '.join(last) or '(nothing)'}; see {log}"
-                )
+                raise ClusterError(f"the proxy did not answer at {mask_url(self.url)}; haproxy "
+                                   f"said: {' '.join(last) or '(nothing)'}; see {log}")
             time.sleep(0.2)
 
     def _record(self, proxy_pid: int | None) -> None:
-        (self.state_dir / "cluster.json").write_text(json.dumps({
-            "url": self.url, "nodes": len(self.nodes), "proxy_pid": proxy_pid,
-        }))
+        record = {"url": self.url, "nodes": len(self.nodes), "proxy_pid": proxy_pid}
+        (self.state_dir / "cluster.json").write_text(json.dumps(record))
 
     # --- failures, on purpose ----------------------------------------------------------------
 
@@ -479,10 +367,8 @@ class Cluster:
         os.kill(pid, signal.SIGKILL)
         process = self._processes.get(node.index)
         if process is not None:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(30)  # its rabbitmq-server script ends with it
-            except subprocess.TimeoutExpired:
-                pass
         return pid
 
     def restart(self, node: Node) -> None:
@@ -493,10 +379,7 @@ class Cluster:
         server = nodes.find_server()
         if server is None:
             raise ClusterError(broker.how_to_get_one(self.url))
-        self._spawn(server, node)
-        self._wait_up([node], progress=False)
-
-    # --- stopping ----------------------------------------------------------------------------
+        self._start_nodes(server, [node], progress=False)
 
     def stop(self) -> str:
         """Stop the proxy and every node this cluster started; nothing else."""
@@ -505,9 +388,7 @@ class Cluster:
         if pid is not None:
             nodes.stop_group(pid, 10)
             stopped.append(f"the proxy (pid {pid})")
-        for node in self.nodes:
-            if nodes.stop_node(node.state_dir) is not None:
-                stopped.append(node.name)
+        stopped += [node.name for node in self.nodes if nodes.stop_node(node.state_dir)]
         for process in self._processes.values():
             if process.poll() is None:
                 process.kill()
@@ -544,34 +425,28 @@ class Cluster:
             lines.append("  no quorum queue yet (a worker declares its request queue)")
         return "\n".join(lines)
 
-
     # --- the same, awaited (a notebook's cells) -----------------------------------------------
     # rabbitmqctl and waiting for processes block; awaited, each of these runs its plain twin
     # in a thread, so that the kernel's event loop (the clients, the workers' replies) goes on.
 
     async def node_of_async(self, client: FibonacciRpcClient) -> Node:
-        """``node_of``, awaited."""
         return await asyncio.to_thread(self.node_of, client)
 
     async def leader_of_async(self, queue: str) -> Node:
-        """``leader_of``, awaited."""
         return await asyncio.to_thread(self.leader_of, queue)
 
     async def replicas_online_async(self, queue: str) -> bool:
-        """``replicas_online``, awaited."""
         return await asyncio.to_thread(self.replicas_online, queue)
 
     async def describe_async(self, queues: Sequence[str] | None = None) -> str:
-        """``describe``, awaited."""
         return await asyncio.to_thread(self.describe, queues)
 
     async def kill_async(self, node: Node) -> int:
-        """``kill``, awaited."""
         return await asyncio.to_thread(self.kill, node)
 
     async def restart_async(self, node: Node) -> None:
-        """``restart``, awaited."""
         await asyncio.to_thread(self.restart, node)
+
 
 # --- what the command line calls -----------------------------------------------------------
 
@@ -581,11 +456,10 @@ def ensure(url: str | None = None, nodes: int = DEFAULT_NODES,
     cluster = Cluster(url, nodes, state_dir)
     recorded = Cluster.recorded(cluster.state_dir)
     if recorded is not None and len(recorded.nodes) != len(cluster.nodes):
-        raise ClusterError(
-            f"the cluster on port {cluster.port} was made with {len(recorded.nodes)} nodes. "
-            "To start it over with another number: `python -m fibrpc_helpers broker stop`, "
-            f"delete {cluster.state_dir} (its data), and run this again"
-        )
+        raise ClusterError(f"the cluster on port {cluster.port} was made with "
+                           f"{len(recorded.nodes)} nodes. To start it over with another number: "
+                           "`python -m fibrpc_helpers broker stop`, delete "
+                           f"{cluster.state_dir} (its data), and run this again")
     cluster.start()
     return cluster
 
@@ -616,7 +490,8 @@ async def for_notebook(url: str, *, start: bool = False) -> Cluster | None:
 
 def stop() -> str | None:
     """``broker stop``: stop every cluster recorded here; None when none was ever started."""
-    said = [cluster.stop() for cluster in recorded_clusters()]
+    records = sorted(broker.default_state_dir().glob("cluster-*/cluster.json"))
+    said = [cluster.stop() for record in records if (cluster := Cluster.recorded(record.parent))]
     return "\n".join(said) if said else None
 
 
@@ -664,10 +539,8 @@ class FailoverRun:
         return min(after) - self.killed_at if after else None
 
     def draw(self, title: str = "") -> Figure:
-        """Each call as a line from its sending to its end (answered or an error), in the
-        order they were sent, and the moment the node was killed."""
+        """Each call as a line from its sending to its end, in the order sent, and the kill."""
         import matplotlib.pyplot as plt  # imported here: running calls needs no matplotlib
-
         t0 = min(call.sent for call in self.calls)
         figure, axes = plt.subplots(figsize=(9, 4))
         ordered = sorted(self.calls, key=lambda call: call.sent)
@@ -686,9 +559,8 @@ class FailoverRun:
                 axes.axvspan(self.killed_at - t0, self.killed_at - t0 + back, color="0.85",
                              label=f"until the first call sent after it is answered "
                              f"({back:.2f} s)")
-        axes.set_xlabel("seconds since the first call")
-        axes.set_ylabel("calls, in the order sent")
-        axes.set_title(title)
+        axes.set(xlabel="seconds since the first call", ylabel="calls, in the order sent",
+                 title=title)
         axes.legend(loc="lower right", fontsize="small")
         figure.tight_layout()
         plt.close(figure)  # Jupyter shows the returned figure once, not twice
@@ -696,25 +568,18 @@ class FailoverRun:
 
 
 async def run_calls(
-    client: FibonacciRpcClient,
-    numbers: Sequence[int],
-    *,
-    concurrency: int,
-    timeout: float,
-    kill_after: int | None = None,
-    kill: Callable[[], Awaitable[object]] | None = None,
+    client: FibonacciRpcClient, numbers: Sequence[int], *, concurrency: int, timeout: float,
+    kill_after: int | None = None, kill: Callable[[], Awaitable[object]] | None = None,
     backoff: float = 0.0,
 ) -> FailoverRun:
-    """Call fib(n) for every n, ``concurrency`` calls at a time, each with its own
-    ``timeout``; once ``kill_after`` calls are answered, ``kill()`` runs (once).
-
-    Every call ends, answered or with an RpcError, and is recorded. ``backoff``: seconds a
-    caller waits after an RpcConnectionError or a BrokerRefusedError before its next call,
-    as a caller that retries would."""
+    """Call fib(n) for every n, ``concurrency`` calls at a time, and record how each ends
+    (answered or an RpcError); once ``kill_after`` calls are answered, ``kill()`` runs (once).
+    ``backoff``: seconds a caller waits after an RpcConnectionError or a BrokerRefusedError
+    before its next call, as a caller that retries would."""
     loop = asyncio.get_running_loop()
     run = FailoverRun()
     todo = iter(numbers)
-    enough = asyncio.Event()
+    killing: list[asyncio.Future[object]] = []
     if kill_after is None:
         kill_after = len(numbers) + 1  # never
 
@@ -727,25 +592,19 @@ async def run_calls(
             except RpcError as error:
                 result = error
             run.calls.append(CallRecord(n, sent, loop.time(), result))
-            if len(run.answered) >= kill_after:
-                enough.set()
+            if run.killed_at is None and len(run.answered) >= kill_after:
+                run.killed_at = loop.time()
+                if kill is not None:  # in a task of its own: the callers go on meanwhile
+                    killing.append(asyncio.ensure_future(kill()))
             if isinstance(result, (RpcConnectionError, BrokerRefusedError)) and backoff:
                 await asyncio.sleep(backoff)
 
-    async def killer() -> None:
-        await enough.wait()
-        run.killed_at = loop.time()
-        if kill is not None:
-            await kill()
-
     callers = [asyncio.ensure_future(caller()) for _ in range(concurrency)]
-    watcher = asyncio.ensure_future(killer())
     try:
         await asyncio.gather(*callers)
-        if enough.is_set():
-            await watcher  # the kill finishes before the run is reported
+        await asyncio.gather(*killing)  # the kill finishes before the run is reported
     finally:
-        for task in (*callers, watcher):
+        for task in (*callers, *killing):
             task.cancel()
-        await asyncio.wait((*callers, watcher))
+        await asyncio.gather(*callers, *killing, return_exceptions=True)
     return run
