@@ -17,8 +17,7 @@ from pathlib import Path
 
 from ..urls import amqp_url, mask_url
 
-# The modules that measure and plot (aio-pika, tqdm, matplotlib) are imported inside the
-# functions: the package's CLI builds this parser for every `worker` process it starts.
+# Measuring and plotting are imported in the functions: every `worker` process builds this parser.
 PRESET_NAMES = ("quick", "full")
 
 

@@ -71,8 +71,7 @@ def direction(ratio: float) -> int:
 
 
 def verdict(throughput: float, p50: float) -> str:
-    """Faster, slower, a trade or nothing clear, from a throughput and a p50 ratio: what was
-    measured, never what the change is for (a quorum queue is slower, not a failure)."""
+    """Faster, slower, a trade or nothing clear: what was measured, never what a change is for."""
     if math.isnan(throughput) or math.isnan(p50):
         return "not compared here: a point had no measured call (a stall on a busy machine)"
     faster, quicker = direction(throughput), -direction(p50)
@@ -95,8 +94,7 @@ def versus(name: str, other: str, throughput: float, p50: float, many: int) -> s
 
 
 def compute_share(rows: Sequence[dict[str, Any]], work: str, compute_ms: float) -> str:
-    """How much of one call of ``work`` is its computation (``compute_ms`` of CPU) and how much
-    the messaging around it, from the machine's CPU per call at the busiest point measured."""
+    """How much of ``work``'s machine CPU per call, at its busiest point, is its computation."""
     mine = [row for row in rows if row["work"] == work and row["throughput"] > 0]
     if not mine:
         raise ValueError(f"no measured points of {work}: run the closed grid first")

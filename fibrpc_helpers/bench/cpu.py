@@ -43,8 +43,7 @@ def process_cpu_seconds(pid: int) -> float | None:
 
 
 def machine_cpu_seconds() -> tuple[float, float] | None:
-    """(busy, total) CPU seconds of the whole machine so far, over every core, or None; guest
-    time is already in user time (as psutil's own cpu_percent counts it)."""
+    """(busy, total) CPU seconds of the whole machine so far, over every core, or None."""
     psutil = _psutil()
     if psutil is None:
         return None
@@ -52,7 +51,7 @@ def machine_cpu_seconds() -> tuple[float, float] | None:
         fields = psutil.cpu_times()._asdict()
     except (psutil.Error, OSError, NotImplementedError):
         return None
-    # Summed, not total minus idle: that subtraction of two large sums can come out below zero.
+    # Summed, not total minus idle (which can come out below zero); guest is in user already.
     not_busy = ("idle", "iowait", "guest", "guest_nice")
     busy = sum(seconds for name, seconds in fields.items() if name not in not_busy)
     return busy, busy + fields["idle"] + fields.get("iowait", 0.0)
@@ -124,11 +123,9 @@ class CpuMeter:
     def stop(self) -> CpuUse:
         elapsed = max(time.monotonic() - self._t0, 1e-9)
         before, after = self._machine, machine_cpu_seconds()
-        cores = os.cpu_count() or 1
-        machine = math.nan
+        use = CpuUse(elapsed, cores=os.cpu_count() or 1, available=after is not None)
         if before is not None and after is not None and after[1] > before[1]:
-            machine = (after[0] - before[0]) / (after[1] - before[1]) * 100 * cores
-        use = CpuUse(elapsed, machine=machine, cores=cores, available=after is not None)
+            use.machine = (after[0] - before[0]) / (after[1] - before[1]) * 100 * use.cores
         for role, pids in self.pids.items():
             readings = ((self._start.get(pid), process_cpu_seconds(pid)) for pid in pids)
             use.roles[role] = [(end - begin) / elapsed * 100 for begin, end in readings

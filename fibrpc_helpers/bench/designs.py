@@ -29,8 +29,7 @@ class Caller(Protocol):
 
 
 class QueuePerRequestClient(FibonacciRpcClient):
-    """The reference, but every call declares, consumes and deletes a callback queue of its own
-    (what a student writes first): those round trips are what this design adds."""
+    """The reference, but each call declares, consumes and deletes a callback queue of its own."""
 
     async def call(self, n: int, *, timeout: float | None = None, **options: Any) -> int:
         once = await FibonacciRpcClient.create(self.connection, self.channel, queue=self.queue,
@@ -45,8 +44,7 @@ class QueuePerRequestClient(FibonacciRpcClient):
 
 
 class DirectReplyToClient(FibonacciRpcClient):
-    """The reference, but replies come on ``amq.rabbitmq.reply-to``: no callback queue. What
-    it gives up: a reply is never queued, so one whose client has gone is dropped."""
+    """The reference, but replies come on ``amq.rabbitmq.reply-to`` (its cost: ``ladder.RUNGS``)."""
 
     @classmethod
     async def connect(cls, url: str | None = None, **options: Any) -> FibonacciRpcClient:
@@ -54,8 +52,7 @@ class DirectReplyToClient(FibonacciRpcClient):
 
 
 class NoConfirmsClient(FibonacciRpcClient):
-    """The reference, but its channel has no publisher confirms. What it gives up: the broker's
-    word that it has the request; one no queue takes or refused is only a timeout."""
+    """The reference, but its channel has no publisher confirms (its cost: ``ladder.RUNGS``)."""
 
     @classmethod
     async def connect(cls, url: str | None = None, **options: Any) -> FibonacciRpcClient:
@@ -72,8 +69,7 @@ class DirectNoConfirmsClient(FibonacciRpcClient):
 
 
 class RawAiormqClient:
-    """The floor for Python here: aiormq (under aio-pika) with direct reply-to, no confirms, a
-    deadline per call and nothing else (what it gives up: ``ladder.RUNGS``)."""
+    """The floor: aiormq, direct reply-to, no confirms, a deadline (its cost: ``ladder.RUNGS``)."""
 
     def __init__(self, connection: Any, channel: Any, queue: str, timeout: float) -> None:
         self.connection, self.channel = connection, channel

@@ -296,8 +296,7 @@ class Bench:
 
     def designs(self, designs: Sequence[str] = DESIGNS, clients: Sequence[int] | None = None,
                 work: Work = TRIVIAL) -> list[Point]:
-        """The named designs side by side (``in_turn``), all at one C, then the next. Every
-        request queue is classic, as patterns.RPC declares its own: only the reply path differs."""
+        """The named designs side by side (``in_turn``) on classic queues, as patterns.RPC's."""
         clients = self.preset.design_clients if clients is None else clients
         return self.in_turn([design(name) for name in designs], clients, work, queue_type="classic")
 

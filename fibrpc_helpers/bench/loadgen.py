@@ -30,8 +30,7 @@ from .stats import poisson_schedule
 
 # A ticker late by x says the event loop was busy for x: a reply arriving meanwhile waited too.
 LAG_TICK = 0.005
-# An idle loop's timer wakes ~0.5 ms late by itself (epoll rounds up), a reply's socket does
-# not: each process measures that slack when it starts, and subtracts it.
+# An idle loop's timer wakes ~0.5 ms late (epoll rounds up), a reply does not: measured, subtracted.
 SLACK_TICKS = 40
 # Seconds a run may take beyond its windows and the calls' timeout before it is failed.
 RUN_MARGIN = 30.0

@@ -13,9 +13,8 @@ from itertools import accumulate, repeat, takewhile
 
 
 def percentile(values: Sequence[float], p: float) -> float:
-    """The nearest-rank p-th percentile, as HdrHistogram reports it: the smallest value with at
-    least p % of values <= it, a latency some call really had (``percentile([1, 2, 3, 4], 50) ==
-    2``; p = 100 is the maximum, p = 0 the minimum)."""
+    """The nearest-rank p-th percentile (as HdrHistogram): the smallest value with at least p %
+    of values <= it, a latency some call really had (``percentile([1, 2, 3, 4], 50) == 2``)."""
     if not values:
         raise ValueError("no values: a percentile needs at least one measured call")
     if not 0 <= p <= 100:
@@ -70,17 +69,15 @@ def mean_in_flight(intervals: Sequence[tuple[float, float]], start: float, end: 
 
 
 def arrivals_from_uniforms(uniforms: Sequence[float], rate: float) -> list[float]:
-    """Arrival times of a Poisson process of ``rate`` per second, from uniforms in [0, 1):
-    each gap is -ln(1 - u) / rate (inverse transform of the exponential distribution)."""
+    """Poisson arrival times from uniforms in [0, 1): each gap is -ln(1 - u) / rate."""
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
     return list(accumulate(-math.log(1.0 - u) / rate for u in uniforms))
 
 
 def poisson_schedule(rate: float, duration: float, seed: int = 0) -> list[float]:
-    """Intended send times in [0, duration) of an open loop at ``rate`` calls per second,
-    seeded so that a run can be repeated. Latency is measured from these times, not from when
-    the call was actually sent, so a late sender cannot hide queueing (coordinated omission)."""
+    """Seeded intended send times in [0, duration) at ``rate`` per second; latency counts from
+    these, so a late sender cannot hide queueing (coordinated omission)."""
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
     gaps = map(random.Random(seed).expovariate, repeat(rate))  # exponential: Poisson arrivals
