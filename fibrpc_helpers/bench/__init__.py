@@ -1,8 +1,4 @@
-"""The latency benchmark of the series: ``python -m fibrpc_helpers bench PRESET`` (``command``).
-
-The runner (``grid``), its processes (``loadgen``, ``serve``), what it measures (``presets``,
-``designs``, ``compare``, ``ladder``) and what the numbers become (``points``, ``stats``,
-``cpu``, ``reports``, ``plots``, ``conclusions``): one idea per module.
+"""The latency benchmark of the series (``python -m fibrpc_helpers bench``): one idea per module.
 
 ``from fibrpc_helpers.bench import Bench`` works; the submodules are imported on first use,
 so ``python -m fibrpc_helpers.bench.loadgen`` (a load-generator process) starts lean.

@@ -2,10 +2,7 @@
 
 * ``quick``: a small grid, the open loop and the design comparison (CI, under 20 s);
 * ``full``: the classroom grid, C up to 64 and W up to 8 (under 120 s on 2 cores);
-* ``ladder``: the tuning ladder, from the reference to the fastest rung, one lever per rung,
-  side by side with ``aio_pika.patterns.RPC``: its first two rows are patterns.RPC and the
-  reference, the others are multiples of patterns.RPC too; its last line names the fastest
-  rung.
+* ``ladder``: the tuning ladder, one lever per rung, as multiples of ``aio_pika.patterns.RPC``.
 
 Everything lands under ``results/<preset>-<time>/`` (git-ignored): calls.csv (every call),
 summary.csv (one row per point) and the PNG plots.
@@ -20,8 +17,7 @@ from pathlib import Path
 
 from ..urls import amqp_url, mask_url
 
-# The modules that measure and plot (aio-pika, tqdm, matplotlib) are imported inside the
-# functions: the package's CLI builds this parser for every `worker` process it starts.
+# Measuring and plotting are imported in the functions: every `worker` process builds this parser.
 PRESET_NAMES = ("quick", "full")
 
 

@@ -1,9 +1,6 @@
-"""Designs measured side by side in one run, interleaved, and what their figures say.
+"""Designs measured side by side in one run, interleaved (README, Benchmarks), and their figures.
 
-Every design keeps its own worker (on its own queue) for the whole comparison, and the points
-take turns round by round (the order reversed every other round), so a burst of load from
-elsewhere on the machine lands on all of them alike; each figure is the median over the
-rounds. ``compare_speed`` does the same for clients a notebook holds (07: node vs cluster).
+``compare_speed`` does the same for clients a notebook holds (07: node vs cluster).
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ from ..client import FibonacciRpcClient
 from ..lab.cluster import run_calls
 from .designs import Design
 from .grid import Bench
-from .points import Point
 from .presets import TRIVIAL, Work
 
 
@@ -41,8 +37,7 @@ class Figures:
 
 
 def cpu_per_call(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Median CPU ms per call of each role (broker, worker, clients) over ``rows``:
-    CPU % of one core / calls per second x 10."""
+    """Median CPU ms per call (CPU % of one core / calls per second x 10) of each role."""
     busy = [row for row in rows if row["throughput"] > 0]
     roles = {"broker": "cpu_broker", "worker": "cpu_workers", "clients": "cpu_loadgens"}
     return {role: statistics.median(10 * row[key] / row["throughput"] for row in busy)
@@ -52,41 +47,27 @@ def cpu_per_call(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
 def interleaved(bench: Bench, designs: Sequence[Design], *, rounds: int, many: int = 64,
                 work: Work = TRIVIAL, queue_type: str | None = None, kind: str = "design",
                 what: str = "designs side by side") -> list[Figures]:
-    """Throughput at C=``many`` and p50 at C=1 of every design, ``rounds`` rounds each;
-    ``kind`` names the points, ``what`` the measurement (the progress bar, ``elapsed``)."""
-    p = bench.preset
-    rows: dict[str, dict[int, list[dict[str, Any]]]] = {d.name: {1: [], many: []} for d in designs}
-    progress = bench._progress(2 * rounds * len(designs), what)
-    with progress, bench.side_by_side(designs, work, queue_type=queue_type) as running:
-        pairs = list(zip(designs, running, strict=True))
-        for round_ in range(rounds):
-            for clients in (many, 1):
-                for chosen, workers in pairs if round_ % 2 == 0 else pairs[::-1]:
-                    point = Point(kind=kind, design=chosen.name, work=work, workers=1,
-                                  clients=clients, prefetch=workers.prefetch or 0,
-                                  warmup=p.warmup, duration=p.duration)
-                    rows[chosen.name][clients].append(bench.measure(point, workers, chosen).row())
+    """Throughput at C=``many`` and p50 at C=1 of every design over ``rounds`` (``in_turn``)."""
+    points = bench.in_turn(designs, (many, 1), work, rounds=rounds, kind=kind, what=what,
+                           queue_type=queue_type)
     figures = []
     for chosen in designs:
-        busy, single = rows[chosen.name][many], rows[chosen.name][1]
+        busy, single = ([p.row() for p in points if p.design == chosen.name and p.clients == c]
+                        for c in (many, 1))
         figures.append(Figures(chosen, throughput=statistics.median(r["throughput"] for r in busy),
                                p50_ms=statistics.median(r["p50_ms"] for r in single),
                                cpu_ms=cpu_per_call(busy), rows=busy + single, many=many))
     return figures
 
 
-QUEUE_TYPES = (
-    Design("classic", "correlation-id", loop="auto", client_loop="asyncio", queue_type="classic"),
-    Design("quorum", "correlation-id", loop="auto", client_loop="asyncio", queue_type="quorum"),
-)
-"""The reference on the aio-pika tutorial's request queue (classic, not durable: deleted when
-the broker restarts) and on tutorial six's (quorum: durable and replicated, its messages
-written to disk), as a student runs it."""
+# The reference on the aio-pika tutorial's request queue (classic, not durable) and on tutorial
+# six's (quorum: durable, replicated, on disk), as a student runs it.
+QUEUE_TYPES = tuple(Design(kind, "correlation-id", loop="auto", client_loop="asyncio",
+                           queue_type=kind) for kind in ("classic", "quorum"))
 
 
 def queue_types(bench: Bench, *, rounds: int = 2, many: int = 16) -> list[Figures]:
-    """The reference on a classic and on a quorum request queue, side by side, interleaved:
-    what durability costs per call (p50 at C=1, throughput at C=``many``, CPU per call)."""
+    """The reference on a classic and on a quorum request queue: what durability costs a call."""
     return interleaved(bench, QUEUE_TYPES, rounds=rounds, many=many, kind="queue",
                        what="queue types")
 
@@ -109,16 +90,14 @@ async def compare_speed(clients: Mapping[str, FibonacciRpcClient], *, rounds: in
                         single_calls: int = 100, busy_calls: int = 400,
                         busy: int = 16) -> list[Speed]:
     """p50 at C=1 and throughput at C=``busy`` of each client's set-up, taking turns."""
-    p50s: dict[str, list[float]] = {name: [] for name in clients}
-    rates: dict[str, list[float]] = {name: [] for name in clients}
-    loop = asyncio.get_running_loop()
+    measured: dict[str, list[tuple[float, float]]] = {name: [] for name in clients}  # p50, rate
+    loop, order = asyncio.get_running_loop(), list(clients.items())
     for round_ in range(rounds):
-        order = list(clients.items())
         for name, client in order if round_ % 2 == 0 else order[::-1]:
             single = await run_calls(client, [10] * single_calls, concurrency=1, timeout=10)
-            p50s[name].append(1000 * statistics.median(c.ended - c.sent for c in single.calls))
             started = loop.time()
             many = await run_calls(client, [10] * busy_calls, concurrency=busy, timeout=10)
-            rates[name].append(len(many.answered) / (loop.time() - started))
-    return [Speed(name, statistics.median(p50s[name]), statistics.median(rates[name]), busy)
-            for name in clients]
+            measured[name].append((1000 * statistics.median(c.ended - c.sent for c in single.calls),
+                                   len(many.answered) / (loop.time() - started)))
+    return [Speed(name, *map(statistics.median, zip(*runs, strict=True)), busy)
+            for name, runs in measured.items()]

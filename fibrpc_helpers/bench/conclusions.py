@@ -1,9 +1,7 @@
 """Sentences chosen from the measured numbers, so a notebook's conclusion holds on any machine.
 
-A sentence typed into a notebook ("W = 4 does no better than W = 2") is true of the machine it
-was written on, at most. Every comparative sentence the latency notebook prints is picked here
-from the figures of the run that prints it and from ``os.cpu_count()``, so the same cell reads
-right on a 2-core CI runner and on an 8-core laptop, and a test can make each lever win or lose.
+Each is picked from the figures of the run that prints it and from ``os.cpu_count()``: the same
+cell reads right on a 2-core CI runner and on an 8-core laptop, and a test can make each lever win.
 """
 
 from __future__ import annotations
@@ -13,25 +11,20 @@ from collections.abc import Sequence
 from itertools import pairwise
 from typing import Any
 
+# A ratio counts as a difference at 1.2x or more either way: short points vary that much.
 CLEAR = 1.2
-"""The one rule for every comparison: a ratio counts as a difference at 1.2x or more either way;
-short points on a shared machine vary by about that much between runs."""
 
 
 def best_throughput(rows: Sequence[dict[str, Any]], work: str) -> dict[int, float]:
     """The highest throughput of each worker count W for ``work`` (closed-loop rows)."""
-    best: dict[int, float] = {}
-    for row in rows:
-        if row["work"] == work:
-            best[row["workers"]] = max(best.get(row["workers"], 0.0), row["throughput"])
-    return dict(sorted(best.items()))
+    mine = sorted((row["workers"], row["throughput"]) for row in rows if row["work"] == work)
+    return dict(mine)  # sorted: each W's highest comes last
 
 
 def scaling(rows: Sequence[dict[str, Any]], work: str, cores: int | None, *,
             cpu_bound: bool) -> str:
-    """How ``work``'s throughput grew with the workers, and where it stopped, in sentences.
-    ``cores`` is ``os.cpu_count()``; ``cpu_bound`` says whether a worker needs a core for its
-    work (the recursive fib) or mostly waits (a sleep), which changes what a stop means."""
+    """How ``work``'s throughput grew with the workers, and where it stopped, in sentences;
+    ``cpu_bound``: a worker needs a core for its work (not a sleep), which changes a stop."""
     best = best_throughput(rows, work)
     if len(best) < 2:
         raise ValueError(f"{work} needs points at two worker counts or more, got {list(best)}")
@@ -73,15 +66,12 @@ def percent(value: float) -> str:
 
 
 def direction(ratio: float) -> int:
-    """+1 when ``ratio`` is ``CLEAR`` or more, -1 when 1 / ``CLEAR`` or less, else 0 (NaN
-    too: a ratio with no measured calls behind it says nothing)."""
+    """+1 when ``ratio`` is ``CLEAR`` or more, -1 when 1 / ``CLEAR`` or less, else 0 (NaN too)."""
     return 1 if ratio >= CLEAR else -1 if ratio <= 1 / CLEAR else 0
 
 
 def verdict(throughput: float, p50: float) -> str:
-    """What a change did, from its throughput ratio (higher is better) and its p50 ratio
-    (lower is better): faster, slower, a trade, or nothing clear. The words say what was
-    measured, never what the change is for (a quorum queue is slower, not a failure)."""
+    """Faster, slower, a trade or nothing clear: what was measured, never what a change is for."""
     if math.isnan(throughput) or math.isnan(p50):
         return "not compared here: a point had no measured call (a stall on a busy machine)"
     faster, quicker = direction(throughput), -direction(p50)
@@ -98,18 +88,13 @@ def verdict(throughput: float, p50: float) -> str:
 
 
 def versus(name: str, other: str, throughput: float, p50: float, many: int) -> str:
-    """One line: ``name``'s throughput at C=``many`` and p50 at C=1 as multiples of
-    ``other``'s, and what they say (``verdict``)."""
+    """``name``'s throughput and p50 as multiples of ``other``'s, and their ``verdict``."""
     return (f"{name}: {throughput:.2f}x the calls/s of {other} at C={many}, "
             f"{p50:.2f}x its p50 at C=1: {verdict(throughput, p50)}")
 
 
 def compute_share(rows: Sequence[dict[str, Any]], work: str, compute_ms: float) -> str:
-    """How much of one call of ``work`` is its computation (``compute_ms`` of CPU, timed in
-    the kernel) and how much the messaging around it, at the busiest point measured: the
-    machine's CPU per call (its CPU % / calls per second x 10 ms) covers broker, worker and
-    client alike. More workers help a call that is mostly messaging for longer than one that
-    is mostly computing, since while one waits for a frame another can use the core."""
+    """How much of ``work``'s machine CPU per call, at its busiest point, is its computation."""
     mine = [row for row in rows if row["work"] == work and row["throughput"] > 0]
     if not mine:
         raise ValueError(f"no measured points of {work}: run the closed grid first")

@@ -1,10 +1,7 @@
-"""Whose CPU was busy during a measurement: broker, workers, load generators, the machine.
+"""Whose CPU was busy during a measurement: broker (``beam.smp``), workers, load generators.
 
-A latency number means little without what limited it. psutil reads each process's CPU time
-(user + system) and the machine's; their growth over the measured window, divided by its
-length, is the CPU used, where 100 % is one core. The broker is the Erlang VM (``beam.smp``).
-A reading that cannot be had (a process gone or another user's, no /proc) is unknown (NaN),
-never 0, so a benchmark still reports its latencies, with CPU unknown rather than wrong.
+psutil's CPU times (user + system) over the measured window, in % of one core. A reading that
+cannot be had is unknown (NaN), never 0, so the latencies are still reported.
 """
 
 from __future__ import annotations
@@ -21,8 +18,7 @@ SATURATED = 90.0  # % of one core at which a single-threaded process counts as s
 
 
 def _psutil() -> ModuleType | None:
-    """psutil, imported when first needed: on Linux its import reads /proc, and importing
-    the package must work where there is none (a test takes /proc away)."""
+    """psutil, imported when first needed: its import reads /proc, which a test takes away."""
     try:
         import psutil
     except (ImportError, OSError):
@@ -47,9 +43,7 @@ def process_cpu_seconds(pid: int) -> float | None:
 
 
 def machine_cpu_seconds() -> tuple[float, float] | None:
-    """(busy, total) CPU seconds of the whole machine so far, over every core; None where
-    that cannot be read. Idle and I/O wait count as not busy; Linux's guest time is already
-    in its user time, so it is not counted twice (as psutil's own cpu_percent)."""
+    """(busy, total) CPU seconds of the whole machine so far, over every core, or None."""
     psutil = _psutil()
     if psutil is None:
         return None
@@ -57,16 +51,14 @@ def machine_cpu_seconds() -> tuple[float, float] | None:
         fields = psutil.cpu_times()._asdict()
     except (psutil.Error, OSError, NotImplementedError):
         return None
-    # Busy is summed from its own fields, not taken as total minus idle: a subtraction of two
-    # large sums can come out a hair below zero for a second read with no busy time between.
+    # Summed, not total minus idle (which can come out below zero); guest is in user already.
     not_busy = ("idle", "iowait", "guest", "guest_nice")
     busy = sum(seconds for name, seconds in fields.items() if name not in not_busy)
     return busy, busy + fields["idle"] + fields.get("iowait", 0.0)
 
 
 def broker_pid(port: int = 5672) -> int | None:
-    """The pid of the local ``beam.smp`` listening on ``port``, else the only ``beam.smp``
-    running; None for a remote broker, and where processes cannot be read."""
+    """The local ``beam.smp`` listening on ``port``, else the only one running, else None."""
     psutil = _psutil()
     if psutil is None or not available():
         return None
@@ -81,8 +73,7 @@ def broker_pid(port: int = 5672) -> int | None:
 
 @dataclass
 class CpuUse:
-    """CPU used over one window, in % of one core, per role (several pids per role); a role
-    with no reading is NaN, never 0 %: an idle process and an unmeasured one must differ."""
+    """CPU used over one window, in % of one core, per role (several pids per role)."""
 
     seconds: float
     roles: dict[str, list[float]] = field(default_factory=dict)
@@ -132,11 +123,9 @@ class CpuMeter:
     def stop(self) -> CpuUse:
         elapsed = max(time.monotonic() - self._t0, 1e-9)
         before, after = self._machine, machine_cpu_seconds()
-        cores = os.cpu_count() or 1
-        machine = math.nan
+        use = CpuUse(elapsed, cores=os.cpu_count() or 1, available=after is not None)
         if before is not None and after is not None and after[1] > before[1]:
-            machine = (after[0] - before[0]) / (after[1] - before[1]) * 100 * cores
-        use = CpuUse(elapsed, machine=machine, cores=cores, available=after is not None)
+            use.machine = (after[0] - before[0]) / (after[1] - before[1]) * 100 * use.cores
         for role, pids in self.pids.items():
             readings = ((self._start.get(pid), process_cpu_seconds(pid)) for pid in pids)
             use.roles[role] = [(end - begin) / elapsed * 100 for begin, end in readings

@@ -1,9 +1,7 @@
 """The RPC designs the benchmark compares (``CLIENTS``): the reference with one part swapped.
 
-Each is ``FibonacciRpcClient`` or a subclass that swaps the part its name says through the
-reference's public parameters, so a comparison measures that difference only; each class
-says what it gives up. ``raw-aiormq`` (the ladder's floor) and ``patterns`` (aio-pika's
-``patterns.RPC``, JSON: this project never pickles) have workers of their own (``serve``).
+``raw-aiormq`` (the ladder's floor) and ``patterns`` (aio-pika's ``patterns.RPC``, JSON: this
+project never pickles) have workers of their own (``serve``).
 """
 
 from __future__ import annotations
@@ -31,10 +29,7 @@ class Caller(Protocol):
 
 
 class QueuePerRequestClient(FibonacciRpcClient):
-    """The reference, but every call gets a callback queue of its own (what a student writes
-    first): a client ``create``d on this one's channel declares and consumes a fresh
-    exclusive queue, makes the one call and deletes its queue. Those round trips, outside the
-    call's timer, are what this design adds to its latency."""
+    """The reference, but each call declares, consumes and deletes a callback queue of its own."""
 
     async def call(self, n: int, *, timeout: float | None = None, **options: Any) -> int:
         once = await FibonacciRpcClient.create(self.connection, self.channel, queue=self.queue,
@@ -49,8 +44,7 @@ class QueuePerRequestClient(FibonacciRpcClient):
 
 
 class DirectReplyToClient(FibonacciRpcClient):
-    """The reference, but replies come on ``amq.rabbitmq.reply-to``: no callback queue. What
-    it gives up: a reply is never queued, so one whose client has gone is dropped."""
+    """The reference, but replies come on ``amq.rabbitmq.reply-to`` (its cost: ``ladder.RUNGS``)."""
 
     @classmethod
     async def connect(cls, url: str | None = None, **options: Any) -> FibonacciRpcClient:
@@ -58,10 +52,7 @@ class DirectReplyToClient(FibonacciRpcClient):
 
 
 class NoConfirmsClient(FibonacciRpcClient):
-    """The reference, but its channel has no publisher confirms. What it gives up: nothing
-    tells the caller that the broker has the request (on a quorum queue, the only data-safety
-    guarantee); a request no queue takes, or one refused, is only a timeout, not a
-    ``NoWorkerError`` or ``BrokerRefusedError`` (aiormq only logs a ``basic.return``)."""
+    """The reference, but its channel has no publisher confirms (its cost: ``ladder.RUNGS``)."""
 
     @classmethod
     async def connect(cls, url: str | None = None, **options: Any) -> FibonacciRpcClient:
@@ -78,11 +69,7 @@ class DirectNoConfirmsClient(FibonacciRpcClient):
 
 
 class RawAiormqClient:
-    """The floor for Python here: aiormq (the layer under aio-pika) with direct reply-to, no
-    publisher confirms, a deadline per call and nothing else. Not one to copy: it gives up
-    all the reference adds to the reply path (``NoWorkerError``, expiration and the deadline
-    header, reconnection, error replies, stray-reply counts). It shows how much of a call's
-    CPU is aio-pika's own Python on the client side."""
+    """The floor: aiormq, direct reply-to, no confirms, a deadline (its cost: ``ladder.RUNGS``)."""
 
     def __init__(self, connection: Any, channel: Any, queue: str, timeout: float) -> None:
         self.connection, self.channel = connection, channel
@@ -143,8 +130,7 @@ class PatternsClient:
                       timeout: float = DEFAULT_TIMEOUT) -> PatternsClient:
         connection = await connect_robust(url)
         try:
-            # Exclusive: the result queue goes with the connection, and every RabbitMQ takes
-            # it (4.3 as shipped refuses patterns.RPC's default, transient non-exclusive).
+            # Exclusive: RabbitMQ 4.3 refuses patterns.RPC's default, transient non-exclusive.
             rpc = await JsonRPC.create(await connection.channel(), exclusive=True)
         except BaseException:
             await connection.close()
@@ -162,9 +148,7 @@ class PatternsClient:
             raise translate(error, doing=f"calling fib({n}) on queue {self.queue!r}") from error
 
     async def close(self) -> None:
-        # Not rpc.close(): it deletes the result queue only if empty (Queue.delete's
-        # default), which the broker refuses (406) while a late reply waits there. Closing the
-        # connection deletes the exclusive queue, late replies and all, and fails any call.
+        # Not rpc.close(): its delete of the result queue if-empty fails while a late reply waits.
         await self.connection.close()
 
 
@@ -197,13 +181,11 @@ class Design:
         return self.loop if self.client_loop is None else self.client_loop
 
 
-DESIGNS = ("queue-per-request", "correlation-id", "direct-reply-to", "patterns")
-"""The designs a preset compares (the series teaches these four)."""
+DESIGNS = ("queue-per-request", "correlation-id", "direct-reply-to", "patterns")  # as taught
 
 
 def design(name: str) -> Design:
-    """The named design as a student runs it: the reference worker on the command line's
-    event loop ("auto"), patterns.RPC's worker and every client on asyncio's."""
+    """The named design as a student runs it: the reference worker's loop "auto", others asyncio."""
     if name not in CLIENTS:
         raise ValueError(f"unknown design {name!r}; choose one of {', '.join(CLIENTS)}")
     if name == "patterns":

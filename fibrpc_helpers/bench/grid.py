@@ -1,14 +1,7 @@
-"""The runner: ``Bench`` owns a run's processes (``loadgen``, ``serve``) and keeps its points,
-each with every call, its warm-up apart, and whose CPU was busy meanwhile::
+"""The runner: ``Bench`` owns a run's processes (``loadgen``, ``serve``) and keeps its points.
 
-    with Bench("quick") as bench:
-        bench.closed_grid()        # clients x workers for each kind of work
-        bench.open_loop()          # Poisson arrivals at a fraction of capacity
-        bench.designs()            # the RPC designs side by side
-        bench.save()               # results/<preset>-<time>/calls.csv, summary.csv
-
-A notebook awaits the same (``closed_grid_async``, ... or ``run_async`` for any function):
-they run in the bench's own thread, so the kernel's event loop and its connections go on.
+``with Bench("quick") as bench:`` then ``closed_grid()``, ``open_loop()``, ``designs()``,
+``save()``; a notebook awaits ``closed_grid_async()``... (``run_async``), so its loop goes on.
 """
 
 from __future__ import annotations
@@ -101,13 +94,12 @@ class Bench:
         self.run_id = uuid.uuid4().hex[:8]
         self.folder = RESULTS / f"{self.preset.name}-{datetime.now():%Y%m%d-%H%M%S}"
         self.folder.mkdir(parents=True, exist_ok=True)
-        # The worker and load-generator processes log here, not into the terminal or cell.
         self.log_path = self.folder / "processes.log"
         self._log = open(self.log_path, "a")  # noqa: SIM115 - closed by close()
         self._loadgens: dict[str, LoadGenerators] = {}
         self._queues: list[str] = []
         self._bar: tqdm[Any] | None = None
-        self._started: dict[str, float] = {}  # the measurements under way: their start
+        self._inner = 0.0  # seconds of the measurements inside the one under way
         # Wall seconds per measurement ("closed loop", ...), starting processes included.
         self.elapsed: dict[str, float] = {}
         self._thread: ThreadPoolExecutor | None = None  # the async face's one thread
@@ -167,9 +159,8 @@ class Bench:
     def side_by_side(self, designs: Sequence[Design], work: Work = TRIVIAL, *, count: int = 1,
                      queue_type: str | None = None,
                      queues: Sequence[str] | None = None) -> Iterator[list[Workers]]:
-        """``count`` workers for each design, in its order, started together and stopped
-        together (then the clients closed). Designs whose workers are the same share them and
-        their queue: one point runs at a time. A design's own ``queue_type`` wins."""
+        """``count`` workers for each design, started and stopped together; designs whose
+        workers are the same share them and their queue. A design's own ``queue_type`` wins."""
         with ProcessGroup(stderr=self._log) as group:
             shared: dict[tuple[str, str, int | None, str | None], Workers] = {}
             running = []
@@ -220,37 +211,25 @@ class Bench:
 
     @contextmanager
     def _progress(self, total: int, what: str) -> Iterator[None]:
-        """A bar of ``total`` points, in a notebook one display redrawn (``NotebookLine``)."""
+        """A bar of ``total`` points; a nested measurement's time is not counted twice."""
         notebook = self.progress and in_notebook()
+        outer, outer_inner = self._bar, self._inner
         self._bar = tqdm(total=total, desc=what, unit="point", disable=not self.progress,
                          ncols=90, file=NotebookLine() if notebook else sys.stdout,
                          mininterval=0.5 if notebook else 0.1)
-        self._started[what] = time.monotonic()
+        self._inner, started = 0.0, time.monotonic()
         try:
             yield
         finally:
             self._bar.close()
-            self._bar = None
-            took = time.monotonic() - self._started.pop(what)
-            self.elapsed[what] = self.elapsed.get(what, 0.0) + took
-
-    @contextmanager
-    def _paused(self) -> Iterator[None]:
-        """A measurement inside another: its time is not counted twice in ``elapsed``."""
-        bar, outer = self._bar, dict(self._started)
-        paused = time.monotonic()
-        try:
-            yield
-        finally:
-            self._bar = bar
-            for what in outer:
-                self._started[what] += time.monotonic() - paused
+            took = time.monotonic() - started
+            self.elapsed[what] = self.elapsed.get(what, 0.0) + took - self._inner
+            self._bar, self._inner = outer, outer_inner + took
 
     def closed_grid(self, works: Sequence[Work] | None = None,
                     workers: Sequence[int] | None = None, clients: Sequence[int] | None = None,
                     repeat: int = 1, *, open_loop: bool = False) -> list[Point]:
-        """Closed loop over clients x workers for each kind of work (default: the preset's);
-        ``open_loop``: the open loop too, on these workers once they number its W."""
+        """Closed loop over clients x workers for each work; ``open_loop``: on these workers too."""
         p = self.preset
         works = p.works if works is None else works
         workers = p.workers if workers is None else workers
@@ -269,15 +248,13 @@ class Bench:
                                           duration=duration, prefetch=running.prefetch or 0)
                             done.append(self.measure(point, running))
                         if open_loop and work == p.open_work and count == p.open_workers:
-                            with self._paused():
-                                self.open_loop(running=running)
+                            self.open_loop(running=running)
         return done
 
     def open_loop(self, work: Work | None = None, workers: int | None = None,
                   loads: Sequence[float] | None = None, service_ms: float | None = None, *,
                   running: Workers | None = None) -> list[Point]:
-        """Poisson arrivals at fractions of the capacity W / S (``service_ms``); latency from
-        the intended send. ``running``: W workers of ``work`` already serving."""
+        """Poisson arrivals at fractions of the capacity W / S; ``running``: workers to reuse."""
         p = self.preset
         work = p.open_work if work is None else work
         workers = p.open_workers if workers is None else workers
@@ -302,9 +279,7 @@ class Bench:
 
     def service_ms(self, work: Work, workers: int | None = None) -> float:
         """One worker's time per call at saturation, in ms: W / throughput at the largest C
-        (>= 2W) of ``workers`` (default: the open loop's W, else the fewest measured); else
-        the work's sleep. Not a lone call's latency: that includes the round trip, and W / S
-        would fall below the throughput the closed grid measured."""
+        (>= 2W) measured (not a lone call's latency, round trip and all); else the work's sleep."""
         workers = self.preset.open_workers if workers is None else workers
         closed = [point.row() for point in self.points if point.kind == "closed"
                   and point.work == work and point.clients >= 2 * point.workers]
@@ -321,26 +296,30 @@ class Bench:
 
     def designs(self, designs: Sequence[str] = DESIGNS, clients: Sequence[int] | None = None,
                 work: Work = TRIVIAL) -> list[Point]:
-        """The named designs side by side, closed loop, one worker each, alternating (all
-        at one C, then the next). Every request queue is classic, as patterns.RPC declares
-        its own: the designs differ in their reply path only."""
+        """The named designs side by side (``in_turn``) on classic queues, as patterns.RPC's."""
+        clients = self.preset.design_clients if clients is None else clients
+        return self.in_turn([design(name) for name in designs], clients, work, queue_type="classic")
+
+    def in_turn(self, designs: Sequence[Design], clients: Sequence[int], work: Work = TRIVIAL, *,
+                rounds: int = 1, kind: str = "design", what: str = "designs",
+                queue_type: str | None = None) -> list[Point]:
+        """One worker per design, taking turns at each C, the order reversed every other round;
+        ``kind`` names the points, ``what`` the measurement (the progress bar, ``elapsed``)."""
         p = self.preset
-        clients = p.design_clients if clients is None else clients
-        chosen = [design(name) for name in designs]
         done = []
-        with (self._progress(len(chosen) * len(clients), "designs"),
-              self.side_by_side(chosen, work, queue_type="classic") as running):
-            for count in clients:
-                for one, workers in zip(chosen, running, strict=True):
-                    point = Point(kind="design", design=one.name, work=work,
-                                  workers=1, clients=count, prefetch=workers.prefetch or 0,
-                                  warmup=p.warmup, duration=p.duration)
+        with (self._progress(rounds * len(clients) * len(designs), what),
+              self.side_by_side(designs, work, queue_type=queue_type) as running):
+            pairs = list(zip(designs, running, strict=True))
+            for round_, count in product(range(rounds), clients):
+                for one, workers in pairs if round_ % 2 == 0 else pairs[::-1]:
+                    point = Point(kind=kind, design=one.name, work=work, workers=1, clients=count,
+                                  prefetch=workers.prefetch or 0, warmup=p.warmup,
+                                  duration=p.duration)
                     done.append(self.measure(point, workers, one))
         return done
 
     async def run_async(self, measurement: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """``measurement(*args, **kwargs)`` (such as ``ladder(bench=bench)``) awaited, in the
-        bench's one thread: measurements never overlap."""
+        """``measurement(*args, **kwargs)`` awaited in the bench's one thread: none overlap."""
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="bench")
         context = contextvars.copy_context()  # as asyncio.to_thread: prints reach the cell

@@ -1,9 +1,7 @@
 """The tuning ladder: from the reference to the fastest Python RPC here, one lever per rung.
 
-``bench ladder`` measures every rung beside ``aio_pika.patterns.RPC`` in one run, interleaved
-(``compare``): throughput at C=64, p50 at C=1, and the CPU each call cost clients, worker and
-broker. Each rung keeps the levers above it and adds one, printed with what it gives up. All
-request queues are classic (patterns.RPC declares a classic one): like is compared with like.
+Every rung beside ``aio_pika.patterns.RPC``, interleaved (``compare``), on classic request
+queues (patterns.RPC declares a classic one): what each lever gives and what it gives up.
 """
 
 from __future__ import annotations

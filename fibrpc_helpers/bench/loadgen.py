@@ -1,11 +1,8 @@
 """A load-generator process: real clients that call at a closed- or open-loop pace.
 
-One process driving 64 clients on its one core would measure itself, not the RPC, so the
-runner spreads the clients over a few (``LoadGenerators``). Each answers a JSON command on
-stdin with a JSON line of every call (a ``points.Call``, in seconds from the start instant
-the parent gives all: ``time.monotonic()`` is machine-wide on Linux). A run's loops are
-tasks of one ``asyncio.TaskGroup`` with one deadline: an unexpected exception ends the run at
-once, its traceback sent to the parent. Stdin is its lifeline (``runtime.follow_stdin``).
+The runner spreads the clients over a few (``LoadGenerators``): one process on its one core
+would measure itself. Each answers a JSON command on stdin with a JSON line of every call
+(``points.Call``); stdin is its lifeline (``runtime.follow_stdin``).
 """
 
 from __future__ import annotations
@@ -15,6 +12,7 @@ import asyncio
 import json
 import os
 import signal
+import statistics
 import sys
 import time
 import traceback
@@ -30,13 +28,9 @@ from .designs import Caller, connect
 from .points import Call, LoopLag
 from .stats import poisson_schedule
 
-# How often the lag ticker wakes. A ticker late by x says the event loop was busy (or its
-# process waited for a core) for x: a reply that arrived meanwhile waited as long, in its
-# call's latency.
+# A ticker late by x says the event loop was busy for x: a reply arriving meanwhile waited too.
 LAG_TICK = 0.005
-# An idle loop wakes a timer about 0.5 ms late by itself (epoll rounds its timeout up to a
-# millisecond), a wait no reply (which wakes it through its socket) has: each process
-# measures this slack on its idle loop when it starts, and subtracts it.
+# An idle loop's timer wakes ~0.5 ms late (epoll rounds up), a reply does not: measured, subtracted.
 SLACK_TICKS = 40
 # Seconds a run may take beyond its windows and the calls' timeout before it is failed.
 RUN_MARGIN = 30.0
@@ -56,7 +50,7 @@ class Load:
     rate: float = 0.0  # open loop: calls per second from this process
     seed: int = 0
     timeout: float = 10.0
-    start_at: float = 0.0  # time.monotonic() at which the run starts
+    start_at: float = 0.0  # time.monotonic() (machine-wide on Linux) at which the run starts
     client_offset: int = 0  # numbers this process's clients from here, for the CSV
 
     @property
@@ -109,8 +103,7 @@ class Generator:
         return records, ticker.result()
 
     async def _lag(self, t0: float, start: float, end: float) -> LoopLag:
-        """How late beyond the idle slack the ticker woke in [start, end): what shows a
-        generator whose one core is full, which Little's law cannot (``stats``)."""
+        """How late beyond the idle slack the ticker woke: a full core, which Little's law hides."""
         lates = await _ticks(t0, start, end)
         excess = [max(0.0, late - self.slack) for late in lates] or [0.0]
         return LoopLag(worst=max(excess), mean=sum(excess) / len(excess))
@@ -130,8 +123,7 @@ def _raise_any(results: Sequence[object]) -> None:
 
 async def _call(client: Caller, load: Load, number: int, out: list[Call],
                 intended: float | None = None) -> None:
-    """One call of client ``number``, recorded in ``out`` with the name of the RPC error it
-    ended with ("" for a result). Anything else is a bug in the run, and fails it."""
+    """One call, recorded with its RPC error's name; any other exception fails the run."""
     sent = time.monotonic() - load.start_at
     error = ""
     try:
@@ -171,13 +163,11 @@ async def _ticks(t0: float, start: float, end: float) -> list[float]:
 
 async def idle_slack(ticks: int = SLACK_TICKS) -> float:
     """How late this event loop's timer wakes when nothing else runs: the median lateness."""
-    lates = sorted(await _ticks(time.monotonic(), 0.0, ticks * LAG_TICK))
-    return lates[len(lates) // 2]
+    return statistics.median_high(await _ticks(time.monotonic(), 0.0, ticks * LAG_TICK))
 
 
 async def _serve(url: str | None) -> None:
-    """Answer the parent's commands until it says quit; SIGTERM or the end of our stdin
-    cancels the command under way, then the clients close."""
+    """Answer the parent's commands until quit; SIGTERM or the end of stdin cancels them."""
     generator = Generator(url, slack=await idle_slack())
     stdin = asyncio.StreamReader()
 
@@ -197,7 +187,7 @@ async def _serve(url: str | None) -> None:
 
 
 async def _obey(generator: Generator, command: dict[str, Any]) -> dict[str, Any]:
-    """Run one command of the parent's; the answer to send it (a failure's traceback too)."""
+    """The answer to one command of the parent's (a failure's traceback too)."""
     try:
         if command.get("close"):
             await generator.close()

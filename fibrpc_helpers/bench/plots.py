@@ -1,8 +1,6 @@
-"""The figures of the latency notebook, from the summary rows of a ``Bench`` run.
+"""The figures of the latency notebook, from the summary rows (``Point.row()``) of a run.
 
-Each function returns one figure, made without pyplot so that a notebook shows it once (as
-the cell's value) and nothing stays open between runs; ``save_all`` writes them as PNG files.
-Rows are the dicts of ``Point.row()``.
+Made without pyplot, so a notebook shows each once (as the cell's value) and none stays open.
 """
 
 from __future__ import annotations
@@ -27,9 +25,8 @@ _LOG_STEPS = ((1.0,), (1.0, 3.0), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0
 
 
 def log_ticks(values: Sequence[float]) -> list[float]:
-    """A few round values spanning ``values``, for a log axis: the sparsest series (1, 2, 5,
-    10...) that puts four to six ticks in the range, else the sparsest that puts three; a
-    range too narrow for three gets evenly spaced round values (94, 96, 98, 100)."""
+    """A few round values spanning ``values`` for a log axis: the sparsest series (1, 2, 5...)
+    giving four to six ticks, else three; too narrow for three, evenly spaced (94, 96, 98)."""
     finite = [v for v in values if v > 0 and math.isfinite(v)]
     if not finite:
         return []
@@ -60,8 +57,7 @@ def _select(rows: Sequence[Row], **match: Any) -> list[Row]:
 
 
 def _against_clients(axis: Axes, grid: Sequence[Row], key: str) -> dict[int, Line2D]:
-    """One line of ``key`` against clients per worker count, on a log axis labelled at exactly
-    the measured counts (1, 4, 16 clients), nothing else."""
+    """One line of ``key`` against clients per worker count, labelled at the measured counts."""
     drawn: dict[int, Line2D] = {}
     for workers in sorted({r["workers"] for r in grid}):
         line = sorted((r for r in grid if r["workers"] == workers), key=lambda r: r["clients"])
@@ -75,9 +71,7 @@ def _against_clients(axis: Axes, grid: Sequence[Row], key: str) -> dict[int, Lin
 
 
 def _title(key: str, rows: Sequence[Row]) -> str:
-    """A percentile's name, with the fewest calls behind it when that is under 100: the p99
-    of 20 calls is the slowest or second slowest of them, not a tail measured over thousands.
-    """
+    """A percentile's name, and the fewest calls behind it when a p99 is only the max."""
     name = key.split("_")[0]
     fewest = min((r["calls"] for r in rows), default=0)
     if name == "p99" and fewest < 100:
@@ -120,9 +114,8 @@ def throughput_vs_clients(rows: Sequence[Row], work: str,
 
 
 def latency_vs_load(rows: Sequence[Row], service_ms: float) -> Figure:
-    """Open loop: measured latency against arrival rate, beside the M/D/c and M/M/c means.
-    Each point sits at the arrival rate really achieved (``arrivals``), labelled with the rate
-    it was offered: a Poisson schedule of half a second can land well off its target."""
+    """Open loop: measured latency against the arrival rate achieved (a short Poisson schedule
+    lands off its offered target), beside the M/D/c and M/M/c means."""
     points = sorted(_select(rows, kind="open"), key=lambda r: r["offered"])
     if not points:
         raise ValueError("no open-loop rows: run bench.open_loop() first")
@@ -171,7 +164,6 @@ def cdf(latencies: dict[str, Sequence[float]]) -> Figure:
         text = f"p{p * 100:.0f}" + (f" = {percentile(only, p * 100):.0f} ms" if only else "")
         if only and p == 0.99 and len(only) < 100:  # nearest rank: p99 of < 100 calls is the max
             text += f" (the slowest of {len(only)} calls)"
-        # At the left edge (axes fraction 0.01), just above its line (data height p).
         axis.text(0.01, p, text, transform=axis.get_yaxis_transform(), fontsize=8,
                   color="dimgrey", va="bottom")
     axis.set(xscale="log", xlabel="latency (ms)", ylabel="fraction of calls <= latency",
@@ -224,8 +216,7 @@ def save_all(rows: Sequence[Row], folder: Path | str, *, service_ms: dict[str, f
 
 
 def ladder_bars(ladder: Any) -> Figure:
-    """A ``ladder.Ladder``: each rung's throughput and p50 as multiples of patterns.RPC's
-    (the dashed line at 1), and the CPU each call cost by role."""
+    """A ``ladder.Ladder``: each rung's figures as multiples of patterns.RPC's, CPU per call."""
     rungs = [ladder.baseline, *ladder.rungs]
     names = [figures.design.name for figures in rungs]
     rates, p50s = zip(*(ladder.ratios(figures) for figures in rungs), strict=True)

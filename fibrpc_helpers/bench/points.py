@@ -10,9 +10,8 @@ from .cpu import CpuUse
 from .presets import Work
 from .stats import littles_law_ratio, mean_in_flight, summarize
 
-# A point is flagged when its load generators' typical lag (``LoopLag.mean``) is at least this
-# share of its p50: a tenth or more of the median latency may then be the load generator's own
-# delay, not the RPC's. A smaller share is within what these short points vary from run to run.
+# A point is flagged when its load generators' typical lag (``LoopLag.mean``) is this share of
+# its p50 or more: that much may be their own delay; less is within these short points' noise.
 LAG_SHARE = 0.10
 
 
@@ -74,7 +73,7 @@ class Point:
         if self.kind == "open":
             spans = [(call.intended, call.done) for call in self.records]
             concurrency = mean_in_flight(spans, self.warmup, self.warmup + self.duration)
-        lags, cpu, nan = self.loop_lags, self.cpu, math.nan
+        lags, cpu, nan = self.loop_lags, self.cpu or CpuUse(0.0), math.nan  # unread: NaN
         lag_ms = max(lag.mean for lag in lags) * 1e3 if lags else nan
         # nan when there is no lag or no p50: nan >= LAG_SHARE is False, never flagged
         share = lag_ms / (s.p50 * 1e3) if s.calls and s.p50 > 0 else nan
@@ -83,25 +82,17 @@ class Point:
             "workers": self.workers, "clients": self.clients, "prefetch": self.prefetch,
             "offered": self.offered, "service_ms": self.service_ms, "calls": s.calls,
             "errors": s.errors,
-            # Calls whose intended send fell in the window, per second: the arrival rate an
-            # open loop really achieved (its offered rate is only the target).
-            "arrivals": len(measured) / self.duration,
-            "throughput": s.throughput,
+            # The arrival rate an open loop really achieved (its offered rate is only the target).
+            "arrivals": len(measured) / self.duration, "throughput": s.throughput,
             "mean_ms": s.mean * 1e3, "p50_ms": s.p50 * 1e3, "p90_ms": s.p90 * 1e3,
-            "p99_ms": s.p99 * 1e3, "max_ms": s.max * 1e3,
-            "in_system": concurrency,
+            "p99_ms": s.p99 * 1e3, "max_ms": s.max * 1e3, "in_system": concurrency,
             "littles": littles_law_ratio(s.throughput, s.mean, concurrency) if s.calls else nan,
-            "cpu_broker": cpu.total("broker") if cpu else nan,
-            "cpu_workers": cpu.total("workers") if cpu else nan,
-            "cpu_worker_peak": cpu.peak("workers") if cpu else nan,
-            "cpu_loadgen_peak": cpu.peak("load generators") if cpu else nan,
-            "cpu_loadgens": cpu.total("load generators") if cpu else nan,
-            "cpu_machine": cpu.machine if cpu else nan,
-            "bottleneck": cpu.bottleneck() if cpu else "",
-            # ``LoopLag`` (``loadgen.LAG_TICK`` says how it is measured): the longest stall
-            # in any generator, and the laggier generator's mean (a typical reply's wait).
+            "cpu_broker": cpu.total("broker"), "cpu_workers": cpu.total("workers"),
+            "cpu_worker_peak": cpu.peak("workers"), "cpu_loadgen_peak": cpu.peak("load generators"),
+            "cpu_loadgens": cpu.total("load generators"), "cpu_machine": cpu.machine,
+            "bottleneck": cpu.bottleneck() if self.cpu else "",
+            # ``LoopLag``: the longest stall in any generator, the laggier one's mean.
             "loop_lag_ms": max(lag.worst for lag in lags) * 1e3 if lags else nan,
-            "loop_lag_mean_ms": lag_ms,
-            "loadgen_share": share,
+            "loop_lag_mean_ms": lag_ms, "loadgen_share": share,
             "loadgen_lagging": share >= LAG_SHARE,
         }

@@ -35,12 +35,11 @@ class Preset:
     open_loads: tuple[float, ...] = (0.2, 0.5, 0.8)  # fractions of the capacity W / S
     design_clients: tuple[int, ...] = (1, 16)
     timeout: float = 10.0
-    # CPU-bound points may get a longer window: their throughput depends on which process
-    # won the cores for a moment, and a short window on a shared machine measures that noise.
-    cpu_warmup: float | None = None  # default: ``warmup``
-    cpu_duration: float | None = None  # default: ``duration``
-    # CPU-bound points cost the most time; a preset may measure them at fewer client counts.
-    cpu_clients: tuple[int, ...] | None = None  # default: ``clients``
+    # CPU-bound points: a longer window (a short one measures who won the cores for a moment),
+    # at fewer client counts (they cost the most time); None: as the others.
+    cpu_warmup: float | None = None
+    cpu_duration: float | None = None
+    cpu_clients: tuple[int, ...] | None = None
 
     def window(self, work: Work) -> tuple[float, float]:
         """(warm-up, measured seconds) of a closed-loop point of ``work``."""

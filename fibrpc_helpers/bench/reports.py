@@ -62,11 +62,9 @@ def call_rows(points: Sequence[Point]) -> Iterator[dict[str, Any]]:
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]] | Iterator[dict[str, Any]],
               columns: Sequence[str] | None = None) -> None:
-    """Write dict rows as a CSV with a header (the columns of the first row by default);
-    no file for no rows."""
+    """Dict rows as a CSV with a header (default: the first row's keys); no rows, no file."""
     rows = iter(rows)
-    first = next(rows, None)
-    if first is None:
+    if (first := next(rows, None)) is None:
         return
     with open(path, "w", newline="") as out:
         writer = csv.DictWriter(out, list(columns or first))

@@ -1,8 +1,7 @@
 """The benchmark's other fib workers (the reference is ``python -m fibrpc_helpers worker``).
 
-``python -m fibrpc_helpers.bench.serve patterns|raw-aiormq --queue Q [--loop uvloop]`` says
-``worker NAME is serving ...`` once it consumes, as the reference does, stops on SIGTERM, and
-exits when its parent dies.
+``python -m fibrpc_helpers.bench.serve patterns|raw-aiormq --queue Q`` starts, says it serves
+and stops as the reference does.
 """
 
 from __future__ import annotations
@@ -32,8 +31,7 @@ __all__ = ["READY", "command", "main"]
 
 def command(server: str, *, queue: str, loop: str = "asyncio", prefetch: int | None = None,
             work: str = "fast", sleep_ms: float = 0.0, queue_type: str | None = None) -> list[str]:
-    """The command line of one worker process of ``server`` ("reference", "patterns" or
-    "raw-aiormq"); like ``worker_command``'s, it names no broker (``$AMQP_URL``)."""
+    """One worker process's command line; like ``worker_command``'s it names no broker."""
     if server == "reference":
         return worker_command(queue=queue, prefetch=prefetch or 1, work=work,
                               sleep_ms=sleep_ms, queue_type=queue_type, loop=loop)
@@ -47,9 +45,7 @@ def command(server: str, *, queue: str, loop: str = "asyncio", prefetch: int | N
 
 
 async def _queue_options(options: argparse.Namespace) -> dict[str, Any]:
-    """How to declare the request queue, as our worker does: quorum queues are durable; a
-    classic one is transient, or durable where the broker denies transient non-exclusive
-    queues (RabbitMQ 4.3 as shipped)."""
+    """How to declare the request queue, as the reference worker does (``request_queue``)."""
     if options.queue_type == "quorum":
         return {"durable": True, "arguments": {"x-queue-type": "quorum"}}
     return {"durable": not await transient_queues_permitted(amqp_url(options.url))}
@@ -96,8 +92,7 @@ async def _patterns(options: argparse.Namespace) -> None:
 
 
 async def _raw_aiormq(options: argparse.Namespace) -> None:
-    """The ladder's floor: aiormq alone, no confirms, one ack per request, no checks beyond
-    the wire format's (a request it cannot read is acked and dropped)."""
+    """aiormq alone: no confirms, one ack per request, a request it cannot read dropped."""
     connection = await aiormq.connect(amqp_url(options.url))
     try:
         channel = await connection.channel(publisher_confirms=False)

@@ -1,15 +1,6 @@
 """The statistics of a latency benchmark: percentiles, Little's law, arrivals, queueing models.
 
 Pure functions on plain lists of seconds, each unit-tested against known inputs.
-
-* Percentiles use the nearest-rank definition (as HdrHistogram reports them): p99 is a
-  latency that some call really had, never an interpolation between two calls.
-* Little's law, L = lambda x W: in a closed loop L is the clients C, so the ratio reads ~1 by
-  construction. It checks the bookkeeping (every call counted, no time lost between calls),
-  not the load generator (a busy one slows every call and still reads ~1; its CPU and loop
-  lag show it). In the open loop it is an identity up to the window's edges.
-* Open-loop arrivals are a Poisson process: exponential gaps between intended send times.
-* Queueing models (M/M/c exactly, M/D/c approximately) give the latency a plot compares to.
 """
 
 from __future__ import annotations
@@ -18,12 +9,12 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, repeat, takewhile
 
 
 def percentile(values: Sequence[float], p: float) -> float:
-    """The nearest-rank p-th percentile: the smallest value with at least p % of values <= it
-    (``percentile([1, 2, 3, 4], 50) == 2``; p = 100 is the maximum, p = 0 the minimum)."""
+    """The nearest-rank p-th percentile (as HdrHistogram): the smallest value with at least p %
+    of values <= it, a latency some call really had (``percentile([1, 2, 3, 4], 50) == 2``)."""
     if not values:
         raise ValueError("no values: a percentile needs at least one measured call")
     if not 0 <= p <= 100:
@@ -61,16 +52,16 @@ def summarize(latencies: Sequence[float], duration: float, errors: int = 0) -> S
 
 
 def littles_law_ratio(throughput: float, mean_latency: float, concurrency: float) -> float:
-    """lambda x W / L: 1.0 when Little's law holds with L = ``concurrency`` (what that
-    checks, and what it cannot show: the module docstring)."""
+    """lambda x W / L: 1.0 when Little's law holds with L = ``concurrency``. A closed loop's L
+    is its clients, so it reads ~1 by construction: it checks the bookkeeping (every call
+    counted, no time lost between calls), not the load generator (its CPU and loop lag do)."""
     if concurrency <= 0:
         raise ValueError(f"concurrency must be positive, got {concurrency}")
     return throughput * mean_latency / concurrency
 
 
 def mean_in_flight(intervals: Sequence[tuple[float, float]], start: float, end: float) -> float:
-    """Time-average number of calls in flight during [start, end), from (sent, done) pairs:
-    the L of Little's law measured directly, for an open loop where it is not fixed."""
+    """Time-average calls in flight in [start, end): an open loop's L, which is not fixed."""
     if end <= start:
         raise ValueError("the window must have end > start")
     busy = sum(max(0.0, min(done, end) - max(sent, start)) for sent, done in intervals)
@@ -78,32 +69,23 @@ def mean_in_flight(intervals: Sequence[tuple[float, float]], start: float, end: 
 
 
 def arrivals_from_uniforms(uniforms: Sequence[float], rate: float) -> list[float]:
-    """Arrival times of a Poisson process of ``rate`` per second, from uniforms in [0, 1):
-    each gap is -ln(1 - u) / rate (inverse transform of the exponential distribution)."""
+    """Poisson arrival times from uniforms in [0, 1): each gap is -ln(1 - u) / rate."""
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
     return list(accumulate(-math.log(1.0 - u) / rate for u in uniforms))
 
 
 def poisson_schedule(rate: float, duration: float, seed: int = 0) -> list[float]:
-    """Intended send times in [0, duration) of an open loop at ``rate`` calls per second,
-    seeded so that a run can be repeated. Latency is measured from these times, not from when
-    the call was actually sent, so a late sender cannot hide queueing (coordinated omission).
-    """
+    """Seeded intended send times in [0, duration) at ``rate`` per second; latency counts from
+    these, so a late sender cannot hide queueing (coordinated omission)."""
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
-    rng = random.Random(seed)
-    times: list[float] = []
-    t = rng.expovariate(rate)
-    while t < duration:
-        times.append(t)
-        t += rng.expovariate(rate)
-    return times
+    gaps = map(random.Random(seed).expovariate, repeat(rate))  # exponential: Poisson arrivals
+    return list(takewhile(lambda t: t < duration, accumulate(gaps)))
 
 
 def erlang_c(servers: int, offered: float) -> float:
-    """Probability that an arrival waits in an M/M/c queue (Erlang C); ``offered`` is
-    a = lambda / mu in erlangs, stable below ``servers``."""
+    """Probability that an arrival waits in an M/M/c queue (Erlang C); ``offered`` in erlangs."""
     if servers < 1:
         raise ValueError(f"servers must be 1 or more, got {servers}")
     if offered >= servers:
@@ -121,7 +103,6 @@ def mmc_latency(arrival_rate: float, service_time: float, servers: int) -> float
 
 
 def mdc_latency(arrival_rate: float, service_time: float, servers: int) -> float:
-    """Mean time in an M/D/c system (fixed service time), by the classic approximation
-    Wq(M/D/c) = Wq(M/M/c) / 2 (exact for c = 1, by the Pollaczek-Khinchine formula): a fixed
-    service time halves the queueing of a random one. inf stays inf: (inf - S) / 2 + S."""
+    """Mean time in an M/D/c system by the classic Wq(M/D/c) = Wq(M/M/c) / 2 (exact for c = 1,
+    Pollaczek-Khinchine): a fixed service time halves the queueing of a random one."""
     return (mmc_latency(arrival_rate, service_time, servers) - service_time) / 2 + service_time
