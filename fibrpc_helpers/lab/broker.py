@@ -122,8 +122,7 @@ def ensure(url: str | None = None, state_dir: Path | None = None) -> BrokerInfo:
     state_dir.mkdir(parents=True, exist_ok=True)
     print(f"starting a RabbitMQ node on port {port} (data and logs in {state_dir.name}/) ",
           end="", flush=True)
-    process = nodes.spawn_node(server, port, state_dir)
-    nodes.wait_up([nodes.Starting(nodes.node_name(port), url, state_dir, process)])
+    nodes.start_nodes(server, {url: state_dir})
     return status(url, state_dir)
 
 

@@ -1,12 +1,7 @@
-"""A RabbitMQ cluster on this machine: three project-local nodes behind one address.
-
-``broker ensure --nodes 3`` starts three nodes of ours (:mod:`nodes`), joins them as RabbitMQ's
-clustering guide does by hand, and starts haproxy in front of them on the URL's port, to show
-what a single broker cannot: a node dies and the calls go on. A proxy, not a list of brokers in
-``AMQP_URL``, because aio-pika's ``connect_robust`` reconnects to its one address only (its issue
-#141): when a node dies the proxy closes its connections, the clients and workers reconnect
-through it to a node that is up, and aio-pika re-declares their queues and consumers there.
-"""
+"""A RabbitMQ cluster on this machine (README: A cluster of three nodes on one machine): nodes
+of ours (:mod:`nodes`) behind haproxy on the URL's port. A proxy, not a list of brokers in
+``AMQP_URL``: aio-pika's ``connect_robust`` reconnects to its one address only (its issue #141),
+and through the proxy it reaches a node that is up, where aio-pika re-declares what it had."""
 
 from __future__ import annotations
 
@@ -20,10 +15,10 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 import aio_pika
 
@@ -41,6 +36,8 @@ PROXY_CHECK_INTERVAL_MS = 500  # a dead node gets no new connections within abou
 CTL_TIMEOUT = 120.0  # seconds for one rabbitmqctl, which starts an Erlang VM of its own
 # "NAME\t<NODE.1.2.3>": a queue and its process, whose Erlang pid names its node
 _QUEUE_NODE = re.compile(r"^(.+)\t *<(.+?)(?:\.\d+)+> *$", re.MULTILINE)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -97,15 +94,22 @@ def default_state_dir(port: int) -> Path:
     return broker.default_state_dir() / f"cluster-{port}"
 
 
+def _awaited(plain: Callable[Concatenate[Cluster, P], R]
+             ) -> Callable[Concatenate[Cluster, P], Coroutine[None, None, R]]:
+    """The awaited twin of a blocking method, which runs (as the instance has it) in a thread."""
+    async def method(self: Cluster, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await asyncio.to_thread(getattr(self, plain.__name__), *args, **kwargs)
+    return method
+
+
 def _find_haproxy() -> str | None:
-    places = ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy")
-    return shutil.which("haproxy") or next((p for p in places if Path(p).exists()), None)
+    path = os.pathsep.join([os.environ.get("PATH", os.defpath), "/usr/sbin", "/usr/local/sbin"])
+    return shutil.which("haproxy", path=path)
 
 
 class Cluster:
-    """``nodes`` RabbitMQ nodes on this machine, node N on the URL's port + N, and a proxy on
-    the URL's port. ``cluster.json`` under ``state_dir`` records what was started, so that
-    ``stop`` stops exactly that and nothing else."""
+    """Node N on the URL's port + N, the proxy on the URL's port; ``cluster.json`` under
+    ``state_dir`` records what was started, so that ``stop`` stops exactly that."""
 
     def __init__(self, url: str | None = None, nodes: int = DEFAULT_NODES,
                  state_dir: Path | None = None) -> None:
@@ -140,7 +144,6 @@ class Cluster:
         return None  # gone, or that pid is another process now
 
     def node_up(self, node: Node) -> bool:
-        """Whether the node's AMQP port accepts a connection (and speaks AMQP)."""
         return nodes.probe(node.url, timeout=2.0) is not None
 
     def status(self) -> list[NodeStatus]:
@@ -177,8 +180,8 @@ class Cluster:
                    for found in self.quorum_queues())
 
     def queue_nodes(self) -> dict[str, str]:
-        """Every queue's node: a classic queue's home, a quorum queue's leader, read from the
-        queue's process (RabbitMQ 3.10 has a ``leader`` column for quorum queues only)."""
+        """Every queue's node (a classic queue's home, a quorum queue's leader), read from its
+        process: RabbitMQ 3.10 has a ``leader`` column for quorum queues only."""
         output = self._ctl_any("list_queues", "--quiet", "--no-table-headers", "name", "pid")
         return dict(_QUEUE_NODE.findall(output))
 
@@ -214,10 +217,7 @@ class Cluster:
 
     def ctl(self, node: Node, *args: str, timeout: float = CTL_TIMEOUT) -> str:
         """Run ``rabbitmqctl ARGS`` against ``node`` (its name and cookie); its output."""
-        server = nodes.find_server()
-        if server is None:
-            raise ClusterError(broker.how_to_get_one(self.url))
-        command = [str(Path(server).with_name("rabbitmqctl")), "-n", node.name, *args]
+        command = [str(Path(self._server()).with_name("rabbitmqctl")), "-n", node.name, *args]
         said = f"`rabbitmqctl {' '.join(args)}` on {node.name}"
         try:
             result = subprocess.run(command, env=node.environment(), capture_output=True,
@@ -228,6 +228,16 @@ class Cluster:
             raise ClusterError(f"{said} failed: {(result.stderr or result.stdout).strip()[-1500:]}")
         return result.stdout
 
+    def _server(self, install: bool = False) -> str:
+        """The rabbitmq-server script, installed first when ``install`` (and apt can)."""
+        server = None
+        if broker.can_start_nodes():
+            server = (nodes.found_or_installed(nodes.find_server, "rabbitmq-server", ClusterError)
+                      if install else nodes.find_server())
+        if server is None:
+            raise ClusterError(broker.how_to_get_one(self.url))
+        return server
+
     # --- starting ----------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -237,10 +247,7 @@ class Cluster:
             raise ClusterError("a cluster is started on this machine only, and "
                                f"{mask_url(self.url)} points elsewhere: set AMQP_URL (or --url) "
                                "to a localhost URL")
-        server = (nodes.found_or_installed(nodes.find_server, "rabbitmq-server", ClusterError)
-                  if broker.can_start_nodes() else None)
-        if server is None:
-            raise ClusterError(broker.how_to_get_one(self.url))
+        server = self._server(install=True)
         haproxy = nodes.found_or_installed(_find_haproxy, "haproxy", ClusterError)
         if haproxy is None:
             raise ClusterError("the cluster's nodes are reached through haproxy, which is not "
@@ -278,23 +285,18 @@ class Cluster:
             nodes.check_dist_port(node.port, ClusterError)
 
     def _start_nodes(self, server: str, starting: list[Node], progress: bool = True) -> None:
-        """Start the nodes and wait until they are up. A node's first start gives it the
-        cluster's one Erlang cookie (the password nodes and rabbitmqctl talk to each other
-        with): the first node's, else a new random one."""
+        """Start the nodes, each with the cluster's one Erlang cookie, and wait for them."""
         files = [node.state_dir / "home" / ".erlang.cookie" for node in self.nodes]
         cookie = next((file.read_text().strip() for file in files if file.exists()),
                       secrets.token_hex(16).upper())
-        for node in starting:
-            file = node.state_dir / "home" / ".erlang.cookie"
+        for file in files:
             if not file.exists():
                 file.parent.mkdir(parents=True, exist_ok=True)
                 file.write_text(cookie)
                 file.chmod(0o400)
-            self._processes[node.index] = nodes.spawn_node(server, node.port, node.state_dir,
-                                                           clustered=True)
-        nodes.wait_up([nodes.Starting(node.name, node.url, node.state_dir,
-                                      self._processes[node.index]) for node in starting],
-                      progress=progress, error=ClusterError)
+        started = nodes.start_nodes(server, {node.url: node.state_dir for node in starting},
+                                    clustered=True, progress=progress, error=ClusterError)
+        self._processes.update(zip([node.index for node in starting], started, strict=True))
 
     def _join(self) -> None:
         """Join every node that the first node does not count as a member yet."""
@@ -307,10 +309,8 @@ class Cluster:
                     self.ctl(node, *args)
 
     def _start_proxy(self, haproxy: str) -> None:
-        """haproxy in TCP mode. ``on-marked-down shutdown-sessions`` closes the connections to a
-        node that stops answering (a frozen node would hold them open until the heartbeat times
-        out); ``redispatch`` sends a connection whose node refuses it to another node. Client
-        and server timeouts are far above AMQP's heartbeat (60 s): no idle connection is cut."""
+        """``shutdown-sessions``: a node that stops answering loses its connections at once, not
+        at the heartbeat; the 3 h timeouts, far above the heartbeat, cut no idle connection."""
         if self.proxy_pid() is not None:
             return
         health = (f"check inter {PROXY_CHECK_INTERVAL_MS}ms fall 1 rise 2 on-marked-down "
@@ -374,12 +374,8 @@ class Cluster:
     def restart(self, node: Node) -> None:
         """Start a stopped or killed node again; it rejoins the cluster by itself (its data
         remembers the cluster) and takes its replicas back."""
-        if self.node_up(node):
-            return
-        server = nodes.find_server()
-        if server is None:
-            raise ClusterError(broker.how_to_get_one(self.url))
-        self._start_nodes(server, [node], progress=False)
+        if not self.node_up(node):
+            self._start_nodes(self._server(), [node], progress=False)
 
     def stop(self) -> str:
         """Stop the proxy and every node this cluster started; nothing else."""
@@ -425,27 +421,13 @@ class Cluster:
             lines.append("  no quorum queue yet (a worker declares its request queue)")
         return "\n".join(lines)
 
-    # --- the same, awaited (a notebook's cells) -----------------------------------------------
-    # rabbitmqctl and waiting for processes block; awaited, each of these runs its plain twin
-    # in a thread, so that the kernel's event loop (the clients, the workers' replies) goes on.
-
-    async def node_of_async(self, client: FibonacciRpcClient) -> Node:
-        return await asyncio.to_thread(self.node_of, client)
-
-    async def leader_of_async(self, queue: str) -> Node:
-        return await asyncio.to_thread(self.leader_of, queue)
-
-    async def replicas_online_async(self, queue: str) -> bool:
-        return await asyncio.to_thread(self.replicas_online, queue)
-
-    async def describe_async(self, queues: Sequence[str] | None = None) -> str:
-        return await asyncio.to_thread(self.describe, queues)
-
-    async def kill_async(self, node: Node) -> int:
-        return await asyncio.to_thread(self.kill, node)
-
-    async def restart_async(self, node: Node) -> None:
-        await asyncio.to_thread(self.restart, node)
+    # The same, awaited in a notebook's cells: the kernel's event loop goes on meanwhile.
+    node_of_async = _awaited(node_of)
+    leader_of_async = _awaited(leader_of)
+    replicas_online_async = _awaited(replicas_online)
+    describe_async = _awaited(describe)
+    kill_async = _awaited(kill)
+    restart_async = _awaited(restart)
 
 
 # --- what the command line calls -----------------------------------------------------------
