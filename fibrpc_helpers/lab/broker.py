@@ -1,10 +1,7 @@
-"""Make sure a RabbitMQ broker answers at ``AMQP_URL``: find one, or start our own node.
-
-``make lab`` and ``make test`` run ``python -m fibrpc_helpers broker ensure``, so a fresh machine
-needs no other step. Our node (:mod:`nodes`) is on the URL's port, its state in ``.broker/``.
-Starting and stopping it needs POSIX process groups and signals: on Windows RabbitMQ runs as a
-Windows service, so ``ensure`` there only checks that a broker answers, or says how to get one.
-"""
+"""Make sure a RabbitMQ broker answers at ``AMQP_URL``: find one, or start our own node
+(:mod:`nodes`) on the URL's port, its state in ``.broker/`` (README: The broker). Starting and
+stopping it needs POSIX process groups and signals: on Windows RabbitMQ runs as a service, so
+``ensure`` there only checks that a broker answers, or says how to get one."""
 
 from __future__ import annotations
 
@@ -22,7 +19,7 @@ import aiormq.exceptions
 from ..urls import PROJECT_DIR, amqp_url, mask_url, url_host, url_port
 from . import nodes
 
-# re-exported: the names this module has always offered, now shared with cluster.py
+# the names this module has always offered, now shared with cluster.py
 from .nodes import (  # noqa: F401
     CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS,
     BrokerError,
@@ -41,7 +38,7 @@ def default_state_dir() -> Path:
     return Path(os.environ.get("FIBRPC_BROKER_DIR") or PROJECT_DIR / ".broker")
 
 
-# How to install RabbitMQ, per platform: one entry per way, continuation lines indented.
+# How to install RabbitMQ, per platform: one entry per way.
 _INSTALL = {
     "linux": [
         "Debian/Ubuntu:  sudo apt-get install rabbitmq-server\n"
@@ -149,8 +146,7 @@ def describe(info: BrokerInfo) -> str:
 
 
 def describe_transient_queues(url: str | None = None) -> str:
-    """One line for ``broker status``: does this broker take aio-pika's docs' request queue
-    (transient, non-exclusive), as RabbitMQ up to 4.2 does, or deny it, as 4.3 ships?"""
+    """One line for ``broker status``: does this broker take aio-pika's docs' request queue?"""
     from ..request_queue import transient_queues_permitted
 
     if asyncio.run(transient_queues_permitted(amqp_url(url))):
@@ -162,8 +158,7 @@ def describe_transient_queues(url: str | None = None) -> str:
 
 async def delete_queues(url: str, names: Sequence[str], seconds: float = 10.0) -> None:
     """Delete the named queues, each on a channel of its own (a refused delete closes it), each
-    step within ``seconds``. A queue gone already, or exclusive to a connection open elsewhere,
-    is passed over; any other refusal is logged, the queue left, and the others deleted."""
+    step within ``seconds``; a queue gone or exclusive elsewhere is passed over, others logged."""
     if not names:
         return
     async with asyncio.timeout(seconds):

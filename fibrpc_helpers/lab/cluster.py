@@ -271,12 +271,11 @@ class Cluster:
             answered = nodes.probe(self.url, timeout=2.0)
             what = f"RabbitMQ {answered}" if answered else "another program"
             raise ClusterError(
-                f"{what} already listens on port {self.port}, where the cluster's proxy "
-                "would listen. Stop it first (`python -m fibrpc_helpers broker stop` stops "
-                "the single node this project started), or give the cluster another port: "
-                "--url amqp://guest:guest@localhost:PORT/ (its nodes take PORT+1 to "
-                f"PORT+{len(self.nodes)})"
-            )
+                f"{what} already listens on port {self.port}, where the cluster's proxy would "
+                "listen. Stop it first (`python -m fibrpc_helpers broker stop` stops the single "
+                "node this project started), or give the cluster another port: --url "
+                "amqp://guest:guest@localhost:PORT/ (its nodes take PORT+1 to "
+                f"PORT+{len(self.nodes)})")
         for node in [node for node in self.nodes if not self.node_up(node)]:
             if not nodes.port_free(node.port):
                 raise ClusterError(f"port {node.port} (node {node.index}, {node.name}) is taken "
@@ -365,10 +364,8 @@ class Cluster:
         if pid is None or not nodes.process_alive(pid):
             raise ClusterError(f"{node.name} is not running")
         os.kill(pid, signal.SIGKILL)
-        process = self._processes.get(node.index)
-        if process is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(30)  # its rabbitmq-server script ends with it
+        with contextlib.suppress(KeyError, subprocess.TimeoutExpired):
+            self._processes[node.index].wait(30)  # its rabbitmq-server script ends with it
         return pid
 
     def restart(self, node: Node) -> None:
@@ -386,8 +383,7 @@ class Cluster:
             stopped.append(f"the proxy (pid {pid})")
         stopped += [node.name for node in self.nodes if nodes.stop_node(node.state_dir)]
         for process in self._processes.values():
-            if process.poll() is None:
-                process.kill()
+            process.kill()  # nothing happens to one that has ended
             process.wait()
         self._processes.clear()
         if not stopped:
@@ -403,13 +399,12 @@ class Cluster:
             state = "up" if found.up else "DOWN"
             if found.up and not found.in_cluster:
                 state += ", not (yet) running in the cluster"
-            lines.append(f"  node {found.node.index}: {found.node.name} on port "
-                         f"{found.node.port}: {state}")
+            node = found.node
+            lines.append(f"  node {node.index}: {node.name} on port {node.port}: {state}")
         if queues is not None and not queues:
             return "\n".join(lines)
         try:
-            found_queues = [queue for queue in self.quorum_queues()
-                            if queues is None or queue.name in queues]
+            found_queues = [q for q in self.quorum_queues() if queues is None or q.name in queues]
         except ClusterError as error:
             lines.append(f"  quorum queues: cannot tell ({error})")
             return "\n".join(lines)
@@ -453,8 +448,8 @@ def serving(url: str | None = None) -> Cluster | None:
 
 
 async def for_notebook(url: str, *, start: bool = False) -> Cluster | None:
-    """The cluster at ``url`` for a notebook's section about it, started first when
-    ``start``; None, after printing how to get one, when no cluster of ours answers there."""
+    """The cluster at ``url`` for a notebook's section, started first when ``start``; None, after
+    printing how to get one, when no cluster of ours answers there."""
     if start:
         await asyncio.to_thread(ensure, url)
     found = serving(url)
@@ -513,8 +508,7 @@ class FailoverRun:
         return [call for call in self.answered if call.result != right(call.n)]
 
     def carried_on_after(self) -> float | None:
-        """Seconds from the kill to the end of the first call sent after it and answered;
-        None if there was no kill or no such call."""
+        """Seconds from the kill to the end of the first call sent after it and answered, if any."""
         if self.killed_at is None:
             return None
         after = [c.ended for c in self.answered if c.sent > self.killed_at]
@@ -539,8 +533,7 @@ class FailoverRun:
             back = self.carried_on_after()
             if back is not None:
                 axes.axvspan(self.killed_at - t0, self.killed_at - t0 + back, color="0.85",
-                             label=f"until the first call sent after it is answered "
-                             f"({back:.2f} s)")
+                             label=f"until the first call sent after it is answered ({back:.2f} s)")
         axes.set(xlabel="seconds since the first call", ylabel="calls, in the order sent",
                  title=title)
         axes.legend(loc="lower right", fontsize="small")
@@ -552,8 +545,7 @@ class FailoverRun:
 async def run_calls(
     client: FibonacciRpcClient, numbers: Sequence[int], *, concurrency: int, timeout: float,
     kill_after: int | None = None, kill: Callable[[], Awaitable[object]] | None = None,
-    backoff: float = 0.0,
-) -> FailoverRun:
+    backoff: float = 0.0) -> FailoverRun:
     """Call fib(n) for every n, ``concurrency`` calls at a time, and record how each ends
     (answered or an RpcError); once ``kill_after`` calls are answered, ``kill()`` runs (once).
     ``backoff``: seconds a caller waits after an RpcConnectionError or a BrokerRefusedError
