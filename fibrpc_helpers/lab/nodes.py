@@ -42,8 +42,6 @@ class BrokerError(RuntimeError):
     """No broker could be found or started; the message says what to do."""
 
 
-# --- is one there ----------------------------------------------------------------------------
-
 async def probe_async(url: str | None = None, timeout: float = 3.0) -> str | None:
     """The broker's version if an AMQP connection to ``url`` succeeds, else None; BrokerError
     when it refuses the credentials. aiormq: a failed attempt leaves no half-made connection."""
@@ -73,13 +71,11 @@ def probe(url: str | None = None, timeout: float = 3.0) -> str | None:
 
 
 def port_free(port: int) -> bool:
-    """Whether a listener could bind the port now, with SO_REUSEADDR as RabbitMQ and haproxy do."""
-    with socket.socket() as attempt:
-        attempt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            attempt.bind(("127.0.0.1", port))
-        except OSError:
-            return False
+    """Whether a listener could bind the port now, as RabbitMQ and haproxy do (SO_REUSEADDR)."""
+    try:
+        socket.create_server(("127.0.0.1", port)).close()
+    except OSError:
+        return False
     return True
 
 
@@ -97,8 +93,6 @@ def check_dist_port(port: int, error: type[BrokerError] = BrokerError) -> None:
                     "and retry")
 
 
-# --- installing ----------------------------------------------------------------------------
-
 def find_server() -> str | None:
     """The ``rabbitmq-server`` script to start nodes with; None when it is not installed."""
     path = os.pathsep.join([*SCRIPT_DIRS, os.environ.get("PATH", os.defpath)])
@@ -106,7 +100,7 @@ def find_server() -> str | None:
 
 
 def can_apt_install() -> bool:
-    """Whether ``apt_install`` can work here: Debian or Ubuntu, as root."""
+    """Whether apt-get can install a package here: Debian or Ubuntu, as root."""
     return (sys.platform.startswith("linux") and Path("/etc/debian_version").exists()
             and shutil.which("apt-get") is not None and os.geteuid() == 0)
 
@@ -128,8 +122,6 @@ def found_or_installed(find: Callable[[], str | None], package: str,
             raise error(f"`{' '.join(command)}` failed:\n{stderr}")
     return find()
 
-
-# --- configuring ---------------------------------------------------------------------------
 
 def server_version(server: str | None) -> tuple[int, int] | None:
     """(major, minor) of this ``rabbitmq-server``, from its folder as ``node_config`` needs it
@@ -166,24 +158,17 @@ def node_environment(port: int, state_dir: Path, *, clustered: bool = False) -> 
              "ENABLED_PLUGINS_FILE": "enabled_plugins", "CONFIG_FILE": "rabbitmq",
              "ADVANCED_CONFIG_FILE": "advanced.config", "CONF_ENV_FILE": "rabbitmq-env.conf"}
     return {
-        **os.environ,
-        **{f"RABBITMQ_{key}": str(state_dir / name) for key, name in files.items()},
+        **os.environ, **{f"RABBITMQ_{key}": str(state_dir / name) for key, name in files.items()},
         "HOME": str(state_dir / "home"),  # the Erlang cookie lives here, not in ~
         "ERL_CRASH_DUMP": str(state_dir / "log" / "erl_crash.dump"),
-        "RABBITMQ_NODENAME": node_name(port),
-        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-        "RABBITMQ_NODE_PORT": str(port),
-        "RABBITMQ_DIST_PORT": str(port + DIST_PORT_OFFSET),
-        "RABBITMQ_ALLOW_INPUT": "",
-    }
+        "RABBITMQ_NODENAME": node_name(port), "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(port), "RABBITMQ_DIST_PORT": str(port + DIST_PORT_OFFSET),
+        "RABBITMQ_ALLOW_INPUT": ""}
 
-
-# --- starting ------------------------------------------------------------------------------
 
 def spawn_node(server: str, port: int, state_dir: Path, *, clustered: bool = False
                ) -> subprocess.Popen[bytes]:
-    """Start rabbitmq-server for the node on ``port``, recorded in ``node.json`` for
-    ``stop_node``; return at once."""
+    """Start rabbitmq-server for the node on ``port``, recorded in ``node.json``; return at once."""
     env = node_environment(port, state_dir, clustered=clustered)
     with open(state_dir / "log" / "server-output.log", "ab") as output:
         process = subprocess.Popen(
@@ -231,8 +216,6 @@ def start_nodes(server: str, state_dirs: Mapping[str, Path], *, clustered: bool 
             print(".", end="", flush=True)
         time.sleep(1.0)
 
-
-# --- which process is ours, and stopping it ------------------------------------------------
 
 def process_alive(pid: int) -> bool:
     """Whether process ``pid`` still runs; a finished child not yet reaped (a zombie) does not."""
