@@ -40,15 +40,11 @@ def default_state_dir() -> Path:
 
 # How to install RabbitMQ, per platform: one entry per way.
 _INSTALL = {
-    "linux": [
-        "Debian/Ubuntu:  sudo apt-get install rabbitmq-server\n"
-        "(as root, `broker ensure` runs apt-get itself)",
-        "other Linux:    your distribution's rabbitmq-server package",
-    ],
-    "darwin": [
-        "macOS:          brew install rabbitmq   (Homebrew; `broker ensure` then starts a\n"
-        "node of its own from it, with its data in .broker/)",
-    ],
+    "linux": ["Debian/Ubuntu:  sudo apt-get install rabbitmq-server\n"
+              "(as root, `broker ensure` runs apt-get itself)",
+              "other Linux:    your distribution's rabbitmq-server package"],
+    "darwin": ["macOS:          brew install rabbitmq   (Homebrew; `broker ensure` then starts a\n"
+               "node of its own from it, with its data in .broker/)"],
     "win32": [
         "Windows:        RabbitMQ's installer (https://www.rabbitmq.com/docs/install-windows;\n"
         "it needs Erlang first) or `choco install rabbitmq`. Both run RabbitMQ as a\n"
@@ -108,12 +104,11 @@ def ensure(url: str | None = None, state_dir: Path | None = None) -> BrokerInfo:
                           "credentials in AMQP_URL.")
     if not can_start_nodes():
         raise BrokerError(how_to_get_one(url))
-    was_installed = nodes.find_server() is not None
     server = nodes.found_or_installed(nodes.find_server, "rabbitmq-server")
     if server is None:
         raise BrokerError(how_to_get_one(url))
-    if not was_installed and probe(url) is not None:
-        return status(url, state_dir)  # the package's own service started a broker
+    if probe(url) is not None:  # a package just installed may start a broker of its own
+        return status(url, state_dir)
     port = url_port(url)
     nodes.check_dist_port(port)
     state_dir.mkdir(parents=True, exist_ok=True)

@@ -108,8 +108,7 @@ def _find_haproxy() -> str | None:
 
 
 class Cluster:
-    """Node N on the URL's port + N, the proxy on the URL's port; ``cluster.json`` under
-    ``state_dir`` records what was started, so that ``stop`` stops exactly that."""
+    """Node N on the URL's port + N, the proxy on it, recorded in ``cluster.json`` for ``stop``."""
 
     def __init__(self, url: str | None = None, nodes: int = DEFAULT_NODES,
                  state_dir: Path | None = None) -> None:
@@ -139,9 +138,8 @@ class Cluster:
             command = psutil.Process(pid).cmdline()
         except (OSError, ValueError, KeyError, TypeError, psutil.Error):
             return None
-        if nodes.process_alive(pid) and str(self.state_dir / "haproxy.cfg") in command:
-            return pid
-        return None  # gone, or that pid is another process now
+        ours = nodes.process_alive(pid) and str(self.state_dir / "haproxy.cfg") in command
+        return pid if ours else None  # not ours: gone, or that pid is another process now
 
     def node_up(self, node: Node) -> bool:
         return nodes.probe(node.url, timeout=2.0) is not None
@@ -193,8 +191,7 @@ class Cluster:
         raise ClusterError(f"the cluster has no quorum queue named {queue!r}")
 
     def node_of(self, client: FibonacciRpcClient) -> Node:
-        """The node a client is connected to: the home of its exclusive callback queue
-        (an exclusive queue lives on the node of the connection that declared it)."""
+        """The node a client is connected to, where its exclusive callback queue lives."""
         return self.node_named(self.queue_nodes()[client.callback_queue.name])
 
     async def declare_led_by(self, queue: str, node: Node) -> None:
@@ -238,11 +235,8 @@ class Cluster:
             raise ClusterError(broker.how_to_get_one(self.url))
         return server
 
-    # --- starting ----------------------------------------------------------------------------
-
     def start(self) -> None:
-        """Start every node, join them into one cluster, start the proxy; return when the
-        cluster answers at the URL. Nodes already up stay as they are."""
+        """Start the nodes not up yet, join them, start the proxy; return when the URL answers."""
         if url_host(self.url) not in ("localhost", "127.0.0.1", "::1"):
             raise ClusterError("a cluster is started on this machine only, and "
                                f"{mask_url(self.url)} points elsewhere: set AMQP_URL (or --url) "
@@ -331,8 +325,7 @@ class Cluster:
             "listen amqp\n"
             f"    bind 127.0.0.1:{self.port}\n"
             "    balance roundrobin\n"
-            f"{servers}"
-        )
+            f"{servers}")
         check = subprocess.run([haproxy, "-c", "-q", "-f", str(config)], capture_output=True,
                                text=True, timeout=30)
         if check.returncode != 0:
@@ -356,8 +349,6 @@ class Cluster:
         record = {"url": self.url, "nodes": len(self.nodes), "proxy_pid": proxy_pid}
         (self.state_dir / "cluster.json").write_text(json.dumps(record))
 
-    # --- failures, on purpose ----------------------------------------------------------------
-
     def kill(self, node: Node) -> int:
         """``kill -9`` the node's Erlang VM, as a crash or a pulled plug would; its pid."""
         pid = node.beam_pid()
@@ -369,8 +360,7 @@ class Cluster:
         return pid
 
     def restart(self, node: Node) -> None:
-        """Start a stopped or killed node again; it rejoins the cluster by itself (its data
-        remembers the cluster) and takes its replicas back."""
+        """Start a stopped or killed node again; it rejoins the cluster with its replicas."""
         if not self.node_up(node):
             self._start_nodes(self._server(), [node], progress=False)
 
@@ -391,8 +381,7 @@ class Cluster:
         return f"stopped the cluster: {', '.join(stopped)}"
 
     def describe(self, queues: Sequence[str] | None = None) -> str:
-        """Lines for people: the address, each node (up or not), and the leader of each
-        quorum queue (of those named in ``queues``, shown without your namespace)."""
+        """For people: the address, each node, and who leads each quorum queue in ``queues``."""
         lines = [f"RabbitMQ cluster of {len(self.nodes)} nodes behind haproxy at "
                  f"{mask_url(self.url)}" + ("" if self.proxy_pid() else " (proxy NOT running)")]
         for found in self.status():
@@ -424,8 +413,6 @@ class Cluster:
     kill_async = _awaited(kill)
     restart_async = _awaited(restart)
 
-
-# --- what the command line calls -----------------------------------------------------------
 
 def ensure(url: str | None = None, nodes: int = DEFAULT_NODES,
            state_dir: Path | None = None) -> Cluster:
@@ -471,8 +458,6 @@ def stop() -> str | None:
     said = [cluster.stop() for record in records if (cluster := Cluster.recorded(record.parent))]
     return "\n".join(said) if said else None
 
-
-# --- calls through a failover, and what a cluster costs ------------------------------------
 
 @dataclass
 class CallRecord:
@@ -546,16 +531,13 @@ async def run_calls(
     client: FibonacciRpcClient, numbers: Sequence[int], *, concurrency: int, timeout: float,
     kill_after: int | None = None, kill: Callable[[], Awaitable[object]] | None = None,
     backoff: float = 0.0) -> FailoverRun:
-    """Call fib(n) for every n, ``concurrency`` calls at a time, and record how each ends
-    (answered or an RpcError); once ``kill_after`` calls are answered, ``kill()`` runs (once).
-    ``backoff``: seconds a caller waits after an RpcConnectionError or a BrokerRefusedError
-    before its next call, as a caller that retries would."""
+    """Call fib(n) for every n, ``concurrency`` calls at a time, and record how each ends; once
+    ``kill_after`` calls are answered, ``kill()`` runs (once). ``backoff``: seconds a caller waits
+    after an RpcConnectionError or a BrokerRefusedError, as a caller that retries would."""
     loop = asyncio.get_running_loop()
     run = FailoverRun()
     todo = iter(numbers)
     killing: list[asyncio.Future[object]] = []
-    if kill_after is None:
-        kill_after = len(numbers) + 1  # never
 
     async def caller() -> None:
         for n in todo:
@@ -566,7 +548,7 @@ async def run_calls(
             except RpcError as error:
                 result = error
             run.calls.append(CallRecord(n, sent, loop.time(), result))
-            if run.killed_at is None and len(run.answered) >= kill_after:
+            if run.killed_at is None and kill_after is not None and len(run.answered) >= kill_after:
                 run.killed_at = loop.time()
                 if kill is not None:  # in a task of its own: the callers go on meanwhile
                     killing.append(asyncio.ensure_future(kill()))

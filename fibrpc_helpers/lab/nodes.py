@@ -27,8 +27,7 @@ from ..urls import amqp_url, mask_url, url_port
 START_TIMEOUT = 120.0  # seconds a node may take from its start to its first AMQP connection
 DIST_PORT_OFFSET = 20000  # Erlang distribution port = AMQP port + this, as 5672 -> 25672
 
-# Debian's real scripts first: its /usr/sbin/rabbitmq-server is a wrapper that insists on
-# running as the `rabbitmq` user. Then Homebrew's places (Intel, Apple Silicon).
+# Debian's real scripts first (its /usr/sbin one insists on the `rabbitmq` user), then Homebrew's.
 SCRIPT_DIRS = ("/usr/lib/rabbitmq/bin", "/usr/local/opt/rabbitmq/sbin",
                "/opt/homebrew/opt/rabbitmq/sbin", "/usr/local/sbin", "/opt/homebrew/sbin")
 
@@ -134,8 +133,8 @@ def server_version(server: str | None) -> tuple[int, int] | None:
 
 def node_config(port: int, version: tuple[int, int] | None, *, clustered: bool = False) -> str:
     """Our node's ``rabbitmq.conf``, each key only for the versions that know it (an unknown key
-    stops a node): 4.3's shipped denial of transient non-exclusive queues, which Debian's package
-    permits, and a cluster's :data:`CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS`."""
+    stops a node): 4.3's denial of transient non-exclusive queues, which Debian's package permits,
+    and a cluster's :data:`CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS`."""
     lines = [f"listeners.tcp.default = {port}", "loopback_users.guest = true",
              "log.console = false"]
     if version is not None and version >= (4, 3):
@@ -174,8 +173,7 @@ def spawn_node(server: str, port: int, state_dir: Path, *, clustered: bool = Fal
         process = subprocess.Popen(
             [server], env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
             cwd=state_dir,  # whatever else it writes where it runs lands here too
-            start_new_session=True,  # survives the shell that ran `make`
-        )
+            start_new_session=True)  # survives the shell that ran `make`
     record = {"pid": process.pid, "nodename": env["RABBITMQ_NODENAME"], "port": port}
     (state_dir / "node.json").write_text(json.dumps(record))
     return process
@@ -184,9 +182,8 @@ def spawn_node(server: str, port: int, state_dir: Path, *, clustered: bool = Fal
 def start_nodes(server: str, state_dirs: Mapping[str, Path], *, clustered: bool = False,
                 progress: bool = True, error: type[BrokerError] = BrokerError
                 ) -> list[subprocess.Popen[bytes]]:
-    """Start a node for each URL, on its port with its data in its folder, and return once all
-    accept AMQP connections; ``error`` when one exits first or they are not all up within
-    :data:`START_TIMEOUT`. ``progress``: a dot a second, then "ready"."""
+    """Start a node for each URL (its port) and folder; return once all accept AMQP connections,
+    ``error`` when one exits or :data:`START_TIMEOUT` passes. ``progress``: a dot a second."""
     processes = {url: spawn_node(server, url_port(url), state_dir, clustered=clustered)
                  for url, state_dir in state_dirs.items()}
     deadline = time.monotonic() + START_TIMEOUT
@@ -229,8 +226,7 @@ def process_alive(pid: int) -> bool:
 
 
 def recorded_node(state_dir: Path) -> dict | None:
-    """The node ``spawn_node`` recorded in ``state_dir``, if its process still runs and is that
-    node (its environment names it), not another process that reuses its pid."""
+    """The node ``spawn_node`` recorded in ``state_dir`` if it runs (its environment names it)."""
     import psutil
     try:
         record = json.loads((state_dir / "node.json").read_text())
@@ -241,8 +237,7 @@ def recorded_node(state_dir: Path) -> dict | None:
 
 
 def stop_group(pid: int, timeout: float) -> None:
-    """SIGTERM the process group led by ``pid`` (a node or the proxy, each in a session of
-    its own); SIGKILL it if it still runs ``timeout`` seconds later."""
+    """SIGTERM the process group (session) led by ``pid``; SIGKILL it ``timeout`` s later."""
     import psutil
     try:
         os.killpg(pid, signal.SIGTERM)
