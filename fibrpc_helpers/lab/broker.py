@@ -1,10 +1,7 @@
-"""Make sure a RabbitMQ broker answers at ``AMQP_URL``: find one, or start our own node.
-
-``make lab`` and ``make test`` run ``python -m fibrpc_helpers broker ensure``, so a fresh machine
-needs no other step. Our node (:mod:`nodes`) is on the URL's port, its state in ``.broker/``.
-Starting and stopping it needs POSIX process groups and signals: on Windows RabbitMQ runs as a
-Windows service, so ``ensure`` there only checks that a broker answers, or says how to get one.
-"""
+"""Make sure a RabbitMQ broker answers at ``AMQP_URL``: find one, or start our own node
+(:mod:`nodes`) on the URL's port, its state in ``.broker/`` (README: The broker). Starting and
+stopping it needs POSIX process groups and signals: on Windows RabbitMQ runs as a service, so
+``ensure`` there only checks that a broker answers, or says how to get one."""
 
 from __future__ import annotations
 
@@ -22,7 +19,7 @@ import aiormq.exceptions
 from ..urls import PROJECT_DIR, amqp_url, mask_url, url_host, url_port
 from . import nodes
 
-# re-exported: the names this module has always offered, now shared with cluster.py
+# the names this module has always offered, now shared with cluster.py
 from .nodes import (  # noqa: F401
     CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS,
     BrokerError,
@@ -41,17 +38,13 @@ def default_state_dir() -> Path:
     return Path(os.environ.get("FIBRPC_BROKER_DIR") or PROJECT_DIR / ".broker")
 
 
-# How to install RabbitMQ, per platform: one entry per way, continuation lines indented.
+# How to install RabbitMQ, per platform: one entry per way.
 _INSTALL = {
-    "linux": [
-        "Debian/Ubuntu:  sudo apt-get install rabbitmq-server\n"
-        "(as root, `broker ensure` runs apt-get itself)",
-        "other Linux:    your distribution's rabbitmq-server package",
-    ],
-    "darwin": [
-        "macOS:          brew install rabbitmq   (Homebrew; `broker ensure` then starts a\n"
-        "node of its own from it, with its data in .broker/)",
-    ],
+    "linux": ["Debian/Ubuntu:  sudo apt-get install rabbitmq-server\n"
+              "(as root, `broker ensure` runs apt-get itself)",
+              "other Linux:    your distribution's rabbitmq-server package"],
+    "darwin": ["macOS:          brew install rabbitmq   (Homebrew; `broker ensure` then starts a\n"
+               "node of its own from it, with its data in .broker/)"],
     "win32": [
         "Windows:        RabbitMQ's installer (https://www.rabbitmq.com/docs/install-windows;\n"
         "it needs Erlang first) or `choco install rabbitmq`. Both run RabbitMQ as a\n"
@@ -111,19 +104,17 @@ def ensure(url: str | None = None, state_dir: Path | None = None) -> BrokerInfo:
                           "credentials in AMQP_URL.")
     if not can_start_nodes():
         raise BrokerError(how_to_get_one(url))
-    was_installed = nodes.find_server() is not None
     server = nodes.found_or_installed(nodes.find_server, "rabbitmq-server")
     if server is None:
         raise BrokerError(how_to_get_one(url))
-    if not was_installed and probe(url) is not None:
-        return status(url, state_dir)  # the package's own service started a broker
+    if probe(url) is not None:  # a package just installed may start a broker of its own
+        return status(url, state_dir)
     port = url_port(url)
     nodes.check_dist_port(port)
     state_dir.mkdir(parents=True, exist_ok=True)
     print(f"starting a RabbitMQ node on port {port} (data and logs in {state_dir.name}/) ",
           end="", flush=True)
-    process = nodes.spawn_node(server, port, state_dir)
-    nodes.wait_up([nodes.Starting(nodes.node_name(port), url, state_dir, process)])
+    nodes.start_nodes(server, {url: state_dir})
     return status(url, state_dir)
 
 
@@ -150,8 +141,7 @@ def describe(info: BrokerInfo) -> str:
 
 
 def describe_transient_queues(url: str | None = None) -> str:
-    """One line for ``broker status``: does this broker take aio-pika's docs' request queue
-    (transient, non-exclusive), as RabbitMQ up to 4.2 does, or deny it, as 4.3 ships?"""
+    """One line for ``broker status``: does this broker take aio-pika's docs' request queue?"""
     from ..request_queue import transient_queues_permitted
 
     if asyncio.run(transient_queues_permitted(amqp_url(url))):
@@ -163,8 +153,7 @@ def describe_transient_queues(url: str | None = None) -> str:
 
 async def delete_queues(url: str, names: Sequence[str], seconds: float = 10.0) -> None:
     """Delete the named queues, each on a channel of its own (a refused delete closes it), each
-    step within ``seconds``. A queue gone already, or exclusive to a connection open elsewhere,
-    is passed over; any other refusal is logged, the queue left, and the others deleted."""
+    step within ``seconds``; a queue gone or exclusive elsewhere is passed over, others logged."""
     if not names:
         return
     async with asyncio.timeout(seconds):

@@ -1,12 +1,7 @@
-"""A RabbitMQ cluster on this machine: three project-local nodes behind one address.
-
-``broker ensure --nodes 3`` starts three nodes of ours (:mod:`nodes`), joins them as RabbitMQ's
-clustering guide does by hand, and starts haproxy in front of them on the URL's port, to show
-what a single broker cannot: a node dies and the calls go on. A proxy, not a list of brokers in
-``AMQP_URL``, because aio-pika's ``connect_robust`` reconnects to its one address only (its issue
-#141): when a node dies the proxy closes its connections, the clients and workers reconnect
-through it to a node that is up, and aio-pika re-declares their queues and consumers there.
-"""
+"""A RabbitMQ cluster on this machine (README: A cluster of three nodes on one machine): nodes
+of ours (:mod:`nodes`) behind haproxy on the URL's port. A proxy, not a list of brokers in
+``AMQP_URL``: aio-pika's ``connect_robust`` reconnects to its one address only (its issue #141),
+and through the proxy it reaches a node that is up, where aio-pika re-declares what it had."""
 
 from __future__ import annotations
 
@@ -20,10 +15,10 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 import aio_pika
 
@@ -41,6 +36,8 @@ PROXY_CHECK_INTERVAL_MS = 500  # a dead node gets no new connections within abou
 CTL_TIMEOUT = 120.0  # seconds for one rabbitmqctl, which starts an Erlang VM of its own
 # "NAME\t<NODE.1.2.3>": a queue and its process, whose Erlang pid names its node
 _QUEUE_NODE = re.compile(r"^(.+)\t *<(.+?)(?:\.\d+)+> *$", re.MULTILINE)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -97,15 +94,21 @@ def default_state_dir(port: int) -> Path:
     return broker.default_state_dir() / f"cluster-{port}"
 
 
+def _awaited(plain: Callable[Concatenate[Cluster, P], R]
+             ) -> Callable[Concatenate[Cluster, P], Coroutine[None, None, R]]:
+    """The awaited twin of a blocking method, which runs (as the instance has it) in a thread."""
+    async def method(self: Cluster, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await asyncio.to_thread(getattr(self, plain.__name__), *args, **kwargs)
+    return method
+
+
 def _find_haproxy() -> str | None:
-    places = ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy")
-    return shutil.which("haproxy") or next((p for p in places if Path(p).exists()), None)
+    path = os.pathsep.join([os.environ.get("PATH", os.defpath), "/usr/sbin", "/usr/local/sbin"])
+    return shutil.which("haproxy", path=path)
 
 
 class Cluster:
-    """``nodes`` RabbitMQ nodes on this machine, node N on the URL's port + N, and a proxy on
-    the URL's port. ``cluster.json`` under ``state_dir`` records what was started, so that
-    ``stop`` stops exactly that and nothing else."""
+    """Node N on the URL's port + N, the proxy on it, recorded in ``cluster.json`` for ``stop``."""
 
     def __init__(self, url: str | None = None, nodes: int = DEFAULT_NODES,
                  state_dir: Path | None = None) -> None:
@@ -135,12 +138,10 @@ class Cluster:
             command = psutil.Process(pid).cmdline()
         except (OSError, ValueError, KeyError, TypeError, psutil.Error):
             return None
-        if nodes.process_alive(pid) and str(self.state_dir / "haproxy.cfg") in command:
-            return pid
-        return None  # gone, or that pid is another process now
+        ours = nodes.process_alive(pid) and str(self.state_dir / "haproxy.cfg") in command
+        return pid if ours else None  # not ours: gone, or that pid is another process now
 
     def node_up(self, node: Node) -> bool:
-        """Whether the node's AMQP port accepts a connection (and speaks AMQP)."""
         return nodes.probe(node.url, timeout=2.0) is not None
 
     def status(self) -> list[NodeStatus]:
@@ -177,8 +178,8 @@ class Cluster:
                    for found in self.quorum_queues())
 
     def queue_nodes(self) -> dict[str, str]:
-        """Every queue's node: a classic queue's home, a quorum queue's leader, read from the
-        queue's process (RabbitMQ 3.10 has a ``leader`` column for quorum queues only)."""
+        """Every queue's node (a classic queue's home, a quorum queue's leader), read from its
+        process: RabbitMQ 3.10 has a ``leader`` column for quorum queues only."""
         output = self._ctl_any("list_queues", "--quiet", "--no-table-headers", "name", "pid")
         return dict(_QUEUE_NODE.findall(output))
 
@@ -190,8 +191,7 @@ class Cluster:
         raise ClusterError(f"the cluster has no quorum queue named {queue!r}")
 
     def node_of(self, client: FibonacciRpcClient) -> Node:
-        """The node a client is connected to: the home of its exclusive callback queue
-        (an exclusive queue lives on the node of the connection that declared it)."""
+        """The node a client is connected to, where its exclusive callback queue lives."""
         return self.node_named(self.queue_nodes()[client.callback_queue.name])
 
     async def declare_led_by(self, queue: str, node: Node) -> None:
@@ -214,10 +214,7 @@ class Cluster:
 
     def ctl(self, node: Node, *args: str, timeout: float = CTL_TIMEOUT) -> str:
         """Run ``rabbitmqctl ARGS`` against ``node`` (its name and cookie); its output."""
-        server = nodes.find_server()
-        if server is None:
-            raise ClusterError(broker.how_to_get_one(self.url))
-        command = [str(Path(server).with_name("rabbitmqctl")), "-n", node.name, *args]
+        command = [str(Path(self._server()).with_name("rabbitmqctl")), "-n", node.name, *args]
         said = f"`rabbitmqctl {' '.join(args)}` on {node.name}"
         try:
             result = subprocess.run(command, env=node.environment(), capture_output=True,
@@ -228,19 +225,23 @@ class Cluster:
             raise ClusterError(f"{said} failed: {(result.stderr or result.stdout).strip()[-1500:]}")
         return result.stdout
 
-    # --- starting ----------------------------------------------------------------------------
+    def _server(self, install: bool = False) -> str:
+        """The rabbitmq-server script, installed first when ``install`` (and apt can)."""
+        server = None
+        if broker.can_start_nodes():
+            server = (nodes.found_or_installed(nodes.find_server, "rabbitmq-server", ClusterError)
+                      if install else nodes.find_server())
+        if server is None:
+            raise ClusterError(broker.how_to_get_one(self.url))
+        return server
 
     def start(self) -> None:
-        """Start every node, join them into one cluster, start the proxy; return when the
-        cluster answers at the URL. Nodes already up stay as they are."""
+        """Start the nodes not up yet, join them, start the proxy; return when the URL answers."""
         if url_host(self.url) not in ("localhost", "127.0.0.1", "::1"):
             raise ClusterError("a cluster is started on this machine only, and "
                                f"{mask_url(self.url)} points elsewhere: set AMQP_URL (or --url) "
                                "to a localhost URL")
-        server = (nodes.found_or_installed(nodes.find_server, "rabbitmq-server", ClusterError)
-                  if broker.can_start_nodes() else None)
-        if server is None:
-            raise ClusterError(broker.how_to_get_one(self.url))
+        server = self._server(install=True)
         haproxy = nodes.found_or_installed(_find_haproxy, "haproxy", ClusterError)
         if haproxy is None:
             raise ClusterError("the cluster's nodes are reached through haproxy, which is not "
@@ -264,12 +265,11 @@ class Cluster:
             answered = nodes.probe(self.url, timeout=2.0)
             what = f"RabbitMQ {answered}" if answered else "another program"
             raise ClusterError(
-                f"{what} already listens on port {self.port}, where the cluster's proxy "
-                "would listen. Stop it first (`python -m fibrpc_helpers broker stop` stops "
-                "the single node this project started), or give the cluster another port: "
-                "--url amqp://guest:guest@localhost:PORT/ (its nodes take PORT+1 to "
-                f"PORT+{len(self.nodes)})"
-            )
+                f"{what} already listens on port {self.port}, where the cluster's proxy would "
+                "listen. Stop it first (`python -m fibrpc_helpers broker stop` stops the single "
+                "node this project started), or give the cluster another port: --url "
+                "amqp://guest:guest@localhost:PORT/ (its nodes take PORT+1 to "
+                f"PORT+{len(self.nodes)})")
         for node in [node for node in self.nodes if not self.node_up(node)]:
             if not nodes.port_free(node.port):
                 raise ClusterError(f"port {node.port} (node {node.index}, {node.name}) is taken "
@@ -278,23 +278,18 @@ class Cluster:
             nodes.check_dist_port(node.port, ClusterError)
 
     def _start_nodes(self, server: str, starting: list[Node], progress: bool = True) -> None:
-        """Start the nodes and wait until they are up. A node's first start gives it the
-        cluster's one Erlang cookie (the password nodes and rabbitmqctl talk to each other
-        with): the first node's, else a new random one."""
+        """Start the nodes, each with the cluster's one Erlang cookie, and wait for them."""
         files = [node.state_dir / "home" / ".erlang.cookie" for node in self.nodes]
         cookie = next((file.read_text().strip() for file in files if file.exists()),
                       secrets.token_hex(16).upper())
-        for node in starting:
-            file = node.state_dir / "home" / ".erlang.cookie"
+        for file in files:
             if not file.exists():
                 file.parent.mkdir(parents=True, exist_ok=True)
                 file.write_text(cookie)
                 file.chmod(0o400)
-            self._processes[node.index] = nodes.spawn_node(server, node.port, node.state_dir,
-                                                           clustered=True)
-        nodes.wait_up([nodes.Starting(node.name, node.url, node.state_dir,
-                                      self._processes[node.index]) for node in starting],
-                      progress=progress, error=ClusterError)
+        started = nodes.start_nodes(server, {node.url: node.state_dir for node in starting},
+                                    clustered=True, progress=progress, error=ClusterError)
+        self._processes.update(zip([node.index for node in starting], started, strict=True))
 
     def _join(self) -> None:
         """Join every node that the first node does not count as a member yet."""
@@ -307,10 +302,8 @@ class Cluster:
                     self.ctl(node, *args)
 
     def _start_proxy(self, haproxy: str) -> None:
-        """haproxy in TCP mode. ``on-marked-down shutdown-sessions`` closes the connections to a
-        node that stops answering (a frozen node would hold them open until the heartbeat times
-        out); ``redispatch`` sends a connection whose node refuses it to another node. Client
-        and server timeouts are far above AMQP's heartbeat (60 s): no idle connection is cut."""
+        """``shutdown-sessions``: a node that stops answering loses its connections at once, not
+        at the heartbeat; the 3 h timeouts, far above the heartbeat, cut no idle connection."""
         if self.proxy_pid() is not None:
             return
         health = (f"check inter {PROXY_CHECK_INTERVAL_MS}ms fall 1 rise 2 on-marked-down "
@@ -332,8 +325,7 @@ class Cluster:
             "listen amqp\n"
             f"    bind 127.0.0.1:{self.port}\n"
             "    balance roundrobin\n"
-            f"{servers}"
-        )
+            f"{servers}")
         check = subprocess.run([haproxy, "-c", "-q", "-f", str(config)], capture_output=True,
                                text=True, timeout=30)
         if check.returncode != 0:
@@ -357,29 +349,20 @@ class Cluster:
         record = {"url": self.url, "nodes": len(self.nodes), "proxy_pid": proxy_pid}
         (self.state_dir / "cluster.json").write_text(json.dumps(record))
 
-    # --- failures, on purpose ----------------------------------------------------------------
-
     def kill(self, node: Node) -> int:
         """``kill -9`` the node's Erlang VM, as a crash or a pulled plug would; its pid."""
         pid = node.beam_pid()
         if pid is None or not nodes.process_alive(pid):
             raise ClusterError(f"{node.name} is not running")
         os.kill(pid, signal.SIGKILL)
-        process = self._processes.get(node.index)
-        if process is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(30)  # its rabbitmq-server script ends with it
+        with contextlib.suppress(KeyError, subprocess.TimeoutExpired):
+            self._processes[node.index].wait(30)  # its rabbitmq-server script ends with it
         return pid
 
     def restart(self, node: Node) -> None:
-        """Start a stopped or killed node again; it rejoins the cluster by itself (its data
-        remembers the cluster) and takes its replicas back."""
-        if self.node_up(node):
-            return
-        server = nodes.find_server()
-        if server is None:
-            raise ClusterError(broker.how_to_get_one(self.url))
-        self._start_nodes(server, [node], progress=False)
+        """Start a stopped or killed node again; it rejoins the cluster with its replicas."""
+        if not self.node_up(node):
+            self._start_nodes(self._server(), [node], progress=False)
 
     def stop(self) -> str:
         """Stop the proxy and every node this cluster started; nothing else."""
@@ -390,8 +373,7 @@ class Cluster:
             stopped.append(f"the proxy (pid {pid})")
         stopped += [node.name for node in self.nodes if nodes.stop_node(node.state_dir)]
         for process in self._processes.values():
-            if process.poll() is None:
-                process.kill()
+            process.kill()  # nothing happens to one that has ended
             process.wait()
         self._processes.clear()
         if not stopped:
@@ -399,21 +381,19 @@ class Cluster:
         return f"stopped the cluster: {', '.join(stopped)}"
 
     def describe(self, queues: Sequence[str] | None = None) -> str:
-        """Lines for people: the address, each node (up or not), and the leader of each
-        quorum queue (of those named in ``queues``, shown without your namespace)."""
+        """For people: the address, each node, and who leads each quorum queue in ``queues``."""
         lines = [f"RabbitMQ cluster of {len(self.nodes)} nodes behind haproxy at "
                  f"{mask_url(self.url)}" + ("" if self.proxy_pid() else " (proxy NOT running)")]
         for found in self.status():
             state = "up" if found.up else "DOWN"
             if found.up and not found.in_cluster:
                 state += ", not (yet) running in the cluster"
-            lines.append(f"  node {found.node.index}: {found.node.name} on port "
-                         f"{found.node.port}: {state}")
+            node = found.node
+            lines.append(f"  node {node.index}: {node.name} on port {node.port}: {state}")
         if queues is not None and not queues:
             return "\n".join(lines)
         try:
-            found_queues = [queue for queue in self.quorum_queues()
-                            if queues is None or queue.name in queues]
+            found_queues = [q for q in self.quorum_queues() if queues is None or q.name in queues]
         except ClusterError as error:
             lines.append(f"  quorum queues: cannot tell ({error})")
             return "\n".join(lines)
@@ -425,30 +405,14 @@ class Cluster:
             lines.append("  no quorum queue yet (a worker declares its request queue)")
         return "\n".join(lines)
 
-    # --- the same, awaited (a notebook's cells) -----------------------------------------------
-    # rabbitmqctl and waiting for processes block; awaited, each of these runs its plain twin
-    # in a thread, so that the kernel's event loop (the clients, the workers' replies) goes on.
+    # The same, awaited in a notebook's cells: the kernel's event loop goes on meanwhile.
+    node_of_async = _awaited(node_of)
+    leader_of_async = _awaited(leader_of)
+    replicas_online_async = _awaited(replicas_online)
+    describe_async = _awaited(describe)
+    kill_async = _awaited(kill)
+    restart_async = _awaited(restart)
 
-    async def node_of_async(self, client: FibonacciRpcClient) -> Node:
-        return await asyncio.to_thread(self.node_of, client)
-
-    async def leader_of_async(self, queue: str) -> Node:
-        return await asyncio.to_thread(self.leader_of, queue)
-
-    async def replicas_online_async(self, queue: str) -> bool:
-        return await asyncio.to_thread(self.replicas_online, queue)
-
-    async def describe_async(self, queues: Sequence[str] | None = None) -> str:
-        return await asyncio.to_thread(self.describe, queues)
-
-    async def kill_async(self, node: Node) -> int:
-        return await asyncio.to_thread(self.kill, node)
-
-    async def restart_async(self, node: Node) -> None:
-        await asyncio.to_thread(self.restart, node)
-
-
-# --- what the command line calls -----------------------------------------------------------
 
 def ensure(url: str | None = None, nodes: int = DEFAULT_NODES,
            state_dir: Path | None = None) -> Cluster:
@@ -471,8 +435,8 @@ def serving(url: str | None = None) -> Cluster | None:
 
 
 async def for_notebook(url: str, *, start: bool = False) -> Cluster | None:
-    """The cluster at ``url`` for a notebook's section about it, started first when
-    ``start``; None, after printing how to get one, when no cluster of ours answers there."""
+    """The cluster at ``url`` for a notebook's section, started first when ``start``; None, after
+    printing how to get one, when no cluster of ours answers there."""
     if start:
         await asyncio.to_thread(ensure, url)
     found = serving(url)
@@ -494,8 +458,6 @@ def stop() -> str | None:
     said = [cluster.stop() for record in records if (cluster := Cluster.recorded(record.parent))]
     return "\n".join(said) if said else None
 
-
-# --- calls through a failover, and what a cluster costs ------------------------------------
 
 @dataclass
 class CallRecord:
@@ -531,8 +493,7 @@ class FailoverRun:
         return [call for call in self.answered if call.result != right(call.n)]
 
     def carried_on_after(self) -> float | None:
-        """Seconds from the kill to the end of the first call sent after it and answered;
-        None if there was no kill or no such call."""
+        """Seconds from the kill to the end of the first call sent after it and answered, if any."""
         if self.killed_at is None:
             return None
         after = [c.ended for c in self.answered if c.sent > self.killed_at]
@@ -557,8 +518,7 @@ class FailoverRun:
             back = self.carried_on_after()
             if back is not None:
                 axes.axvspan(self.killed_at - t0, self.killed_at - t0 + back, color="0.85",
-                             label=f"until the first call sent after it is answered "
-                             f"({back:.2f} s)")
+                             label=f"until the first call sent after it is answered ({back:.2f} s)")
         axes.set(xlabel="seconds since the first call", ylabel="calls, in the order sent",
                  title=title)
         axes.legend(loc="lower right", fontsize="small")
@@ -570,18 +530,14 @@ class FailoverRun:
 async def run_calls(
     client: FibonacciRpcClient, numbers: Sequence[int], *, concurrency: int, timeout: float,
     kill_after: int | None = None, kill: Callable[[], Awaitable[object]] | None = None,
-    backoff: float = 0.0,
-) -> FailoverRun:
-    """Call fib(n) for every n, ``concurrency`` calls at a time, and record how each ends
-    (answered or an RpcError); once ``kill_after`` calls are answered, ``kill()`` runs (once).
-    ``backoff``: seconds a caller waits after an RpcConnectionError or a BrokerRefusedError
-    before its next call, as a caller that retries would."""
+    backoff: float = 0.0) -> FailoverRun:
+    """Call fib(n) for every n, ``concurrency`` calls at a time, and record how each ends; once
+    ``kill_after`` calls are answered, ``kill()`` runs (once). ``backoff``: seconds a caller waits
+    after an RpcConnectionError or a BrokerRefusedError, as a caller that retries would."""
     loop = asyncio.get_running_loop()
     run = FailoverRun()
     todo = iter(numbers)
     killing: list[asyncio.Future[object]] = []
-    if kill_after is None:
-        kill_after = len(numbers) + 1  # never
 
     async def caller() -> None:
         for n in todo:
@@ -592,7 +548,7 @@ async def run_calls(
             except RpcError as error:
                 result = error
             run.calls.append(CallRecord(n, sent, loop.time(), result))
-            if run.killed_at is None and len(run.answered) >= kill_after:
+            if run.killed_at is None and kill_after is not None and len(run.answered) >= kill_after:
                 run.killed_at = loop.time()
                 if kill is not None:  # in a task of its own: the callers go on meanwhile
                     killing.append(asyncio.ensure_future(kill()))
