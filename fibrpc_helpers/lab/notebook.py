@@ -1,14 +1,7 @@
-"""Notebook plumbing, so that a notebook's cells show the idea they teach, not bookkeeping::
-
-    nb = await start("02_callback_queue")       # checks the broker, says how to fix it
-    request_queue = await nb.queue("rpc_queue")  # this notebook's name, in your namespace
-    connection = nb.track(await aio_pika.connect_robust(nb.url))
-    await nb.cleanup()   # the last cell: stop, close and delete what the notebook made
-
-Re-running is safe: ``start`` first cleans up an earlier run of the same notebook in this
-kernel, and ``queue`` deletes a leftover queue of that name (a kernel restarted before its
-cleanup cell). ``reading_minutes`` is the time a notebook's introduction states.
-"""
+"""Notebook plumbing, so that a cell shows the idea it teaches, not bookkeeping: ``nb = await
+start("02_callback_queue")`` checks the broker; ``nb.queue``, ``nb.track`` and
+``nb.worker_processes`` note what the notebook makes; its last cell's ``await nb.cleanup()``
+undoes it. A re-run is safe: ``start`` and ``queue`` first remove what an earlier run left."""
 
 from __future__ import annotations
 
@@ -72,8 +65,7 @@ async def check_broker(url: str | None = None) -> bool:
 
 
 async def start(name: str, url: str | None = None) -> Notebook:
-    """Check the broker (BrokerError if none answers), clean up an earlier run of notebook
-    ``name``, return its Notebook."""
+    """Check the broker (else BrokerError), clean up an earlier run of ``name``: its Notebook."""
     url = amqp_url(url)
     if not await check_broker(url):
         raise broker.BrokerError(f"no RabbitMQ broker answers at {mask_url(url)}; see above")
@@ -97,8 +89,7 @@ class Notebook:
         self.worker_log = Path(tempfile.gettempdir()) / f"fibrpc-{namespace()}-{name}-workers.log"
 
     async def queue(self, name: str) -> str:
-        """This notebook's name for queue ``name`` in your namespace (``01.rpc_queue``: two
-        open notebooks never serve each other's requests); a leftover of it is deleted first."""
+        """This notebook's ``name`` in your namespace (``01.rpc_queue``), a leftover deleted."""
         full = namespaced(f"{self.name[:2]}.{name}")
         if full not in self.queues:
             self.queues.append(full)
@@ -117,9 +108,8 @@ class Notebook:
 
     async def script_process(self, script: str, *args: str, name: str, ready: str = "ready",
                              timeout: float = 30.0) -> Child:
-        """Run ``python script *args`` (a program the notebook wrote) as a process tracked for
-        cleanup, once it prints a line containing ``ready``; it finds the broker in
-        ``$AMQP_URL`` and ends with the kernel (``run_script``)."""
+        """Run ``python script *args``, tracked, until it prints ``ready``; it finds the broker
+        in ``$AMQP_URL`` and ends with the kernel (``run_script``)."""
         command = [sys.executable, "-m", "fibrpc_helpers.lab.run_script", script, *args]
         with self._child_log() as log:
             group = self.track(ProcessGroup(stderr=log))
@@ -129,8 +119,7 @@ class Notebook:
 
     @contextlib.contextmanager
     def _child_log(self) -> Iterator[IO[str]]:
-        """``self.worker_log``, where processes started in this block log (not into whichever
-        cell runs then); a start that fails raises with the last lines written since."""
+        """The log of processes started here (not whichever cell runs); a failure shows its end."""
         with open(self.worker_log, "a") as log:  # each child holds its own copy of the file
             began = log.tell()
             try:
@@ -168,8 +157,7 @@ def _plural(kind: str, count: int) -> str:
 
 
 async def _finish(thing: Any) -> str:
-    """Stop, close or cancel one thing; returns its kind. A step not done in time is abandoned,
-    at WARNING: what it was stopping may still run, or hold a connection open."""
+    """Stop, close or cancel one thing, or give up on it at WARNING in time; returns its kind."""
     if isinstance(thing, asyncio.Task):
         thing.cancel()
         await asyncio.wait([thing], timeout=_STEP_TIMEOUT)
@@ -238,8 +226,7 @@ def in_notebook() -> bool:
 
 
 class Reading(NamedTuple):
-    """What ``reading_minutes`` counts in a notebook, navigation links left out, and the time
-    these take, rounded up to a multiple of 5 (at least 5)."""
+    """What ``reading_minutes`` counts (navigation cells left out), and its result."""
 
     words: int  # of markdown prose
     code_cells: int
@@ -265,6 +252,5 @@ def reading(notebook: Mapping[str, Any]) -> Reading:
 
 
 def reading_minutes(notebook: Mapping[str, Any]) -> int:
-    """Minutes a first sitting with ``notebook`` takes: one rule for every notebook, so that
-    their introductions agree and can be recomputed."""
+    """Minutes a first sitting with ``notebook`` takes, a multiple of 5 its introduction states."""
     return reading(notebook).minutes

@@ -1,8 +1,6 @@
 """``python -m fibrpc_helpers.lab.run_script SCRIPT [ARGS...]``: run a notebook's own program
 (``Notebook.script_process``) as ``python SCRIPT ARGS...`` would, as a child that ends with the
-notebook's kernel, even a killed one (``runtime.hold_lifeline``). The script must not read
-stdin; tracebacks show a few frames of this wrapper (``runpy``).
-"""
+kernel, even a killed one (``runtime.hold_lifeline``); the script must not read stdin."""
 
 from __future__ import annotations
 
@@ -14,7 +12,6 @@ from .runtime import hold_lifeline
 
 
 def main(argv: list[str]) -> None:
-    """Run ``argv[0]`` as ``__main__`` with ``argv[1:]`` as its arguments."""
     if not argv:
         sys.exit("usage: python -m fibrpc_helpers.lab.run_script SCRIPT [ARGS...]")
     script, *args = argv

@@ -35,8 +35,7 @@ class ChildError(RuntimeError):
 
 
 class Child:
-    """One child process, its stdout read line by line with a deadline: a thread reads it into
-    a queue, as a pipe cannot be polled with a timeout on every platform."""
+    """One child process; a thread reads its stdout into a queue, for ``readline``'s deadline."""
 
     def __init__(self, process: subprocess.Popen[bytes], name: str) -> None:
         self.process = process
@@ -63,8 +62,7 @@ class Child:
         return self.process.poll() is None
 
     def readline(self, deadline: float) -> str:
-        """The next line the child prints, by ``deadline`` (``time.monotonic()``);
-        ChildError if it exits or stays silent until then."""
+        """The next line it prints by ``deadline`` (``time.monotonic()``), else ChildError."""
         try:
             line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
@@ -91,10 +89,9 @@ class ProcessGroup:
 
     def spawn(self, command: Sequence[str], *, name: str = "child",
               env: Mapping[str, str] | None = None) -> Child:
-        """Start ``command``; its stdin, a pipe from us, carries ``Child.write``'s lines.
-        ``env``: variables added for the child (a password belongs there, not on the command
-        line, which other users may read). On POSIX the child gets a session of its own: Jupyter
-        interrupts a kernel by signalling its process group, which must not stop our workers."""
+        """Start ``command``, its stdin a pipe from us; ``env`` adds variables (a password goes
+        there: others may read a command line). Its own POSIX session: Jupyter interrupts a
+        kernel by signalling its process group, which must not stop our workers."""
         _OPEN.add(self)
         environment = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", LIFELINE: "stdin"}
         process = subprocess.Popen(
@@ -165,11 +162,9 @@ def stop_all() -> None:
 
 def follow_stdin(on_data: Callable[[bytes], object] | None = None,
                  on_end: Callable[[], object] | None = None, grace: float = ORPHAN_GRACE) -> None:
-    """Read this process's stdin in a daemon thread, each chunk to ``on_data``, until it
-    closes; then run ``on_end`` (in that thread) and end the process ``grace`` seconds later,
-    or at once with no ``on_end``. It reads the file descriptor, not ``sys.stdin``: Python
-    aborts at exit when a daemon thread blocked inside ``sys.stdin``'s buffer holds its lock
-    (``Fatal Python error: _enter_buffered_busy``)."""
+    """Pass stdin's chunks to ``on_data`` in a daemon thread until it closes, then run ``on_end``
+    and end the process ``grace`` s later (at once without one). It reads fd 0: a daemon thread
+    blocked in ``sys.stdin``'s buffer aborts Python at exit (``_enter_buffered_busy``)."""
 
     def follow() -> None:
         with contextlib.suppress(OSError):  # no stdin at all: the same as a closed one
@@ -188,10 +183,9 @@ def follow_stdin(on_data: Callable[[bytes], object] | None = None,
 
 def hold_lifeline(on_end: Callable[[], object] | None = None,
                   on_data: Callable[[bytes], object] | None = None) -> bool:
-    """End this process (``follow_stdin``) when the one that started it is gone: the system
-    closes the parent's end of our stdin pipe however it ends (a killed kernel too). False,
-    doing nothing, where ``spawn`` gave no lifeline (``LIFELINE`` unset, or stdin a terminal);
-    ``LIFELINE`` is removed, not to pass it on. Once per process, which must not read stdin."""
+    """End this process when its parent ends, however (the system closes our stdin's pipe then);
+    False where ``spawn`` gave no lifeline (``LIFELINE``, removed here, or stdin a terminal).
+    Once per process, which must not read stdin."""
     if os.environ.pop(LIFELINE, None) != "stdin":
         return False
     with contextlib.suppress(OSError):  # no stdin at all: no lifeline
@@ -203,8 +197,7 @@ def hold_lifeline(on_end: Callable[[], object] | None = None,
 
 def threadsafe(function: Callable[..., object],
                loop: asyncio.AbstractEventLoop | None = None) -> Callable[..., None]:
-    """``function``, to call from another thread (such as ``follow_stdin``'s): it runs in
-    ``loop`` (the running one by default), or nowhere once that loop is closed."""
+    """``function`` for another thread to call: it runs in ``loop`` (default: the running one)."""
     loop = loop or asyncio.get_running_loop()
 
     def call(*args: object) -> None:
@@ -227,9 +220,8 @@ def uvloop_installed() -> bool:
 
 
 def run(coroutine: Coroutine[Any, Any, T], loop: str = "auto") -> T:
-    """``asyncio.run`` on the event loop ``loop`` names (``LOOPS``): uvloop is written in C,
-    about twice as fast per message (no Windows build). For our own processes: a Jupyter
-    kernel runs its own loop, and notebooks never change it."""
+    """``asyncio.run`` on the loop ``loop`` names: uvloop (in C, no Windows build) is about twice
+    as fast per message. For our own processes: notebooks never change their kernel's loop."""
     if loop not in LOOPS:
         coroutine.close()
         raise ValueError(f"unknown event loop {loop!r}; choose one of {', '.join(LOOPS)}")

@@ -1,17 +1,7 @@
-"""Record the messages that flowed while a cell ran, and draw them as a sequence diagram::
-
-    from fibrpc_helpers.lab.trace import Trace   # import it before starting consumers
-
-    async with Trace() as trace:   # `async with` also waits for the last acks
-        print(f"fib(10) = {await client.call(10)}")
-    trace.draw()            # a matplotlib Figure: the sequence diagram (Jupyter shows it)
-    print(trace.table())    # one line per call: request, worker, reply, round trip
-    trace.calls             # the same as a list of Call objects, for asserts
-
-It sees this process's messages only, through pass-through wrappers of aio-pika methods
-(``trace_hooks``). Of a worker in another process (``WorkerProcesses``) it sees the request
-and the reply, not its death: say so with ``trace.mark_killed``.
-"""
+"""Record the messages that flowed while a cell ran (``async with Trace() as trace:``) and draw
+them: ``trace.draw()`` (a sequence diagram), ``trace.table()``, ``trace.calls`` (for asserts).
+It sees this process's messages only, through ``trace_hooks`` (README.md says more): import it
+before starting consumers, and tell it a worker process's death with ``trace.mark_killed``."""
 
 from __future__ import annotations
 
@@ -70,9 +60,8 @@ class Call:
     redelivered: bool = False
     returned: bool = False  # the broker returned the request: no queue took it
     in_process: bool = False  # the worker ran in this process (its part was observed)
-    # (time, worker, redelivered) of each delivery to a worker here: more than one, a worker
-    # died (or gave the request back) before acking it; the same for each reply published
-    # here, (time, worker, body): more than one, the request ran twice
+    # each delivery to a worker here (more than one: a worker died or gave it back unacked),
+    # and each reply published here (more than one: the request ran twice)
     deliveries: list[tuple[float, str | None, bool]] = field(default_factory=list)
     replies_sent: list[tuple[float, str | None, str]] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)  # of each reply at the client
@@ -105,17 +94,14 @@ class Trace:
         return self.__enter__()
 
     async def __aexit__(self, *exc: object) -> None:
-        """Like ``with``, but first ``settle``: a worker acks after its reply reaches the
-        client, so a plain ``with`` may close before the ack."""
+        """Like ``with``, but ``settle`` first: a worker acks after its reply reaches the client."""
         if exc[0] is None:
             await self.settle()
         self.__exit__(*exc)
 
     async def settle(self, quiet: float = 0.05, timeout: float = 2.0) -> None:
-        """Wait until every request a worker here replied to is settled and then nothing
-        happened for ``quiet`` seconds (at most ``timeout`` in all). The ack comes after the
-        reply's publisher confirm, so on a busy machine it can follow the reply by more than
-        ``quiet``: quiet alone would close the trace without it."""
+        """Wait until a worker here has settled each request it replied to, then ``quiet`` seconds
+        of silence (``timeout`` in all): the ack follows the reply's confirm, maybe by more."""
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
             seen = len(self.events)
@@ -141,14 +127,12 @@ class Trace:
 
     @property
     def calls(self) -> list[Call]:
-        """One Call per request (and per unmatched reply), in the order they were sent.
-        Messages are matched by ``correlation_id``; without one (notebook 02) the way the
-        broker moves them: first in, first out per queue, an ack to the delivery it settles."""
+        """One Call per request (and per unmatched reply), in the order they were sent, matched
+        by ``correlation_id``, else (notebook 02) first in, first out per queue, as the broker."""
         return self._read()[0]
 
     def _read(self) -> tuple[list[Call], dict[str, Worker], list[Call]]:
-        """Calls, workers, and the replied requests a worker here still holds (unsettled, its
-        channel open), from the events in the order they happened."""
+        """Calls, workers, and the replied requests a worker here still holds unsettled."""
         # a reply goes to a callback queue: one named in some reply_to, or server-named
         reply_queues = {event.reply_to for event in self.events if event.reply_to}
         calls: list[Call] = []
@@ -273,12 +257,9 @@ class Trace:
         return f"<Trace {len(self.events)} events, {len(self.calls)} calls>"
 
     def draw(self, title: str | None = None, *, max_calls: int = 10, gap: float = 0.01) -> Figure:
-        """The sequence diagram of the first ``max_calls`` calls: lanes client, request
-        queue(s), ``workers`` (with a legend), "unknown sender" (a reply from no worker seen,
-        with no ``app_id``), callback queue; one arrow per message, one evenly spaced row per
-        step, time (ms) on the left, a break saying how long wherever more than ``gap``
-        seconds pass. Dashed: a worker in another process (only the request and reply were
-        seen). ✓: the worker's ack; ✗: a worker went away holding a request it never acked."""
+        """The sequence diagram of the first ``max_calls`` calls, a row per step, a break where
+        more than ``gap`` seconds pass. Dashed: a worker in another process (its steps unseen);
+        ✓ its ack; ✗ a worker gone holding a request it never acked (lanes: ``trace_draw``)."""
         from .trace_draw import draw  # matplotlib is needed to draw, not to record
 
         return draw(self, title, max_calls=max_calls, gap=gap)

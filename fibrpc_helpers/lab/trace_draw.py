@@ -1,4 +1,6 @@
-"""Draw a ``Trace`` as a sequence diagram (matplotlib); ``Trace.draw`` says what it shows."""
+"""Draw a ``Trace`` as a sequence diagram (matplotlib), ``Trace.draw`` says how; its lanes:
+client, request queues, workers, "unknown sender" (a reply from no worker seen, with no
+``app_id``), callback queue; one arrow per message, one evenly spaced row per step."""
 
 from __future__ import annotations
 

@@ -1,14 +1,7 @@
-"""Where a trace meets aio-pika: pass-through wrappers of public aio-pika methods.
-
-Importing this module wraps, once per process, ``Queue.consume`` (and so ``queue.iterator``),
-``Queue.get``, ``Exchange.publish`` and ``IncomingMessage``'s ``ack``, ``nack`` and ``reject``.
-A wrapper passes its arguments on unchanged and reads only documented parameters and public
-message properties, so an aio-pika release that keeps its public API keeps traces working;
-while no trace is open, it only calls the original.
-
-Why at import, not when a trace opens: a consumer hands over its callback once, when it
-starts, and notebooks start their workers before they open a trace.
-"""
+"""Where a trace meets aio-pika: pass-through wrappers of the public methods README.md's
+``Trace`` paragraph lists, installed at import (a consumer hands over its callback once, as it
+starts, often before a trace opens). They read only documented parameters and public message
+properties, and while no trace is open only call the original."""
 
 from __future__ import annotations
 
@@ -30,10 +23,9 @@ _MARK = "__fibrpc_trace_hook__"  # set on our wrappers, so a re-import never wra
 
 @dataclass(frozen=True)
 class Event:
-    """One thing that happened to one message, seen from this process. ``kind``: publish,
-    return (no queue took a mandatory message), deliver (to a consumer or ``queue.get``),
-    ack, nack, reject, close (consumer ``consumer_tag``'s channel closed) or killed
-    (``Trace.mark_killed``; ``body`` is the note)."""
+    """One thing that happened to one message, seen from this process. ``kind``: publish, return
+    (no queue took it), deliver, ack, nack, reject, close (consumer ``consumer_tag``'s channel
+    closed) or killed (``Trace.mark_killed``; ``body`` is the note)."""
 
     time: float  # seconds since the trace started
     kind: str
@@ -74,8 +66,7 @@ def _note_delivery(message: Any, no_ack: bool) -> None:
 
 
 def _observed(callback: Callable[[Any], Any], no_ack: bool) -> Callable[[Any], Any]:
-    """The callback, noting each delivery first; coroutine function or plain as the callback
-    is, so aio-pika treats the wrapper as it would the callback (and warns for a plain one)."""
+    """The callback, noting each delivery first; async or plain as it is, for aio-pika's sake."""
     call = type(callback).__call__  # an object with an async __call__ is awaited too
     if inspect.iscoroutinefunction(callback) or inspect.iscoroutinefunction(call):
 
@@ -149,7 +140,7 @@ def _wrapper(original: Callable[..., Any], hook: Callable[..., Any]) -> Callable
 
 
 def install() -> None:
-    """Wrap the methods the module docstring lists, once per process."""
+    """Wrap the methods README.md's ``Trace`` paragraph lists, once per process."""
     hooks = [(aio_pika.Queue, "consume", _consume), (aio_pika.Queue, "get", _get),
              (aio_pika.Exchange, "publish", _publish)]
     hooks += [(aio_pika.IncomingMessage, kind, functools.partial(_settle, kind))
