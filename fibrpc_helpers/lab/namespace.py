@@ -13,8 +13,7 @@ from ..urls import env_file, read_env_file
 
 
 def namespace() -> str:
-    """This student's prefix: ``$FIBRPC_NAMESPACE``, else that line in the project's ``.env``
-    (beside ``AMQP_URL``), else ``user@host``."""
+    """This student's prefix: ``$FIBRPC_NAMESPACE`` (else in ``.env``), else ``user@host``."""
     value = os.environ.get("FIBRPC_NAMESPACE") or read_env_file(env_file()).get("FIBRPC_NAMESPACE")
     if not value:
         try:

@@ -97,8 +97,7 @@ class Notebook:
         return full
 
     async def worker_processes(self, count: int, **options: Any) -> WorkerProcesses:
-        """Start ``count`` worker processes (``WorkerProcesses`` options), tracked for cleanup;
-        on this notebook's broker unless ``url=`` says otherwise (07's is a cluster's)."""
+        """``count`` ``WorkerProcesses``, tracked, on this notebook's broker unless ``url=``."""
         options.setdefault("url", self.url)
         with self._child_log() as log:
             # Tracked before it starts: a cell interrupted meanwhile leaves them to cleanup.
@@ -108,8 +107,7 @@ class Notebook:
 
     async def script_process(self, script: str, *args: str, name: str, ready: str = "ready",
                              timeout: float = 30.0) -> Child:
-        """Run ``python script *args``, tracked, until it prints ``ready``; it finds the broker
-        in ``$AMQP_URL`` and ends with the kernel (``run_script``)."""
+        """Run ``python script *args`` (``run_script``), tracked, until it prints ``ready``."""
         command = [sys.executable, "-m", "fibrpc_helpers.lab.run_script", script, *args]
         with self._child_log() as log:
             group = self.track(ProcessGroup(stderr=log))
@@ -146,14 +144,10 @@ class Notebook:
         await broker.delete_queues(self.url, self.queues)
         self.queues = []
         if not quiet:
-            parts = [f"{count} {_plural(kind, count)}" for kind, count in done.items()]
+            parts = [f"{n} {kind}" + ("" if n == 1 else "es" if kind.endswith("s") else "s")
+                     for kind, n in done.items()]  # 1 task, 2 tasks, 2 processes
             print("stopped or closed: " + (", ".join(parts) or "nothing"))
             print("deleted queues: " + (", ".join(deleted) or "none"))
-
-
-def _plural(kind: str, count: int) -> str:
-    """"1 task", "2 tasks", "2 processes"."""
-    return kind if count == 1 else kind + ("es" if kind.endswith("s") else "s")
 
 
 async def _finish(thing: Any) -> str:

@@ -12,7 +12,6 @@ import importlib.util
 import os
 import queue
 import re
-import signal
 import stat
 import subprocess
 import threading
@@ -130,8 +129,7 @@ class ProcessGroup:
         """SIGTERM every running child, wait for all within ``timeout``, SIGKILL the rest;
         returns the exit codes (negative: killed by that signal), in spawn order."""
         for child in self.children:
-            if child.running:
-                child.process.send_signal(signal.SIGTERM)
+            child.process.terminate()  # SIGTERM; nothing for one that has exited
         deadline = time.monotonic() + timeout
         codes = []
         for child in self.children:
@@ -208,8 +206,7 @@ def threadsafe(function: Callable[..., object],
 
 
 async def parent_gone() -> None:
-    """Return once the parent is gone (``hold_lifeline``), so that this process can stop
-    cleanly within ``ORPHAN_GRACE`` seconds; never, in one started by hand. Await it once."""
+    """Return once the parent is gone (``hold_lifeline``); never in one started by hand. Once."""
     gone = asyncio.Event()
     hold_lifeline(threadsafe(gone.set))
     await gone.wait()

@@ -26,8 +26,7 @@ GONE_BEFORE_ACK = "gone before its ack"
 
 @dataclass
 class Worker:
-    """One worker seen in a trace: in this process, one consumer of a request queue
-    (``queue.get`` is the consumer "basic.get"); in another, the ``app_id`` of its replies."""
+    """A worker seen: a consumer here (``queue.get``'s is "basic.get"), else its replies' app_id."""
 
     label: str  # "worker A", "worker B", ... in the order the workers first appear
     app_id: str | None = None  # what its replies say (the reference worker: host:pid)
@@ -114,8 +113,7 @@ class Trace:
         self.events.append(replace(event, time=event.time - self.started))
 
     def mark_killed(self, app_id: str, note: str = "killed") -> None:
-        """Note that the worker whose replies carry ``app_id`` (``WorkerProcesses.names``)
-        was killed, now: its end is not seen here (a worker of this process's is)."""
+        """Note, now, the death of the worker whose replies carry ``app_id`` (a process's)."""
         if not app_id:
             raise ValueError("mark_killed needs the app_id of the worker (e.g. host:pid)")
         self._add(Event(time.perf_counter(), "killed", "", None, None, note, app_id=app_id))

@@ -43,10 +43,6 @@ class QueueState:
     consumers: int | None = None
     problem: str = ""  # "not declared", "exclusive to another connection", ...
 
-    @property
-    def exists(self) -> bool:
-        return self.ready is not None
-
 
 async def snapshot(connection: AbstractConnection, queues: Iterable[str]) -> list[QueueState]:
     """The state of each queue, read with passive declares on one short-lived channel."""
@@ -78,7 +74,7 @@ def render(states: list[QueueState], *, namespace: str, url: str, at: float) -> 
     lines = [f"queues of {where} at {mask_url(url)}  ({clock})",
              f"{'queue':<{width}}  {'ready':>7}  {'consumers':>9}"]
     for name, state in rows:
-        if state.exists:
+        if state.ready is not None:
             lines.append(f"{name:<{width}}  {state.ready:>7}  {state.consumers:>9}")
         elif state.problem != "not declared":
             lines.append(f"{name:<{width}}  {'-':>7}  {'-':>9}  {state.problem}")
@@ -121,8 +117,7 @@ async def _connect(url: str) -> AbstractConnection:
 async def watch(url: str | None = None, *, namespace: str | None = None,
                 names: Iterable[str] = (), interval: float = 1.0, once: bool = False,
                 out: TextIO | None = None) -> None:
-    """Show the namespace's queues (``KNOWN_NAMES`` and ``names``) every ``interval`` seconds
-    until cancelled, or ``once``."""
+    """Show the namespace's queues every ``interval`` seconds until cancelled, or ``once``."""
     url = amqp_url(url)
     namespace = default_namespace() if namespace is None else namespace
     prefix = f"{namespace}." if namespace else ""  # an empty namespace: the bare names
