@@ -37,8 +37,8 @@ To fix it, run one of these in a terminal in the project folder, then run this c
 In a class with a shared broker, put the address your teacher gives you in the .env file
 at the project root (a line AMQP_URL=amqp://...), then run the notebook again."""
 
-# ``reading_minutes``'s weights: a first reading of technical prose with code beside it (not
-# 200-250 words a minute); reading, running and reading a code cell's output; an exercise.
+# ``reading_minutes``'s weights: a first reading of prose beside code (not 200-250 words a
+# minute); reading, running and reading a code cell's output; an exercise.
 WORDS_PER_MINUTE = 130
 MINUTES_PER_CODE_CELL = 1.0
 MINUTES_PER_TRY_IT = 5.0
@@ -123,11 +123,9 @@ class Notebook:
             try:
                 yield log
             except ChildError as error:  # one exited, or was not ready in time
-                with open(self.worker_log, errors="replace") as written:
-                    written.seek(began)
-                    lines = written.read().splitlines()[-5:]
+                written = self.worker_log.read_bytes()[began:].decode(errors="replace")
                 raise ChildError(f"{error}. The whole log is {self.worker_log}; its last lines:\n"
-                                 + "\n".join(lines)) from None
+                                 + "\n".join(written.splitlines()[-5:])) from None
 
     def track(self, thing: T) -> T:
         """Remember ``thing`` (with ``stop()`` or ``close()``, or a task) for cleanup."""

@@ -64,8 +64,7 @@ def _steps(calls: list[Call], workers: dict[str, Worker], lanes: dict[str, float
             if call.acked is not None:
                 steps.append(_Step(call.acked, worker, worker, colour, mark="ack"))
         elif call.received is not None and (call.sent is not None or call.replied is None):
-            # the worker is in another process: it took the request (if sent here) some time
-            # after it was sent and replied some time before the reply arrived; both unseen
+            # a worker in another process took it after it was sent, replied before it arrived
             if call.sent is not None:
                 steps.append(_Step(call.sent + _UNSEEN, queue, worker, colour,
                                    "(another process)", dashed=True))

@@ -15,6 +15,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.exceptions import PublishError
+from aio_pika.tools import ensure_awaitable
 from aiormq.abc import DeliveredMessage
 
 _BODY_CHARS = 40  # enough for any fib request or a short reply/error text
@@ -66,21 +67,13 @@ def _note_delivery(message: Any, no_ack: bool) -> None:
 
 
 def _observed(callback: Callable[[Any], Any], no_ack: bool) -> Callable[[Any], Any]:
-    """The callback, noting each delivery first; async or plain as it is, for aio-pika's sake."""
-    call = type(callback).__call__  # an object with an async __call__ is awaited too
-    if inspect.iscoroutinefunction(callback) or inspect.iscoroutinefunction(call):
-
-        @functools.wraps(callback)
-        async def on_message_async(message: Any) -> Any:
-            _note_delivery(message, no_ack)
-            return await callback(message)
-
-        return on_message_async
+    """The callback, noting each delivery first (a plain one made awaitable as aio-pika would)."""
+    awaitable = ensure_awaitable(callback)
 
     @functools.wraps(callback)
-    def on_message(message: Any) -> Any:
+    async def on_message(message: Any) -> Any:
         _note_delivery(message, no_ack)
-        return callback(message)
+        return await awaitable(message)
 
     return on_message
 

@@ -23,8 +23,7 @@ from ..errors import RpcConnectionError
 from ..urls import amqp_url, mask_url
 from .namespace import namespace as default_namespace
 
-# The names the series declares in a namespace, in the order shown: the CLI's default, then
-# each notebook's request queue (``Notebook.queue``), 00 to 09.
+# The series' names in a namespace, as shown: the CLI's default, each notebook's (00 to 09).
 KNOWN_NAMES: tuple[str, ...] = (DEFAULT_QUEUE, *(f"{n:02d}.{DEFAULT_QUEUE}" for n in range(10)))
 
 _PROBLEMS = {  # what a failed passive declare means
