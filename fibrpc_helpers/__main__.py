@@ -1,10 +1,6 @@
-"""Command line: ``python -m fibrpc_helpers broker|worker|call|watch|bench ...``.
-
-``broker ensure [--nodes 3]`` starts a broker (or a local cluster behind one address) unless
-one answers at AMQP_URL; ``worker`` serves until SIGINT/SIGTERM, then finishes what it holds;
-``call N...`` prints ``fib(N) = X`` lines, or a one-line error and exits 1; ``bench`` writes
-CSVs and plots to results/. Each command's --help says more.
-"""
+"""Command line: ``python -m fibrpc_helpers broker|worker|call|watch|bench ...``; each
+command's --help says more. ``worker`` stops on SIGINT/SIGTERM once it has finished what it
+holds; ``call N...`` prints ``fib(N) = X`` lines, or a one-line error and exits 1."""
 
 from __future__ import annotations
 

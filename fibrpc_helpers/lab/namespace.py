@@ -1,6 +1,5 @@
-"""Per-student names on a shared broker: thirty students running the same notebook against one
-class broker must never receive each other's requests or replies, so every name a notebook
-declares is prefixed with a namespace that differs from student to student."""
+"""Per-student names on a shared broker: thirty students running one notebook must never get
+each other's requests or replies, so each name a notebook declares has the student's prefix."""
 
 from __future__ import annotations
 

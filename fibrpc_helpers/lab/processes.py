@@ -1,6 +1,5 @@
-"""Worker processes: N real ``python -m fibrpc_helpers worker`` processes, as CPU-bound work
-(the tutorial's recursive fib) needs: one event loop runs one computation at a time. A worker
-stops with its owner, and (``--exit-with-parent``) when its parent is gone (``runtime``)."""
+"""N ``python -m fibrpc_helpers worker`` processes, as CPU-bound work (the tutorial's recursive
+fib) needs: one event loop computes one at a time. They end with their owner (``runtime``)."""
 
 from __future__ import annotations
 

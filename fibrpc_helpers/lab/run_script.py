@@ -14,12 +14,11 @@ from .runtime import hold_lifeline
 def main(argv: list[str]) -> None:
     if not argv:
         sys.exit("usage: python -m fibrpc_helpers.lab.run_script SCRIPT [ARGS...]")
-    script, *args = argv
     hold_lifeline()  # the kernel is gone: nothing here is worth finishing
-    sys.argv = [script, *args]
+    sys.argv = argv
     if not getattr(sys.flags, "safe_path", False):  # -P (3.11+) adds no folder to sys.path
-        sys.path[0] = str(Path(script).resolve().parent)  # as `python SCRIPT` puts it first
-    runpy.run_path(script, run_name="__main__")
+        sys.path[0] = str(Path(argv[0]).resolve().parent)  # as `python SCRIPT` puts it first
+    runpy.run_path(argv[0], run_name="__main__")
 
 
 if __name__ == "__main__":

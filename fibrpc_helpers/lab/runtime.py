@@ -1,7 +1,6 @@
-"""The process runtime: child processes with one owner each (a Trio-style nursery). A
-``ProcessGroup`` stops its children together (on ``with`` exit, at interpreter exit for one
-still open), and every child's stdin is a pipe from its parent, its lifeline: the child ends
-when the parent does, however it ends (``hold_lifeline``)."""
+"""Child processes with one owner each (a Trio-style nursery): a ``ProcessGroup`` stops them
+together (on ``with`` exit, or at interpreter exit), and each child's stdin is a pipe from its
+parent, its lifeline: it ends when the parent does, however that ends (``hold_lifeline``)."""
 
 from __future__ import annotations
 
@@ -78,9 +77,8 @@ class Child:
         self.process.stdin.flush()
 
 
-class ProcessGroup:
-    """Child processes started together and stopped together; ``with ProcessGroup() as g:``.
-    ``stderr``: where their logs go (a file, ``subprocess.DEVNULL``; default: our stderr)."""
+class ProcessGroup(contextlib.AbstractContextManager["ProcessGroup"]):
+    """Child processes started and stopped together; ``stderr``: where they log (default: ours)."""
 
     def __init__(self, *, stderr: IO[Any] | int | None = None) -> None:
         self.stderr = stderr
@@ -88,9 +86,8 @@ class ProcessGroup:
 
     def spawn(self, command: Sequence[str], *, name: str = "child",
               env: Mapping[str, str] | None = None) -> Child:
-        """Start ``command``, its stdin a pipe from us; ``env`` adds variables (a password goes
-        there: others may read a command line). Its own POSIX session: Jupyter interrupts a
-        kernel by signalling its process group, which must not stop our workers."""
+        """Start ``command``; ``env`` adds variables (a password: others may read command lines).
+        Its own POSIX session: Jupyter interrupts a kernel by signalling its process group."""
         _OPEN.add(self)
         environment = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", LIFELINE: "stdin"}
         process = subprocess.Popen(
@@ -102,8 +99,7 @@ class ProcessGroup:
 
     def wait_ready(self, children: Sequence[Child], ready: str | re.Pattern[str],
                    timeout: float) -> list[str]:
-        """Each child's first line matching ``ready``, all within ``timeout`` seconds; a child
-        that exits first or stays silent fails the whole group (killed, ChildError)."""
+        """Each child's first line matching ``ready`` within ``timeout`` s, else all killed."""
         pattern = re.compile(ready)
         deadline = time.monotonic() + timeout
         try:
@@ -126,8 +122,7 @@ class ProcessGroup:
         return [child.pid for child in self.children]
 
     def stop(self, timeout: float = 30.0) -> list[int]:
-        """SIGTERM every running child, wait for all within ``timeout``, SIGKILL the rest;
-        returns the exit codes (negative: killed by that signal), in spawn order."""
+        """SIGTERM all, SIGKILL those left after ``timeout``; the exit codes, in spawn order."""
         for child in self.children:
             child.process.terminate()  # SIGTERM; nothing for one that has exited
         deadline = time.monotonic() + timeout
@@ -143,9 +138,6 @@ class ProcessGroup:
                     child.process.stdin.close()
         _OPEN.discard(self)
         return codes
-
-    def __enter__(self) -> ProcessGroup:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -217,8 +209,7 @@ def uvloop_installed() -> bool:
 
 
 def run(coroutine: Coroutine[Any, Any, T], loop: str = "auto") -> T:
-    """``asyncio.run`` on the loop ``loop`` names: uvloop (in C, no Windows build) is about twice
-    as fast per message. For our own processes: notebooks never change their kernel's loop."""
+    """``asyncio.run`` on ``loop`` (``LOOPS``): uvloop, in C, is about twice as fast per message."""
     if loop not in LOOPS:
         coroutine.close()
         raise ValueError(f"unknown event loop {loop!r}; choose one of {', '.join(LOOPS)}")

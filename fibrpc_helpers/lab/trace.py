@@ -38,8 +38,7 @@ class Worker:
 
 @dataclass
 class Call:
-    """One request and what became of it (times in seconds since the trace started). A
-    request sent before the trace or elsewhere, or an unmatched reply, has ``sent`` None."""
+    """One request and its fate, in seconds since the trace began (``sent`` None: not sent here)."""
 
     number: int
     correlation_id: str | None
@@ -223,9 +222,8 @@ class Trace:
                 call.replies += 1
                 call.arrivals.append(event.time)
                 if call.received is None:
-                    call.received, call.reply = event.time, event.body
+                    call.received, call.reply, call.app_id = event.time, event.body, event.app_id
                     call.error = event.type == "error"
-                    call.app_id = event.app_id
                     if call.worker is None and event.app_id:
                         call.worker = worker("app", event.app_id).label
         held = [call for call, _ in holding.values()
@@ -255,9 +253,8 @@ class Trace:
         return f"<Trace {len(self.events)} events, {len(self.calls)} calls>"
 
     def draw(self, title: str | None = None, *, max_calls: int = 10, gap: float = 0.01) -> Figure:
-        """The sequence diagram of the first ``max_calls`` calls, a row per step, a break where
-        more than ``gap`` seconds pass. Dashed: a worker in another process (its steps unseen);
-        ✓ its ack; ✗ a worker gone holding a request it never acked (lanes: ``trace_draw``)."""
+        """The sequence diagram (``trace_draw``) of the first ``max_calls`` calls, broken where
+        more than ``gap`` s pass; dashed: a worker in another process, its steps unseen."""
         from .trace_draw import draw  # matplotlib is needed to draw, not to record
 
         return draw(self, title, max_calls=max_calls, gap=gap)

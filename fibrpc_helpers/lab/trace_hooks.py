@@ -24,9 +24,8 @@ _MARK = "__fibrpc_trace_hook__"  # set on our wrappers, so a re-import never wra
 
 @dataclass(frozen=True)
 class Event:
-    """One thing that happened to one message, seen from this process. ``kind``: publish, return
-    (no queue took it), deliver, ack, nack, reject, close (consumer ``consumer_tag``'s channel
-    closed) or killed (``Trace.mark_killed``; ``body`` is the note)."""
+    """One thing that happened to one message, seen here; ``kind``: publish, return, deliver, ack,
+    nack, reject, close (``consumer_tag``'s channel), killed (``mark_killed``; ``body``: note)."""
 
     time: float  # seconds since the trace started
     kind: str
