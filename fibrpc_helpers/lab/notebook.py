@@ -37,8 +37,7 @@ To fix it, run one of these in a terminal in the project folder, then run this c
 In a class with a shared broker, put the address your teacher gives you in the .env file
 at the project root (a line AMQP_URL=amqp://...), then run the notebook again."""
 
-# ``reading_minutes``'s weights: a first reading of prose beside code (not 200-250 words a
-# minute); reading, running and reading a code cell's output; an exercise.
+# ``reading_minutes``'s weights: prose read slowly beside code; a code cell run; an exercise.
 WORDS_PER_MINUTE = 130
 MINUTES_PER_CODE_CELL = 1.0
 MINUTES_PER_TRY_IT = 5.0

@@ -55,12 +55,10 @@ def _steps(calls: list[Call], workers: dict[str, Worker], lanes: dict[str, float
             steps.append(_Step(call.sent, client, queue, colour,
                                f"{tag}fib({call.request}){returned}"))
         if call.in_process and call.delivered is not None:
-            for time_, who, redelivered in call.deliveries:
-                to = lanes.get(who or UNKNOWN, worker)
-                steps.append(_Step(time_, queue, to, colour, "redelivered" if redelivered else ""))
-            for time_, who, body in call.replies_sent:  # two: the request ran twice
-                by = lanes.get(who or UNKNOWN, worker)
-                steps.append(_Step(time_, by, callback, colour, body))
+            steps += [_Step(at, queue, lanes.get(who or UNKNOWN, worker), colour,
+                            "redelivered" if again else "") for at, who, again in call.deliveries]
+            steps += [_Step(at, lanes.get(who or UNKNOWN, worker), callback, colour, body)
+                      for at, who, body in call.replies_sent]  # two: the request ran twice
             if call.acked is not None:
                 steps.append(_Step(call.acked, worker, worker, colour, mark="ack"))
         elif call.received is not None and (call.sent is not None or call.replied is None):
@@ -76,8 +74,8 @@ def _steps(calls: list[Call], workers: dict[str, Worker], lanes: dict[str, float
             reply = ("error: " if call.error else "") + (call.reply or "")
             unmatched = "  (matches no request in this trace)" if call.sent is None else ""
             steps.append(_Step(call.received, callback, client, colour, f"{tag}{reply}{unmatched}"))
-            for later in call.arrivals[1:]:
-                steps.append(_Step(later, callback, client, colour, f"{tag}duplicate: discarded"))
+            steps += [_Step(later, callback, client, colour, f"{tag}duplicate: discarded")
+                      for later in call.arrivals[1:]]
         elif call.sent is not None and not call.returned:
             steps.append(_Step(call.sent, client, client, colour, mark="no reply"))
     for found in workers.values():
@@ -169,8 +167,7 @@ def draw(trace: Trace, title: str | None, *, max_calls: int, gap: float) -> Figu
     ax.set_yticks(ys, ticks, fontsize=7)
     for index, line in enumerate(legend):
         ax.text(-0.5, bottom + 0.35 + 0.75 * index, line, fontsize=8, va="top", ha="left")
-    ax.set_xlim(-0.5, len(lanes) - 0.5)
-    ax.set_ylim(bottom + 0.35 + 0.75 * len(legend), -1.2)
+    ax.set(xlim=(-0.5, len(lanes) - 0.5), ylim=(bottom + 0.35 + 0.75 * len(legend), -1.2))
     ax.set_xticks([])
     ax.tick_params(axis="y", length=0)
     ax.spines[:].set_visible(False)
