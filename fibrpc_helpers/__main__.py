@@ -27,8 +27,7 @@ from .worker import FibonacciRpcWorker
 
 WORK: dict[str, Callable[[int], int]] = {"fast": fib, "recursive": fib_recursive}
 # The signals that stop a worker gracefully (it finishes what it holds); Windows' Ctrl-Break too.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM) + (
-    (signal.SIGBREAK,) if hasattr(signal, "SIGBREAK") else ())
+STOP_SIGNALS = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGBREAK") if hasattr(signal, n)]
 
 
 def _error(text: str) -> None:

@@ -1,7 +1,6 @@
 """Notebook plumbing, so that a cell shows the idea it teaches, not bookkeeping: ``nb = await
-start("02_callback_queue")`` checks the broker; ``nb.queue``, ``nb.track`` and
-``nb.worker_processes`` note what the notebook makes; its last cell's ``await nb.cleanup()``
-undoes it. A re-run is safe: ``start`` and ``queue`` first remove what an earlier run left."""
+start(name)`` checks the broker; ``nb.queue``, ``nb.track``, ``nb.worker_processes`` note what it
+makes, for its last cell's ``await nb.cleanup()``. ``start`` and ``queue`` make a re-run safe."""
 
 from __future__ import annotations
 
@@ -70,8 +69,7 @@ async def start(name: str, url: str | None = None) -> Notebook:
         raise broker.BrokerError(f"no RabbitMQ broker answers at {mask_url(url)}; see above")
     if name in _NOTEBOOKS:
         await _NOTEBOOKS[name].cleanup(quiet=True)
-    # A connection closed while it had consumers logs warnings; in a notebook they are noise.
-    for logger in ("aio_pika", "aiormq"):
+    for logger in ("aio_pika", "aiormq"):  # a connection closed with consumers warns: noise here
         logging.getLogger(logger).setLevel(logging.ERROR)
     _NOTEBOOKS[name] = Notebook(name, url)
     return _NOTEBOOKS[name]

@@ -71,7 +71,6 @@ class Child:
         return line.decode().rstrip("\r\n")
 
     def write(self, line: str) -> None:
-        """Send one line to the child's stdin."""
         assert self.process.stdin is not None
         self.process.stdin.write(line.encode() + b"\n")
         self.process.stdin.flush()
@@ -111,10 +110,9 @@ class ProcessGroup(contextlib.AbstractContextManager["ProcessGroup"]):
             self.stop(timeout=0)
             if not isinstance(error, ChildError):
                 raise
-            raise ChildError(
-                f"{error} before it was ready (waited up to {timeout:g} s); its error, if "
-                "any, is in its log (this process's stderr, or the file given as stderr=)"
-            ) from None
+            raise ChildError(f"{error} before it was ready (waited up to {timeout:g} s); its "
+                             "error, if any, is in its log (this process's stderr, or the file "
+                             "given as stderr=)") from None
         return [child.ready_line for child in children]
 
     @property

@@ -1,7 +1,6 @@
-"""Record the messages that flowed while a cell ran (``async with Trace() as trace:``) and draw
-them: ``trace.draw()`` (a sequence diagram), ``trace.table()``, ``trace.calls`` (for asserts).
-It sees this process's messages only, through ``trace_hooks`` (README.md says more): import it
-before starting consumers, and tell it a worker process's death with ``trace.mark_killed``."""
+"""Record the messages that flowed while a cell ran (``async with Trace() as trace:``) and show
+them: ``trace.draw()``, ``trace.table()``, ``trace.calls``. It sees this process's only, through
+``trace_hooks`` (README.md says more): import it before starting consumers."""
 
 from __future__ import annotations
 
@@ -108,7 +107,6 @@ class Trace:
                 return
 
     def _add(self, event: Event) -> None:
-        """Keep one event from the hooks, its time made relative to the trace's start."""
         self.events.append(replace(event, time=event.time - self.started))
 
     def mark_killed(self, app_id: str, note: str = "killed") -> None:
@@ -130,8 +128,7 @@ class Trace:
 
     def _read(self) -> tuple[list[Call], dict[str, Worker], list[Call]]:
         """Calls, workers, and the replied requests a worker here still holds unsettled."""
-        # a reply goes to a callback queue: one named in some reply_to, or server-named
-        reply_queues = {event.reply_to for event in self.events if event.reply_to}
+        reply_queues = {e.reply_to for e in self.events if e.reply_to}  # or server-named: amq.*
         calls: list[Call] = []
         by_id: dict[str, Call] = {}
         workers: dict[tuple[str, str], Worker] = {}  # ("tag", consumer tag) / ("app", app_id)

@@ -124,7 +124,6 @@ def _lifelines(ax: Axes, lanes: dict[str, float], top: float, bottom: float,
 
 
 def draw(trace: Trace, title: str | None, *, max_calls: int, gap: float) -> Figure:
-    """The diagram of ``trace`` (see ``Trace.draw``)."""
     import matplotlib.pyplot as plt  # imported here: recording needs no matplotlib
 
     if gap <= 0:

@@ -1,7 +1,6 @@
-"""Where a trace meets aio-pika: pass-through wrappers of the public methods README.md's
-``Trace`` paragraph lists, installed at import (a consumer hands over its callback once, as it
-starts, often before a trace opens). They read only documented parameters and public message
-properties, and while no trace is open only call the original."""
+"""Where a trace meets aio-pika: pass-through wrappers of the public methods README.md's ``Trace``
+paragraph lists, installed at import (a consumer hands over its callback once, as it starts);
+they read only documented parameters, and while no trace is open only call the original."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""Watch, live, the queues of a namespace: how many messages wait and how many consumers read
-(``python -m fibrpc_helpers watch``, on a class's projector). AMQP cannot list queues, so it
-passively declares the names it knows (:data:`KNOWN_NAMES`, ``--queue``): README.md's "What
-`watch` can see"."""
+"""Watch, live, the queues of a namespace: messages waiting and consumers (``python -m
+fibrpc_helpers watch``, on a class's projector). AMQP cannot list queues: it passively declares
+the names it knows (``KNOWN_NAMES``, ``--queue``); README.md's "What `watch` can see"."""
 
 from __future__ import annotations
 
