@@ -36,8 +36,7 @@ class Child:
     """One child process; a thread reads its stdout into a queue, for ``readline``'s deadline."""
 
     def __init__(self, process: subprocess.Popen[bytes], name: str) -> None:
-        self.process = process
-        self.name = name
+        self.process, self.pid, self.name = process, process.pid, name
         self.ready_line = ""
         self._lines: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         threading.Thread(target=self._read, daemon=True, name=f"{name} stdout").start()
@@ -50,10 +49,6 @@ class Child:
         finally:  # end of file: the child has exited (or closed its stdout)
             self.process.stdout.close()
             self._lines.put(None)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
 
     @property
     def running(self) -> bool:

@@ -83,8 +83,7 @@ async def _consume(original: Callable[..., Any], self: Any, *args: Any, **kwargs
     consumer_tag = await original(*bound.args, **bound.kwargs)
 
     def on_close(*_: Any) -> None:  # CallbackCollection passes (channel, exception)
-        if LISTENERS:
-            emit(Event(time.perf_counter(), "close", "", None, None, "", consumer_tag=consumer_tag))
+        emit(Event(time.perf_counter(), "close", "", None, None, "", consumer_tag=consumer_tag))
 
     with contextlib.suppress(RuntimeError):  # the channel closed already: nothing to see
         self.channel.close_callbacks.add(on_close)
