@@ -241,5 +241,5 @@ def reading(notebook: Mapping[str, Any]) -> Reading:
 
 
 def reading_minutes(notebook: Mapping[str, Any]) -> int:
-    """Minutes a first sitting with ``notebook`` takes, a multiple of 5 its introduction states."""
+    """Minutes a first sitting with ``notebook`` takes (a multiple of 5): its introduction says."""
     return reading(notebook).minutes

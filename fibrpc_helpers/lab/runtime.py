@@ -33,7 +33,7 @@ class ChildError(RuntimeError):
 
 
 class Child:
-    """One child process; a thread reads its stdout into a queue, for ``readline``'s deadline."""
+    """One child process; a thread reads its stdout into a queue: not every pipe can be polled."""
 
     def __init__(self, process: subprocess.Popen[bytes], name: str) -> None:
         self.process, self.pid, self.name = process, process.pid, name
