@@ -1,13 +1,6 @@
-"""Command line: ``python -m fibrpc_helpers broker|worker|call ...``.
-
-* ``broker ensure|status|stop``: make sure a RabbitMQ broker answers at AMQP_URL;
-  ``broker ensure --nodes 3``: a cluster of three local nodes behind one address.
-* ``worker``: serve fib requests until SIGINT/SIGTERM, then finish what it holds, exit 0.
-* ``call N [N ...]``: print ``fib(N) = X`` per line; a one-line error and exit 1 on failure.
-* ``watch``: show, live, the queues of a namespace with their message and consumer counts.
-* ``bench [quick|full|ladder]``: latency over clients x workers, or the tuning ladder; CSVs and
-  plots in results/.
-"""
+"""Command line: ``python -m fibrpc_helpers broker|worker|call|watch|bench ...``; each
+command's --help says more. ``worker`` stops on SIGINT/SIGTERM once it has finished what it
+holds; ``call N...`` prints ``fib(N) = X`` lines, or a one-line error and exits 1."""
 
 from __future__ import annotations
 
@@ -26,7 +19,7 @@ from .errors import RpcError
 from .fib import DEFAULT_MAX_N, RECURSIVE_MAX_N, fib, fib_recursive
 from .lab import broker, cluster
 from .lab.processes import WorkerProcesses
-from .lab.runtime import LOOPS, parent_gone, run
+from .lab.runtime import LOOPS, ChildError, parent_gone, run
 from .lab.watch import watch
 from .request_queue import QUEUE_TYPES
 from .urls import amqp_url, mask_url
@@ -34,8 +27,7 @@ from .worker import FibonacciRpcWorker
 
 WORK: dict[str, Callable[[int], int]] = {"fast": fib, "recursive": fib_recursive}
 # The signals that stop a worker gracefully (it finishes what it holds); Windows' Ctrl-Break too.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM) + (
-    (signal.SIGBREAK,) if hasattr(signal, "SIGBREAK") else ())
+STOP_SIGNALS = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGBREAK") if hasattr(signal, n)]
 
 
 def _error(text: str) -> None:
@@ -102,8 +94,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("aio_pika", "aiormq"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.processes == 1:
@@ -114,14 +105,8 @@ def _worker(args: argparse.Namespace) -> int:
     stopping = threading.Event()
     for signum in STOP_SIGNALS:
         signal.signal(signum, lambda *_: stopping.set())
-    try:
-        workers.start()
-    except RuntimeError as error:  # each worker has already said why on stderr
-        _error(str(error))
-        return 1
-    with workers:
-        for line in workers.ready_lines:
-            print(line, flush=True)
+    with workers:  # starts them; a ChildError (each worker says why on stderr) ends main
+        print(*workers.ready_lines, sep="\n", flush=True)
         while not stopping.wait(0.5):
             if any(process.poll() is not None for process in workers.processes):
                 _error("a worker process exited; stopping the others")
@@ -211,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (RpcError, broker.BrokerError) as error:  # said in one line, not a traceback
+    except (RpcError, broker.BrokerError, ChildError) as error:  # one line, not a traceback
         _error(str(error))
         return 1
 

@@ -1,6 +1,5 @@
-"""Per-student names on a shared broker: thirty students running the same notebook against one
-class broker must never receive each other's requests or replies, so every name a notebook
-declares is prefixed with a namespace that differs from student to student."""
+"""Per-student names on a shared broker: thirty students running one notebook must never get
+each other's requests or replies, so each name a notebook declares has the student's prefix."""
 
 from __future__ import annotations
 
@@ -13,8 +12,7 @@ from ..urls import env_file, read_env_file
 
 
 def namespace() -> str:
-    """This student's prefix: ``$FIBRPC_NAMESPACE``, else that line in the project's ``.env``
-    (beside ``AMQP_URL``), else ``user@host``."""
+    """This student's prefix: ``$FIBRPC_NAMESPACE`` (else in ``.env``), else ``user@host``."""
     value = os.environ.get("FIBRPC_NAMESPACE") or read_env_file(env_file()).get("FIBRPC_NAMESPACE")
     if not value:
         try:

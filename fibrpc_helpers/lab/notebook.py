@@ -1,14 +1,6 @@
-"""Notebook plumbing, so that a notebook's cells show the idea they teach, not bookkeeping::
-
-    nb = await start("02_callback_queue")       # checks the broker, says how to fix it
-    request_queue = await nb.queue("rpc_queue")  # this notebook's name, in your namespace
-    connection = nb.track(await aio_pika.connect_robust(nb.url))
-    await nb.cleanup()   # the last cell: stop, close and delete what the notebook made
-
-Re-running is safe: ``start`` first cleans up an earlier run of the same notebook in this
-kernel, and ``queue`` deletes a leftover queue of that name (a kernel restarted before its
-cleanup cell). ``reading_minutes`` is the time a notebook's introduction states.
-"""
+"""Notebook plumbing, so that a cell shows the idea it teaches, not bookkeeping: ``nb = await
+start(name)`` checks the broker; ``nb.queue``, ``nb.track``, ``nb.worker_processes`` note what it
+makes, for its last cell's ``await nb.cleanup()``. ``start`` and ``queue`` make a re-run safe."""
 
 from __future__ import annotations
 
@@ -44,8 +36,7 @@ To fix it, run one of these in a terminal in the project folder, then run this c
 In a class with a shared broker, put the address your teacher gives you in the .env file
 at the project root (a line AMQP_URL=amqp://...), then run the notebook again."""
 
-# ``reading_minutes``'s weights: a first reading of technical prose with code beside it (not
-# 200-250 words a minute); reading, running and reading a code cell's output; an exercise.
+# ``reading_minutes``'s weights: prose read slowly beside code; a code cell run; an exercise.
 WORDS_PER_MINUTE = 130
 MINUTES_PER_CODE_CELL = 1.0
 MINUTES_PER_TRY_IT = 5.0
@@ -72,15 +63,13 @@ async def check_broker(url: str | None = None) -> bool:
 
 
 async def start(name: str, url: str | None = None) -> Notebook:
-    """Check the broker (BrokerError if none answers), clean up an earlier run of notebook
-    ``name``, return its Notebook."""
+    """Check the broker (else BrokerError), clean up an earlier run of ``name``: its Notebook."""
     url = amqp_url(url)
     if not await check_broker(url):
         raise broker.BrokerError(f"no RabbitMQ broker answers at {mask_url(url)}; see above")
     if name in _NOTEBOOKS:
         await _NOTEBOOKS[name].cleanup(quiet=True)
-    # A connection closed while it had consumers logs warnings; in a notebook they are noise.
-    for logger in ("aio_pika", "aiormq"):
+    for logger in ("aio_pika", "aiormq"):  # a connection closed with consumers warns: noise here
         logging.getLogger(logger).setLevel(logging.ERROR)
     _NOTEBOOKS[name] = Notebook(name, url)
     return _NOTEBOOKS[name]
@@ -97,8 +86,7 @@ class Notebook:
         self.worker_log = Path(tempfile.gettempdir()) / f"fibrpc-{namespace()}-{name}-workers.log"
 
     async def queue(self, name: str) -> str:
-        """This notebook's name for queue ``name`` in your namespace (``01.rpc_queue``: two
-        open notebooks never serve each other's requests); a leftover of it is deleted first."""
+        """This notebook's ``name`` in your namespace (``01.rpc_queue``), a leftover deleted."""
         full = namespaced(f"{self.name[:2]}.{name}")
         if full not in self.queues:
             self.queues.append(full)
@@ -106,8 +94,7 @@ class Notebook:
         return full
 
     async def worker_processes(self, count: int, **options: Any) -> WorkerProcesses:
-        """Start ``count`` worker processes (``WorkerProcesses`` options), tracked for cleanup;
-        on this notebook's broker unless ``url=`` says otherwise (07's is a cluster's)."""
+        """``count`` ``WorkerProcesses``, tracked, on this notebook's broker unless ``url=``."""
         options.setdefault("url", self.url)
         with self._child_log() as log:
             # Tracked before it starts: a cell interrupted meanwhile leaves them to cleanup.
@@ -117,9 +104,7 @@ class Notebook:
 
     async def script_process(self, script: str, *args: str, name: str, ready: str = "ready",
                              timeout: float = 30.0) -> Child:
-        """Run ``python script *args`` (a program the notebook wrote) as a process tracked for
-        cleanup, once it prints a line containing ``ready``; it finds the broker in
-        ``$AMQP_URL`` and ends with the kernel (``run_script``)."""
+        """Run ``python script *args`` (``run_script``), tracked, until it prints ``ready``."""
         command = [sys.executable, "-m", "fibrpc_helpers.lab.run_script", script, *args]
         with self._child_log() as log:
             group = self.track(ProcessGroup(stderr=log))
@@ -129,18 +114,15 @@ class Notebook:
 
     @contextlib.contextmanager
     def _child_log(self) -> Iterator[IO[str]]:
-        """``self.worker_log``, where processes started in this block log (not into whichever
-        cell runs then); a start that fails raises with the last lines written since."""
+        """The log of processes started here (not whichever cell runs); a failure shows its end."""
         with open(self.worker_log, "a") as log:  # each child holds its own copy of the file
             began = log.tell()
             try:
                 yield log
             except ChildError as error:  # one exited, or was not ready in time
-                with open(self.worker_log, errors="replace") as written:
-                    written.seek(began)
-                    lines = written.read().splitlines()[-5:]
+                written = self.worker_log.read_bytes()[began:].decode(errors="replace")
                 raise ChildError(f"{error}. The whole log is {self.worker_log}; its last lines:\n"
-                                 + "\n".join(lines)) from None
+                                 + "\n".join(written.splitlines()[-5:])) from None
 
     def track(self, thing: T) -> T:
         """Remember ``thing`` (with ``stop()`` or ``close()``, or a task) for cleanup."""
@@ -157,19 +139,14 @@ class Notebook:
         await broker.delete_queues(self.url, self.queues)
         self.queues = []
         if not quiet:
-            parts = [f"{count} {_plural(kind, count)}" for kind, count in done.items()]
+            parts = [f"{n} {kind}" + ("" if n == 1 else "es" if kind.endswith("s") else "s")
+                     for kind, n in done.items()]  # 1 task, 2 tasks, 2 processes
             print("stopped or closed: " + (", ".join(parts) or "nothing"))
             print("deleted queues: " + (", ".join(deleted) or "none"))
 
 
-def _plural(kind: str, count: int) -> str:
-    """"1 task", "2 tasks", "2 processes"."""
-    return kind if count == 1 else kind + ("es" if kind.endswith("s") else "s")
-
-
 async def _finish(thing: Any) -> str:
-    """Stop, close or cancel one thing; returns its kind. A step not done in time is abandoned,
-    at WARNING: what it was stopping may still run, or hold a connection open."""
+    """Stop, close or cancel one thing, or give up on it at WARNING in time; returns its kind."""
     if isinstance(thing, asyncio.Task):
         thing.cancel()
         await asyncio.wait([thing], timeout=_STEP_TIMEOUT)
@@ -238,8 +215,7 @@ def in_notebook() -> bool:
 
 
 class Reading(NamedTuple):
-    """What ``reading_minutes`` counts in a notebook, navigation links left out, and the time
-    these take, rounded up to a multiple of 5 (at least 5)."""
+    """What ``reading_minutes`` counts (navigation cells left out), and its result."""
 
     words: int  # of markdown prose
     code_cells: int
@@ -265,6 +241,5 @@ def reading(notebook: Mapping[str, Any]) -> Reading:
 
 
 def reading_minutes(notebook: Mapping[str, Any]) -> int:
-    """Minutes a first sitting with ``notebook`` takes: one rule for every notebook, so that
-    their introductions agree and can be recomputed."""
+    """Minutes a first sitting with ``notebook`` takes (a multiple of 5): its introduction says."""
     return reading(notebook).minutes

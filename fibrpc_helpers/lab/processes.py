@@ -1,6 +1,5 @@
-"""Worker processes: N real ``python -m fibrpc_helpers worker`` processes, as CPU-bound work
-(the tutorial's recursive fib) needs: one event loop runs one computation at a time. A worker
-stops with its owner, and (``--exit-with-parent``) when its parent is gone (``runtime``)."""
+"""N ``python -m fibrpc_helpers worker`` processes, as CPU-bound work (the tutorial's recursive
+fib) needs: one event loop computes one at a time. They end with their owner (``runtime``)."""
 
 from __future__ import annotations
 
@@ -18,8 +17,7 @@ READY = re.compile(r"^worker (\S+) is serving")  # printed first, once it consum
 def worker_command(*, queue: str = DEFAULT_QUEUE, prefetch: int = 1, work: str = "fast",
                    sleep_ms: float = 0.0, max_n: int | None = None,
                    queue_type: str | None = None, loop: str = "auto") -> list[str]:
-    """The command line of one worker process, the CLI's ``worker`` flags; it names no broker:
-    the process reads ``$AMQP_URL``, which ``WorkerProcesses`` sets (``ProcessGroup.spawn``)."""
+    """One worker process's command line; no broker in it: ``WorkerProcesses`` sets AMQP_URL."""
     command = [sys.executable, "-m", "fibrpc_helpers", "worker", "--queue", queue,
                "--prefetch", str(prefetch), "--work", work, "--exit-with-parent"]
     optional = {"--sleep-ms": f"{sleep_ms:g}" if sleep_ms else None, "--max-n": max_n,
@@ -31,8 +29,7 @@ def worker_command(*, queue: str = DEFAULT_QUEUE, prefetch: int = 1, work: str =
 
 
 class WorkerProcesses(ProcessGroup):
-    """``count`` worker processes on one queue; ``with WorkerProcesses(...) as workers:``.
-    ``url`` (default ``$AMQP_URL``) and the ``worker_command`` options say what they serve."""
+    """``count`` worker processes (``url``, default AMQP_URL, and ``worker_command``'s options)."""
 
     def __init__(self, count: int, *, stderr: Any = None, **options: object) -> None:
         if count < 1:

@@ -1,8 +1,6 @@
 """``python -m fibrpc_helpers.lab.run_script SCRIPT [ARGS...]``: run a notebook's own program
 (``Notebook.script_process``) as ``python SCRIPT ARGS...`` would, as a child that ends with the
-notebook's kernel, even a killed one (``runtime.hold_lifeline``). The script must not read
-stdin; tracebacks show a few frames of this wrapper (``runpy``).
-"""
+kernel, even a killed one (``runtime.hold_lifeline``); the script must not read stdin."""
 
 from __future__ import annotations
 
@@ -14,15 +12,13 @@ from .runtime import hold_lifeline
 
 
 def main(argv: list[str]) -> None:
-    """Run ``argv[0]`` as ``__main__`` with ``argv[1:]`` as its arguments."""
     if not argv:
         sys.exit("usage: python -m fibrpc_helpers.lab.run_script SCRIPT [ARGS...]")
-    script, *args = argv
     hold_lifeline()  # the kernel is gone: nothing here is worth finishing
-    sys.argv = [script, *args]
+    sys.argv = argv
     if not getattr(sys.flags, "safe_path", False):  # -P (3.11+) adds no folder to sys.path
-        sys.path[0] = str(Path(script).resolve().parent)  # as `python SCRIPT` puts it first
-    runpy.run_path(script, run_name="__main__")
+        sys.path[0] = str(Path(argv[0]).resolve().parent)  # as `python SCRIPT` puts it first
+    runpy.run_path(argv[0], run_name="__main__")
 
 
 if __name__ == "__main__":

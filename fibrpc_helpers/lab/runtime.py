@@ -1,7 +1,6 @@
-"""The process runtime: child processes with one owner each (a Trio-style nursery). A
-``ProcessGroup`` stops its children together (on ``with`` exit, at interpreter exit for one
-still open), and every child's stdin is a pipe from its parent, its lifeline: the child ends
-when the parent does, however it ends (``hold_lifeline``)."""
+"""Child processes with one owner each (a Trio-style nursery): a ``ProcessGroup`` stops them
+together (on ``with`` exit, or at interpreter exit), and each child's stdin is a pipe from its
+parent, its lifeline: it ends when the parent does, however that ends (``hold_lifeline``)."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ import importlib.util
 import os
 import queue
 import re
-import signal
 import stat
 import subprocess
 import threading
@@ -35,12 +33,10 @@ class ChildError(RuntimeError):
 
 
 class Child:
-    """One child process, its stdout read line by line with a deadline: a thread reads it into
-    a queue, as a pipe cannot be polled with a timeout on every platform."""
+    """One child process; a thread reads its stdout into a queue: not every pipe can be polled."""
 
     def __init__(self, process: subprocess.Popen[bytes], name: str) -> None:
-        self.process = process
-        self.name = name
+        self.process, self.pid, self.name = process, process.pid, name
         self.ready_line = ""
         self._lines: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         threading.Thread(target=self._read, daemon=True, name=f"{name} stdout").start()
@@ -55,16 +51,11 @@ class Child:
             self._lines.put(None)
 
     @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
     def running(self) -> bool:
         return self.process.poll() is None
 
     def readline(self, deadline: float) -> str:
-        """The next line the child prints, by ``deadline`` (``time.monotonic()``);
-        ChildError if it exits or stays silent until then."""
+        """The next line it prints by ``deadline`` (``time.monotonic()``), else ChildError."""
         try:
             line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
@@ -75,15 +66,13 @@ class Child:
         return line.decode().rstrip("\r\n")
 
     def write(self, line: str) -> None:
-        """Send one line to the child's stdin."""
         assert self.process.stdin is not None
         self.process.stdin.write(line.encode() + b"\n")
         self.process.stdin.flush()
 
 
-class ProcessGroup:
-    """Child processes started together and stopped together; ``with ProcessGroup() as g:``.
-    ``stderr``: where their logs go (a file, ``subprocess.DEVNULL``; default: our stderr)."""
+class ProcessGroup(contextlib.AbstractContextManager["ProcessGroup"]):
+    """Child processes started and stopped together; ``stderr``: where they log (default: ours)."""
 
     def __init__(self, *, stderr: IO[Any] | int | None = None) -> None:
         self.stderr = stderr
@@ -91,10 +80,8 @@ class ProcessGroup:
 
     def spawn(self, command: Sequence[str], *, name: str = "child",
               env: Mapping[str, str] | None = None) -> Child:
-        """Start ``command``; its stdin, a pipe from us, carries ``Child.write``'s lines.
-        ``env``: variables added for the child (a password belongs there, not on the command
-        line, which other users may read). On POSIX the child gets a session of its own: Jupyter
-        interrupts a kernel by signalling its process group, which must not stop our workers."""
+        """Start ``command``; ``env`` adds variables (a password: others may read command lines).
+        Its own POSIX session: Jupyter interrupts a kernel by signalling its process group."""
         _OPEN.add(self)
         environment = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", LIFELINE: "stdin"}
         process = subprocess.Popen(
@@ -106,8 +93,7 @@ class ProcessGroup:
 
     def wait_ready(self, children: Sequence[Child], ready: str | re.Pattern[str],
                    timeout: float) -> list[str]:
-        """Each child's first line matching ``ready``, all within ``timeout`` seconds; a child
-        that exits first or stays silent fails the whole group (killed, ChildError)."""
+        """Each child's first line matching ``ready`` within ``timeout`` s, else all killed."""
         pattern = re.compile(ready)
         deadline = time.monotonic() + timeout
         try:
@@ -119,10 +105,9 @@ class ProcessGroup:
             self.stop(timeout=0)
             if not isinstance(error, ChildError):
                 raise
-            raise ChildError(
-                f"{error} before it was ready (waited up to {timeout:g} s); its error, if "
-                "any, is in its log (this process's stderr, or the file given as stderr=)"
-            ) from None
+            raise ChildError(f"{error} before it was ready (waited up to {timeout:g} s); its "
+                             "error, if any, is in its log (this process's stderr, or the file "
+                             "given as stderr=)") from None
         return [child.ready_line for child in children]
 
     @property
@@ -130,11 +115,9 @@ class ProcessGroup:
         return [child.pid for child in self.children]
 
     def stop(self, timeout: float = 30.0) -> list[int]:
-        """SIGTERM every running child, wait for all within ``timeout``, SIGKILL the rest;
-        returns the exit codes (negative: killed by that signal), in spawn order."""
+        """SIGTERM all, SIGKILL those left after ``timeout``; the exit codes, in spawn order."""
         for child in self.children:
-            if child.running:
-                child.process.send_signal(signal.SIGTERM)
+            child.process.terminate()  # SIGTERM; nothing for one that has exited
         deadline = time.monotonic() + timeout
         codes = []
         for child in self.children:
@@ -149,9 +132,6 @@ class ProcessGroup:
         _OPEN.discard(self)
         return codes
 
-    def __enter__(self) -> ProcessGroup:
-        return self
-
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
@@ -165,11 +145,9 @@ def stop_all() -> None:
 
 def follow_stdin(on_data: Callable[[bytes], object] | None = None,
                  on_end: Callable[[], object] | None = None, grace: float = ORPHAN_GRACE) -> None:
-    """Read this process's stdin in a daemon thread, each chunk to ``on_data``, until it
-    closes; then run ``on_end`` (in that thread) and end the process ``grace`` seconds later,
-    or at once with no ``on_end``. It reads the file descriptor, not ``sys.stdin``: Python
-    aborts at exit when a daemon thread blocked inside ``sys.stdin``'s buffer holds its lock
-    (``Fatal Python error: _enter_buffered_busy``)."""
+    """Pass stdin's chunks to ``on_data`` in a daemon thread until it closes, then run ``on_end``
+    and end the process ``grace`` s later (at once without one). It reads fd 0: a daemon thread
+    blocked in ``sys.stdin``'s buffer aborts Python at exit (``_enter_buffered_busy``)."""
 
     def follow() -> None:
         with contextlib.suppress(OSError):  # no stdin at all: the same as a closed one
@@ -188,10 +166,9 @@ def follow_stdin(on_data: Callable[[bytes], object] | None = None,
 
 def hold_lifeline(on_end: Callable[[], object] | None = None,
                   on_data: Callable[[bytes], object] | None = None) -> bool:
-    """End this process (``follow_stdin``) when the one that started it is gone: the system
-    closes the parent's end of our stdin pipe however it ends (a killed kernel too). False,
-    doing nothing, where ``spawn`` gave no lifeline (``LIFELINE`` unset, or stdin a terminal);
-    ``LIFELINE`` is removed, not to pass it on. Once per process, which must not read stdin."""
+    """End this process when its parent ends, however (the system closes our stdin's pipe then);
+    False where ``spawn`` gave no lifeline (``LIFELINE``, removed here, or stdin a terminal).
+    Once per process, which must not read stdin."""
     if os.environ.pop(LIFELINE, None) != "stdin":
         return False
     with contextlib.suppress(OSError):  # no stdin at all: no lifeline
@@ -203,8 +180,7 @@ def hold_lifeline(on_end: Callable[[], object] | None = None,
 
 def threadsafe(function: Callable[..., object],
                loop: asyncio.AbstractEventLoop | None = None) -> Callable[..., None]:
-    """``function``, to call from another thread (such as ``follow_stdin``'s): it runs in
-    ``loop`` (the running one by default), or nowhere once that loop is closed."""
+    """``function`` for another thread to call: it runs in ``loop`` (default: the running one)."""
     loop = loop or asyncio.get_running_loop()
 
     def call(*args: object) -> None:
@@ -215,8 +191,7 @@ def threadsafe(function: Callable[..., object],
 
 
 async def parent_gone() -> None:
-    """Return once the parent is gone (``hold_lifeline``), so that this process can stop
-    cleanly within ``ORPHAN_GRACE`` seconds; never, in one started by hand. Await it once."""
+    """Return once the parent is gone (``hold_lifeline``); never in one started by hand. Once."""
     gone = asyncio.Event()
     hold_lifeline(threadsafe(gone.set))
     await gone.wait()
@@ -227,9 +202,7 @@ def uvloop_installed() -> bool:
 
 
 def run(coroutine: Coroutine[Any, Any, T], loop: str = "auto") -> T:
-    """``asyncio.run`` on the event loop ``loop`` names (``LOOPS``): uvloop is written in C,
-    about twice as fast per message (no Windows build). For our own processes: a Jupyter
-    kernel runs its own loop, and notebooks never change it."""
+    """``asyncio.run`` on ``loop`` (``LOOPS``): uvloop, in C, is about twice as fast per message."""
     if loop not in LOOPS:
         coroutine.close()
         raise ValueError(f"unknown event loop {loop!r}; choose one of {', '.join(LOOPS)}")

@@ -1,17 +1,6 @@
-"""Record the messages that flowed while a cell ran, and draw them as a sequence diagram::
-
-    from fibrpc_helpers.lab.trace import Trace   # import it before starting consumers
-
-    async with Trace() as trace:   # `async with` also waits for the last acks
-        print(f"fib(10) = {await client.call(10)}")
-    trace.draw()            # a matplotlib Figure: the sequence diagram (Jupyter shows it)
-    print(trace.table())    # one line per call: request, worker, reply, round trip
-    trace.calls             # the same as a list of Call objects, for asserts
-
-It sees this process's messages only, through pass-through wrappers of aio-pika methods
-(``trace_hooks``). Of a worker in another process (``WorkerProcesses``) it sees the request
-and the reply, not its death: say so with ``trace.mark_killed``.
-"""
+"""Record the messages that flowed while a cell ran (``async with Trace() as trace:``) and show
+them: ``trace.draw()``, ``trace.table()``, ``trace.calls``. It sees this process's only, through
+``trace_hooks`` (README.md says more): import it before starting consumers."""
 
 from __future__ import annotations
 
@@ -36,8 +25,7 @@ GONE_BEFORE_ACK = "gone before its ack"
 
 @dataclass
 class Worker:
-    """One worker seen in a trace: in this process, one consumer of a request queue
-    (``queue.get`` is the consumer "basic.get"); in another, the ``app_id`` of its replies."""
+    """A worker seen: a consumer here (``queue.get``'s is "basic.get"), else its replies' app_id."""
 
     label: str  # "worker A", "worker B", ... in the order the workers first appear
     app_id: str | None = None  # what its replies say (the reference worker: host:pid)
@@ -49,8 +37,7 @@ class Worker:
 
 @dataclass
 class Call:
-    """One request and what became of it (times in seconds since the trace started). A
-    request sent before the trace or elsewhere, or an unmatched reply, has ``sent`` None."""
+    """One request and its fate, in seconds since the trace began (``sent`` None: not sent here)."""
 
     number: int
     correlation_id: str | None
@@ -70,9 +57,8 @@ class Call:
     redelivered: bool = False
     returned: bool = False  # the broker returned the request: no queue took it
     in_process: bool = False  # the worker ran in this process (its part was observed)
-    # (time, worker, redelivered) of each delivery to a worker here: more than one, a worker
-    # died (or gave the request back) before acking it; the same for each reply published
-    # here, (time, worker, body): more than one, the request ran twice
+    # each delivery to a worker here (more than one: a worker died or gave it back unacked),
+    # and each reply published here (more than one: the request ran twice)
     deliveries: list[tuple[float, str | None, bool]] = field(default_factory=list)
     replies_sent: list[tuple[float, str | None, str]] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)  # of each reply at the client
@@ -105,17 +91,14 @@ class Trace:
         return self.__enter__()
 
     async def __aexit__(self, *exc: object) -> None:
-        """Like ``with``, but first ``settle``: a worker acks after its reply reaches the
-        client, so a plain ``with`` may close before the ack."""
+        """Like ``with``, but ``settle`` first: a worker acks after its reply reaches the client."""
         if exc[0] is None:
             await self.settle()
         self.__exit__(*exc)
 
     async def settle(self, quiet: float = 0.05, timeout: float = 2.0) -> None:
-        """Wait until every request a worker here replied to is settled and then nothing
-        happened for ``quiet`` seconds (at most ``timeout`` in all). The ack comes after the
-        reply's publisher confirm, so on a busy machine it can follow the reply by more than
-        ``quiet``: quiet alone would close the trace without it."""
+        """Wait until a worker here has settled each request it replied to, then ``quiet`` seconds
+        of silence (``timeout`` in all): the ack follows the reply's confirm, maybe by more."""
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
             seen = len(self.events)
@@ -124,12 +107,10 @@ class Trace:
                 return
 
     def _add(self, event: Event) -> None:
-        """Keep one event from the hooks, its time made relative to the trace's start."""
         self.events.append(replace(event, time=event.time - self.started))
 
     def mark_killed(self, app_id: str, note: str = "killed") -> None:
-        """Note that the worker whose replies carry ``app_id`` (``WorkerProcesses.names``)
-        was killed, now: its end is not seen here (a worker of this process's is)."""
+        """Note, now, the death of the worker whose replies carry ``app_id`` (a process's)."""
         if not app_id:
             raise ValueError("mark_killed needs the app_id of the worker (e.g. host:pid)")
         self._add(Event(time.perf_counter(), "killed", "", None, None, note, app_id=app_id))
@@ -141,16 +122,13 @@ class Trace:
 
     @property
     def calls(self) -> list[Call]:
-        """One Call per request (and per unmatched reply), in the order they were sent.
-        Messages are matched by ``correlation_id``; without one (notebook 02) the way the
-        broker moves them: first in, first out per queue, an ack to the delivery it settles."""
+        """One Call per request (and per unmatched reply), in the order they were sent, matched
+        by ``correlation_id``, else (notebook 02) first in, first out per queue, as the broker."""
         return self._read()[0]
 
     def _read(self) -> tuple[list[Call], dict[str, Worker], list[Call]]:
-        """Calls, workers, and the replied requests a worker here still holds (unsettled, its
-        channel open), from the events in the order they happened."""
-        # a reply goes to a callback queue: one named in some reply_to, or server-named
-        reply_queues = {event.reply_to for event in self.events if event.reply_to}
+        """Calls, workers, and the replied requests a worker here still holds unsettled."""
+        reply_queues = {e.reply_to for e in self.events if e.reply_to}  # or server-named: amq.*
         calls: list[Call] = []
         by_id: dict[str, Call] = {}
         workers: dict[tuple[str, str], Worker] = {}  # ("tag", consumer tag) / ("app", app_id)
@@ -241,9 +219,8 @@ class Trace:
                 call.replies += 1
                 call.arrivals.append(event.time)
                 if call.received is None:
-                    call.received, call.reply = event.time, event.body
+                    call.received, call.reply, call.app_id = event.time, event.body, event.app_id
                     call.error = event.type == "error"
-                    call.app_id = event.app_id
                     if call.worker is None and event.app_id:
                         call.worker = worker("app", event.app_id).label
         held = [call for call, _ in holding.values()
@@ -273,12 +250,8 @@ class Trace:
         return f"<Trace {len(self.events)} events, {len(self.calls)} calls>"
 
     def draw(self, title: str | None = None, *, max_calls: int = 10, gap: float = 0.01) -> Figure:
-        """The sequence diagram of the first ``max_calls`` calls: lanes client, request
-        queue(s), ``workers`` (with a legend), "unknown sender" (a reply from no worker seen,
-        with no ``app_id``), callback queue; one arrow per message, one evenly spaced row per
-        step, time (ms) on the left, a break saying how long wherever more than ``gap``
-        seconds pass. Dashed: a worker in another process (only the request and reply were
-        seen). ✓: the worker's ack; ✗: a worker went away holding a request it never acked."""
+        """The sequence diagram (``trace_draw``) of the first ``max_calls`` calls, broken where
+        more than ``gap`` s pass; dashed: a worker in another process, its steps unseen."""
         from .trace_draw import draw  # matplotlib is needed to draw, not to record
 
         return draw(self, title, max_calls=max_calls, gap=gap)

@@ -1,4 +1,6 @@
-"""Draw a ``Trace`` as a sequence diagram (matplotlib); ``Trace.draw`` says what it shows."""
+"""Draw a ``Trace`` as a sequence diagram (matplotlib), ``Trace.draw`` says how; its lanes:
+client, request queues, workers, "unknown sender" (a reply from no worker seen, with no
+``app_id``), callback queue; one arrow per message, one evenly spaced row per step."""
 
 from __future__ import annotations
 
@@ -53,17 +55,14 @@ def _steps(calls: list[Call], workers: dict[str, Worker], lanes: dict[str, float
             steps.append(_Step(call.sent, client, queue, colour,
                                f"{tag}fib({call.request}){returned}"))
         if call.in_process and call.delivered is not None:
-            for time_, who, redelivered in call.deliveries:
-                to = lanes.get(who or UNKNOWN, worker)
-                steps.append(_Step(time_, queue, to, colour, "redelivered" if redelivered else ""))
-            for time_, who, body in call.replies_sent:  # two: the request ran twice
-                by = lanes.get(who or UNKNOWN, worker)
-                steps.append(_Step(time_, by, callback, colour, body))
+            steps += [_Step(at, queue, lanes.get(who or UNKNOWN, worker), colour,
+                            "redelivered" if again else "") for at, who, again in call.deliveries]
+            steps += [_Step(at, lanes.get(who or UNKNOWN, worker), callback, colour, body)
+                      for at, who, body in call.replies_sent]  # two: the request ran twice
             if call.acked is not None:
                 steps.append(_Step(call.acked, worker, worker, colour, mark="ack"))
         elif call.received is not None and (call.sent is not None or call.replied is None):
-            # the worker is in another process: it took the request (if sent here) some time
-            # after it was sent and replied some time before the reply arrived; both unseen
+            # a worker in another process took it after it was sent, replied before it arrived
             if call.sent is not None:
                 steps.append(_Step(call.sent + _UNSEEN, queue, worker, colour,
                                    "(another process)", dashed=True))
@@ -75,8 +74,8 @@ def _steps(calls: list[Call], workers: dict[str, Worker], lanes: dict[str, float
             reply = ("error: " if call.error else "") + (call.reply or "")
             unmatched = "  (matches no request in this trace)" if call.sent is None else ""
             steps.append(_Step(call.received, callback, client, colour, f"{tag}{reply}{unmatched}"))
-            for later in call.arrivals[1:]:
-                steps.append(_Step(later, callback, client, colour, f"{tag}duplicate: discarded"))
+            steps += [_Step(later, callback, client, colour, f"{tag}duplicate: discarded")
+                      for later in call.arrivals[1:]]
         elif call.sent is not None and not call.returned:
             steps.append(_Step(call.sent, client, client, colour, mark="no reply"))
     for found in workers.values():
@@ -125,7 +124,6 @@ def _lifelines(ax: Axes, lanes: dict[str, float], top: float, bottom: float,
 
 
 def draw(trace: Trace, title: str | None, *, max_calls: int, gap: float) -> Figure:
-    """The diagram of ``trace`` (see ``Trace.draw``)."""
     import matplotlib.pyplot as plt  # imported here: recording needs no matplotlib
 
     if gap <= 0:
@@ -168,8 +166,7 @@ def draw(trace: Trace, title: str | None, *, max_calls: int, gap: float) -> Figu
     ax.set_yticks(ys, ticks, fontsize=7)
     for index, line in enumerate(legend):
         ax.text(-0.5, bottom + 0.35 + 0.75 * index, line, fontsize=8, va="top", ha="left")
-    ax.set_xlim(-0.5, len(lanes) - 0.5)
-    ax.set_ylim(bottom + 0.35 + 0.75 * len(legend), -1.2)
+    ax.set(xlim=(-0.5, len(lanes) - 0.5), ylim=(bottom + 0.35 + 0.75 * len(legend), -1.2))
     ax.set_xticks([])
     ax.tick_params(axis="y", length=0)
     ax.spines[:].set_visible(False)

@@ -1,14 +1,6 @@
-"""Where a trace meets aio-pika: pass-through wrappers of public aio-pika methods.
-
-Importing this module wraps, once per process, ``Queue.consume`` (and so ``queue.iterator``),
-``Queue.get``, ``Exchange.publish`` and ``IncomingMessage``'s ``ack``, ``nack`` and ``reject``.
-A wrapper passes its arguments on unchanged and reads only documented parameters and public
-message properties, so an aio-pika release that keeps its public API keeps traces working;
-while no trace is open, it only calls the original.
-
-Why at import, not when a trace opens: a consumer hands over its callback once, when it
-starts, and notebooks start their workers before they open a trace.
-"""
+"""Where a trace meets aio-pika: pass-through wrappers of the public methods README.md's ``Trace``
+paragraph lists, installed at import (a consumer hands over its callback once, as it starts);
+they read only documented parameters, and while no trace is open only call the original."""
 
 from __future__ import annotations
 
@@ -22,6 +14,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.exceptions import PublishError
+from aio_pika.tools import ensure_awaitable
 from aiormq.abc import DeliveredMessage
 
 _BODY_CHARS = 40  # enough for any fib request or a short reply/error text
@@ -30,10 +23,8 @@ _MARK = "__fibrpc_trace_hook__"  # set on our wrappers, so a re-import never wra
 
 @dataclass(frozen=True)
 class Event:
-    """One thing that happened to one message, seen from this process. ``kind``: publish,
-    return (no queue took a mandatory message), deliver (to a consumer or ``queue.get``),
-    ack, nack, reject, close (consumer ``consumer_tag``'s channel closed) or killed
-    (``Trace.mark_killed``; ``body`` is the note)."""
+    """One thing that happened to one message, seen here; ``kind``: publish, return, deliver, ack,
+    nack, reject, close (``consumer_tag``'s channel), killed (``mark_killed``; ``body``: note)."""
 
     time: float  # seconds since the trace started
     kind: str
@@ -74,22 +65,13 @@ def _note_delivery(message: Any, no_ack: bool) -> None:
 
 
 def _observed(callback: Callable[[Any], Any], no_ack: bool) -> Callable[[Any], Any]:
-    """The callback, noting each delivery first; coroutine function or plain as the callback
-    is, so aio-pika treats the wrapper as it would the callback (and warns for a plain one)."""
-    call = type(callback).__call__  # an object with an async __call__ is awaited too
-    if inspect.iscoroutinefunction(callback) or inspect.iscoroutinefunction(call):
-
-        @functools.wraps(callback)
-        async def on_message_async(message: Any) -> Any:
-            _note_delivery(message, no_ack)
-            return await callback(message)
-
-        return on_message_async
+    """The callback, noting each delivery first (a plain one made awaitable as aio-pika would)."""
+    awaitable = ensure_awaitable(callback)
 
     @functools.wraps(callback)
-    def on_message(message: Any) -> Any:
+    async def on_message(message: Any) -> Any:
         _note_delivery(message, no_ack)
-        return callback(message)
+        return await awaitable(message)
 
     return on_message
 
@@ -101,8 +83,7 @@ async def _consume(original: Callable[..., Any], self: Any, *args: Any, **kwargs
     consumer_tag = await original(*bound.args, **bound.kwargs)
 
     def on_close(*_: Any) -> None:  # CallbackCollection passes (channel, exception)
-        if LISTENERS:
-            emit(Event(time.perf_counter(), "close", "", None, None, "", consumer_tag=consumer_tag))
+        emit(Event(time.perf_counter(), "close", "", None, None, "", consumer_tag=consumer_tag))
 
     with contextlib.suppress(RuntimeError):  # the channel closed already: nothing to see
         self.channel.close_callbacks.add(on_close)
@@ -149,7 +130,7 @@ def _wrapper(original: Callable[..., Any], hook: Callable[..., Any]) -> Callable
 
 
 def install() -> None:
-    """Wrap the methods the module docstring lists, once per process."""
+    """Wrap the methods README.md's ``Trace`` paragraph lists, once per process."""
     hooks = [(aio_pika.Queue, "consume", _consume), (aio_pika.Queue, "get", _get),
              (aio_pika.Exchange, "publish", _publish)]
     hooks += [(aio_pika.IncomingMessage, kind, functools.partial(_settle, kind))

@@ -1,10 +1,6 @@
-"""Watch, live, the queues of a namespace: how many messages wait and how many consumers read.
-
-On a class's projector (``python -m fibrpc_helpers watch``) the teacher's request queue gains
-consumers as students start workers on their laptops. AMQP cannot list queues and the class
-broker has no management plugin, so this passively declares the names it knows
-(:data:`KNOWN_NAMES` and any ``--queue``); README.md's "What `watch` can see" says more.
-"""
+"""Watch, live, the queues of a namespace: messages waiting and consumers (``python -m
+fibrpc_helpers watch``, on a class's projector). AMQP cannot list queues: it passively declares
+the names it knows (``KNOWN_NAMES``, ``--queue``); README.md's "What `watch` can see"."""
 
 from __future__ import annotations
 
@@ -26,8 +22,7 @@ from ..errors import RpcConnectionError
 from ..urls import amqp_url, mask_url
 from .namespace import namespace as default_namespace
 
-# The names the series declares in a namespace, in the order shown: the CLI's default, then
-# each notebook's request queue (``Notebook.queue``), 00 to 09.
+# The series' names in a namespace, as shown: the CLI's default, each notebook's (00 to 09).
 KNOWN_NAMES: tuple[str, ...] = (DEFAULT_QUEUE, *(f"{n:02d}.{DEFAULT_QUEUE}" for n in range(10)))
 
 _PROBLEMS = {  # what a failed passive declare means
@@ -45,10 +40,6 @@ class QueueState:
     ready: int | None = None  # messages waiting, not yet delivered to a consumer
     consumers: int | None = None
     problem: str = ""  # "not declared", "exclusive to another connection", ...
-
-    @property
-    def exists(self) -> bool:
-        return self.ready is not None
 
 
 async def snapshot(connection: AbstractConnection, queues: Iterable[str]) -> list[QueueState]:
@@ -72,8 +63,7 @@ async def snapshot(connection: AbstractConnection, queues: Iterable[str]) -> lis
 
 
 def render(states: list[QueueState], *, namespace: str, url: str, at: float) -> list[str]:
-    """The table a person reads, one string per line (no trailing newlines): one row per
-    queue that exists, then one line naming the watched queues that do not (yet)."""
+    """The table's lines: a row per queue that exists, then the names of those that do not."""
     prefix = f"{namespace}." if namespace else ""
     rows = [(state.name.removeprefix(prefix), state) for state in states]
     width = max([len("queue"), *(len(name) for name, _ in rows)])
@@ -82,7 +72,7 @@ def render(states: list[QueueState], *, namespace: str, url: str, at: float) -> 
     lines = [f"queues of {where} at {mask_url(url)}  ({clock})",
              f"{'queue':<{width}}  {'ready':>7}  {'consumers':>9}"]
     for name, state in rows:
-        if state.exists:
+        if state.ready is not None:
             lines.append(f"{name:<{width}}  {state.ready:>7}  {state.consumers:>9}")
         elif state.problem != "not declared":
             lines.append(f"{name:<{width}}  {'-':>7}  {'-':>9}  {state.problem}")
@@ -94,8 +84,7 @@ def render(states: list[QueueState], *, namespace: str, url: str, at: float) -> 
 
 
 class LiveTable:
-    """Writes each new table over the previous one on a terminal; one after another elsewhere
-    (a pipe or a log file has no cursor to move, and keeps the history instead)."""
+    """Each table over the previous one on a terminal; elsewhere (a pipe, a log) below it."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
@@ -126,8 +115,7 @@ async def _connect(url: str) -> AbstractConnection:
 async def watch(url: str | None = None, *, namespace: str | None = None,
                 names: Iterable[str] = (), interval: float = 1.0, once: bool = False,
                 out: TextIO | None = None) -> None:
-    """Show the namespace's queues, refreshed every ``interval`` seconds until cancelled
-    (Ctrl-C), or once. The known names are always shown; ``names`` adds more."""
+    """Show the namespace's queues every ``interval`` seconds until cancelled, or ``once``."""
     url = amqp_url(url)
     namespace = default_namespace() if namespace is None else namespace
     prefix = f"{namespace}." if namespace else ""  # an empty namespace: the bare names
