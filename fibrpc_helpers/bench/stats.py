@@ -68,13 +68,6 @@ def mean_in_flight(intervals: Sequence[tuple[float, float]], start: float, end: 
     return busy / (end - start)
 
 
-def arrivals_from_uniforms(uniforms: Sequence[float], rate: float) -> list[float]:
-    """Poisson arrival times from uniforms in [0, 1): each gap is -ln(1 - u) / rate."""
-    if rate <= 0:
-        raise ValueError(f"rate must be positive, got {rate}")
-    return list(accumulate(-math.log(1.0 - u) / rate for u in uniforms))
-
-
 def poisson_schedule(rate: float, duration: float, seed: int = 0) -> list[float]:
     """Seeded intended send times in [0, duration) at ``rate`` per second; latency counts from
     these, so a late sender cannot hide queueing (coordinated omission)."""
@@ -90,8 +83,10 @@ def erlang_c(servers: int, offered: float) -> float:
         raise ValueError(f"servers must be 1 or more, got {servers}")
     if offered >= servers:
         return 1.0
-    last = offered**servers / math.factorial(servers) * servers / (servers - offered)
-    return last / (sum(offered**k / math.factorial(k) for k in range(servers)) + last)
+    # a^k / k! for k < c, each from the last: no factorial overflows a float
+    terms = list(accumulate(range(1, servers), lambda term, k: term * offered / k, initial=1.0))
+    last = terms[-1] * offered / (servers - offered)  # a^c / c! * c / (c - a)
+    return last / (sum(terms) + last)
 
 
 def mmc_latency(arrival_rate: float, service_time: float, servers: int) -> float:
