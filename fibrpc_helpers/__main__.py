@@ -72,9 +72,9 @@ async def _serve(args: argparse.Namespace) -> int:
         except NotImplementedError:  # Windows: no event-loop signal handlers
             signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stopping.set))
     # processes.WorkerProcesses waits for this line: "worker NAME is serving" must stay first.
-    print(f"worker {worker.name} is serving queue {args.queue!r} ({worker.request_queue.describe()}"
-          f") at {mask_url(amqp_url(args.url))} (prefetch {args.prefetch}, work {args.work});"
-          " Ctrl-C stops it", flush=True)
+    queue = f"{args.queue!r} ({worker.request_queue.describe()})"
+    print(f"worker {worker.name} is serving queue {queue} at {mask_url(amqp_url(args.url))} "
+          f"(prefetch {args.prefetch}, work {args.work}); Ctrl-C stops it", flush=True)
     watchdog = asyncio.create_task(parent_gone()) if args.exit_with_parent else None
     if watchdog:  # the process that started us is gone (a killed Jupyter kernel, say): stop
         watchdog.add_done_callback(lambda _: stopping.set())

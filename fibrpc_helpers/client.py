@@ -146,8 +146,8 @@ class FibonacciRpcClient:
         ``timeout`` (default: the client's) is the whole call; each of ``retries`` + 1 tries
         gets an equal share of what is left, with its own ``correlation_id`` and the same
         ``message_id``: the idempotency key (``idempotency_key``, else a fresh one). Raises
-        NoWorkerError, RpcTimeout, RemoteError (an error reply) or RpcConnectionError.
-        """
+        NoWorkerError, RpcTimeout, RemoteError (an error reply) or RpcConnectionError; a
+        cancellation stays a cancellation."""
         timeout = self.timeout if timeout is None else timeout
         if not 0 < timeout <= MAX_TIMEOUT:  # NaN and infinity fail this too
             raise ValueError(f"timeout must be a positive number of seconds, at most "

@@ -149,8 +149,8 @@ class FibonacciRpcWorker:
             return
         reply = await self._reply_for(message.body, message.correlation_id)
         try:
-            # Not mandatory (aio-pika's default): without confirms a returned reply could only
-            # be logged; one whose queue has gone (the client left) is simply dropped.
+            # mandatory=False (aio-pika's default is True): a reply whose queue has gone (the
+            # client left) is dropped, and its request acked like any other.
             await self.channel.default_exchange.publish(reply, routing_key=message.reply_to,
                                                         mandatory=False, timeout=PUBLISH_TIMEOUT)
         except Exception as error:

@@ -1,8 +1,7 @@
 """The latency benchmark of the series (``python -m fibrpc_helpers bench``): one idea per module.
 
 ``from fibrpc_helpers.bench import Bench`` works; the submodules are imported on first use,
-so ``python -m fibrpc_helpers.bench.loadgen`` (a load-generator process) starts lean.
-"""
+so ``python -m fibrpc_helpers.bench.loadgen`` (a load-generator process) starts lean."""
 
 from __future__ import annotations
 

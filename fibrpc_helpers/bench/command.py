@@ -5,8 +5,7 @@
 * ``ladder``: the tuning ladder, one lever per rung, as multiples of ``aio_pika.patterns.RPC``.
 
 Everything lands under ``results/<preset>-<time>/`` (git-ignored): calls.csv (every call),
-summary.csv (one row per point) and the PNG plots.
-"""
+summary.csv (one row per point) and the PNG plots."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """Designs measured side by side in one run, interleaved (README, Benchmarks), and their figures.
 
-``compare_speed`` does the same for clients a notebook holds (07: node vs cluster).
-"""
+``compare_speed`` does the same for clients a notebook holds (07: node vs cluster)."""
 
 from __future__ import annotations
 

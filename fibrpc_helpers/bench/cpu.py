@@ -1,8 +1,7 @@
 """Whose CPU was busy during a measurement: broker (``beam.smp``), workers, load generators.
 
 psutil's CPU times (user + system) over the measured window, in % of one core. A reading that
-cannot be had is unknown (NaN), never 0, so the latencies are still reported.
-"""
+cannot be had is unknown (NaN), never 0, so the latencies are still reported."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """The RPC designs the benchmark compares (``CLIENTS``): the reference with one part swapped.
 
 ``raw-aiormq`` (the ladder's floor) and ``patterns`` (aio-pika's ``patterns.RPC``, JSON: this
-project never pickles) have workers of their own (``serve``).
-"""
+project never pickles) have workers of their own (``serve``)."""
 
 from __future__ import annotations
 

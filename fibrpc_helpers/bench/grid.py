@@ -1,8 +1,7 @@
 """The runner: ``Bench`` owns a run's processes (``loadgen``, ``serve``) and keeps its points.
 
 ``with Bench("quick") as bench:`` then ``closed_grid()``, ``open_loop()``, ``designs()``,
-``save()``; a notebook awaits ``closed_grid_async()``... (``run_async``), so its loop goes on.
-"""
+``save()``; a notebook awaits ``closed_grid_async()``... (``run_async``), so its loop goes on."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """The tuning ladder: from the reference to the fastest Python RPC here, one lever per rung.
 
 Every rung beside ``aio_pika.patterns.RPC``, interleaved (``compare``), on classic request
-queues (patterns.RPC declares a classic one): what each lever gives and what it gives up.
-"""
+queues (patterns.RPC declares a classic one): what each lever gives and what it gives up."""
 
 from __future__ import annotations
 

@@ -2,8 +2,7 @@
 
 The runner spreads the clients over a few (``LoadGenerators``): one process on its one core
 would measure itself. Each answers a JSON command on stdin with a JSON line of every call
-(``points.Call``); stdin is its lifeline (``runtime.follow_stdin``).
-"""
+(``points.Call``); stdin is its lifeline (``runtime.follow_stdin``)."""
 
 from __future__ import annotations
 
@@ -180,8 +179,10 @@ async def _serve(url: str | None) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, serving.cancel)
     print(json.dumps({"ready": os.getpid()}), flush=True)
     try:
-        with suppress(asyncio.CancelledError):
-            await serving
+        await serving
+    except asyncio.CancelledError:
+        if asyncio.current_task().cancelling():  # ours, not only the commands': pass it on
+            raise
     finally:
         await generator.close()
 

@@ -1,7 +1,6 @@
 """The figures of the latency notebook, from the summary rows (``Point.row()``) of a run.
 
-Made without pyplot, so a notebook shows each once (as the cell's value) and none stays open.
-"""
+Made without pyplot, so a notebook shows each once (as the cell's value) and none stays open."""
 
 from __future__ import annotations
 

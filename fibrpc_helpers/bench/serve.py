@@ -1,8 +1,7 @@
 """The benchmark's other fib workers (the reference is ``python -m fibrpc_helpers worker``).
 
 ``python -m fibrpc_helpers.bench.serve patterns|raw-aiormq --queue Q`` starts, says it serves
-and stops as the reference does.
-"""
+and stops as the reference does."""
 
 from __future__ import annotations
 
@@ -64,6 +63,7 @@ async def _serve_until_stopped(name: str, options: argparse.Namespace) -> None:
         await stopping.wait()
     finally:
         orphaned.cancel()
+        await asyncio.wait((orphaned,))
 
 
 async def _patterns(options: argparse.Namespace) -> None:

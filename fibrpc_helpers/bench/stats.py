@@ -1,7 +1,6 @@
 """The statistics of a latency benchmark: percentiles, Little's law, arrivals, queueing models.
 
-Pure functions on plain lists of seconds, each unit-tested against known inputs.
-"""
+Pure functions on plain lists of seconds, each unit-tested against known inputs."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ import aiormq.exceptions
 from ..urls import PROJECT_DIR, amqp_url, mask_url, url_host, url_port
 from . import nodes
 
-# the names this module has always offered, now shared with cluster.py
+# what callers of the single node use, kept in nodes for the cluster too
 from .nodes import (  # noqa: F401
     CLUSTER_CONSUMER_DISCONNECTED_TIMEOUT_MS,
     BrokerError,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import re
@@ -97,6 +98,7 @@ def default_state_dir(port: int) -> Path:
 def _awaited(plain: Callable[Concatenate[Cluster, P], R]
              ) -> Callable[Concatenate[Cluster, P], Coroutine[None, None, R]]:
     """The awaited twin of a blocking method, which runs (as the instance has it) in a thread."""
+    @functools.wraps(plain)
     async def method(self: Cluster, *args: P.args, **kwargs: P.kwargs) -> R:
         return await asyncio.to_thread(getattr(self, plain.__name__), *args, **kwargs)
     return method
